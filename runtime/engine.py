@@ -1,0 +1,238 @@
+"""The engine interface (DESIGN.md section 5) and the events an engine yields.
+
+An engine never touches the database or the run's state: it yields :data:`EngineEvent`
+values from an async iterator running on the asyncio loop, and the run's actor decides what
+they mean. Exactly one terminal event (:class:`Completed`, :class:`Failed` or
+:class:`Paused`) ends a session; an iterator that ends without one fails the run
+(fail-closed).
+"""
+
+from __future__ import annotations
+
+import abc
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+# ---- events an engine yields ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """Assistant text as it is typed (becomes ``assistant.delta``)."""
+
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolStarted:
+    """A tool call began (``tool.started``): tool name, span id, input arguments."""
+
+    tool: str
+    span_id: str
+    input: Any
+
+
+@dataclass(frozen=True, slots=True)
+class ToolFinished:
+    """A tool call ended (``tool.completed``, or ``tool.failed`` when ``output`` is an
+    object with a truthy ``error``; contract 3.4).
+
+    ``diagnostics`` overrides the contract 3.4 enrichment when given (OpenCode tool errors
+    carry only ``message`` and ``code``).
+    """
+
+    tool: str
+    span_id: str
+    output: Any
+    diagnostics: list[dict[str, Any]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanUpdated:
+    """A plan or step change (``plan.updated``) with an engine-specific payload."""
+
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Completed:
+    """Terminal: the engine finished. ``output`` is the final output (contract 3.5 reads
+    ``last_agent_output`` / ``messages`` from it)."""
+
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """Terminal: the engine failed. ``message`` becomes the run's error."""
+
+    message: str
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Paused:
+    """Terminal for this session: the run waits for a resume payload. ``checkpoint`` is
+    engine state stored on the run and handed back on resume."""
+
+    checkpoint: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EngineRef:
+    """The engine's upstream handle for the run (e.g. an OpenCode session id), stored as
+    the run's ``engine_run_ref``. Not forwarded to clients."""
+
+    ref: str
+
+
+EngineEvent = Delta | ToolStarted | ToolFinished | PlanUpdated | Completed | Failed | Paused | EngineRef
+TERMINAL_EVENTS = (Completed, Failed, Paused)
+
+
+# ---- what an engine is given ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTarget:
+    """How to reach the run's pinned model: an OpenAI-compatible endpoint.
+
+    ``api_key_env`` names the environment variable holding the key (never the key).
+    """
+
+    model_id: uuid.UUID
+    provider: str
+    provider_model_id: str
+    base_url: str
+    api_key_env: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeState:
+    """Handed to an engine when a paused run continues (contract 1.6, DESIGN.md 8.4)."""
+
+    payload: dict[str, Any]
+    checkpoint: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """Everything an engine may know about its run. Built server-side only: nothing in a
+    model's tool arguments can change it (DESIGN.md 8.7).
+
+    ``input_params`` is the stored ``{input, messages, context}`` of contract section 2;
+    ``workspace`` is the run's working directory (None until workspaces exist for it);
+    ``attempt`` counts actor restarts (0 on the first execution).
+    """
+
+    run_id: uuid.UUID
+    tenant_id: uuid.UUID
+    app_id: uuid.UUID
+    user_id: uuid.UUID | None
+    engine: str
+    input_params: dict[str, Any]
+    model: ModelTarget | None
+    workspace: Path | None = None
+    engine_run_ref: str | None = None
+    resume: ResumeState | None = None
+    attempt: int = 0
+
+    @property
+    def prompt(self) -> str:
+        return str(self.input_params.get("input", ""))
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        return list(self.input_params.get("messages", []))
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOutcome:
+    """Result of :meth:`EngineSession.cancel`: ``confirmed`` False fails the run closed
+    (contract 1.7 / 6) with ``diagnostics`` (``[{code, message}]``)."""
+
+    confirmed: bool
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+
+
+# ---- the interface -------------------------------------------------------------------------
+
+
+class EngineSession(abc.ABC):
+    """One run's execution. Created by :meth:`Engine.open`; used from the asyncio loop."""
+
+    @abc.abstractmethod
+    def events(self) -> AsyncIterator[EngineEvent]:
+        """Yield events until one terminal event. Cancelling the consuming task must stop
+        every upstream connection and subprocess before the CancelledError propagates."""
+
+    async def cancel(self) -> CancelOutcome:
+        """Ask the upstream to stop (called before the consuming task is cancelled).
+
+        The default (engines whose work lives in the consuming task) is confirmed: the
+        task's cancellation itself is the stop, and the actor waits for it.
+        """
+        return CancelOutcome(confirmed=True)
+
+    async def close(self) -> None:
+        """Release resources; always called once the session is over."""
+
+
+class EngineError(Exception):
+    """Base class of engine preflight errors (contract 1.2 codes)."""
+
+    code = "CODING_AGENT_ENGINE_UNAVAILABLE"
+
+    def detail(self) -> dict[str, str]:
+        return {"code": self.code, "field": "engine", "message": str(self)}
+
+
+class EngineUnavailable(EngineError):
+    """The engine is disabled or unhealthy (400 CODING_AGENT_ENGINE_UNAVAILABLE)."""
+
+    code = "CODING_AGENT_ENGINE_UNAVAILABLE"
+
+
+class EngineUnsupportedRuntime(EngineError):
+    """The engine cannot serve this principal or workspace (400 ..._UNSUPPORTED_RUNTIME)."""
+
+    code = "CODING_AGENT_ENGINE_UNSUPPORTED_RUNTIME"
+
+
+@dataclass(frozen=True, slots=True)
+class PreflightRequest:
+    """What an engine checks at run creation (contract 1.2 step 7, section 6)."""
+
+    tenant_id: uuid.UUID
+    app_id: uuid.UUID
+    user_id: uuid.UUID | None
+    workspace: Path | None
+    model: ModelTarget | None
+
+
+class Engine(abc.ABC):
+    """An execution engine, shared by all runs of a process."""
+
+    name: str
+
+    async def preflight(self, request: PreflightRequest) -> dict[str, Any]:
+        """Check the engine can take this run; return context to store on the run.
+
+        Raises:
+            EngineUnavailable, EngineUnsupportedRuntime: with the contract's messages.
+        """
+        return {}
+
+    @abc.abstractmethod
+    def open(self, ctx: RunContext) -> EngineSession:
+        """Create the session for one run execution (no I/O here; do it in ``events``)."""
+
+    async def start(self) -> None:
+        """Called once at service start (e.g. launch a managed server)."""
+
+    async def stop(self) -> None:
+        """Called once at service shutdown."""

@@ -1,0 +1,140 @@
+"""Runwright's settings: one object, read from ``RUNWRIGHT_*`` environment variables.
+
+``DATABASE_URL`` is read without the prefix. Every field is validated at start-up by
+:func:`load_settings`, which turns pydantic's errors into one readable message.
+The README's configuration table lists the same names and defaults.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+from typing import Annotated, Literal
+
+import platformdirs
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """The environment holds an invalid setting; the message names each bad variable."""
+
+
+DEFAULT_COMMAND_ALLOWLIST = (
+    "npm run build",
+    "npm run lint",
+    "npm run typecheck",
+    "npm run test -- --run --passWithNoTests",
+)
+
+
+class Settings(BaseSettings):
+    """All runtime configuration. Field ``foo_bar`` is env ``RUNWRIGHT_FOO_BAR``."""
+
+    model_config = SettingsConfigDict(env_prefix="RUNWRIGHT_", extra="ignore", frozen=True)
+
+    # --- storage -------------------------------------------------------------------------
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "RUNWRIGHT_DATABASE_URL")
+    )
+    data_dir: Path = Field(default_factory=lambda: Path(platformdirs.user_data_dir("runwright")))
+    db_pool_min: int = Field(default=2, ge=1, le=100)
+    db_pool_max: int = Field(default=8, ge=1, le=200)
+
+    # --- HTTP ----------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    jwt_secret: str | None = Field(default=None, min_length=16)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    # --- runtime -------------------------------------------------------------------------
+    node_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    max_live_runs: int = Field(default=500, ge=1, le=20000)
+    max_actor_restarts: int = Field(default=3, ge=0, le=100)
+    restart_policy: Literal["fail", "requeue"] = "fail"
+    lease_seconds: float = Field(default=30.0, ge=2.0)
+    scripted_engine_enabled: bool = False
+    event_coalesce_ms: float = Field(default=30.0, ge=0.0, le=1000.0)
+    shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
+
+    # --- SSE -----------------------------------------------------------------------------
+    sse_keepalive_seconds: float = Field(default=15.0, gt=0.0)
+    sse_queue_max: int = Field(default=2000, ge=16)
+
+    # --- messages and the native agent (contract 5 and 7.1) --------------------------------
+    message_budget_chars: int = Field(default=28000, ge=1)
+    max_tool_iterations: int = Field(default=30, ge=1)
+    tool_timeout_seconds: float = Field(default=120.0, ge=15.0)
+    model_request_timeout_seconds: float = Field(default=120.0, gt=0.0)
+
+    # --- toolpack (contract 7.3) -------------------------------------------------------
+    command_allowlist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_COMMAND_ALLOWLIST
+    test_timeout_seconds: float = Field(default=240.0, gt=0.0)
+    build_timeout_seconds: float = Field(default=300.0, gt=0.0)
+    max_command_output_bytes: int = Field(default=12000, ge=256)
+    read_range_max_bytes: int = Field(default=12000, ge=256, le=16000)
+    max_patch_bytes: int = Field(default=240000, ge=1024)
+    enable_legacy_write_file: bool = False
+    auto_verify_patch: bool = False
+
+    # --- revisions (contract 8) ----------------------------------------------------------
+    builder_max_files: int = Field(default=200, ge=1)
+    builder_max_file_bytes: int = Field(default=256 * 1024, ge=1)
+    builder_max_lockfile_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+    builder_max_project_bytes: int = Field(default=2 * 1024 * 1024, ge=1)
+
+    # --- local default model (issue: native engine) --------------------------------------
+    local_model_autostart: bool = True
+    local_model_port: int = Field(default=0, ge=0, le=65535)
+
+    # --- OpenCode (contract 6) -----------------------------------------------------------
+    opencode_enabled: bool = False
+    opencode_base_url: str | None = None
+    opencode_managed: bool = False
+    opencode_password: str | None = None
+    opencode_request_timeout_seconds: float = Field(default=20.0, ge=3.0)
+    opencode_connect_timeout_seconds: float = Field(default=5.0, ge=1.0)
+    opencode_health_cache_seconds: float = Field(default=15.0, ge=3.0)
+    opencode_upstream_deadline_seconds: float = Field(default=120.0, gt=0.0)
+    opencode_cancel_timeout_seconds: float = Field(default=10.0, gt=0.0)
+
+    @field_validator("message_budget_chars")
+    @classmethod
+    def _floor_budget(cls, v: int) -> int:
+        # Contract section 5: the budget is floored to 512 characters.
+        return max(512, v)
+
+    @field_validator("command_allowlist", mode="before")
+    @classmethod
+    def _split_allowlist(cls, v: object) -> object:
+        # Env form: ";"-separated commands, as APPS_CODING_AGENT_COMMAND_ALLOWLIST.
+        if isinstance(v, str):
+            return tuple(part.strip() for part in v.split(";") if part.strip())
+        return v
+
+    @property
+    def runs_dir(self) -> Path:
+        """Where per-(app, user) workspaces live."""
+        return self.data_dir / "workspaces"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read and validate settings from the environment (``overrides`` win).
+
+    Raises:
+        SettingsError: one or more variables are invalid; the message lists each of them.
+    """
+    try:
+        settings = Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            name = "_".join(str(p) for p in err["loc"]).upper()
+            env = name if name == "DATABASE_URL" else f"RUNWRIGHT_{name}"
+            lines.append(f"  {env}: {err['msg']}")
+        raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+    if settings.db_pool_min > settings.db_pool_max:
+        raise SettingsError(
+            "invalid settings:\n  RUNWRIGHT_DB_POOL_MIN must not exceed RUNWRIGHT_DB_POOL_MAX"
+        )
+    return settings

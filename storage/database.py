@@ -1,0 +1,123 @@
+"""The asyncpg pool and the error translation at the storage boundary.
+
+Every repository receives a :class:`Database` and runs its named queries through it.
+``jsonb`` columns are decoded to Python objects and encoded from them (no manual json calls
+in repositories).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+
+from storage.errors import DatabaseUnavailable, ForeignKeyViolation, StorageError, UniqueViolation
+from storage.sql import q
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for typename in ("json", "jsonb"):
+        await conn.set_type_codec(
+            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+        )
+
+
+def translate(exc: BaseException) -> StorageError:
+    """Map an asyncpg/OS error to a storage error (the caller raises it ``from exc``)."""
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return UniqueViolation(exc.detail or str(exc))
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return ForeignKeyViolation(exc.detail or str(exc))
+    if isinstance(exc, (OSError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError)):
+        return DatabaseUnavailable(str(exc))
+    return StorageError(str(exc))
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+
+class Database:
+    """A pool of connections to one Postgres database.
+
+    Use :meth:`connect` to open it and :meth:`close` to release it. Repositories call
+    :meth:`fetch`, :meth:`fetchrow`, :meth:`fetchval`, :meth:`execute` with a query *name*
+    from ``storage/queries``; :meth:`transaction` yields a connection-bound view for
+    multi-statement units.
+    """
+
+    def __init__(self, pool: asyncpg.Pool | None = None, conn: Any = None) -> None:
+        self._pool = pool
+        self._conn = conn
+
+    @classmethod
+    async def connect(cls, dsn: str, *, min_size: int = 2, max_size: int = 8) -> Database:
+        """Open a pool to ``dsn``.
+
+        Raises:
+            DatabaseUnavailable: the server cannot be reached.
+        """
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, init=_init_connection
+            )
+        except _DRIVER_ERRORS as exc:
+            raise DatabaseUnavailable(f"cannot connect to Postgres: {exc}") from exc
+        return cls(pool=pool)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _acquire(self) -> AsyncIterator[Any]:
+        if self._conn is not None:
+            yield self._conn
+            return
+        assert self._pool is not None
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Database]:
+        """Run the block in one transaction; yields a Database bound to that connection."""
+        if self._conn is not None:
+            async with self._conn.transaction():
+                yield self
+            return
+        assert self._pool is not None
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                yield Database(conn=conn)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+    async def _run(self, method: str, name: str, args: tuple[Any, ...]) -> Any:
+        sql = q(name)
+        try:
+            async with self._acquire() as conn:
+                return await getattr(conn, method)(sql, *args)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
+
+    async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
+        return await self._run("fetch", name, args)  # type: ignore[no-any-return]
+
+    async def fetchrow(self, name: str, *args: Any) -> asyncpg.Record | None:
+        return await self._run("fetchrow", name, args)  # type: ignore[no-any-return]
+
+    async def fetchval(self, name: str, *args: Any) -> Any:
+        return await self._run("fetchval", name, args)
+
+    async def execute(self, name: str, *args: Any) -> str:
+        return await self._run("execute", name, args)  # type: ignore[no-any-return]
+
+    async def execute_raw(self, sql: str) -> None:
+        """Run a script of statements (migrations only)."""
+        try:
+            async with self._acquire() as conn:
+                await conn.execute(sql)
+        except _DRIVER_ERRORS as exc:
+            raise translate(exc) from exc
