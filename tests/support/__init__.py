@@ -1,0 +1,1 @@
+"""Test support: scripted servers and fixtures shared by the test suites."""
