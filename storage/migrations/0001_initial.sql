@@ -138,13 +138,15 @@ CREATE INDEX agent_runs_active_idx ON agent_runs (status, lease_owner)
     WHERE status IN ('queued', 'running');
 
 -- The persistent event log: seq is per run, starts at 1 and is gap-free (DESIGN.md section 4).
+-- payload and diagnostics are `json`, not `jsonb`: json keeps the exact text, so a replayed
+-- event is byte-identical to the one streamed live.
 CREATE TABLE run_events (
     run_id       uuid NOT NULL REFERENCES agent_runs(id) ON DELETE CASCADE,
     seq          integer NOT NULL,
     type         text NOT NULL,
     stage        text NOT NULL,
-    payload      jsonb NOT NULL DEFAULT '{}'::jsonb,
-    diagnostics  jsonb NOT NULL DEFAULT '[]'::jsonb,
+    payload      json NOT NULL,
+    diagnostics  json NOT NULL,
     ts           timestamptz NOT NULL,
     PRIMARY KEY (run_id, seq)
 );

@@ -1,0 +1,1 @@
+"""Execution engines: native (OpenAI-compatible agent loop), opencode, scripted."""

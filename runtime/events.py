@@ -1,0 +1,98 @@
+"""Run events: the vocabulary, the envelope and its one JSON encoding (contract section 3).
+
+An event is encoded once, when its seq is assigned; the same text is stored in
+``run_events`` and streamed to every subscriber, so a replay is byte-identical to the live
+stream. JSON uses Python's default separators (``", "`` / ``": "``) and ``event`` comes first,
+as the contract's clients expect.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from storage.events import EventRow
+
+# Contract 3.3: the full vocabulary, with each type's stage.
+STAGES: dict[str, str] = {
+    "run.accepted": "run",
+    "plan.updated": "plan",
+    "assistant.delta": "assistant",
+    "tool.started": "tool",
+    "tool.completed": "tool",
+    "tool.failed": "tool",
+    "revision.created": "revision",
+    "checkpoint.created": "checkpoint",
+    "run.completed": "run",
+    "run.failed": "run",
+}
+TERMINAL_TYPES = frozenset({"run.completed", "run.failed"})
+
+
+def to_json(value: Any) -> str:
+    """Encode like the reference: default separators, non-JSON values stringified."""
+    return json.dumps(value, default=_default)
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    return str(value)
+
+
+def iso(ts: datetime) -> str:
+    """ISO 8601 in UTC with ``+00:00`` (the one timestamp format on every wire)."""
+    return ts.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True, slots=True)
+class EventDraft:
+    """An event before its seq is assigned: type, payload object, diagnostics list."""
+
+    type: str
+    payload: dict[str, Any]
+    diagnostics: tuple[dict[str, Any], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """A numbered event of one run. ``envelope`` is the encoded JSON object (contract 3.2)."""
+
+    run_id: uuid.UUID
+    seq: int
+    type: str
+    envelope: str
+    row: EventRow
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL_TYPES
+
+
+def make_event(
+    draft: EventDraft, *, run_id: uuid.UUID, app_id: uuid.UUID, seq: int, ts: datetime
+) -> RunEvent:
+    """Number and encode an event.
+
+    Raises:
+        KeyError: ``draft.type`` is not in the contract's vocabulary.
+    """
+    stage = STAGES[draft.type]
+    row = EventRow(
+        run_id, seq, draft.type, stage, to_json(draft.payload), to_json(list(draft.diagnostics)),
+        ts,
+    )  # fmt: skip
+    return from_row(row, app_id)
+
+
+def from_row(row: EventRow, app_id: uuid.UUID) -> RunEvent:
+    """Rebuild the event from its stored row (replay), with the identical envelope text."""
+    envelope = (
+        f'{{"event": {json.dumps(row.type)}, "run_id": "{row.run_id}", "app_id": "{app_id}", '
+        f'"seq": {row.seq}, "ts": "{iso(row.ts)}", "stage": {json.dumps(row.stage)}, '
+        f'"payload": {row.payload}, "diagnostics": {row.diagnostics}}}'
+    )
+    return RunEvent(row.run_id, row.seq, row.type, envelope, row)

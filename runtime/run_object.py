@@ -1,0 +1,50 @@
+"""The run object of the wire contract (contract 1.1), built from a stored run row."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from runtime.events import iso
+
+KNOWN_ENGINES = frozenset({"native", "opencode", "scripted"})
+
+
+def _id(value: Any) -> str | None:
+    return str(value) if value is not None else None
+
+
+def _ts(value: datetime | None) -> str | None:
+    return iso(value) if value is not None else None
+
+
+def run_object(row: dict[str, Any]) -> dict[str, Any]:
+    """Serialise a run row: every contract 1.1 field, ids as strings, ISO 8601 UTC times."""
+    engine = row["execution_engine"]
+    return {
+        "run_id": str(row["id"]),
+        "status": row["status"],
+        "execution_engine": engine if engine in KNOWN_ENGINES else "native",
+        "surface": row["surface"],
+        "published_app_id": _id(row["published_app_id"]),
+        "base_revision_id": _id(row["base_revision_id"]),
+        "result_revision_id": _id(row["result_revision_id"]),
+        "checkpoint_revision_id": _id(row["checkpoint_revision_id"]),
+        "requested_model_id": _id(row["requested_model_id"]),
+        "resolved_model_id": _id(row["resolved_model_id"]),
+        "error": row["error_message"],
+        "created_at": _ts(row["created_at"]),
+        "started_at": _ts(row["started_at"]),
+        "completed_at": _ts(row["completed_at"]),
+    }
+
+
+def checkpoint_object(row: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint item derived from a run (contract 1.8)."""
+    return {
+        "checkpoint_id": str(row["checkpoint_revision_id"]),
+        "run_id": str(row["id"]),
+        "app_id": str(row["published_app_id"]),
+        "revision_id": _id(row["result_revision_id"]),
+        "created_at": _ts(row["completed_at"] or row["created_at"]),
+    }

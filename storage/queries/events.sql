@@ -1,0 +1,25 @@
+-- The run event log (DESIGN.md section 4). Batches go in with one statement.
+
+-- name: events_insert_batch
+INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
+SELECT r, s, t, st, p::json, d::json, ts
+FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
+ON CONFLICT (run_id, seq) DO NOTHING;
+
+-- name: events_bump_last_seq
+UPDATE agent_runs a
+SET last_event_seq = GREATEST(a.last_event_seq, v.seq)
+FROM (SELECT r, max(s) AS seq FROM unnest($1::uuid[], $2::int[]) AS u(r, s) GROUP BY r) AS v
+WHERE a.id = v.r;
+
+-- name: events_from
+-- Events with seq >= $2, in order; payloads as their stored text (byte-identical replay).
+SELECT seq, type, stage, payload::text AS payload, diagnostics::text AS diagnostics, ts
+FROM run_events
+WHERE run_id = $1 AND seq >= $2
+ORDER BY seq
+LIMIT $3;
+
+-- name: events_last_seq
+SELECT last_event_seq FROM agent_runs WHERE id = $1;

@@ -1,0 +1,148 @@
+"""Repository for coding-agent runs (``agent_runs``), contract section 2.
+
+Rows come back as plain dicts. Status-changing methods are conditional updates that take
+the statuses the transition table allows as the source (``expected``); they return None when
+the run was not in one of them, so a terminal status is never overwritten.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from storage.database import Database
+
+SURFACE = "published_app_coding_agent"
+
+
+def _row(record: Any) -> dict[str, Any] | None:
+    return dict(record) if record is not None else None
+
+
+class RunStore:
+    """Queries on ``agent_runs``; every HTTP-facing lookup is scoped by tenant and app."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(
+        self,
+        *,
+        run_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        app_id: uuid.UUID,
+        user_id: uuid.UUID | None,
+        base_revision_id: uuid.UUID | None,
+        requested_model_id: uuid.UUID | None,
+        resolved_model_id: uuid.UUID | None,
+        engine: str,
+        input_params: dict[str, Any],
+        created_at: datetime,
+    ) -> dict[str, Any]:
+        """Insert a ``queued`` run whose event log already holds seq 1 (``run.accepted``)."""
+        row = await self.db.fetchrow(
+            "runs_insert", run_id, tenant_id, app_id, user_id, SURFACE, base_revision_id,
+            requested_model_id, resolved_model_id, engine, input_params, created_at,
+        )  # fmt: skip
+        assert row is not None
+        return dict(row)
+
+    async def get(self, run_id: uuid.UUID) -> dict[str, Any] | None:
+        """Unscoped read, for the run's own actor only."""
+        return _row(await self.db.fetchrow("runs_get", run_id))
+
+    async def get_for_app(
+        self, run_id: uuid.UUID, app_id: uuid.UUID, tenant_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        """The run if it belongs to this app *and* tenant (DESIGN.md 8.8), else None."""
+        return _row(await self.db.fetchrow("runs_get_for_app", run_id, app_id, tenant_id, SURFACE))
+
+    async def list_for_app(
+        self, app_id: uuid.UUID, tenant_id: uuid.UUID, limit: int
+    ) -> list[dict[str, Any]]:
+        """Newest first (contract 1.3)."""
+        rows = await self.db.fetch("runs_list_for_app", app_id, tenant_id, SURFACE, limit)
+        return [dict(r) for r in rows]
+
+    async def list_checkpoints(
+        self, app_id: uuid.UUID, tenant_id: uuid.UUID, limit: int
+    ) -> list[dict[str, Any]]:
+        """Runs with a checkpoint revision, newest first (contract 1.8)."""
+        rows = await self.db.fetch("runs_list_checkpoints", app_id, tenant_id, SURFACE, limit)
+        return [dict(r) for r in rows]
+
+    async def claim(
+        self, run_id: uuid.UUID, owner: str, lease_seconds: float
+    ) -> dict[str, Any] | None:
+        """``queued -> running`` with a lease; None if the run was not queued (so one
+        executor per run, ever: DESIGN.md 8.1)."""
+        return _row(await self.db.fetchrow("runs_claim", run_id, owner, lease_seconds))
+
+    async def reclaim(
+        self, run_id: uuid.UUID, owner: str, lease_seconds: float
+    ) -> dict[str, Any] | None:
+        """Take over a ``running`` run after an actor restart; bumps ``restart_count``."""
+        return _row(await self.db.fetchrow("runs_reclaim", run_id, owner, lease_seconds))
+
+    async def finish(
+        self,
+        run_id: uuid.UUID,
+        status: str,
+        *,
+        expected: Sequence[str],
+        error: str | None = None,
+        output: dict[str, Any] | None = None,
+    ) -> dict[str, Any] | None:
+        """Write a terminal status (completed, failed, cancelled) if the run is in one of
+        ``expected``; sets ``completed_at`` and releases the lease."""
+        return _row(
+            await self.db.fetchrow("runs_finish", run_id, status, error, output, list(expected))
+        )
+
+    async def pause(
+        self,
+        run_id: uuid.UUID,
+        *,
+        expected: Sequence[str],
+        checkpoint: dict[str, Any],
+        output: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """``running -> paused``, keeping the engine checkpoint for the resume."""
+        return _row(
+            await self.db.fetchrow("runs_pause", run_id, checkpoint, output, list(expected))
+        )
+
+    async def requeue(
+        self, run_id: uuid.UUID, *, expected: Sequence[str], resume_payload: Any = None
+    ) -> dict[str, Any] | None:
+        """Back to ``queued`` (resume, or the requeue restart policy), storing the payload."""
+        return _row(
+            await self.db.fetchrow("runs_requeue", run_id, resume_payload, list(expected))
+        )
+
+    async def set_engine_ref(self, run_id: uuid.UUID, ref: str) -> None:
+        await self.db.execute("runs_set_engine_ref", run_id, ref)
+
+    async def set_revisions(
+        self, run_id: uuid.UUID, result_revision_id: uuid.UUID, checkpoint_revision_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        """Link the run to the revision it produced and its checkpoint (contract 8)."""
+        return _row(
+            await self.db.fetchrow(
+                "runs_set_revisions", run_id, result_revision_id, checkpoint_revision_id
+            )
+        )
+
+    async def heartbeat(self, owner: str, lease_seconds: float) -> None:
+        """Extend the lease of every running run this node owns."""
+        await self.db.execute("runs_heartbeat", owner, lease_seconds)
+
+    async def list_orphaned(self, owner: str) -> list[uuid.UUID]:
+        """Running runs left by this node's previous process or with a lapsed lease."""
+        return [r["id"] for r in await self.db.fetch("runs_list_orphaned", owner)]
+
+    async def list_queued(self) -> list[uuid.UUID]:
+        """Queued runs, oldest first (to start after a restart)."""
+        return [r["id"] for r in await self.db.fetch("runs_list_queued")]
