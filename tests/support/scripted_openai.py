@@ -347,31 +347,51 @@ class ScriptedOpenAI:
         Raises:
             TimeoutError: it did not within ``within`` seconds.
         """
+        await self._wait_until(lambda: self._disconnects >= count, within, f"disconnect #{count}")
+
+    async def wait_for_requests(self, count: int = 1, within: float = 5.0) -> None:
+        """Wait until ``count`` chat-completions requests have arrived.
+
+        Raises:
+            TimeoutError: they did not within ``within`` seconds.
+        """
+        await self._wait_until(lambda: len(self.bodies) >= count, within, f"request #{count}")
+
+    async def _wait_until(self, condition: Callable[[], bool], within: float, what: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         while True:
             fut: asyncio.Future[None] = loop.create_future()
             with self._lock:
-                if self._disconnects >= count:
+                if condition():
                     return
                 self._waiters.append((loop, fut))
             remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(f"no client disconnect #{count} within {within} s")
             try:
+                if remaining <= 0:
+                    raise TimeoutError
                 await asyncio.wait_for(fut, remaining)
             except TimeoutError:
-                raise TimeoutError(f"no client disconnect #{count} within {within} s") from None
+                raise TimeoutError(f"scripted server: no {what} within {within} s") from None
 
-    def _note_disconnect(self) -> None:
-        with self._lock:
-            self._disconnects += 1
-            waiters, self._waiters = self._waiters, []
+    def _notify(self) -> None:
+        """Wake every waiter (they re-check their condition). Call with the lock held."""
+        waiters, self._waiters = self._waiters, []
         for loop, fut in waiters:
             try:
                 loop.call_soon_threadsafe(_resolve, fut)
             except RuntimeError:  # the waiter's loop is gone
                 pass
+
+    def _note_disconnect(self) -> None:
+        with self._lock:
+            self._disconnects += 1
+            self._notify()
+
+    def _note_request(self, request: RecordedRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+            self._notify()
 
     def _next_reply(self, body: dict[str, Any]) -> Reply:
         with self._lock:
@@ -456,7 +476,7 @@ class ScriptedOpenAI:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        self.requests.append(RecordedRequest(method, target, headers, body))
+        self._note_request(RecordedRequest(method, target, headers, body))
         keep_alive = headers.get("connection", "").lower() != "close"
         path = target.split("?", 1)[0].rstrip("/")
 

@@ -1,0 +1,342 @@
+"""The OpenAI chat-completions protocol, streamed, through the official ``openai`` SDK.
+
+One :class:`ModelClient` talks to one OpenAI-compatible endpoint (a :class:`ModelTarget`
+binding: ``base_url`` plus the name of the environment variable holding its key). Its
+:meth:`ModelClient.stream` yields :class:`TextDelta` values as tokens arrive, then every
+assembled :class:`ToolCall`, then one :class:`StreamEnd`. Every failure — connection refused,
+HTTP 4xx/5xx, timeout, a broken stream — is raised as one typed :class:`ModelError` whose
+message names the endpoint (DESIGN.md section 5: "model endpoint down -> run failed with a
+clear diagnostic").
+
+Cancelling the task that iterates :meth:`ModelClient.stream` closes the HTTP response, so the
+upstream sees the disconnect and stops generating.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import openai
+
+from runtime.engine import ModelTarget
+
+__all__ = [
+    "NO_API_KEY",
+    "ModelClient",
+    "ModelError",
+    "ModelEvent",
+    "StreamEnd",
+    "TextDelta",
+    "ToolCall",
+]
+
+NO_API_KEY = "not-needed"
+"""Sent as the bearer key when the binding names no key variable (local servers)."""
+
+_CONNECT_TIMEOUT_CAP = 10.0
+_MESSAGE_CAP = 500
+
+
+class ModelError(Exception):
+    """The model endpoint failed; the message names the endpoint and the cause.
+
+    Attributes:
+        endpoint: The binding's base URL.
+        kind: ``connection``, ``timeout``, ``status``, ``protocol`` or ``config``.
+        status: The HTTP status for ``kind == "status"``, else None.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, kind: str, status: int | None = None):
+        super().__init__(message)
+        self.endpoint = endpoint
+        self.kind = kind
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """Assistant text as it streams in."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A complete tool call, assembled from the streamed pieces.
+
+    Attributes:
+        id: The provider's call id (generated when the provider sent none).
+        name: The function name.
+        arguments: The raw JSON arguments string, exactly as the model wrote it.
+    """
+
+    id: str
+    name: str
+    arguments: str
+
+    def as_message_item(self) -> dict[str, Any]:
+        """The item for an assistant message's ``tool_calls`` list."""
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """The stream finished.
+
+    Attributes:
+        finish_reason: ``stop``, ``tool_calls``, ``length``, ... (None if never sent).
+        usage: The provider's usage object when it sent one.
+    """
+
+    finish_reason: str | None
+    usage: dict[str, Any] | None = None
+
+
+ModelEvent = TextDelta | ToolCall | StreamEnd
+
+
+@dataclass(slots=True)
+class _PartialCall:
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+class ModelClient:
+    """A streaming chat-completions client for one endpoint.
+
+    Args:
+        base_url: The OpenAI-compatible base URL (e.g. ``http://127.0.0.1:4810/v1``).
+        api_key_env: Name of the environment variable holding the key; None sends
+            :data:`NO_API_KEY`.
+        timeout: Seconds allowed for each read (and for the whole non-stream request);
+            the connect timeout is ``min(timeout, 10)``.
+        max_retries: SDK retries for connection errors, 408/409/429 and 5xx. Default 0: a
+            failure surfaces at once and the run's restart policy decides.
+
+    Raises:
+        ModelError: ``kind="config"`` when ``api_key_env`` names an unset variable.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key_env: str | None = None,
+        timeout: float = 120.0,
+        max_retries: int = 0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        api_key = NO_API_KEY
+        if api_key_env:
+            api_key = os.environ.get(api_key_env, "")
+            if not api_key:
+                raise ModelError(
+                    f"model endpoint {self.base_url}: API key variable {api_key_env} is not set",
+                    endpoint=self.base_url,
+                    kind="config",
+                )
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=api_key,
+            timeout=openai.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT_CAP)),
+            max_retries=max_retries,
+        )
+
+    @classmethod
+    def for_target(
+        cls, target: ModelTarget, *, timeout: float, max_retries: int = 0
+    ) -> ModelClient:
+        """A client for a run's pinned model binding (contract 4)."""
+        return cls(
+            target.base_url,
+            api_key_env=target.api_key_env,
+            timeout=timeout,
+            max_retries=max_retries,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._client.close()
+
+    async def __aenter__(self) -> ModelClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def list_models(self) -> list[str]:
+        """The ids ``GET /models`` lists.
+
+        Raises:
+            ModelError: the endpoint failed.
+        """
+        try:
+            page = await self._client.models.list()
+            return [m.id for m in page.data]
+        except (openai.OpenAIError, ValueError) as exc:
+            raise self._translate(exc) from exc
+
+    async def stream(
+        self,
+        *,
+        model: str,
+        messages: Sequence[dict[str, Any]],
+        tools: Sequence[dict[str, Any]] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        include_usage: bool = False,
+        extra: dict[str, Any] | None = None,
+    ) -> AsyncIterator[ModelEvent]:
+        """Stream one chat completion.
+
+        Args:
+            model: The provider's model id (``ModelTarget.provider_model_id``).
+            messages: OpenAI chat messages (``role``/``content``/``tool_calls``/...).
+            tools: OpenAI function-tool specs; None or empty sends no tools.
+            temperature: Sampling temperature; None leaves the provider default.
+            max_tokens: Completion cap in tokens; None leaves the provider default.
+            include_usage: Ask for a final usage chunk (``stream_options``); not every
+                compatible server supports it.
+            extra: Extra body fields sent verbatim.
+
+        Yields:
+            :class:`TextDelta` per non-empty content piece, then each :class:`ToolCall` in
+            index order, then exactly one :class:`StreamEnd`.
+
+        Raises:
+            ModelError: connection refused, HTTP error (with the provider's message),
+                timeout, or a malformed stream.
+        """
+        kwargs: dict[str, Any] = {"model": model, "messages": list(messages), "stream": True}
+        if tools:
+            kwargs["tools"] = list(tools)
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if include_usage:
+            kwargs["stream_options"] = {"include_usage": True}
+        if extra:
+            kwargs["extra_body"] = extra
+
+        calls: dict[int, _PartialCall] = {}
+        finish: str | None = None
+        usage: dict[str, Any] | None = None
+        try:
+            response = await self._client.chat.completions.create(**kwargs)
+            async with response as chunks:
+                async for chunk in chunks:
+                    if chunk.usage is not None:
+                        usage = chunk.usage.model_dump()
+                    for choice in chunk.choices or ():
+                        if choice.finish_reason:
+                            finish = choice.finish_reason
+                        delta = choice.delta
+                        if delta is None:
+                            continue
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                        for piece in delta.tool_calls or ():
+                            _merge(calls.setdefault(piece.index, _PartialCall()), piece)
+        except (openai.OpenAIError, ValueError) as exc:
+            raise self._translate(exc) from exc
+        for index in sorted(calls):
+            part = calls[index]
+            call_id = part.id or f"call_{uuid.uuid4().hex[:12]}"
+            yield ToolCall(id=call_id, name=part.name, arguments="".join(part.arguments))
+        yield StreamEnd(finish_reason=finish, usage=usage)
+
+    def _translate(self, exc: Exception) -> ModelError:
+        """One :class:`ModelError` for any SDK failure, naming the endpoint."""
+        where = f"model endpoint {self.base_url}"
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelError(
+                f"{where} timed out (no response within {self.timeout:g} s)",
+                endpoint=self.base_url,
+                kind="timeout",
+            )
+        if isinstance(exc, openai.APIConnectionError):
+            cause = _root_cause(exc)
+            return ModelError(
+                f"{where} is unreachable: {cause}", endpoint=self.base_url, kind="connection"
+            )
+        if isinstance(exc, openai.APIStatusError):
+            detail = _provider_message(exc.body) or exc.message
+            return ModelError(
+                f"{where} answered HTTP {exc.status_code}: {_cap(detail)}",
+                endpoint=self.base_url,
+                kind="status",
+                status=exc.status_code,
+            )
+        if isinstance(exc, openai.APIError):
+            return ModelError(
+                f"{where} failed mid-stream: {_cap(exc.message)}",
+                endpoint=self.base_url,
+                kind="protocol",
+            )
+        return ModelError(
+            f"{where} sent a malformed response: {_cap(str(exc) or type(exc).__name__)}",
+            endpoint=self.base_url,
+            kind="protocol",
+        )
+
+
+def _merge(part: _PartialCall, piece: Any) -> None:
+    """Fold one streamed tool-call piece into its partial call (OpenAI sends id and name
+    in the first piece of a call and the arguments in later pieces)."""
+    if piece.id and not part.id:
+        part.id = piece.id
+    function = piece.function
+    if function is None:
+        return
+    if function.name and not part.name:
+        part.name = function.name
+    if function.arguments:
+        part.arguments.append(function.arguments)
+
+
+def _provider_message(body: object) -> str:
+    """The human message of an OpenAI-style error body (``{message}`` or a string)."""
+    if isinstance(body, dict):
+        message = body.get("message") or body.get("detail") or body.get("error")
+        if isinstance(message, str):
+            return message
+        if message is not None:
+            return json.dumps(message)
+        return json.dumps(body)
+    if isinstance(body, str):
+        return body
+    return ""
+
+
+def _root_cause(exc: BaseException) -> str:
+    """A short cause for a transport failure: the OS error (``Connection refused``) when
+    there is one in the chain, else the innermost exception's text."""
+    seen: BaseException | None = exc
+    inner = exc
+    while seen is not None:
+        if isinstance(seen, socket.gaierror):
+            return f"cannot resolve host ({seen.strerror or seen})"
+        if isinstance(seen, OSError) and seen.errno:
+            return f"{os.strerror(seen.errno)} ({type(seen).__name__})"
+        inner = seen
+        seen = seen.__cause__ or seen.__context__
+    text = str(inner) or type(inner).__name__
+    return _cap(text if inner is not exc else "connection error")
+
+
+def _cap(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= _MESSAGE_CAP else text[: _MESSAGE_CAP - 3] + "..."

@@ -1,0 +1,160 @@
+"""runtime.model_client against the scripted OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
+from tests.support import fixtures_openai
+from tests.support.scripted_openai import (
+    ScriptedOpenAI,
+    ScriptedToolCall,
+    error_reply,
+    hang_reply,
+    text_reply,
+    tool_call_reply,
+)
+
+scripted_openai = fixtures_openai.scripted_openai
+dead_openai_url = fixtures_openai.dead_openai_url
+
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+async def _collect(client: ModelClient, **kw: object) -> list[object]:
+    return [event async for event in client.stream(model="m", messages=MESSAGES, **kw)]
+
+
+async def test_text_deltas_then_end(scripted_openai: ScriptedOpenAI) -> None:
+    scripted_openai.push(text_reply("Hello world", chunk_size=3))
+    async with ModelClient(scripted_openai.base_url) as client:
+        events = await _collect(client)
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Hel", "lo ", "wor", "ld"]
+    assert events[-1] == StreamEnd(finish_reason="stop", usage=None)
+    body = scripted_openai.bodies[0]
+    assert body["stream"] is True and body["model"] == "m" and "tools" not in body
+    assert scripted_openai.requests[-1].headers["authorization"] == "Bearer not-needed"
+
+
+async def test_tool_calls_are_assembled_in_index_order(scripted_openai: ScriptedOpenAI) -> None:
+    calls = (
+        ScriptedToolCall("coding_agent_read_file", {"path": "a.md"}, id="c1", pieces=4),
+        ScriptedToolCall("coding_agent_list_files", {}, id="c2"),
+    )
+    scripted_openai.push(tool_call_reply(*calls, text="Looking."))
+    tools = [{"type": "function", "function": {"name": "coding_agent_read_file"}}]
+    async with ModelClient(scripted_openai.base_url) as client:
+        events = await _collect(client, tools=tools, include_usage=True)
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "Looking."
+    assert [e for e in events if isinstance(e, ToolCall)] == [
+        ToolCall("c1", "coding_agent_read_file", '{"path": "a.md"}'),
+        ToolCall("c2", "coding_agent_list_files", "{}"),
+    ]
+    end = events[-1]
+    assert isinstance(end, StreamEnd) and end.finish_reason == "tool_calls"
+    assert end.usage is not None and "total_tokens" in end.usage
+    assert scripted_openai.bodies[0]["tools"] == tools
+
+
+async def test_api_key_read_from_named_env(
+    scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RW_TEST_MODEL_KEY", "sk-test-123")
+    scripted_openai.push(text_reply("ok"))
+    async with ModelClient(scripted_openai.base_url, api_key_env="RW_TEST_MODEL_KEY") as client:
+        await _collect(client)
+    assert scripted_openai.requests[-1].headers["authorization"] == "Bearer sk-test-123"
+
+
+def test_missing_api_key_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RW_TEST_UNSET_KEY", raising=False)
+    with pytest.raises(ModelError, match="RW_TEST_UNSET_KEY is not set") as info:
+        ModelClient("http://127.0.0.1:9/v1", api_key_env="RW_TEST_UNSET_KEY")
+    assert info.value.kind == "config"
+
+
+async def test_connection_refused_names_endpoint(dead_openai_url: str) -> None:
+    async with ModelClient(dead_openai_url) as client:
+        with pytest.raises(ModelError) as info:
+            await _collect(client)
+    assert info.value.kind == "connection"
+    assert f"model endpoint {dead_openai_url} is unreachable" in str(info.value)
+    assert "refused" in str(info.value).lower()
+
+
+@pytest.mark.parametrize("status", [400, 401, 404, 429, 500, 503])
+async def test_http_error_carries_provider_message(
+    scripted_openai: ScriptedOpenAI, status: int
+) -> None:
+    scripted_openai.push(error_reply(status, f"provider says no ({status})"))
+    async with ModelClient(scripted_openai.base_url) as client:
+        with pytest.raises(ModelError) as info:
+            await _collect(client)
+    assert info.value.kind == "status" and info.value.status == status
+    assert str(info.value) == (
+        f"model endpoint {scripted_openai.base_url} answered HTTP {status}: "
+        f"provider says no ({status})"
+    )
+    assert len(scripted_openai.bodies) == 1  # no silent retries
+
+
+async def test_timeout_before_first_byte(scripted_openai: ScriptedOpenAI) -> None:
+    scripted_openai.push(hang_reply())
+    async with ModelClient(scripted_openai.base_url, timeout=0.3) as client:
+        with pytest.raises(ModelError, match=r"timed out \(no response within 0.3 s\)") as info:
+            await _collect(client)
+    assert info.value.kind == "timeout"
+    await scripted_openai.wait_for_disconnect()
+
+
+async def test_timeout_mid_stream(scripted_openai: ScriptedOpenAI) -> None:
+    scripted_openai.push(hang_reply(after_chunks=2, text="partial answer"))
+    seen: list[str] = []
+    async with ModelClient(scripted_openai.base_url, timeout=0.3) as client:
+        with pytest.raises(ModelError, match="timed out") as info:
+            async for event in client.stream(model="m", messages=MESSAGES):
+                if isinstance(event, TextDelta):
+                    seen.append(event.text)
+    assert info.value.kind == "timeout"
+    assert seen  # the text before the stall was delivered
+    await scripted_openai.wait_for_disconnect()
+
+
+async def test_cancel_mid_stream_closes_upstream(scripted_openai: ScriptedOpenAI) -> None:
+    scripted_openai.push(hang_reply(after_chunks=3, text="streaming forever"))
+    first = asyncio.Event()
+
+    async def consume(client: ModelClient) -> None:
+        async for event in client.stream(model="m", messages=MESSAGES):
+            if isinstance(event, TextDelta):
+                first.set()
+
+    async with ModelClient(scripted_openai.base_url) as client:
+        task = asyncio.create_task(consume(client))
+        await asyncio.wait_for(first.wait(), 5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await scripted_openai.wait_for_disconnect(within=5)
+    assert scripted_openai.disconnects == 1
+
+
+async def test_cancel_before_headers_closes_upstream(scripted_openai: ScriptedOpenAI) -> None:
+    scripted_openai.push(hang_reply())
+    async with ModelClient(scripted_openai.base_url) as client:
+        task = asyncio.create_task(_collect(client))
+        await scripted_openai.wait_for_requests(1)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await scripted_openai.wait_for_disconnect(within=5)
+
+
+async def test_list_models(scripted_openai: ScriptedOpenAI, dead_openai_url: str) -> None:
+    async with ModelClient(scripted_openai.base_url) as client:
+        assert await client.list_models() == ["scripted-model"]
+    async with ModelClient(dead_openai_url) as client:
+        with pytest.raises(ModelError, match="unreachable"):
+            await client.list_models()
