@@ -1,0 +1,39 @@
+"""create_checkpoint / restore_checkpoint (contract 7.3), delegated to the context's
+:class:`CheckpointHost`; the toolpack itself never touches storage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.paths import normalize_path
+from runtime.settings import Settings
+from runtime.tools.context import CheckpointHost, ToolContext
+from runtime.tools.errors import ToolError
+
+CHECKPOINTS_UNAVAILABLE = "CHECKPOINTS_UNAVAILABLE"
+
+
+def _host(ctx: ToolContext) -> CheckpointHost:
+    if ctx.checkpoints is None:
+        raise ToolError("Checkpoints are unavailable", code=CHECKPOINTS_UNAVAILABLE)
+    return ctx.checkpoints
+
+
+async def create_checkpoint(
+    args: dict[str, Any], ctx: ToolContext, settings: Settings
+) -> dict[str, Any]:
+    """``{checkpoint_revision_id, created_at, file_count, entry_file}`` from the host; the
+    optional ``entry_file`` passes the path policy first (contract 7.5)."""
+    host = _host(ctx)
+    entry = args["entry_file"]
+    entry_file = normalize_path(entry, field="entry_file") if entry else None
+    return await host.create_checkpoint(ctx, entry_file)
+
+
+async def restore_checkpoint(
+    args: dict[str, Any], ctx: ToolContext, settings: Settings
+) -> dict[str, Any]:
+    """``{restored_revision_id, from_checkpoint_revision_id, entry_file, file_count}``
+    from the host (which refuses another app's checkpoint with a permission error)."""
+    host = _host(ctx)
+    return await host.restore_checkpoint(ctx, str(args["checkpoint_revision_id"]).strip())

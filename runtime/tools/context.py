@@ -1,0 +1,64 @@
+"""What a tool knows about its caller: built server-side only (DESIGN.md 7 and 8.7).
+
+A model's tool arguments never reach these fields: ``run_id``, ``tenant_id``, ``app_id``,
+``user_id`` or ``context`` keys in the arguments are ignored by the argument normaliser.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runtime.workspace import Workspace
+
+
+class CheckpointHost(Protocol):
+    """Creates and restores checkpoint revisions for the tools (contract 7.3).
+
+    Implemented by the storage-aware side; the toolpack never touches the database.
+    Failures are raised as :class:`runtime.tools.errors.ToolError` (or
+    :class:`PermissionError` for a checkpoint of another app/tenant); the toolpack turns
+    them into envelopes.
+    """
+
+    async def create_checkpoint(self, ctx: ToolContext, entry_file: str | None) -> dict[str, Any]:
+        """Snapshot ``ctx.workspace`` into a new draft revision and mark it the run's
+        checkpoint. ``entry_file`` is already normalised by the path policy.
+
+        Returns:
+            ``{checkpoint_revision_id, created_at, file_count, entry_file}``.
+        """
+        ...
+
+    async def restore_checkpoint(self, ctx: ToolContext, revision_id: str) -> dict[str, Any]:
+        """Create a new draft from ``revision_id``'s files and re-sync the workspace.
+
+        Returns:
+            ``{restored_revision_id, from_checkpoint_revision_id, entry_file, file_count}``.
+
+        Raises:
+            PermissionError: the revision belongs to another app or tenant.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """The server-side identity of a tool call.
+
+    Attributes:
+        run_id: the calling run.
+        tenant_id: the run's tenant.
+        app_id: the run's app.
+        user_id: the run's user actor (workspaces are per (app, user)).
+        workspace: the (app, user) workspace every file tool acts on.
+        checkpoints: checkpoint backend, or None (checkpoint tools then fail cleanly).
+    """
+
+    run_id: uuid.UUID
+    tenant_id: uuid.UUID
+    app_id: uuid.UUID
+    user_id: uuid.UUID
+    workspace: Workspace
+    checkpoints: CheckpointHost | None = None

@@ -1,0 +1,78 @@
+"""The apply_patch tool (contract 7.3 / 7.4): a thin adapter over :mod:`runtime.patching`.
+
+The patch engine owns parsing, applying, the runtime result and the tool envelope
+(``refresh_windows``, ``verification_plan``). This module adds what only the toolpack
+knows: the workspace's revision token, and the optional verification runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from typing import Any
+
+from runtime.settings import Settings
+from runtime.tools.commands import verification_runs
+from runtime.tools.context import ToolContext
+from runtime.tools.errors import ToolError
+
+_SHA_PREFIX = "sha256:"
+
+
+def _expected_hashes(raw: object) -> dict[str, str] | None:
+    # Values may be prefixed "sha256:" (contract 7.3); the engine compares bare hex.
+    if not isinstance(raw, dict) or not raw:
+        return None
+    hashes = {}
+    for path, value in raw.items():
+        text = str(value).strip()
+        if text.lower().startswith(_SHA_PREFIX):
+            text = text[len(_SHA_PREFIX) :]
+        hashes[str(path)] = text.lower()
+    return hashes
+
+
+async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    # The engine's functions are blocking file I/O: run them off the loop.
+    result = await asyncio.to_thread(fn, *args, **kwargs)
+    return await result if inspect.isawaitable(result) else result
+
+
+async def apply_patch(args: dict[str, Any], ctx: ToolContext, settings: Settings) -> dict[str, Any]:
+    """Apply a unified diff or ``*** Begin Patch`` text to the workspace.
+
+    Returns the patch engine's tool envelope: on failure ``{error, code, result,
+    refresh_windows, failures}``; on success the runtime result plus ``verification_plan``
+    (and ``verification_runs`` when ``auto_verify_patch``). ``revision_token`` is the
+    workspace's, bumped when any file was written or deleted.
+
+    Raises:
+        ToolError: the patch engine is not installed.
+    """
+    try:
+        from runtime import patching
+    except ImportError:
+        patching = None  # type: ignore[assignment]
+    apply_fn = getattr(patching, "apply_patch", None)
+    envelope_fn = getattr(patching, "tool_envelope", None)
+    if apply_fn is None or envelope_fn is None:  # lands separately: fail the tool, not the run
+        raise ToolError("Patch engine is unavailable")
+    ws = ctx.workspace
+    result = await _call(
+        apply_fn,
+        ws.root,
+        args["patch"],
+        strip=args["strip"],
+        atomic=args["atomic"],
+        allow_create=args["allow_create"],
+        allow_delete=args["allow_delete"],
+        expected_hashes=_expected_hashes(args["expected_hashes"]),
+        max_patch_bytes=settings.max_patch_bytes,
+    )
+    # A partial apply writes files too, so bump on any applied file, not only on ok.
+    if isinstance(result, dict):
+        result["revision_token"] = ws.bump() if result.get("applied_files") else ws.revision_token
+    output = await _call(envelope_fn, result, ws.root, settings.read_range_max_bytes)
+    if settings.auto_verify_patch and isinstance(output, dict) and not output.get("error"):
+        output["verification_runs"] = await verification_runs(ctx, settings)
+    return output
