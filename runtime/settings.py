@@ -97,6 +97,26 @@ class Settings(BaseSettings):
     opencode_health_cache_seconds: float = Field(default=15.0, ge=3.0)
     opencode_upstream_deadline_seconds: float = Field(default=120.0, gt=0.0)
     opencode_cancel_timeout_seconds: float = Field(default=10.0, gt=0.0)
+    # Where `python -m runtime.engines.opencode.install` puts the pinned npm package;
+    # None = <repo>/.cache/opencode. `opencode_binary` overrides the binary found there.
+    opencode_install_dir: Path | None = None
+    opencode_binary: Path | None = None
+    # Directory holding the generated provider config (`opencode.json`). A managed server
+    # gets it as OPENCODE_CONFIG_DIR; an external server must be started with the same
+    # OPENCODE_CONFIG_DIR. None = <data_dir>/opencode/config.
+    opencode_config_dir: Path | None = None
+    opencode_username: str = "opencode"
+    opencode_start_timeout_seconds: float = Field(default=60.0, gt=0.0)
+    opencode_stop_grace_seconds: float = Field(default=5.0, ge=0.0)
+    # A silent `/event` stream (heartbeats come every 10 s) is treated as dropped after this.
+    opencode_stream_idle_seconds: float = Field(default=35.0, gt=0.0)
+    opencode_reconnect_attempts: int = Field(default=5, ge=0, le=100)
+    # OpenCode's bash tool for unattended runs: "allow" or "deny" (edits are always asked
+    # and allowed only inside the run's workspace).
+    opencode_bash_permission: Literal["allow", "deny"] = "deny"
+    # Limits OpenCode is told for the run's model (it sends max_tokens = output).
+    opencode_model_context_tokens: int = Field(default=32000, ge=1024)
+    opencode_model_output_tokens: int = Field(default=4096, ge=16)
 
     @field_validator("message_budget_chars")
     @classmethod

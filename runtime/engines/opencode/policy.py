@@ -1,0 +1,54 @@
+"""What an unattended OpenCode session may do (DESIGN.md section 7: paths never leave the
+workspace).
+
+Two layers: the ruleset sent with ``POST /session`` makes OpenCode ask before every edit and
+deny what has no place in a hosted run (web access, sub-agents, questions to a user, paths
+outside the directory); :func:`permission_reply` answers each ``permission.asked``: an edit
+of a file inside the run's workspace is allowed once, anything else is rejected, so no
+request is ever left hanging.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+Reply = Literal["once", "reject"]
+
+
+def session_rules(*, bash: Literal["allow", "deny"]) -> list[dict[str, str]]:
+    """The session's permission ruleset (``[{permission, pattern, action}]``; last match
+    wins in OpenCode)."""
+    denied = ("webfetch", "websearch", "codesearch", "task", "question", "external_directory")
+    rules = [{"permission": "edit", "pattern": "*", "action": "ask"}]
+    rules.append({"permission": "bash", "pattern": "*", "action": bash})
+    rules += [{"permission": name, "pattern": "*", "action": "deny"} for name in denied]
+    return rules
+
+
+def permission_reply(request: dict[str, Any], workspace: Path) -> Reply:
+    """Decide one ``permission.asked`` request (blocking: resolves paths on disk).
+
+    Args:
+        request: the event's properties, e.g. ``{"id": "per_…", "permission": "edit",
+            "patterns": [...], "metadata": {"filepath": "/abs/file", ...}}``.
+        workspace: the run's workspace directory.
+
+    Returns:
+        ``"once"`` for an edit whose ``metadata.filepath`` resolves inside ``workspace``,
+        else ``"reject"``.
+    """
+    if request.get("permission") != "edit":
+        return "reject"
+    filepath = (request.get("metadata") or {}).get("filepath")
+    if not isinstance(filepath, str) or not filepath:
+        return "reject"
+    root = workspace.resolve()
+    target = Path(filepath)
+    if not target.is_absolute():
+        target = root / target
+    try:
+        target.resolve().relative_to(root)
+    except ValueError:
+        return "reject"
+    return "once"

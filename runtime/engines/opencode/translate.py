@@ -1,0 +1,287 @@
+"""OpenCode ``/event`` frames -> engine events, and a finished session -> its result.
+
+Pure functions and one small stateful :class:`Translator` per run; no I/O, so the recorded
+payload shapes of notes section 1.5 test them directly. Rules (contract Appendix A, in our
+words):
+
+- only frames whose ``properties.sessionID`` is the run's session count;
+- ``message.part.delta`` with ``field == "text"`` on an assistant text part -> :class:`Delta`;
+  a finished text part whose text is longer than its deltas yields the missing tail;
+- tool parts (``message.part.updated``, ``part.type == "tool"``): ``running`` ->
+  :class:`ToolStarted`, ``completed`` -> :class:`ToolFinished`, ``error`` ->
+  :class:`ToolFinished` with ``{"error": …}`` and diagnostics ``[{message, code}]``; each
+  call id starts and finishes once;
+- ``todo.updated`` -> :class:`PlanUpdated`;
+- ``session.error`` -> :class:`SessionFailed` (``OPENCODE_SESSION_ERROR``);
+- ``session.status`` ``retry`` -> :class:`Retrying`; ``session.idle`` / status ``idle`` ->
+  :class:`Idle`; ``permission.asked`` / ``question.asked`` -> :class:`Asked`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from runtime.engine import (
+    Completed,
+    Delta,
+    EngineEvent,
+    Failed,
+    PlanUpdated,
+    ToolFinished,
+    ToolStarted,
+)
+
+SESSION_ERROR = "OPENCODE_SESSION_ERROR"
+ASSISTANT_ERROR = "OPENCODE_ASSISTANT_ERROR"
+EMPTY_RESPONSE = "OPENCODE_EMPTY_RESPONSE"
+TOOL_ERROR = "OPENCODE_TOOL_ERROR"
+
+
+# ---- control signals (for the session loop, never forwarded) --------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Idle:
+    """The session went idle: settle the result from its messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class Retrying:
+    """OpenCode is retrying the upstream model call; ``message`` says why."""
+
+    message: str
+    attempt: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """The model produced something (ends a retry period)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SessionFailed:
+    """``session.error``: the run failed with ``failed``."""
+
+    failed: Failed
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """``permission.asked`` (``kind == "permission"``) or ``question.asked``; needs a reply."""
+
+    kind: str
+    request: dict[str, Any]
+
+
+Signal = Idle | Retrying | Progress | SessionFailed | Asked
+Output = EngineEvent | Signal
+
+
+# ---- the translator -----------------------------------------------------------------------
+
+
+@dataclass
+class Translator:
+    """Turns one session's frames into outputs. Feed every frame of ``/event`` in order.
+
+    Attributes:
+        session_id: the run's OpenCode session (``ses_…``).
+    """
+
+    session_id: str
+    _roles: dict[str, str] = field(default_factory=dict)
+    _part_types: dict[str, str] = field(default_factory=dict)
+    _delivered: dict[str, int] = field(default_factory=dict)
+    _tools_started: set[str] = field(default_factory=set)
+    _tools_finished: set[str] = field(default_factory=set)
+
+    def feed(self, frame: dict[str, Any]) -> list[Output]:
+        """Translate one frame ``{"type", "properties"}``; other sessions' frames -> []."""
+        kind = frame.get("type")
+        props = frame.get("properties")
+        if not isinstance(kind, str) or not isinstance(props, dict):
+            return []
+        if props.get("sessionID") != self.session_id:
+            return []
+        handler = _HANDLERS.get(kind)
+        return handler(self, props) if handler else []
+
+    # -- handlers ------------------------------------------------------------------------------
+
+    def _message_updated(self, props: dict[str, Any]) -> list[Output]:
+        info = props.get("info") or {}
+        if info.get("id") and info.get("role"):
+            self._roles[str(info["id"])] = str(info["role"])
+        return []
+
+    def _part_delta(self, props: dict[str, Any]) -> list[Output]:
+        if props.get("field") != "text" or self._roles.get(str(props.get("messageID"))) == "user":
+            return []
+        part_id = str(props.get("partID"))
+        if self._part_types.get(part_id, "text") != "text":
+            return []  # reasoning and other non-answer parts
+        delta = props.get("delta")
+        if not isinstance(delta, str) or not delta:
+            return []
+        self._delivered[part_id] = self._delivered.get(part_id, 0) + len(delta)
+        return [Progress(), Delta(delta)]
+
+    def _part_updated(self, props: dict[str, Any]) -> list[Output]:
+        part = props.get("part") or {}
+        part_id = str(part.get("id"))
+        part_type = str(part.get("type"))
+        self._part_types[part_id] = part_type
+        if part_type == "tool":
+            return self._tool(part)
+        if part_type != "text" or self._roles.get(str(part.get("messageID"))) != "assistant":
+            return []
+        text = part.get("text")
+        if (
+            part.get("synthetic")
+            or not isinstance(text, str)
+            or not (part.get("time") or {}).get("end")
+        ):
+            return []
+        sent = self._delivered.get(part_id, 0)
+        if len(text) <= sent:
+            return []
+        self._delivered[part_id] = len(text)
+        return [Progress(), Delta(text[sent:])]
+
+    def _tool(self, part: dict[str, Any]) -> list[Output]:
+        call_id = str(part.get("callID") or part.get("id"))
+        tool = str(part.get("tool") or "tool")
+        state = part.get("state") or {}
+        status = state.get("status")
+        out: list[Output] = []
+        if status not in ("running", "completed", "error") or call_id in self._tools_finished:
+            return out
+        out.append(Progress())
+        if call_id not in self._tools_started:
+            self._tools_started.add(call_id)
+            out.append(ToolStarted(tool=tool, span_id=call_id, input=state.get("input") or {}))
+        if status == "completed":
+            self._tools_finished.add(call_id)
+            output = {"output": state.get("output", ""), "title": state.get("title", "")}
+            out.append(ToolFinished(tool=tool, span_id=call_id, output=output))
+        elif status == "error":
+            self._tools_finished.add(call_id)
+            message = str(state.get("error") or "Tool failed")
+            out.append(
+                ToolFinished(
+                    tool=tool,
+                    span_id=call_id,
+                    output={"error": message},
+                    diagnostics=[{"message": message, "code": TOOL_ERROR}],
+                )
+            )
+        return out
+
+    def _todo(self, props: dict[str, Any]) -> list[Output]:
+        return [PlanUpdated({"source": "opencode", "todos": props.get("todos") or []})]
+
+    def _status(self, props: dict[str, Any]) -> list[Output]:
+        status = props.get("status") or {}
+        if status.get("type") == "retry":
+            return [
+                Retrying(str(status.get("message") or "retrying"), int(status.get("attempt") or 0))
+            ]
+        if status.get("type") == "idle":
+            return [Idle()]
+        return []
+
+    def _idle(self, props: dict[str, Any]) -> list[Output]:
+        return [Idle()]
+
+    def _error(self, props: dict[str, Any]) -> list[Output]:
+        return [SessionFailed(session_failure(props.get("error")))]
+
+    def _permission(self, props: dict[str, Any]) -> list[Output]:
+        return [Asked("permission", props)]
+
+    def _question(self, props: dict[str, Any]) -> list[Output]:
+        return [Asked("question", props)]
+
+
+_HANDLERS = {
+    "message.updated": Translator._message_updated,
+    "message.part.delta": Translator._part_delta,
+    "message.part.updated": Translator._part_updated,
+    "todo.updated": Translator._todo,
+    "session.status": Translator._status,
+    "session.idle": Translator._idle,
+    "session.error": Translator._error,
+    "permission.asked": Translator._permission,
+    "question.asked": Translator._question,
+}
+
+
+# ---- results -----------------------------------------------------------------------------
+
+
+def error_message(error: Any) -> tuple[str, str]:
+    """``(name, message)`` of an OpenCode error object ``{"name", "data": {"message"}}``."""
+    if not isinstance(error, dict):
+        return "UnknownError", str(error or "unknown error")
+    name = str(error.get("name") or "UnknownError")
+    data = error.get("data") or {}
+    message = data.get("message") if isinstance(data, dict) else None
+    if name == "MessageAbortedError":
+        return name, "OpenCode session was aborted"
+    return name, str(message or name)
+
+
+def session_failure(error: Any) -> Failed:
+    """A ``session.error`` as :class:`Failed`: an ``APIError`` keeps the provider's message.
+
+    Diagnostics: ``[{"code": "OPENCODE_SESSION_ERROR", "message", "error": name,
+    "status_code"?}]``.
+    """
+    name, message = error_message(error)
+    diagnostic: dict[str, Any] = {"code": SESSION_ERROR, "message": message, "error": name}
+    data = error.get("data") if isinstance(error, dict) else None
+    if isinstance(data, dict) and isinstance(data.get("statusCode"), int):
+        diagnostic["status_code"] = data["statusCode"]
+    return Failed(message, [diagnostic])
+
+
+def _text_of(message: dict[str, Any]) -> str:
+    parts = message.get("parts") or []
+    texts = [
+        p.get("text", "")
+        for p in parts
+        if isinstance(p, dict) and p.get("type") == "text" and not p.get("synthetic")
+    ]
+    return "".join(t for t in texts if isinstance(t, str)).strip()
+
+
+def settle(messages: list[dict[str, Any]], session_id: str) -> Completed | Failed:
+    """The run's result from ``GET /session/{id}/message`` once the session is idle.
+
+    Looks at the assistant messages after the last user message: the last one's error
+    fails the run (``OPENCODE_ASSISTANT_ERROR``); otherwise the latest non-empty assistant
+    text completes it (``output = {"last_agent_output", "opencode_session_id", "finish"}``,
+    contract 3.5); no text at all fails it (``OPENCODE_EMPTY_RESPONSE``).
+    """
+    last_user = max(
+        (i for i, m in enumerate(messages) if (m.get("info") or {}).get("role") == "user"),
+        default=-1,
+    )
+    replies = [
+        m for m in messages[last_user + 1 :] if (m.get("info") or {}).get("role") == "assistant"
+    ]
+    if replies and (replies[-1].get("info") or {}).get("error"):
+        name, message = error_message(replies[-1]["info"]["error"])
+        return Failed(message, [{"code": ASSISTANT_ERROR, "message": message, "error": name}])
+    for reply in reversed(replies):
+        text = _text_of(reply)
+        if text:
+            output = {
+                "last_agent_output": text,
+                "opencode_session_id": session_id,
+                "finish": (replies[-1].get("info") or {}).get("finish"),
+            }
+            return Completed(output)
+    message = "OpenCode finished without an assistant reply"
+    return Failed(message, [{"code": EMPTY_RESPONSE, "message": message}])
