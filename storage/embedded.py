@@ -7,6 +7,7 @@ Backed by the ``pgserver`` wheel (Postgres binaries shipped on PyPI). Used when
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,11 @@ class EmbeddedPostgres:
             EmbeddedPostgresError: pgserver failed (the message says why).
         """
         try:
-            import pgserver
+            with warnings.catch_warnings():
+                # pgserver asks platformdirs for a runtime dir at import; without
+                # XDG_RUNTIME_DIR that warns (and warnings are errors under pytest).
+                warnings.simplefilter("ignore")
+                import pgserver
 
             self.path.mkdir(parents=True, exist_ok=True)
             self._server = pgserver.get_server(self.path, cleanup_mode="stop")

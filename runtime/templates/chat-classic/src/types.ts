@@ -1,0 +1,7 @@
+export type Role = "user" | "assistant";
+
+export interface ChatMessage {
+  id: number;
+  role: Role;
+  text: string;
+}

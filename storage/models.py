@@ -1,0 +1,202 @@
+"""The model registry: models, provider bindings and chat-model resolution.
+
+Contract section 4 with DESIGN.md 8.10: the automatic choice is deterministic (tenant before
+global, then oldest first) and skips models whose ``status`` is not ``active``.
+A binding never stores a key, only the name of the environment variable holding it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from storage.database import Database
+from storage.records import from_record, maybe
+
+ModelStatus = Literal["active", "deprecated", "disabled"]
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """A registry row; ``tenant_id is None`` means global."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID | None
+    name: str
+    capability_type: str
+    status: str
+    is_active: bool
+    is_default: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BindingSpec:
+    """What a caller supplies to create a binding."""
+
+    provider: str
+    provider_model_id: str
+    base_url: str
+    api_key_env: str | None = None
+    priority: int = 0
+    is_enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """How to reach a model: provider, its model id, endpoint and key variable name."""
+
+    id: uuid.UUID
+    model_id: uuid.UUID
+    provider: str
+    provider_model_id: str
+    base_url: str
+    api_key_env: str | None
+    priority: int
+    is_enabled: bool
+    created_at: datetime
+
+
+async def create_model(
+    db: Database,
+    *,
+    tenant_id: uuid.UUID | None,
+    name: str,
+    capability_type: str = "chat",
+    status: ModelStatus = "active",
+    is_active: bool = True,
+    is_default: bool = False,
+    bindings: Sequence[BindingSpec] = (),
+) -> tuple[Model, list[Binding]]:
+    """Insert a model (global when ``tenant_id`` is None) with its bindings, in one transaction.
+
+    When ``is_default`` is set, other defaults at the same level (same tenant or global, same
+    capability) are cleared so at most one default exists per level.
+
+    Raises:
+        ForeignKeyViolation: the tenant does not exist.
+    """
+    async with db.transaction() as tx:
+        model_id = uuid.uuid4()
+        row = await tx.fetchrow(
+            "models_insert",
+            model_id,
+            tenant_id,
+            name,
+            capability_type,
+            status,
+            is_active,
+            is_default,
+        )
+        assert row is not None
+        model = from_record(Model, row)
+        if is_default:
+            await tx.execute("models_clear_defaults", tenant_id, capability_type, model_id)
+        created = [await _insert_binding(tx, model_id, spec) for spec in bindings]
+        return model, created
+
+
+async def get_visible_model(
+    db: Database, *, model_id: uuid.UUID, tenant_id: uuid.UUID
+) -> Model | None:
+    """The model if it is the tenant's own or global; ``None`` otherwise (other tenants)."""
+    return maybe(Model, await db.fetchrow("models_get_visible", model_id, tenant_id))
+
+
+async def list_visible_models(db: Database, *, tenant_id: uuid.UUID) -> list[Model]:
+    """The tenant's models then the global ones, oldest first within each group."""
+    return [from_record(Model, r) for r in await db.fetch("models_list_visible", tenant_id)]
+
+
+async def update_model(
+    db: Database,
+    model: Model,
+    *,
+    is_active: bool | None = None,
+    is_default: bool | None = None,
+    status: ModelStatus | None = None,
+    bindings: Sequence[BindingSpec] | None = None,
+) -> tuple[Model, list[Binding]]:
+    """Change the given fields (``None`` = keep) in one transaction.
+
+    ``bindings``, when given, replaces the model's whole binding set. Setting
+    ``is_default`` clears the other defaults at the same level. Authorisation (whose model
+    this is) is the caller's job.
+
+    Returns:
+        The updated model and its bindings after the change.
+    """
+    async with db.transaction() as tx:
+        row = await tx.fetchrow("models_update", model.id, is_active, is_default, status)
+        assert row is not None
+        updated = from_record(Model, row)
+        if is_default:
+            await tx.execute(
+                "models_clear_defaults", model.tenant_id, model.capability_type, model.id
+            )
+        if bindings is not None:
+            await tx.execute("models_bindings_delete", model.id)
+            for spec in bindings:
+                await _insert_binding(tx, model.id, spec)
+        current = await list_bindings(tx, [model.id])
+        return updated, current.get(model.id, [])
+
+
+async def list_bindings(
+    db: Database, model_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Binding]]:
+    """Bindings of each model, lowest priority number first; models without any are absent."""
+    result: dict[uuid.UUID, list[Binding]] = {}
+    for row in await db.fetch("models_bindings_list", list(model_ids)):
+        binding = from_record(Binding, row)
+        result.setdefault(binding.model_id, []).append(binding)
+    return result
+
+
+async def resolve_chat_model(
+    db: Database, *, tenant_id: uuid.UUID, model_id: uuid.UUID | None
+) -> Model | None:
+    """Pick the chat model a run uses (contract section 4, DESIGN.md 8.10).
+
+    Explicit ``model_id``: the model if it is active, capability ``chat`` and the tenant's or
+    global; its ``status`` is not checked (as the contract says). Auto (``None``): the
+    tenant's default, then the global default, then any tenant model, then any global model,
+    oldest first (created_at, id), only those whose status is ``active``.
+
+    Returns:
+        The model, or ``None`` when nothing qualifies (the caller answers 400
+        ``CODING_AGENT_MODEL_UNAVAILABLE``).
+    """
+    if model_id is not None:
+        row = await db.fetchrow("models_resolve_explicit", model_id, tenant_id)
+    else:
+        row = await db.fetchrow("models_resolve_auto", tenant_id)
+    return maybe(Model, row)
+
+
+async def get_binding(db: Database, model_id: uuid.UUID) -> Binding | None:
+    """The enabled binding to use for ``model_id``: lowest ``priority`` number first.
+
+    Priority works like a rank (0 = first choice), ties go to the oldest binding.
+    """
+    return maybe(Binding, await db.fetchrow("models_binding_best", model_id))
+
+
+async def _insert_binding(db: Database, model_id: uuid.UUID, spec: BindingSpec) -> Binding:
+    row = await db.fetchrow(
+        "models_binding_insert",
+        uuid.uuid4(),
+        model_id,
+        spec.provider,
+        spec.provider_model_id,
+        spec.base_url,
+        spec.api_key_env,
+        spec.priority,
+        spec.is_enabled,
+    )
+    assert row is not None
+    return from_record(Binding, row)

@@ -1,0 +1,75 @@
+-- Model registry and provider bindings (contract section 4, DESIGN.md 8.10).
+-- tenant_id NULL = a global model. A tenant sees its own models and the global ones.
+
+-- name: models_insert
+INSERT INTO models (id, tenant_id, name, capability_type, status, is_active, is_default)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+RETURNING *;
+
+-- name: models_get_visible
+SELECT * FROM models WHERE id = $1 AND (tenant_id = $2 OR tenant_id IS NULL);
+
+-- Tenant models first, then global; oldest first inside each group.
+-- name: models_list_visible
+SELECT * FROM models
+WHERE tenant_id = $1 OR tenant_id IS NULL
+ORDER BY (tenant_id IS NULL), created_at, id;
+
+-- name: models_update
+UPDATE models
+SET is_active = coalesce($2, is_active),
+    is_default = coalesce($3, is_default),
+    status = coalesce($4, status),
+    updated_at = now()
+WHERE id = $1
+RETURNING *;
+
+-- "Same level" = same owner (one tenant, or global) and same capability.
+-- name: models_clear_defaults
+UPDATE models
+SET is_default = false, updated_at = now()
+WHERE tenant_id IS NOT DISTINCT FROM $1 AND capability_type = $2 AND id <> $3 AND is_default;
+
+-- Explicit choice (contract 4): active, chat, the tenant's or global. Status is not checked.
+-- name: models_resolve_explicit
+SELECT * FROM models
+WHERE id = $1 AND is_active AND capability_type = 'chat'
+  AND (tenant_id = $2 OR tenant_id IS NULL);
+
+-- Auto choice (contract 4 a-c, made deterministic by DESIGN.md 8.10): tenant default,
+-- global default, then any tenant model, then any global model; oldest first; only
+-- models whose status is 'active'.
+-- name: models_resolve_auto
+SELECT * FROM models
+WHERE is_active AND capability_type = 'chat' AND status = 'active'
+  AND (tenant_id = $1 OR tenant_id IS NULL)
+ORDER BY
+    CASE
+        WHEN is_default AND tenant_id IS NOT NULL THEN 0
+        WHEN is_default THEN 1
+        WHEN tenant_id IS NOT NULL THEN 2
+        ELSE 3
+    END,
+    created_at, id
+LIMIT 1;
+
+-- name: models_binding_insert
+INSERT INTO model_bindings (
+    id, model_id, provider, provider_model_id, base_url, api_key_env, priority, is_enabled
+)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+RETURNING *;
+
+-- name: models_bindings_delete
+DELETE FROM model_bindings WHERE model_id = $1;
+
+-- name: models_bindings_list
+SELECT * FROM model_bindings WHERE model_id = ANY($1::uuid[])
+ORDER BY model_id, priority, created_at, id;
+
+-- Lowest priority number wins (0 before 10); ties: oldest, then id.
+-- name: models_binding_best
+SELECT * FROM model_bindings
+WHERE model_id = $1 AND is_enabled
+ORDER BY priority, created_at, id
+LIMIT 1;

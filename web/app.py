@@ -1,0 +1,56 @@
+"""The Quart application factory.
+
+``create_app(settings)`` builds every component (no import-time singletons), registers the
+blueprints and hooks the lifespan: components start in ``before_serving`` in the order listed
+by :func:`web.services.build_services` and stop in reverse in ``after_serving``.
+"""
+
+from __future__ import annotations
+
+from quart import Quart
+from quart_schema import Info, QuartSchema
+
+from runtime.settings import Settings
+from web.auth import Authorizer
+from web.errors import install_error_handlers
+from web.routes import apps, health, models
+from web.services import Services, build_services
+from web.validation import install_validation
+
+API_TITLE = "Runwright"
+API_VERSION = "0.1.0"
+
+
+def create_app(settings: Settings, *, services: Services | None = None) -> Quart:
+    """Build the app for ``settings``.
+
+    Args:
+        services: pre-built components (tests, or a caller adding lifespan steps first);
+            default: :func:`web.services.build_services`.
+
+    Returns:
+        The Quart app; serve it with Hypercorn, or ``app.test_app()`` in tests so the
+        lifespan runs.
+    """
+    services = services or build_services(settings)
+    authz = Authorizer(services)
+
+    app = Quart("runwright")
+    # Routes return JSON themselves; keep key order as the models declare it.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    install_validation(app)  # before blueprints: rules use the ``uuid`` converter
+    install_error_handlers(app)
+    QuartSchema(
+        app,
+        info=Info(title=API_TITLE, version=API_VERSION),
+        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        security=[{"bearer": []}],
+    )
+
+    app.register_blueprint(health.blueprint(services))
+    app.register_blueprint(apps.blueprint(services, authz))
+    app.register_blueprint(models.blueprint(services, authz))
+
+    app.before_serving(services.lifespan.start)
+    app.after_serving(services.lifespan.stop)
+    return app

@@ -1,0 +1,120 @@
+"""Every error response of the API: ``{"detail": <string or object or list>}``.
+
+One place decides how failures look on the wire (DESIGN.md 8.6: no 500 on bad input):
+
+- :class:`ApiError` — raised by routes and auth with the contract's status and detail;
+- request validation (quart-schema, bad JSON, wrong types, bad path ids) — 422 with a
+  FastAPI-style list ``[{"type", "loc", "msg", "input"}]``;
+- routing 404/405 and other HTTP exceptions — their status with ``{"detail": <reason>}``;
+- anything else — logged, 500 ``{"detail": "Internal server error"}`` (never an HTML page).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from quart import Quart, Response, jsonify
+from quart_schema import RequestSchemaValidationError
+from quart_schema.validation import QuerystringValidationError, RequestHeadersValidationError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+INTERNAL_ERROR = "Internal server error"
+
+# FastAPI's wording for routing failures, so clients see the reference's texts.
+_HTTP_REASONS = {404: "Not Found", 405: "Method Not Allowed"}
+
+
+class ApiError(Exception):
+    """An HTTP error with the contract's status and ``detail`` (string, object or list)."""
+
+    def __init__(self, status: int, detail: Any, *, headers: dict[str, str] | None = None) -> None:
+        super().__init__(f"{status}: {detail!r}")
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
+
+
+def validation_items(
+    exc: ValidationError, *, location: Sequence[str | int]
+) -> list[dict[str, Any]]:
+    """Convert pydantic errors to FastAPI's 422 items, ``loc`` prefixed with ``location``.
+
+    Example item: ``{"type": "missing", "loc": ["body", "input"], "msg": "Field required",
+    "input": {}}``.
+    """
+    items = []
+    for err in exc.errors(include_url=False, include_context=False):
+        items.append(
+            {
+                "type": err["type"],
+                "loc": [*location, *err["loc"]],
+                "msg": err["msg"],
+                "input": _json_safe(err.get("input")),
+            }
+        )
+    return items
+
+
+def request_validation_error(items: list[dict[str, Any]]) -> ApiError:
+    """The 422 :class:`ApiError` for a list of validation items."""
+    return ApiError(422, items)
+
+
+def json_error(status: int, detail: Any, headers: dict[str, str] | None = None) -> Response:
+    """Build the JSON error response ``{"detail": detail}``."""
+    response = jsonify({"detail": detail})
+    response.status_code = status
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def install_error_handlers(app: Quart) -> None:
+    """Register the handlers on ``app``; call once from ``create_app``."""
+
+    @app.errorhandler(ApiError)
+    async def _api_error(exc: ApiError) -> Response:
+        return json_error(exc.status, exc.detail, exc.headers)
+
+    @app.errorhandler(RequestSchemaValidationError)
+    async def _schema_error(exc: RequestSchemaValidationError) -> Response:
+        if isinstance(exc, QuerystringValidationError):
+            location = "query"
+        elif isinstance(exc, RequestHeadersValidationError):
+            location = "header"
+        else:
+            location = "body"
+        inner = exc.validation_error
+        if isinstance(inner, ValidationError):
+            return json_error(422, validation_items(inner, location=[location]))
+        item = {"type": "value_error", "loc": [location], "msg": str(inner), "input": None}
+        return json_error(422, [item])
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        detail = _HTTP_REASONS.get(status) or exc.name
+        headers = {}
+        if status == 405 and getattr(exc, "valid_methods", None):
+            headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return json_error(status, detail, headers)
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error while serving a request", exc_info=exc)
+        return json_error(500, INTERNAL_ERROR)
+
+
+def _json_safe(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    return str(value)

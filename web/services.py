@@ -1,0 +1,111 @@
+"""The components one app instance owns, built by ``create_app`` and passed to the routes.
+
+Nothing here exists at import time. The start/stop order is :func:`build_services`'s list of
+``lifespan.add(...)`` calls; to add a runtime component (a supervisor, an event writer),
+construct it there and add one step after ``migrations``. Routes read components through
+the :class:`Services` object they were given, once the app is serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from runtime.settings import Settings
+from storage.database import Database
+from storage.embedded import EmbeddedPostgres
+from storage.migrate import apply_migrations
+from web.lifespan import Lifespan
+from web.tokens import resolve_jwt_secret
+
+log = logging.getLogger(__name__)
+
+
+class NotStarted(RuntimeError):
+    """A component was used before the app's lifespan started it."""
+
+
+class Services:
+    """Holds the settings and every started component of one app.
+
+    Attributes:
+        settings: the one Settings object.
+        lifespan: the ordered start/stop steps.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lifespan = Lifespan(grace_seconds=settings.shutdown_grace_seconds)
+        self._embedded: EmbeddedPostgres | None = None
+        self._db: Database | None = None
+        self._jwt_secret: str | None = None
+
+    @property
+    def db(self) -> Database:
+        """The connection pool.
+
+        Raises:
+            NotStarted: before the ``database`` step ran or after it stopped.
+        """
+        if self._db is None:
+            raise NotStarted("database is not started")
+        return self._db
+
+    @property
+    def jwt_secret(self) -> str:
+        """The HS256 key for bearer tokens (settings, or the generated file).
+
+        Raises:
+            NotStarted: before the ``jwt_secret`` step ran.
+        """
+        if self._jwt_secret is None:
+            raise NotStarted("jwt secret is not loaded")
+        return self._jwt_secret
+
+    # --- lifespan steps ----------------------------------------------------------------
+
+    async def start_database(self) -> None:
+        """Connect the pool; start the embedded Postgres first when DATABASE_URL is unset."""
+        dsn = self.settings.database_url
+        if dsn is None:
+            self._embedded = EmbeddedPostgres(self.settings.data_dir)
+            dsn = await asyncio.to_thread(self._embedded.start)
+        self._db = await Database.connect(
+            dsn, min_size=self.settings.db_pool_min, max_size=self.settings.db_pool_max
+        )
+
+    async def stop_database(self) -> None:
+        """Close the pool, then detach from the embedded Postgres if this app started it."""
+        db, self._db = self._db, None
+        if db is not None:
+            await db.close()
+        embedded, self._embedded = self._embedded, None
+        if embedded is not None:
+            await asyncio.to_thread(embedded.stop)
+
+    async def migrate(self) -> None:
+        """Apply pending migrations (idempotent; serialised by an advisory lock)."""
+        applied = await apply_migrations(self.db)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(applied))
+
+    async def load_jwt_secret(self) -> None:
+        """Read or create the token secret (file I/O off the event loop)."""
+        self._jwt_secret = await asyncio.to_thread(resolve_jwt_secret, self.settings)
+
+
+def build_services(settings: Settings) -> Services:
+    """Build the components of one app and list their start order.
+
+    Order (stopped in reverse): database -> migrations -> jwt_secret. Runtime components
+    go after ``migrations`` (they need the schema), e.g.::
+
+        writer = EventWriter(services)            # built here, started by the lifespan
+        services.lifespan.add("event_writer", writer.start, writer.stop)
+    """
+    services = Services(settings)
+    services.lifespan.add("database", services.start_database, services.stop_database)
+    services.lifespan.add("migrations", services.migrate)
+    services.lifespan.add("jwt_secret", services.load_jwt_secret)
+    # --- runtime components: add steps here (after migrations) ---------------------------
+    return services
