@@ -1,0 +1,58 @@
+"""A text file as lines, keeping exactly what is needed to write it back byte for byte.
+
+Lines are split on ``\\n`` only (``str.splitlines`` would also split on form feeds and
+Unicode separators, which diff tools do not). A CRLF line keeps its ``\\r``; matching
+ignores it (:func:`line_key`) so an LF patch applies to a CRLF file. Bytes that are not
+UTF-8 survive a round trip through ``surrogateescape``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def split_lines(text: str) -> list[str]:
+    """Split on ``\\n``; a final newline does not start an extra empty line."""
+    if not text:
+        return []
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def line_key(line: str) -> str:
+    """The comparable form of a line: one trailing ``\\r`` (a CRLF ending) removed."""
+    return line[:-1] if line.endswith("\r") else line
+
+
+def mostly_crlf(lines: list[str]) -> bool:
+    """True when more than half of ``lines`` end with ``\\r``."""
+    return bool(lines) and sum(line.endswith("\r") for line in lines) * 2 > len(lines)
+
+
+@dataclass(slots=True)
+class TextFile:
+    """A file's lines (without ``\\n``) and whether the last one was newline-terminated."""
+
+    lines: list[str]
+    final_newline: bool
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TextFile:
+        """Decode (UTF-8, undecodable bytes kept as surrogates) and split."""
+        text = data.decode("utf-8", "surrogateescape")
+        return cls(split_lines(text), text.endswith("\n"))
+
+    def to_bytes(self) -> bytes:
+        """Join with ``\\n``; an empty file stays empty whatever ``final_newline`` says."""
+        if not self.lines:
+            return b""
+        text = "\n".join(self.lines) + ("\n" if self.final_newline else "")
+        return text.encode("utf-8", "surrogateescape")
+
+    @property
+    def crlf(self) -> bool:
+        """The file's dominant line ending is CRLF (added lines will get one too)."""
+        terminated = self.lines if self.final_newline else self.lines[:-1]
+        return mostly_crlf(terminated)
