@@ -1,0 +1,338 @@
+"""The native engine: an agent loop over the OpenAI chat-completions protocol (contract 7.1).
+
+One session runs one agent node: system instructions plus the run's chat history go to the
+run's pinned model with every toolpack tool; each tool call the model makes is executed in
+turn against the run's workspace (sequential, per-tool timeout) and its envelope goes back
+as a ``tool`` message; the loop ends when the model answers without tool calls, or when
+``max_tool_iterations`` model turns have called tools.
+
+Events (runtime.engine): ``PlanUpdated {node, span_id, state, iteration}`` before each model
+turn, coalesced ``Delta`` text, ``ToolStarted`` / ``ToolFinished`` per call (one span id per
+call), then ``Completed(output={"last_agent_output", "messages", "iterations",
+"stopped_reason"})`` — or ``Failed`` with the model client's message when the endpoint fails
+(DESIGN.md 5: a model endpoint that is down fails the run with a clear diagnostic).
+
+Cancelling the consuming task stops the model stream (the HTTP response is closed) and any
+running tool at once; native cancel is always confirmed (contract 7.1).
+
+The tool context is built from the :class:`RunContext` only: nothing in a model's arguments
+can change the run, tenant, app, user or workspace a tool acts on (DESIGN.md 8.7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from runtime.engine import (
+    Completed,
+    Delta,
+    Engine,
+    EngineEvent,
+    EngineSession,
+    Failed,
+    ModelTarget,
+    PlanUpdated,
+    RunContext,
+    ToolFinished,
+    ToolStarted,
+)
+from runtime.engines.coalesce import coalesce_text
+from runtime.engines.native_instructions import SYSTEM_INSTRUCTIONS
+from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
+from runtime.settings import Settings
+from runtime.tools.context import CheckpointHost, ToolContext
+from runtime.workspace import Workspace
+
+__all__ = ["AGENT_NODE", "MAX_TOOL_MESSAGE_CHARS", "NativeEngine", "Toolbox"]
+
+AGENT_NODE = "agent"
+"""The ``node`` named in ``plan.updated`` payloads."""
+
+MAX_TOOL_MESSAGE_CHARS = 60_000
+"""A tool envelope longer than this (as JSON) is cut before it goes back to the model."""
+
+USER_SCOPE_ERROR = "Coding-agent tools require a user-scoped run"
+MODEL_ERROR_CODE = "MODEL_ENDPOINT_ERROR"
+"""Diagnostics code of a run failed by its model endpoint."""
+
+
+class Toolbox(Protocol):
+    """What the engine needs of the toolpack (``runtime.tools.Toolpack``)."""
+
+    def openai_tools(self) -> list[dict[str, Any]]:
+        """The OpenAI function-tool specs of every enabled tool."""
+        ...
+
+    def tool_timeout(self, name: str) -> float:
+        """The tool's own timeout in seconds (contract 7.3)."""
+        ...
+
+    async def call(self, name: str, arguments: str | dict[str, Any], ctx: ToolContext) -> Any:
+        """Run one tool; never raises, failures are ``{error, code}`` envelopes."""
+        ...
+
+
+ToolboxFactory = Callable[[Settings], Toolbox]
+ClientFactory = Callable[[ModelTarget, Settings], ModelClient]
+
+
+def _default_toolbox(settings: Settings) -> Toolbox:
+    from runtime.tools import Toolpack  # imported late: the toolpack imports settings
+
+    toolpack: Toolbox = Toolpack(settings)
+    return toolpack
+
+
+def _default_client(target: ModelTarget, settings: Settings) -> ModelClient:
+    return ModelClient.for_target(target, timeout=settings.model_request_timeout_seconds)
+
+
+class NativeEngine(Engine):
+    """The native agent loop, shared by all runs of a process.
+
+    Args:
+        settings: ``max_tool_iterations``, ``tool_timeout_seconds``,
+            ``model_request_timeout_seconds`` and ``event_coalesce_ms`` are read here.
+        toolbox_factory: Builds the toolpack once (default ``runtime.tools.Toolpack``).
+        checkpoints: Checkpoint backend handed to the tools (None: checkpoint tools fail
+            cleanly).
+        client_factory: Builds a :class:`ModelClient` per model binding (default: the
+            OpenAI SDK client with the settings' request timeout). Clients are cached per
+            ``(base_url, api_key_env)`` and closed by :meth:`stop`.
+    """
+
+    name = "native"
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        toolbox_factory: ToolboxFactory = _default_toolbox,
+        checkpoints: CheckpointHost | None = None,
+        client_factory: ClientFactory = _default_client,
+    ) -> None:
+        self.settings = settings
+        self.checkpoints = checkpoints
+        self._toolbox_factory = toolbox_factory
+        self._toolbox: Toolbox | None = None
+        self._client_factory = client_factory
+        self._clients: dict[tuple[str, str | None], ModelClient] = {}
+
+    @property
+    def toolbox(self) -> Toolbox:
+        """The toolpack (built on first use)."""
+        if self._toolbox is None:
+            self._toolbox = self._toolbox_factory(self.settings)
+        return self._toolbox
+
+    def client_for(self, target: ModelTarget) -> ModelClient:
+        """The shared client for a model binding.
+
+        Raises:
+            ModelError: the binding cannot be used (e.g. its key variable is unset).
+        """
+        key = (target.base_url, target.api_key_env)
+        client = self._clients.get(key)
+        if client is None:
+            client = self._client_factory(target, self.settings)
+            self._clients[key] = client
+        return client
+
+    def open(self, ctx: RunContext) -> EngineSession:
+        """A session for one run execution (no I/O until ``events()`` is iterated)."""
+        return NativeSession(self, ctx)
+
+    async def stop(self) -> None:
+        """Close every cached model client."""
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+class NativeSession(EngineSession):
+    """One run's agent loop. Create with :meth:`NativeEngine.open`."""
+
+    def __init__(self, engine: NativeEngine, ctx: RunContext) -> None:
+        self._engine = engine
+        self._ctx = ctx
+        self._settings = engine.settings
+
+    def events(self) -> AsyncIterator[EngineEvent]:
+        """Run the loop; see the module docstring for the events and their order."""
+        return self._run()
+
+    async def _run(self) -> AsyncIterator[EngineEvent]:
+        ctx = self._ctx
+        if ctx.model is None:
+            yield _failed("NO_MODEL", "native engine: no model is bound to this run")
+            return
+        if ctx.workspace is None:
+            yield _failed("NO_WORKSPACE", "native engine: the run has no workspace")
+            return
+        try:
+            client = self._engine.client_for(ctx.model)
+        except ModelError as exc:
+            yield _failed(MODEL_ERROR_CODE, str(exc))
+            return
+        toolbox = self._engine.toolbox
+        tools = toolbox.openai_tools()
+        tool_ctx = await _tool_context(ctx, ctx.workspace, self._engine.checkpoints)
+
+        history = _initial_history(ctx)
+        transcript: list[dict[str, Any]] = []
+        span = str(uuid.uuid4())
+        limit = self._settings.max_tool_iterations
+        window = self._settings.event_coalesce_ms / 1000.0
+        tool_turns = 0
+        text = ""
+        while True:
+            yield PlanUpdated(
+                {"node": AGENT_NODE, "span_id": span, "state": "running", "iteration": tool_turns}
+            )
+            parts: list[str] = []
+            calls: list[ToolCall] = []
+            stream = client.stream(
+                model=ctx.model.provider_model_id,
+                messages=[*history, *transcript],
+                tools=tools,
+            )
+            try:
+                async for item in coalesce_text(stream, window):
+                    if isinstance(item, TextDelta):
+                        parts.append(item.text)
+                        yield Delta(item.text)
+                    elif isinstance(item, ToolCall):
+                        calls.append(item)
+                    elif isinstance(item, StreamEnd):
+                        pass
+            except ModelError as exc:
+                yield _failed(MODEL_ERROR_CODE, str(exc))
+                return
+            text = "".join(parts)
+            if calls and tool_turns >= limit:
+                # Contract 7.1 cap: the calls of this turn are not executed.
+                text = text.strip() or _limit_text(limit)
+                transcript.append({"role": "assistant", "content": text})
+                yield Completed(
+                    _output(text, history, transcript, tool_turns, "max_tool_iterations")
+                )
+                return
+            assistant: dict[str, Any] = {"role": "assistant", "content": text or None}
+            if calls:
+                assistant["tool_calls"] = [call.as_message_item() for call in calls]
+            transcript.append(assistant)
+            if not calls:
+                yield Completed(_output(text, history, transcript, tool_turns, "stop"))
+                return
+            tool_turns += 1
+            for call in calls:
+                span_id = str(uuid.uuid4())
+                yield ToolStarted(tool=call.name, span_id=span_id, input=_input_of(call))
+                output = await self._call_tool(toolbox, call, tool_ctx)
+                yield ToolFinished(tool=call.name, span_id=span_id, output=output)
+                transcript.append(
+                    {"role": "tool", "tool_call_id": call.id, "content": _tool_content(output)}
+                )
+
+    async def _call_tool(
+        self, toolbox: Toolbox, call: ToolCall, tool_ctx: ToolContext | None
+    ) -> Any:
+        """One tool call under ``min(settings.tool_timeout_seconds, tool's own timeout)``
+        (contract 7.1/7.3). Timeouts and a missing user scope become error envelopes."""
+        if tool_ctx is None:
+            return {"error": USER_SCOPE_ERROR, "code": "TOOL_EXECUTION_FAILED"}
+        limit = self._settings.tool_timeout_seconds
+        try:
+            limit = min(limit, float(toolbox.tool_timeout(call.name)))
+        except (KeyError, ValueError, TypeError):
+            pass  # unknown tool: the toolpack answers with its own error envelope
+        try:
+            return await asyncio.wait_for(toolbox.call(call.name, call.arguments, tool_ctx), limit)
+        except TimeoutError:
+            return {
+                "error": f"{call.name} timed out after {limit:g} seconds",
+                "code": "TOOL_TIMEOUT",
+            }
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+
+async def _tool_context(
+    ctx: RunContext, root: Path, checkpoints: CheckpointHost | None
+) -> ToolContext | None:
+    """The server-side tool context, or None when the run has no user (contract 7.2)."""
+    if ctx.user_id is None:
+        return None
+    workspace = await asyncio.to_thread(Workspace, root)
+    return ToolContext(
+        run_id=ctx.run_id,
+        tenant_id=ctx.tenant_id,
+        app_id=ctx.app_id,
+        user_id=ctx.user_id,
+        workspace=workspace,
+        checkpoints=checkpoints,
+    )
+
+
+def _initial_history(ctx: RunContext) -> list[dict[str, Any]]:
+    """System instructions, then the run's normalised chat history (contract 5), which
+    already ends with the prompt; a bare prompt when the history is empty."""
+    history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_INSTRUCTIONS}]
+    messages = [
+        {"role": m["role"], "content": m["content"]}
+        for m in ctx.messages
+        if isinstance(m, dict) and m.get("role") and m.get("content")
+    ]
+    if not messages and ctx.prompt.strip():
+        messages = [{"role": "user", "content": ctx.prompt}]
+    return history + messages
+
+
+def _input_of(call: ToolCall) -> Any:
+    """The tool input for ``tool.started``: parsed JSON arguments, else the raw string."""
+    try:
+        return json.loads(call.arguments) if call.arguments.strip() else {}
+    except ValueError:
+        return call.arguments
+
+
+def _tool_content(output: Any) -> str:
+    text = json.dumps(output, ensure_ascii=False, default=str)
+    if len(text) <= MAX_TOOL_MESSAGE_CHARS:
+        return text
+    return text[:MAX_TOOL_MESSAGE_CHARS] + " ... [truncated: tool output too long]"
+
+
+def _limit_text(limit: int) -> str:
+    return (
+        f"I stopped after {limit} rounds of tool calls (the limit for one run) before "
+        "finishing. The changes made so far are kept; ask me to continue."
+    )
+
+
+def _output(
+    text: str,
+    history: list[dict[str, Any]],
+    transcript: list[dict[str, Any]],
+    turns: int,
+    reason: str,
+) -> dict[str, Any]:
+    """The final output: ``last_agent_output`` and ``messages`` (contract 3.5 reads them;
+    ``messages`` is the conversation without the system instructions), the number of
+    tool-calling turns and why the loop stopped (``stop`` or ``max_tool_iterations``)."""
+    return {
+        "last_agent_output": text,
+        "messages": [*history[1:], *transcript],
+        "iterations": turns,
+        "stopped_reason": reason,
+    }
+
+
+def _failed(code: str, message: str) -> Failed:
+    return Failed(message, [{"code": code, "message": message}])
