@@ -38,11 +38,17 @@ class Reply(Generic[T]):
 
     def set(self, value: T) -> None:
         """Resolve with ``value`` (thread-safe)."""
-        self._loop.call_soon_threadsafe(self._resolve, value, None)
+        self._post(value, None)
 
     def fail(self, exc: BaseException) -> None:
         """Resolve with an exception raised in the waiter (thread-safe)."""
-        self._loop.call_soon_threadsafe(self._resolve, None, exc)
+        self._post(None, exc)
+
+    def _post(self, value: Any, exc: BaseException | None) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._resolve, value, exc)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
 
     def _resolve(self, value: Any, exc: BaseException | None) -> None:
         if self._future.done():

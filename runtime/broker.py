@@ -43,6 +43,10 @@ class Subscription:
             self._items.clear()
         self._wake.set()
 
+    def has_after(self, seq: int) -> bool:
+        """True when an event newer than ``seq`` is already queued."""
+        return any(event.seq > seq for event in self._items)
+
     def tick(self) -> None:
         """Keep-alive tick: ask for a comment if nothing was sent since the last tick."""
         if not self._active:

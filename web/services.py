@@ -11,6 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from runtime.engine import Engine
+from runtime.engines.native import NativeEngine
+from runtime.engines.opencode.engine import OpenCodeEngine
+from runtime.engines.scripted import ScriptedEngine
+from runtime.run_hooks import StoreRunHooks
+from runtime.run_service import RunService
 from runtime.settings import Settings
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
@@ -39,6 +45,13 @@ class Services:
         self._embedded: EmbeddedPostgres | None = None
         self._db: Database | None = None
         self._jwt_secret: str | None = None
+        engines: dict[str, Engine] = {
+            "native": NativeEngine(settings),
+            "opencode": OpenCodeEngine(settings),
+        }
+        if settings.scripted_engine_enabled:
+            engines["scripted"] = ScriptedEngine()
+        self.runs = RunService(settings, engines, StoreRunHooks(lambda: self.db, settings))
 
     @property
     def db(self) -> Database:
@@ -97,7 +110,8 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Build the components of one app and list their start order.
 
-    Order (stopped in reverse): database -> migrations -> jwt_secret. Runtime components
+    Order (stopped in reverse): database -> migrations -> jwt_secret -> runs (broker, event
+    writer, engines, Supervisor). Runtime components
     go after ``migrations`` (they need the schema), e.g.::
 
         writer = EventWriter(services)            # built here, started by the lifespan
@@ -108,4 +122,5 @@ def build_services(settings: Settings) -> Services:
     services.lifespan.add("migrations", services.migrate)
     services.lifespan.add("jwt_secret", services.load_jwt_secret)
     # --- runtime components: add steps here (after migrations) ---------------------------
+    services.lifespan.add("runs", lambda: services.runs.start(services.db), services.runs.stop)
     return services

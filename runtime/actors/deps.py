@@ -1,0 +1,59 @@
+"""What a RunActor is given: shared collaborators, built once by the service."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from runtime.bridge import LoopPort
+from runtime.engine import Engine, RunContext
+from runtime.event_writer import EventWriter
+from storage.runs import RunStore
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedRevision:
+    """The revision (and checkpoint) a completed run produced (contract 3.3, 8)."""
+
+    revision_id: uuid.UUID
+    checkpoint_id: uuid.UUID
+    entry_file: str
+    file_count: int
+
+    def revision_payload(self) -> dict[str, Any]:
+        return {
+            "revision_id": str(self.revision_id),
+            "entry_file": self.entry_file,
+            "file_count": self.file_count,
+        }
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        return {"checkpoint_id": str(self.checkpoint_id), "revision_id": str(self.revision_id)}
+
+
+class RunHooks(Protocol):
+    """Run-specific work done on the loop on behalf of the actor."""
+
+    async def build_context(self, row: dict[str, Any], attempt: int) -> RunContext:
+        """The engine's view of the run: pinned model target, workspace, resume state."""
+
+    async def auto_apply(self, row: dict[str, Any], ctx: RunContext | None) -> AppliedRevision | None:
+        """Turn the finished workspace into a draft revision + checkpoint; None when
+        nothing changed (DESIGN.md 8.11). Raises on validation failure."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunDeps:
+    """Collaborators shared by every RunActor of a process."""
+
+    port: LoopPort
+    runs: RunStore
+    writer: EventWriter
+    engines: Mapping[str, Engine]
+    hooks: RunHooks
+    node_id: str
+    lease_seconds: float
+    coalesce_seconds: float
+    cancel_grace_seconds: float = 10.0

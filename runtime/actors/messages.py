@@ -1,0 +1,131 @@
+"""Messages between the Supervisor, RunActors and the loop. Immutable; sent with ``tell``.
+
+Replies travel on a :class:`runtime.bridge.Reply` carried in the message.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.bridge import Reply
+from runtime.engine import CancelOutcome
+
+# ---- to the Supervisor -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """A queued run wants to execute; started in order when a slot is free."""
+
+    run_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A lifecycle command for a run: forwarded to its live actor, or to a new one."""
+
+    run_id: uuid.UUID
+    command: Cancel | Resume | Reconcile
+
+
+@dataclass(frozen=True, slots=True)
+class ActorDone:
+    """A RunActor has nothing left to do (``executed``: it held an execution slot)."""
+
+    run_id: uuid.UUID
+    generation: int
+
+
+@dataclass(frozen=True, slots=True)
+class ActorFailed:
+    """A RunActor crashed (pykka ``on_failure``); the Supervisor decides on a restart."""
+
+    run_id: uuid.UUID
+    generation: int
+    error: str
+
+
+# ---- to a RunActor ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """Claim the queued run and run its engine."""
+
+
+@dataclass(frozen=True, slots=True)
+class Recover:
+    """Take over a run whose previous actor crashed (``attempt`` = restarts so far)."""
+
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class GiveUp:
+    """Fail the run: its actor crashed more often than the restart limit allows."""
+
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Cancel the run (contract 1.7); the reply carries the run row afterwards."""
+
+    reply: Reply[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """Resume a paused run with ``payload`` (contract 1.6); the reply carries the run row,
+    or fails with :class:`RunNotPaused`."""
+
+    payload: dict[str, Any]
+    reply: Reply[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Reconcile:
+    """At start-up: the run was left ``running`` by a process that is gone."""
+
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class EngineBatch:
+    """Engine events from the pump of session ``token`` (deltas already coalesced)."""
+
+    token: int
+    events: tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineEnded:
+    """The pump of session ``token`` finished: the engine stopped, its resources released.
+
+    ``error`` is set when the engine raised; ``cancelled`` when it was cancelled.
+    """
+
+    token: int
+    error: str | None
+    cancelled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CancelAnswered:
+    """The engine's answer to ``EngineSession.cancel()`` for session ``token``."""
+
+    token: int
+    outcome: CancelOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class StopOverdue:
+    """The engine of session ``token`` did not stop in time after a cancel."""
+
+    token: int
+
+
+class RunNotPaused(Exception):
+    """Resume of a run that is not paused (HTTP 409 "Run is not paused")."""

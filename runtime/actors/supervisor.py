@@ -1,0 +1,152 @@
+"""The Supervisor: starts one RunActor per run, caps execution, restarts crashed actors.
+
+It keeps its own map ``run_id -> actor`` (pykka's registry is a linear scan), a FIFO of
+runs waiting for an execution slot, and a restart count per run. Lifecycle commands for a
+run are forwarded to its live actor, or given to a new actor as its first message, so only
+a run's own actor ever changes that run (house rule 1).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import pykka
+
+from runtime.actors.deps import RunDeps
+from runtime.actors.messages import (
+    ActorDone,
+    ActorFailed,
+    Command,
+    Execute,
+    GiveUp,
+    Recover,
+    Submit,
+)
+from runtime.actors.run_actor import RunActor
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Live:
+    ref: pykka.ActorRef
+    generation: int
+    executing: bool
+
+
+class Supervisor(pykka.ThreadingActor):
+    """Args:
+    deps: passed to every RunActor.
+    max_live_runs: at most this many runs execute at once in this process.
+    max_restarts: crashed actors of a run are restarted this many times, then the run fails.
+    """
+
+    use_daemon_thread = True
+
+    def __init__(self, deps: RunDeps, *, max_live_runs: int, max_restarts: int) -> None:
+        super().__init__()
+        self.deps = deps
+        self.max_live_runs = max_live_runs
+        self.max_restarts = max_restarts
+        self.live: dict[uuid.UUID, _Live] = {}
+        self.pending: collections.OrderedDict[uuid.UUID, None] = collections.OrderedDict()
+        self.restarts: collections.Counter[uuid.UUID] = collections.Counter()
+        self.executing = 0
+
+    def on_receive(self, message: Any) -> Any:
+        try:
+            self._dispatch(message)
+        except Exception:
+            log.exception("supervisor failed to handle %r", message)
+        except BaseException as exc:  # never escape: pykka would stop every actor
+            log.error("supervisor interrupted by %r", exc)
+
+    def on_stop(self) -> None:
+        # Runs still executing stay `running` in Postgres; the next start reconciles them.
+        for live in list(self.live.values()):
+            try:
+                live.ref.stop(block=True, timeout=10)
+            except (pykka.ActorDeadError, pykka.Timeout):
+                pass
+
+    # ---- messages ----------------------------------------------------------------------
+
+    def _dispatch(self, message: Any) -> None:
+        match message:
+            case Submit(run_id=run_id):
+                self.pending[run_id] = None
+                self._fill_slots()
+            case Command(run_id=run_id, command=command):
+                self._command(run_id, command)
+            case ActorDone(run_id=run_id, generation=generation):
+                self._retire(run_id, generation)
+            case ActorFailed(run_id=run_id, generation=generation, error=error):
+                self._restart(run_id, generation, error)
+            case _:
+                log.warning("supervisor ignored %r", message)
+
+    def _spawn(self, run_id: uuid.UUID, generation: int, first: Any, *, executing: bool) -> None:
+        ref = RunActor.start(run_id, self.deps, self.actor_ref, generation)
+        self.live[run_id] = _Live(ref, generation, executing)
+        if executing:
+            self.executing += 1
+        ref.tell(first)
+
+    def _fill_slots(self) -> None:
+        deferred: list[uuid.UUID] = []
+        while self.pending and self.executing < self.max_live_runs:
+            run_id, _ = self.pending.popitem(last=False)
+            if run_id in self.live:  # busy with a command; retried when that actor is done
+                deferred.append(run_id)
+                continue
+            self._spawn(run_id, 0, Execute(), executing=True)
+        for run_id in reversed(deferred):
+            self.pending[run_id] = None
+            self.pending.move_to_end(run_id, last=False)
+
+    def _command(self, run_id: uuid.UUID, command: Any) -> None:
+        live = self.live.get(run_id)
+        if live is not None:
+            try:
+                live.ref.tell(command)
+                return
+            except pykka.ActorDeadError:
+                self._forget(run_id)
+        # No actor: the run is queued (maybe waiting here), paused, terminal or orphaned.
+        self.pending.pop(run_id, None)
+        self._spawn(run_id, 0, command, executing=False)
+
+    def _forget(self, run_id: uuid.UUID) -> _Live | None:
+        live = self.live.pop(run_id, None)
+        if live is not None and live.executing:
+            self.executing -= 1
+        return live
+
+    def _retire(self, run_id: uuid.UUID, generation: int) -> None:
+        live = self.live.get(run_id)
+        if live is None or live.generation != generation:
+            return
+        self._forget(run_id)
+        self.restarts.pop(run_id, None)
+        live.ref.stop(block=False)  # after any command already forwarded to it
+        self._fill_slots()
+
+    def _restart(self, run_id: uuid.UUID, generation: int, error: str) -> None:
+        live = self.live.get(run_id)
+        if live is None or live.generation != generation:
+            return
+        self._forget(run_id)
+        self.restarts[run_id] += 1
+        count = self.restarts[run_id]
+        if count > self.max_restarts:
+            log.error("run %s: actor crashed %d times (%s); failing the run", run_id, count, error)
+            self.restarts.pop(run_id, None)
+            self._spawn(run_id, generation + 1, GiveUp(error), executing=False)
+        else:
+            log.warning("run %s: actor crashed (%s); restart %d", run_id, error, count)
+            self._spawn(run_id, generation + 1, Recover(count), executing=True)
+        self._fill_slots()

@@ -1,0 +1,308 @@
+"""The run service: what HTTP handlers call to create, cancel and resume runs, and the
+owner of the runtime's moving parts (broker, event writer, Supervisor, lease heartbeat).
+
+Create follows contract 1.2's order of checks; cancel and resume are messages to the
+Supervisor answered on a :class:`runtime.bridge.Reply` (never a pykka future on the loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pykka
+
+from runtime.actors.deps import RunDeps, RunHooks
+from runtime.actors.messages import Cancel, Command, Reconcile, Resume, RunNotPaused, Submit
+from runtime.actors.supervisor import Supervisor
+from runtime.bridge import LoopPort, Reply, ReplyTimeout
+from runtime.broker import Broker
+from runtime.engine import Engine, EngineError, PreflightRequest
+from runtime.event_writer import EventWriter
+from runtime.events import EventDraft, iso, make_event
+from runtime.messages import prepare_messages
+from runtime.run_object import run_object
+from runtime.settings import Settings
+from storage import apps as apps_store
+from storage import models as models_store
+from storage.database import Database
+from storage.events import EventStore
+from storage.runs import SURFACE, RunStore
+
+log = logging.getLogger(__name__)
+
+COMMAND_TIMEOUT_SECONDS = 60.0
+
+
+class RunRequestError(Exception):
+    """A request the run service refuses, with the contract's HTTP status and ``detail``."""
+
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+@dataclass(frozen=True, slots=True)
+class CreateRun:
+    """A validated create request (contract 1.2) plus who asks.
+
+    ``user_id`` is None for workload principals.
+    """
+
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID | None
+    app_id: uuid.UUID
+    input: str
+    engine: str = "native"
+    base_revision_id: uuid.UUID | None = None
+    model_id: uuid.UUID | None = None
+    messages: list[Any] = field(default_factory=list)
+    script: list[dict[str, Any]] | None = None
+
+
+class RunService:
+    """Owns the runtime of one process.
+
+    Args:
+        settings: the process settings.
+        engines: engine name -> engine (``native``, ``opencode``, maybe ``scripted``).
+        hooks: builds run contexts and applies finished workspaces.
+        workspace_for: ``(app_id, user_id) -> Path | None``, for engine preflight.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        engines: Mapping[str, Engine],
+        hooks: RunHooks,
+        workspace_for: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.engines = dict(engines)
+        self.hooks = hooks
+        self.workspace_for = workspace_for or (lambda app_id, user_id: None)
+        self.broker = Broker(
+            queue_max=settings.sse_queue_max, keepalive_seconds=settings.sse_keepalive_seconds
+        )
+        self._db: Database | None = None
+        self.runs: RunStore
+        self.events: EventStore
+        self.writer: EventWriter
+        self.supervisor: pykka.ActorRef | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    # ---- lifecycle (lifespan steps) --------------------------------------------------
+
+    async def start(self, db: Database) -> None:
+        """Start broker, writer, engines and Supervisor; reconcile runs a previous process
+        left behind (DESIGN.md 8.12) and resubmit queued runs."""
+        self._db = db
+        self.runs = RunStore(db)
+        self.events = EventStore(db)
+        self.writer = EventWriter(self.events, self.broker)
+        await self.broker.start()
+        await self.writer.start()
+        for engine in self.engines.values():
+            await engine.start()
+        loop = asyncio.get_running_loop()
+        deps = RunDeps(
+            port=LoopPort(loop),
+            runs=self.runs,
+            writer=self.writer,
+            engines=self.engines,
+            hooks=self.hooks,
+            node_id=self.settings.node_id,
+            lease_seconds=self.settings.lease_seconds,
+            coalesce_seconds=self.settings.event_coalesce_ms / 1000,
+            cancel_grace_seconds=max(5.0, self.settings.opencode_cancel_timeout_seconds),
+        )
+        self.supervisor = Supervisor.start(
+            deps,
+            max_live_runs=self.settings.max_live_runs,
+            max_restarts=self.settings.max_actor_restarts,
+        )
+        for run_id in await self.runs.list_orphaned(self.settings.node_id):
+            self.supervisor.tell(Command(run_id, Reconcile(self.settings.restart_policy)))
+        for run_id in await self.runs.list_queued():
+            self.supervisor.tell(Submit(run_id))
+        self._heartbeat = asyncio.create_task(self._beat(), name="lease-heartbeat")
+
+    async def stop(self) -> None:
+        """Stop the Supervisor (and every RunActor), then the writer after a final flush."""
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        if self.supervisor is not None:
+            ref, self.supervisor = self.supervisor, None
+            # ActorRef.stop blocks its caller: do it off the loop.
+            await asyncio.to_thread(_stop_all, ref)
+        for engine in self.engines.values():
+            with contextlib.suppress(Exception):
+                await engine.stop()
+        await self.writer.stop()
+        await self.broker.stop()
+
+    async def _beat(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.runs.heartbeat(self.settings.node_id, self.settings.lease_seconds)
+            except Exception:
+                log.exception("lease heartbeat failed")
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "run service not started"
+        return self._db
+
+    # ---- commands ------------------------------------------------------------------------
+
+    async def create(self, req: CreateRun) -> dict[str, Any]:
+        """Create a run and start it in the background (contract 1.2, DESIGN.md 8.1).
+
+        Returns:
+            The stored run row (status ``queued``).
+
+        Raises:
+            RunRequestError: 409 REVISION_CONFLICT, 400 "input is required",
+                400 CODING_AGENT_MODEL_UNAVAILABLE, 400 CODING_AGENT_ENGINE_*.
+        """
+        draft = await apps_store.current_draft(self.db, app_id=req.app_id, tenant_id=req.tenant_id)
+        if draft is None:
+            raise RunRequestError(404, "Published app not found")
+        if req.base_revision_id is not None and req.base_revision_id != draft.id:
+            raise RunRequestError(
+                409,
+                {
+                    "code": "REVISION_CONFLICT",
+                    "latest_revision_id": str(draft.id),
+                    "latest_updated_at": iso(draft.created_at),
+                    "message": "Draft revision is stale",
+                },
+            )
+        prompt = req.input.strip()
+        if not prompt:
+            raise RunRequestError(400, "input is required")
+        messages = prepare_messages(req.messages, prompt, self.settings.message_budget_chars)
+        model = await models_store.resolve_chat_model(
+            self.db, tenant_id=req.tenant_id, model_id=req.model_id
+        )
+        if model is None and req.engine != "scripted":
+            message = (
+                "Selected model is unavailable for this tenant."
+                if req.model_id is not None
+                else "No active chat model is available for this tenant."
+            )
+            raise RunRequestError(
+                400,
+                {"code": "CODING_AGENT_MODEL_UNAVAILABLE", "field": "model_id", "message": message},
+            )
+        engine = self.engines.get(req.engine)
+        if engine is None:
+            raise RunRequestError(
+                400,
+                {
+                    "code": "CODING_AGENT_ENGINE_UNAVAILABLE",
+                    "field": "engine",
+                    "message": f"Engine {req.engine} is not available on this server.",
+                },
+            )
+        context: dict[str, Any] = {
+            "surface": SURFACE,
+            "app_id": str(req.app_id),
+            "base_revision_id": str(draft.id),
+            "entry_file": draft.entry_file,
+            "resolved_model_id": str(model.id) if model else None,
+            "execution_engine": req.engine,
+        }
+        try:
+            context |= await engine.preflight(
+                PreflightRequest(
+                    tenant_id=req.tenant_id,
+                    app_id=req.app_id,
+                    user_id=req.user_id,
+                    workspace=self.workspace_for(req.app_id, req.user_id),
+                    model=None,
+                )
+            )
+        except EngineError as exc:
+            raise RunRequestError(400, exc.detail()) from exc
+        input_params: dict[str, Any] = {"input": prompt, "messages": messages, "context": context}
+        if req.script is not None:
+            input_params["script"] = req.script
+        run_id = uuid.uuid4()
+        now = datetime.now(UTC)
+        async with self.db.transaction() as tx:
+            row = await RunStore(tx).insert(
+                run_id=run_id,
+                tenant_id=req.tenant_id,
+                app_id=req.app_id,
+                user_id=req.user_id,
+                base_revision_id=draft.id,
+                requested_model_id=req.model_id if model is not None else None,
+                resolved_model_id=model.id if model else None,
+                engine=req.engine,
+                input_params=input_params,
+                created_at=now,
+            )
+            accepted = make_event(
+                EventDraft("run.accepted", {"status": "queued", "surface": SURFACE}),
+                run_id=run_id,
+                app_id=req.app_id,
+                seq=1,
+                ts=now,
+            )
+            await EventStore(tx).insert_one(accepted.row)
+        self.broker.publish([accepted])
+        assert self.supervisor is not None
+        self.supervisor.tell(Submit(run_id))
+        return row
+
+    async def cancel(self, run_id: uuid.UUID) -> dict[str, Any]:
+        """Cancel a run and return its row afterwards (contract 1.7, DESIGN.md 8.3).
+
+        Raises:
+            RunRequestError: 503 when the run's actor did not answer in time.
+        """
+        reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
+        return await self._command(run_id, Cancel(reply), reply)
+
+    async def resume(self, run_id: uuid.UUID, payload: dict[str, Any]) -> dict[str, Any]:
+        """Resume a paused run with ``payload`` (contract 1.6, DESIGN.md 8.4).
+
+        Raises:
+            RunRequestError: 409 "Run is not paused"; 503 when the actor did not answer.
+        """
+        reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
+        try:
+            return await self._command(run_id, Resume(payload, reply), reply)
+        except RunNotPaused as exc:
+            raise RunRequestError(409, "Run is not paused") from exc
+
+    async def _command(
+        self, run_id: uuid.UUID, command: Any, reply: Reply[dict[str, Any]]
+    ) -> dict[str, Any]:
+        assert self.supervisor is not None
+        self.supervisor.tell(Command(run_id, command))
+        try:
+            return await reply.wait(COMMAND_TIMEOUT_SECONDS)
+        except ReplyTimeout as exc:
+            raise RunRequestError(503, "The run did not answer in time; try again") from exc
+
+    def serialize(self, row: dict[str, Any]) -> dict[str, Any]:
+        return run_object(row)
+
+
+def _stop_all(ref: pykka.ActorRef) -> None:
+    """Stop the Supervisor, which stops its RunActors first."""
+    with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+        ref.stop(block=True, timeout=30)

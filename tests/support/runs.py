@@ -1,0 +1,68 @@
+"""Helpers for run tests: create runs over HTTP and read their SSE streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+
+def runs_url(app_id: str, suffix: str = "") -> str:
+    return f"/admin/apps/{app_id}/coding-agent/runs{suffix}"
+
+
+def parse_sse(body: str) -> list[dict[str, Any]]:
+    """Parse SSE text into messages ``{"id": int | None, "data": obj, "raw": str}``;
+    comments are skipped."""
+    messages = []
+    for block in body.split("\n\n"):
+        ident = None
+        data = None
+        for line in block.split("\n"):
+            if line.startswith("id: "):
+                ident = int(line[4:])
+            elif line.startswith("data: "):
+                data = line[6:]
+        if data is not None:
+            messages.append({"id": ident, "data": json.loads(data), "raw": data})
+    return messages
+
+
+async def read_stream(
+    client: Any, app_id: str, run_id: str, headers: dict[str, str], *,
+    after: int | None = None, timeout: float = 20.0,
+) -> tuple[str, list[dict[str, Any]]]:
+    """GET the run's stream until the server ends it; returns (raw text, events)."""
+    hdrs = dict(headers)
+    if after is not None:
+        hdrs["Last-Event-ID"] = str(after)
+    response = await asyncio.wait_for(
+        client.get(runs_url(app_id, f"/{run_id}/stream"), headers=hdrs), timeout
+    )
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    text = await asyncio.wait_for(response.get_data(as_text=True), timeout)
+    return text, parse_sse(text)
+
+
+async def create_run(
+    client: Any, app_id: str, headers: dict[str, str], **body: Any
+) -> dict[str, Any]:
+    response = await client.post(runs_url(app_id), json=body, headers=headers)
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    return await response.get_json()
+
+
+async def wait_status(
+    client: Any, app_id: str, run_id: str, headers: dict[str, str], statuses: set[str],
+    timeout: float = 20.0,
+) -> dict[str, Any]:
+    """Poll GET run until its status is one of ``statuses`` (tests only)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        response = await client.get(runs_url(app_id, f"/{run_id}"), headers=headers)
+        run = await response.get_json()
+        if run["status"] in statuses:
+            return run
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"run stayed {run['status']}, wanted {statuses}")
+        await asyncio.sleep(0.02)

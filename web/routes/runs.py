@@ -1,0 +1,170 @@
+"""Coding-agent run routes: create, list, get, stream, resume, cancel (contract 1.1-1.7).
+
+Each route runs the auth chain first (contract 9) and looks runs up by run id, app *and*
+tenant (DESIGN.md 8.8). Lifecycle commands go to the run's actor through the run service;
+streams only watch (DESIGN.md 8.1).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request
+from quart_schema import document_querystring, document_request, document_response, tag
+
+from runtime.engines.scripted import ScriptError, validate_script
+from runtime.run_service import CreateRun, RunRequestError
+from web import sse
+from web.auth import Authorizer
+from web.errors import ApiError
+from web.schemas.common import document_errors
+from web.schemas.runs import (
+    CreateRunRequest,
+    ListQuery,
+    ResumeRequest,
+    RunResponse,
+    StreamQuery,
+)
+from web.services import Services
+from web.validation import parse_json, parse_query
+
+RUN_NOT_FOUND = "Coding-agent run not found"
+READ = "apps.read"
+WRITE = "apps.write"
+
+
+def _invalid(loc: list[str], msg: str, value: Any, kind: str = "value_error") -> ApiError:
+    return ApiError(422, [{"type": kind, "loc": loc, "msg": msg, "input": value}])
+
+
+def blueprint(services: Services, authz: Authorizer) -> Blueprint:
+    """The ``/admin/apps/{app_id}/coding-agent/runs`` blueprint."""
+    bp = Blueprint("runs", __name__, url_prefix="/admin/apps/<uuid:app_id>/coding-agent/runs")
+
+    @bp.errorhandler(RunRequestError)
+    async def _refused(exc: RunRequestError) -> tuple[dict[str, Any], int]:
+        return {"detail": exc.detail}, exc.status
+
+    async def find_run(app_id: uuid.UUID, run_id: uuid.UUID, scope: str) -> dict[str, Any]:
+        ctx = await authz.app_access(app_id, scope)
+        row = await services.runs.runs.get_for_app(run_id, app_id, ctx.tenant_id)
+        if row is None:
+            raise ApiError(404, RUN_NOT_FOUND)
+        return row
+
+    @bp.post("")
+    @tag(["runs"])
+    @document_request(CreateRunRequest)
+    @document_response(RunResponse, 200)
+    @document_errors(400, 401, 403, 404, 409, 422)
+    async def create_run(app_id: uuid.UUID) -> dict[str, Any]:
+        """Create a run on the app's current draft; it starts executing at once.
+
+        Errors (contract 1.2, in this order): 409 ``REVISION_CONFLICT``; 400 "input is
+        required"; 400 ``CODING_AGENT_MODEL_UNAVAILABLE``; 400
+        ``CODING_AGENT_ENGINE_UNAVAILABLE`` / ``CODING_AGENT_ENGINE_UNSUPPORTED_RUNTIME``.
+        """
+        ctx = await authz.app_access(app_id, WRITE)
+        body = await parse_json(CreateRunRequest)
+        scripted_on = services.settings.scripted_engine_enabled
+        if body.engine == "scripted" and not scripted_on:
+            raise _invalid(
+                ["body", "engine"], "Input should be 'native' or 'opencode'", body.engine,
+                "literal_error",
+            )  # fmt: skip
+        script = None
+        if body.script is not None:
+            if body.engine != "scripted":
+                raise _invalid(["body", "script"], "script is only allowed with the scripted engine", None)
+            try:
+                script = validate_script(body.script)
+            except ScriptError as exc:
+                raise _invalid(["body", "script"], str(exc), None) from None
+        row = await services.runs.create(
+            CreateRun(
+                tenant_id=ctx.tenant_id,
+                user_id=ctx.user_id,
+                app_id=app_id,
+                input=body.input,
+                engine=body.engine,
+                base_revision_id=body.base_revision_id,
+                model_id=body.model_id,
+                messages=list(body.messages or []),
+                script=script,
+            )
+        )
+        return services.runs.serialize(row)
+
+    @bp.get("")
+    @tag(["runs"])
+    @document_querystring(ListQuery)
+    @document_response(list[RunResponse], 200)  # type: ignore[arg-type]
+    @document_errors(401, 403, 404, 422)
+    async def list_runs(app_id: uuid.UUID) -> Response:
+        """The app's runs, newest first, at most ``limit`` (1..100, default 25)."""
+        ctx = await authz.app_access(app_id, READ)
+        query = parse_query(ListQuery)
+        rows = await services.runs.runs.list_for_app(app_id, ctx.tenant_id, query.limit)
+        return jsonify([services.runs.serialize(r) for r in rows])
+
+    @bp.get("/<uuid:run_id>")
+    @tag(["runs"])
+    @document_response(RunResponse, 200)
+    @document_errors(401, 403, 404, 422)
+    async def get_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
+        """One run. 404 "Coding-agent run not found"."""
+        return services.runs.serialize(await find_run(app_id, run_id, READ))
+
+    @bp.get("/<uuid:run_id>/stream")
+    @tag(["runs"])
+    @document_querystring(StreamQuery)
+    @document_errors(401, 403, 404, 422)
+    async def stream_run(app_id: uuid.UUID, run_id: uuid.UUID) -> Response:
+        """Server-sent events of the run (``text/event-stream``), from the start or after
+        ``Last-Event-ID`` / ``?after=``; ends after the terminal event. Each message is
+        ``id: <seq>`` + ``data: {"event": ..., "run_id", "app_id", "seq", "ts", "stage",
+        "payload", "diagnostics"}``. Opening or closing a stream never affects the run.
+        """
+        await find_run(app_id, run_id, WRITE)
+        after = parse_query(StreamQuery).after
+        header = request.headers.get("Last-Event-ID")
+        if header is not None and header.strip():
+            try:
+                after = int(header.strip())
+            except ValueError:
+                raise _invalid(
+                    ["header", "last-event-id"], "Last-Event-ID must be an event seq", header
+                ) from None
+            if after < 0:
+                raise _invalid(["header", "last-event-id"], "Last-Event-ID must be >= 0", header)
+        body = sse.stream_run(
+            services.runs.broker, services.runs.events, run_id, app_id, after
+        )
+        response = Response(body, status=200, headers=sse.HEADERS)
+        response.timeout = None  # Quart would end the stream after 60 s otherwise
+        return response
+
+    @bp.post("/<uuid:run_id>/resume")
+    @tag(["runs"])
+    @document_request(ResumeRequest)
+    @document_response(RunResponse, 200)
+    @document_errors(401, 403, 404, 409, 422)
+    async def resume_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
+        """Resume a paused run; ``payload`` is stored and handed to the engine.
+        409 "Run is not paused"."""
+        await find_run(app_id, run_id, WRITE)
+        body = await parse_json(ResumeRequest)
+        return services.runs.serialize(await services.runs.resume(run_id, body.payload))
+
+    @bp.post("/<uuid:run_id>/cancel")
+    @tag(["runs"])
+    @document_response(RunResponse, 200)
+    @document_errors(401, 403, 404, 422)
+    async def cancel_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
+        """Cancel: answers once the engine has stopped. Terminal runs come back unchanged.
+        An engine whose stop cannot be confirmed fails the run (contract 1.7)."""
+        await find_run(app_id, run_id, WRITE)
+        return services.runs.serialize(await services.runs.cancel(run_id))
+
+    return bp

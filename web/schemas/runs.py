@@ -1,0 +1,84 @@
+"""Request and response models of the coding-agent run routes (contract 1.1-1.9)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class CreateRunRequest(BaseModel):
+    """``POST /admin/apps/{app_id}/coding-agent/runs`` (contract 1.2)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: str = Field(description="The prompt. Blank after stripping -> 400 'input is required'.")
+    base_revision_id: uuid.UUID | None = Field(
+        default=None,
+        description="The client's current draft id; a stale one -> 409 REVISION_CONFLICT.",
+    )
+    messages: list[dict[str, str]] | None = Field(
+        default=None, description="Earlier turns `{role, content}`; normalised (contract 5)."
+    )
+    model_id: uuid.UUID | None = Field(default=None, description="Registry model; null = auto.")
+    engine: Literal["native", "opencode", "scripted"] = Field(
+        default="native",
+        description="Execution engine. `scripted` exists only when the server enables it.",
+    )
+    script: list[dict[str, Any]] | None = Field(
+        default=None, description="Steps for the `scripted` engine (tests and benchmarks)."
+    )
+
+
+class RunResponse(BaseModel):
+    """The run object (contract 1.1); datetimes ISO 8601 UTC, nullable fields as null."""
+
+    run_id: str
+    status: Literal["queued", "running", "completed", "failed", "cancelled", "paused"]
+    execution_engine: str
+    surface: str
+    published_app_id: str | None
+    base_revision_id: str | None
+    result_revision_id: str | None
+    checkpoint_revision_id: str | None
+    requested_model_id: str | None
+    resolved_model_id: str | None
+    error: str | None
+    created_at: str
+    started_at: str | None
+    completed_at: str | None
+
+
+class ListQuery(BaseModel):
+    """``?limit=`` of the list routes: 1..100, default 25."""
+
+    limit: int = Field(default=25, ge=1, le=100)
+
+
+class StreamQuery(BaseModel):
+    """``?after=<seq>``: resume after that event (the ``Last-Event-ID`` header wins)."""
+
+    after: int = Field(default=0, ge=0)
+
+
+class ResumeRequest(BaseModel):
+    """``POST .../resume``: the payload handed to the engine (contract 1.6)."""
+
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class RestoreRequest(BaseModel):
+    """``POST .../checkpoints/{checkpoint_id}/restore`` (contract 1.9)."""
+
+    run_id: uuid.UUID | None = None
+
+
+class CheckpointResponse(BaseModel):
+    """A checkpoint derived from a run (contract 1.8)."""
+
+    checkpoint_id: str
+    run_id: str
+    app_id: str
+    revision_id: str | None
+    created_at: str

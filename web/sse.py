@@ -1,0 +1,86 @@
+"""Server-sent events: the one place for framing, replay and resume (DESIGN.md section 4).
+
+Wire format (contract 3.1 plus ids): a prelude comment of 2048 spaces (defeats proxy
+buffering), then per event ``id: <seq>`` + ``data: <envelope>`` + a blank line, and a
+``: keep-alive`` comment when the stream is idle. A reconnecting client sends
+``Last-Event-ID`` (or ``?after=<seq>``) and gets exactly the events after that seq.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+from runtime.broker import Broker
+from runtime.events import TERMINAL_TYPES, RunEvent, from_row
+from storage.events import EventStore
+
+PRELUDE = b": " + b" " * 2048 + b"\n\n"
+KEEPALIVE = b": keep-alive\n\n"
+PAGE = 1000
+
+HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+
+
+def frame(event: RunEvent) -> bytes:
+    """One SSE message for an event."""
+    return f"id: {event.seq}\ndata: {event.envelope}\n\n".encode()
+
+
+async def stream_run(
+    broker: Broker, events: EventStore, run_id: uuid.UUID, app_id: uuid.UUID, after: int
+) -> AsyncIterator[bytes]:
+    """Yield a run's events after seq ``after``, live, until a terminal event.
+
+    Registers for live events first, then replays the stored backlog, then drops live
+    duplicates by seq, so nothing is lost or repeated whatever the timing. Ends after a
+    terminal event (``run.completed`` also ends a paused run's stream, contract 3.3), or
+    without one when this subscriber fell too far behind (the client resumes by id).
+    Never drives or stops the run.
+    """
+    sub = broker.subscribe(run_id)
+    try:
+        yield PRELUDE
+        last_type = None
+        start = after if after > 0 else 1
+        while True:
+            rows = await events.read_from(run_id, start, PAGE)
+            out: list[bytes] = []
+            for row in rows:
+                last_type = row.type
+                if row.seq <= after:  # the client's cursor: only its type matters
+                    continue
+                out.append(frame(from_row(row, app_id)))
+                after = row.seq
+            if out:
+                yield b"".join(out)
+            if len(rows) < PAGE:
+                break
+            start = after + 1
+        if last_type in TERMINAL_TYPES and not sub.has_after(after):
+            return
+        while True:
+            batch = await sub.next_batch()
+            if batch is None:
+                return
+            if not batch:
+                yield KEEPALIVE
+                continue
+            out = []
+            for event in batch:
+                if event.seq <= after:
+                    continue
+                out.append(frame(event))
+                after = event.seq
+                if event.terminal:
+                    yield b"".join(out)
+                    return
+            if out:
+                yield b"".join(out)
+    finally:
+        broker.unsubscribe(sub)
