@@ -1,0 +1,60 @@
+"""The local default model: LocalModelServer starts llama-cpp-python's server with SmolLM2
+and model_client streams a real completion from it (needs the [local] extra)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from runtime.local_model import (
+    LOCAL_MODEL_ALIAS,
+    LocalModelError,
+    LocalModelServer,
+    unavailable_reason,
+)
+from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta
+
+_REASON = unavailable_reason()
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(_REASON is not None, reason=_REASON or ""),
+]
+
+
+async def test_streams_a_real_completion_from_smollm2() -> None:
+    async with LocalModelServer(startup_timeout=90) as server:
+        assert server.running
+        async with ModelClient(server.base_url, timeout=60) as client:
+            assert await client.list_models() == [LOCAL_MODEL_ALIAS]
+            deltas: list[str] = []
+            end = None
+            async for event in client.stream(
+                model=server.provider_model_id,
+                messages=[{"role": "user", "content": "Say hello in one short sentence."}],
+                max_tokens=24,
+                temperature=0.0,
+            ):
+                if isinstance(event, TextDelta):
+                    deltas.append(event.text)
+                elif isinstance(event, StreamEnd):
+                    end = event
+        url = server.base_url
+    assert len(deltas) >= 2, "tokens arrive as several deltas"
+    assert "".join(deltas).strip()
+    assert end is not None and end.finish_reason in {"stop", "length"}
+    assert not server.running
+    # The whole process group is gone: the endpoint now refuses connections.
+    async with ModelClient(url, timeout=5) as client:
+        with pytest.raises(ModelError, match="unreachable"):
+            await client.list_models()
+
+
+async def test_a_bad_model_file_fails_start_with_the_output(tmp_path: Path) -> None:
+    bogus = tmp_path / "not-a-model.gguf"
+    bogus.write_bytes(b"not a gguf file")
+    server = LocalModelServer(model_path=bogus, startup_timeout=60)
+    with pytest.raises(LocalModelError, match="exited with code"):
+        await server.start()
+    assert not server.running
