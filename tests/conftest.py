@@ -36,7 +36,7 @@ from tests.support.seed import Seeded, Seeder
 from web.app import create_app
 from web.services import Services, build_services
 
-TEST_JWT_SECRET = "test-secret-0123456789abcdef"
+TEST_JWT_SECRET = "test-secret-0123456789abcdef-0123456789abcdef"
 
 
 @pytest.fixture(scope="session")

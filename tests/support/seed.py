@@ -85,3 +85,11 @@ class Seeder:
         }
         params.update(overrides)
         return bearer_headers(self.secret, **params)
+
+    def headers_for(
+        self, user_id: uuid.UUID, tenant_id: uuid.UUID | None, **overrides: Any
+    ) -> dict[str, str]:
+        """Headers for any user/tenant pair (default role owner), with overrides."""
+        params: dict[str, Any] = {"user_id": user_id, "tenant_id": tenant_id}
+        params.update(overrides)
+        return bearer_headers(self.secret, **params)
