@@ -88,8 +88,12 @@ def apply_patch(
     if expected_hashes:
         try:
             stale = check_preconditions(root, expected_hashes)
-        except PathPolicyError as error:
-            return finish(codes.PATCH_POLICY_VIOLATION, f"Patch path rejected: {error.message}")
+        except _Rejected as rejection:
+            return finish(
+                codes.PATCH_POLICY_VIOLATION,
+                f"Patch path rejected by policy: {rejection.path}: {rejection.message}",
+                failures=[policy_failure(rejection.path)],
+            )
         if stale:
             return finish(
                 codes.PATCH_PRECONDITION_FAILED,
@@ -98,7 +102,7 @@ def apply_patch(
             )
     if is_binary_patch(patch):
         return finish(codes.PATCH_BINARY_NOT_SUPPORTED, "Binary patches are not supported")
-    ops = parse_unified(patch, strip) or parse_begin_patch(patch, strip)
+    ops = _parse(patch, strip)
     if not ops:
         return finish(codes.PATCH_PARSE_FAILED, NO_HUNKS)
 
@@ -179,18 +183,30 @@ def check_preconditions(root: Path, expected: Mapping[str, str]) -> list[Failure
     """Compare files with expected sha256 hex digests; one failure per mismatch.
 
     Raises:
-        runtime.paths.PathPolicyError: a key breaks the path policy.
+        _Rejected: a key breaks the path policy.
     """
     failures: list[Failure] = []
     for raw_path, raw_digest in expected.items():
-        relative = normalize_path(raw_path, field="expected_hashes", check_extension=False)
-        target = resolve_inside(root, relative)
+        try:
+            relative = normalize_path(raw_path, field="expected_hashes", check_extension=False)
+            target = resolve_inside(root, relative)
+        except PathPolicyError as error:
+            raise _Rejected(str(raw_path), error.message) from error
         data = target.read_bytes() if target.is_file() else None
         wanted = str(raw_digest).strip().lower().removeprefix("sha256:")
         if data is None or hashlib.sha256(data).hexdigest() != wanted:
             lines = TextFile.from_bytes(data).lines if data is not None else []
             failures.append(precondition_failure(relative, lines))
     return failures
+
+
+def _parse(patch: str, strip: int) -> list[FileOp]:
+    """Unified diff first (contract 7.4), Begin Patch when the unified reading changes
+    nothing; a unified reading made only of parse issues is kept for its failure items."""
+    unified = parse_unified(patch, strip)
+    if any(op.hunks or op.kind != "update" or op.move_to for op in unified):
+        return unified
+    return parse_begin_patch(patch, strip) or unified
 
 
 class _Rejected(Exception):

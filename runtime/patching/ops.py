@@ -7,9 +7,11 @@ Rules per operation (contract 7.4 plus DESIGN.md 8.9):
 - delete: refused by ``allow_delete=False`` (``delete_not_allowed``); a missing file is
   ``file_missing`` for a unified diff and silently nothing for Begin Patch; a unified
   delete's hunks must match and remove everything (else ``deletion_mismatch``).
-- update: the file must exist (``file_missing``); a rename (``rename to`` / ``*** Move
-  to:``) creates one file and deletes another, so it needs both ``allow_create`` and
-  ``allow_delete``, and its destination must be free (``target_exists``).
+- update: the file must exist (``file_missing``), except that an update made only of
+  ``@@ -0,0 ...`` additions to a missing file is taken as a create; a rename (``rename
+  to`` / ``*** Move to:``) creates one file and deletes another, so it needs both
+  ``allow_create`` and ``allow_delete``, and its destination must be free
+  (``target_exists``).
 
 Final newline (ours: preserved): a patched file ends with a newline exactly when the patch
 says so with ``\\ No newline at end of file`` markers, and otherwise keeps what the file
@@ -66,6 +68,10 @@ def run_op(
     if op.kind == "delete":
         return _delete(op, source, current, allow_delete=allow_delete)
     if current is None:
+        if destination is None and _only_adds_at_start(op):
+            # `--- a/x` + `@@ -0,0 +1,n @@` for a file that does not exist yet: what models
+            # write for a new file; it cannot mean anything but a create.
+            return _create(op, source, workspace, allow_create=allow_create)
         return OpOutcome(failures=[file_failure(source, codes.FILE_MISSING)])
     renamed = destination is not None and destination != source
     if renamed and not allow_create:
@@ -149,6 +155,10 @@ def _final_newline(text: TextFile, hunks: tuple[Hunk, ...]) -> bool:
     if any(hunk.old_lacks_newline for hunk in hunks):
         return True  # the old side lacked it and the new side does not: the patch adds it
     return text.final_newline or not text.lines
+
+
+def _only_adds_at_start(op: FileOp) -> bool:
+    return bool(op.hunks) and all(h.old_start == 0 and not h.old_side for h in op.hunks)
 
 
 def _patch_is_crlf(op: FileOp) -> bool:
