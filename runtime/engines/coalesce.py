@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import TypeVar
 
 from runtime.model_client import TextDelta
@@ -20,7 +20,7 @@ T = TypeVar("T")
 
 async def coalesce_text(
     source: AsyncIterator[TextDelta | T], window: float
-) -> AsyncIterator[TextDelta | T]:
+) -> AsyncGenerator[TextDelta | T, None]:
     """Yield ``source``'s items with consecutive :class:`TextDelta` pieces joined.
 
     Args:

@@ -22,9 +22,10 @@ can change the run, tenant, app, user or workspace a tool acts on (DESIGN.md 8.7
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -161,12 +162,22 @@ class NativeSession(EngineSession):
         self._engine = engine
         self._ctx = ctx
         self._settings = engine.settings
+        self._events: AsyncGenerator[EngineEvent, None] | None = None
 
     def events(self) -> AsyncIterator[EngineEvent]:
         """Run the loop; see the module docstring for the events and their order."""
-        return self._run()
+        events = self._events
+        if events is None:
+            events = self._events = self._run()
+        return events
 
-    async def _run(self) -> AsyncIterator[EngineEvent]:
+    async def close(self) -> None:
+        """Close the loop if a consumer left it suspended (its model stream closes too)."""
+        if self._events is not None:
+            with contextlib.suppress(RuntimeError):  # still running elsewhere
+                await self._events.aclose()
+
+    async def _run(self) -> AsyncGenerator[EngineEvent, None]:
         ctx = self._ctx
         if ctx.model is None:
             yield _failed("NO_MODEL", "native engine: no model is bound to this run")
@@ -202,14 +213,15 @@ class NativeSession(EngineSession):
                 tools=tools,
             )
             try:
-                async for item in coalesce_text(stream, window):
-                    if isinstance(item, TextDelta):
-                        parts.append(item.text)
-                        yield Delta(item.text)
-                    elif isinstance(item, ToolCall):
-                        calls.append(item)
-                    elif isinstance(item, StreamEnd):
-                        pass
+                async with contextlib.aclosing(coalesce_text(stream, window)) as items:
+                    async for item in items:
+                        if isinstance(item, TextDelta):
+                            parts.append(item.text)
+                            yield Delta(item.text)
+                        elif isinstance(item, ToolCall):
+                            calls.append(item)
+                        elif isinstance(item, StreamEnd):
+                            pass
             except ModelError as exc:
                 yield _failed(MODEL_ERROR_CODE, str(exc))
                 return

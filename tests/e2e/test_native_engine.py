@@ -299,3 +299,15 @@ async def test_text_deltas_are_coalesced_first_one_immediately(
     assert "".join(deltas) == "x" * 200
     assert deltas[0] == "x"  # the first token is not held back
     assert len(deltas) < 60  # ~200 tokens over >=0.4 s in 30 ms windows
+
+
+async def test_close_after_abandoning_the_stream_closes_upstream(
+    engine: NativeEngine, scripted_openai: ScriptedOpenAI, workspace: Path
+) -> None:
+    scripted_openai.push(hang_reply(after_chunks=3, text="Thinking about it"))
+    session = engine.open(_ctx(scripted_openai.base_url, workspace))
+    async for event in session.events():
+        if isinstance(event, Delta):
+            break  # the consumer walks away without cancelling
+    await session.close()
+    await scripted_openai.wait_for_disconnect(within=5)
