@@ -28,6 +28,7 @@ FORBIDDEN_SEQUENCES = ("|", "&&", "||", ";", "$(", "`", ">", "<")
 DEFAULT_TEST_COMMAND = "npm run test -- --run --passWithNoTests"
 BUILD_COMMAND = "npm run build"
 KILL_GRACE_SECONDS = 2.0  # lets npm/test runners remove temp files before SIGKILL
+_GROUP_EXIT_POLLS = 100  # x 10 ms: time for SIGKILLed group members to disappear
 _PIPE_DRAIN_SECONDS = 5.0  # a daemon that left the group may keep our pipes open
 _ENV_PASSTHROUGH = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "NODE_OPTIONS")
 _READ_CHUNK = 65536
@@ -151,6 +152,21 @@ async def _stop_group(proc: asyncio.subprocess.Process) -> None:
             await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
     _signal_group(proc.pid, signal.SIGKILL)
     await proc.wait()
+    # SIGKILL is delivered asynchronously and only the leader is our child to wait for;
+    # confirm the rest of the group is gone too (bounded: unreaped zombies still count).
+    # No event exists for the death of a process that is not our child, hence the poll.
+    for _ in range(_GROUP_EXIT_POLLS):
+        if not _group_exists(proc.pid):
+            break
+        await asyncio.sleep(0.01)
+
+
+def _group_exists(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 async def _run_checked(
@@ -217,7 +233,7 @@ async def build_worker_precheck(
 async def verification_runs(ctx: ToolContext, settings: Settings) -> list[dict[str, Any]]:
     """Run the first two allowlisted commands after a patch (contract 7.4,
     ``auto_verify_patch``): ``[{command, code, stdout, stderr}]``."""
-    runs = []
+    runs: list[dict[str, Any]] = []
     for entry in settings.command_allowlist[:2]:
         try:
             command, result = await _run_checked(

@@ -83,7 +83,8 @@ def _scan(ws: Workspace) -> Iterator[tuple[str, bytes, str | None]]:
 
 def _index(ws: Workspace, query: str, limit: int, max_symbols: int) -> dict[str, Any]:
     needle = query.strip().lower()
-    rows, total_size = [], 0
+    rows: list[dict[str, Any]] = []
+    total_size = 0
     for rel, data, text in _scan(ws):
         total_size += len(data)
         language = language_of(rel)

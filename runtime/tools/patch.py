@@ -43,8 +43,9 @@ async def apply_patch(args: dict[str, Any], ctx: ToolContext, settings: Settings
 
     Returns the patch engine's tool envelope: on failure ``{error, code, result,
     refresh_windows, failures}``; on success the runtime result plus ``verification_plan``
-    (and ``verification_runs`` when ``auto_verify_patch``). ``revision_token`` is the
-    workspace's, bumped when any file was written or deleted.
+    (and ``verification_runs`` when ``auto_verify_patch``). ``sandbox_id`` and
+    ``revision_token`` (the workspace's, bumped when any file was written or deleted) are
+    added at the top level and to the runtime result.
 
     Raises:
         ToolError: the patch engine is not installed.
@@ -73,6 +74,9 @@ async def apply_patch(args: dict[str, Any], ctx: ToolContext, settings: Settings
     if isinstance(result, dict):
         result["revision_token"] = ws.bump() if result.get("applied_files") else ws.revision_token
     output = await _call(envelope_fn, result, ws.root, settings.read_range_max_bytes)
+    if isinstance(output, dict) and isinstance(result, dict):
+        output.setdefault("sandbox_id", ws.sandbox_id)
+        output.setdefault("revision_token", result["revision_token"])
     if settings.auto_verify_patch and isinstance(output, dict) and not output.get("error"):
         output["verification_runs"] = await verification_runs(ctx, settings)
     return output
