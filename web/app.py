@@ -36,8 +36,6 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     authz = Authorizer(services)
 
     app = Quart("runwright")
-    # Routes return JSON themselves; keep key order as the models declare it.
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     install_validation(app)  # before blueprints: rules use the ``uuid`` converter
     install_error_handlers(app)
     QuartSchema(
@@ -46,6 +44,8 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
         security=[{"bearer": []}],
     )
+    # After QuartSchema, which installs its own JSON provider: keep the models' field order.
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     app.register_blueprint(health.blueprint(services))
     app.register_blueprint(apps.blueprint(services, authz))
