@@ -9,7 +9,7 @@ buffering), then per event ``id: <seq>`` + ``data: <envelope>`` + a blank line, 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from runtime.broker import Broker
 from runtime.events import TERMINAL_TYPES, RunEvent, from_row
@@ -33,7 +33,12 @@ def frame(event: RunEvent) -> bytes:
 
 
 async def stream_run(
-    broker: Broker, events: EventStore, run_id: uuid.UUID, app_id: uuid.UUID, after: int
+    broker: Broker,
+    events: EventStore,
+    run_id: uuid.UUID,
+    app_id: uuid.UUID,
+    after: int,
+    is_active: Callable[[], Awaitable[bool]],
 ) -> AsyncIterator[bytes]:
     """Yield a run's events after seq ``after``, live, until a terminal event.
 
@@ -41,7 +46,8 @@ async def stream_run(
     duplicates by seq, so nothing is lost or repeated whatever the timing. Ends after a
     terminal event (``run.completed`` also ends a paused run's stream, contract 3.3), or
     without one when this subscriber fell too far behind (the client resumes by id).
-    Never drives or stops the run.
+    When the log ends with a terminal event, ``is_active()`` (the run is queued or running
+    again: it was resumed) decides whether to wait for more. Never drives or stops the run.
     """
     sub = broker.subscribe(run_id)
     try:
@@ -62,7 +68,7 @@ async def stream_run(
             if len(rows) < PAGE:
                 break
             start = after + 1
-        if last_type in TERMINAL_TYPES and not sub.has_after(after):
+        if last_type in TERMINAL_TYPES and not sub.has_after(after) and not await is_active():
             return
         while True:
             batch = await sub.next_batch()

@@ -108,7 +108,13 @@ class RunActor(pykka.ThreadingActor):
             self.task.cancel()
         for reply in self.cancel_replies:
             reply.fail(RuntimeError("the run's actor crashed"))
-        self.supervisor.tell(ActorFailed(self.run_id, self.generation, repr(exc)))
+        self._tell_supervisor(ActorFailed(self.run_id, self.generation, repr(exc)))
+
+    def _tell_supervisor(self, message: Any) -> None:
+        try:
+            self.supervisor.tell(message)
+        except pykka.ActorDeadError:  # shutting down: the next start reconciles the run
+            log.info("supervisor gone; run %s: dropped %r", self.run_id, message)
 
     # ---- dispatch --------------------------------------------------------------------------
 
@@ -184,7 +190,7 @@ class RunActor(pykka.ThreadingActor):
     def _done(self) -> None:
         if not self.done:
             self.done = True
-            self.supervisor.tell(ActorDone(self.run_id, self.generation))
+            self._tell_supervisor(ActorDone(self.run_id, self.generation))
 
     def _terminal_event(self, row: dict[str, Any], diagnostics: list[dict[str, Any]]) -> None:
         """Contract 3.3: run.completed for completed/paused, run.failed otherwise."""
@@ -383,6 +389,9 @@ class RunActor(pykka.ThreadingActor):
         self._fail(message, diagnostics)
 
     def _resume(self, payload: dict[str, Any], reply: Any) -> None:
+        if self.task is not None:  # executing: certainly not paused
+            reply.fail(RunNotPaused("Run is not paused"))
+            return
         row = self._load()
         if row is None or row["status"] != states.PAUSED:
             reply.fail(RunNotPaused("Run is not paused"))
@@ -397,7 +406,7 @@ class RunActor(pykka.ThreadingActor):
             reply.fail(RunNotPaused("Run is not paused"))
         else:
             reply.set(updated)
-            self.supervisor.tell(Submit(self.run_id))
+            self._tell_supervisor(Submit(self.run_id))
         self._done()
 
     def _reconcile(self, policy: str) -> None:
@@ -410,7 +419,7 @@ class RunActor(pykka.ThreadingActor):
                 self.deps.runs.requeue(self.run_id, expected=(states.RUNNING,))
             ) is not None:
                 self._emit([EventDraft("plan.updated", {"summary": "Run requeued after a restart"})])
-                self.supervisor.tell(Submit(self.run_id))
+                self._tell_supervisor(Submit(self.run_id))
             self._done()
             return
         self._fail(RESTARTED_MESSAGE, [{"code": "RUN_INTERRUPTED", "message": RESTARTED_MESSAGE}])

@@ -66,3 +66,49 @@ async def wait_status(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"run stayed {run['status']}, wanted {statuses}")
         await asyncio.sleep(0.02)
+
+
+class LiveStream:
+    """An open SSE connection through the Quart test client, read incrementally.
+
+    Use as ``async with LiveStream(client, url, headers) as s: await s.until(...)``;
+    leaving the block disconnects like a browser closing the tab.
+    """
+
+    def __init__(self, client: Any, url: str, headers: dict[str, str]) -> None:
+        self._cm = client.request(url, method="GET", headers=headers)
+        self.text = ""
+        self.ended = False
+
+    async def __aenter__(self) -> LiveStream:
+        self._conn = await self._cm.__aenter__()
+        await self._conn.send_complete()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self._conn.disconnect()
+        try:
+            await asyncio.wait_for(self._cm.__aexit__(None, None, None), 5)
+        except Exception:
+            pass
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return parse_sse(self.text)
+
+    async def until(self, predicate: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+        """Read until ``predicate(events)`` is true or the stream ends; returns the events."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not predicate(self.events) and not self.ended:
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                raise AssertionError(f"stream condition not met; got {self.events!r}")
+            chunk = await asyncio.wait_for(self._conn.receive(), remaining)
+            if not chunk:
+                self.ended = True
+            self.text += chunk.decode()
+        return self.events
+
+
+def types(events: list[dict[str, Any]]) -> list[str]:
+    return [e["data"]["event"] for e in events]

@@ -138,8 +138,12 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 ) from None
             if after < 0:
                 raise _invalid(["header", "last-event-id"], "Last-Event-ID must be >= 0", header)
+        async def is_active() -> bool:
+            row = await services.runs.runs.get(run_id)
+            return row is not None and row["status"] in ("queued", "running")
+
         body = sse.stream_run(
-            services.runs.broker, services.runs.events, run_id, app_id, after
+            services.runs.broker, services.runs.events, run_id, app_id, after, is_active
         )
         response = Response(body, status=200, headers=sse.HEADERS)
         response.timeout = None  # Quart would end the stream after 60 s otherwise

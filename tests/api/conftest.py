@@ -1,0 +1,46 @@
+"""API-test fixtures: an owner, an app, and the scripted engine switched on."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from storage import models as models_store
+from storage.models import BindingSpec
+from tests.support.api import create_app_via_api
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(scripted_engine_enabled=True)
+
+
+@pytest.fixture
+async def app_and_draft(client, owner) -> tuple[dict[str, Any], dict[str, Any]]:
+    return await create_app_via_api(client, owner.headers)
+
+
+@pytest.fixture
+def make_model(db):
+    """``await make_model(tenant_id, default=..., base_url=...)`` -> model id."""
+
+    async def make(
+        tenant_id: uuid.UUID | None,
+        *,
+        default: bool = False,
+        status: str = "active",
+        base_url: str = "http://127.0.0.1:9/v1",
+    ) -> uuid.UUID:
+        model, _ = await models_store.create_model(
+            db,
+            tenant_id=tenant_id,
+            name=f"m-{uuid.uuid4().hex[:6]}",
+            is_default=default,
+            status=status,  # type: ignore[arg-type]
+            bindings=[BindingSpec(provider="openai", provider_model_id="m", base_url=base_url)],
+        )
+        return model.id
+
+    return make
