@@ -14,9 +14,14 @@ from datetime import datetime
 from typing import Literal
 
 from storage.database import Database
+from storage.errors import StorageError
 from storage.records import from_record, maybe
 
 ModelStatus = Literal["active", "deprecated", "disabled"]
+
+
+class ModelNotFound(StorageError):
+    """The model no longer exists under the owner the caller checked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,10 +134,16 @@ async def update_model(
 
     Returns:
         The updated model and its bindings after the change.
+
+    Raises:
+        ModelNotFound: the model was deleted or its owner differs from ``model.tenant_id``.
     """
     async with db.transaction() as tx:
-        row = await tx.fetchrow("models_update", model.id, is_active, is_default, status)
-        assert row is not None
+        row = await tx.fetchrow(
+            "models_update", model.id, is_active, is_default, status, model.tenant_id
+        )
+        if row is None:
+            raise ModelNotFound(str(model.id))
         updated = from_record(Model, row)
         if is_default:
             await tx.execute(

@@ -15,13 +15,14 @@ SELECT * FROM models
 WHERE tenant_id = $1 OR tenant_id IS NULL
 ORDER BY (tenant_id IS NULL), created_at, id;
 
+-- $5 is the owner the caller authorised (a tenant id, or NULL for a global model).
 -- name: models_update
 UPDATE models
 SET is_active = coalesce($2, is_active),
     is_default = coalesce($3, is_default),
     status = coalesce($4, status),
     updated_at = now()
-WHERE id = $1
+WHERE id = $1 AND tenant_id IS NOT DISTINCT FROM $5::uuid
 RETURNING *;
 
 -- "Same level" = same owner (one tenant, or global) and same capability.

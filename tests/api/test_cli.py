@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import socket
 import sys
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
@@ -97,3 +100,44 @@ async def test_cli_usage_errors_exit_2(cli):
     rc, out, _ = await cli("token", "--help")
     assert rc == 0 and "--ttl" in out
     assert (await cli())[0] == 2
+
+
+async def test_serve_answers_and_stops_cleanly_on_sigterm(settings, tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "RUNWRIGHT_DATA_DIR": str(tmp_path / "serve-data"),
+        "RUNWRIGHT_JWT_SECRET": settings.jwt_secret,
+        "RUNWRIGHT_LOCAL_MODEL_AUTOSTART": "false",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+        cwd=REPO, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            for _ in range(100):
+                try:
+                    response = await http.get("/healthz")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.2)
+            else:
+                pytest.fail("server did not come up")
+            assert response.json() == {"status": "ok", "database": "ok"}
+            missing = await http.get("/admin/apps")
+            assert (missing.status_code, missing.json()) == (
+                401,
+                {"detail": "Missing bearer token"},
+            )
+        proc.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+        assert proc.returncode == 0, err.decode()
+        assert b"Traceback" not in err
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

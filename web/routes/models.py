@@ -96,14 +96,17 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         if model.tenant_id is None:
             _require_platform_admin(ctx)
         body = await parse_json(ModelPatchRequest)
-        updated, bindings = await models_repo.update_model(
-            services.db,
-            model,
-            is_active=body.is_active,
-            is_default=body.is_default,
-            status=body.status,
-            bindings=None if body.bindings is None else [b.spec() for b in body.bindings],
-        )
+        try:
+            updated, bindings = await models_repo.update_model(
+                services.db,
+                model,
+                is_active=body.is_active,
+                is_default=body.is_default,
+                status=body.status,
+                bindings=None if body.bindings is None else [b.spec() for b in body.bindings],
+            )
+        except models_repo.ModelNotFound:
+            raise ApiError(404, MODEL_NOT_FOUND) from None
         return ModelResponse.of(updated, bindings).model_dump(mode="json")
 
     return bp
