@@ -215,9 +215,14 @@ class PreflightRequest:
 
 
 class Engine(abc.ABC):
-    """An execution engine, shared by all runs of a process."""
+    """An execution engine, shared by all runs of a process.
+
+    ``uses_workspace``: the run gets its (app, user) workspace, reset to the base revision
+    at a fresh start, and a completed run's workspace is auto-applied as a revision.
+    """
 
     name: str
+    uses_workspace: bool = True
 
     async def preflight(self, request: PreflightRequest) -> dict[str, Any]:
         """Check the engine can take this run; return context to store on the run.

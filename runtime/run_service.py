@@ -27,6 +27,7 @@ from runtime.engine import Engine, EngineError, PreflightRequest
 from runtime.event_writer import EventWriter
 from runtime.events import EventDraft, iso, make_event
 from runtime.messages import prepare_messages
+from runtime.run_hooks import model_target
 from runtime.run_object import run_object
 from runtime.settings import Settings
 from storage import apps as apps_store
@@ -224,14 +225,17 @@ class RunService:
             "resolved_model_id": str(model.id) if model else None,
             "execution_engine": req.engine,
         }
+        workspace = None
+        if engine.uses_workspace:
+            workspace = await asyncio.to_thread(self.workspace_for, req.app_id, req.user_id)
         try:
             context |= await engine.preflight(
                 PreflightRequest(
                     tenant_id=req.tenant_id,
                     app_id=req.app_id,
                     user_id=req.user_id,
-                    workspace=self.workspace_for(req.app_id, req.user_id),
-                    model=None,
+                    workspace=workspace,
+                    model=await model_target(self.db, model.id if model else None),
                 )
             )
         except EngineError as exc:

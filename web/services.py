@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from runtime.checkpoints import Checkpoints
 from runtime.engine import Engine
 from runtime.engines.native import NativeEngine
 from runtime.engines.opencode.engine import OpenCodeEngine
@@ -45,13 +46,19 @@ class Services:
         self._embedded: EmbeddedPostgres | None = None
         self._db: Database | None = None
         self._jwt_secret: str | None = None
+        self.checkpoints = Checkpoints(lambda: self.db, settings)
         engines: dict[str, Engine] = {
-            "native": NativeEngine(settings),
+            "native": NativeEngine(settings, checkpoints=self.checkpoints),
             "opencode": OpenCodeEngine(settings),
         }
         if settings.scripted_engine_enabled:
             engines["scripted"] = ScriptedEngine()
-        self.runs = RunService(settings, engines, StoreRunHooks(lambda: self.db, settings))
+        self.runs = RunService(
+            settings,
+            engines,
+            StoreRunHooks(lambda: self.db, engines, self.checkpoints),
+            workspace_for=self.checkpoints.workspace_root,
+        )
 
     @property
     def db(self) -> Database:

@@ -273,7 +273,8 @@ class RunActor(pykka.ThreadingActor):
             applied = self._db(deps.hooks.auto_apply(self.row, self.ctx), timeout=300)
         except Exception as exc:  # a validation error fails the run (contract 3.3)
             log.info("auto-apply of run %s failed: %s", self.run_id, exc)
-            self._fail(str(exc) or type(exc).__name__, [])
+            detail = getattr(exc, "detail", None)
+            self._fail(str(exc) or type(exc).__name__, [detail] if isinstance(detail, dict) else [])
             return
         if applied is not None:
             drafts.append(EventDraft("revision.created", applied.revision_payload()))

@@ -135,6 +135,7 @@ class ScriptedEngine(Engine):
     """Runs each run's ``input_params["script"]``."""
 
     name = "scripted"
+    uses_workspace = False  # scripts touch no files: no workspace, no auto-apply
 
     def __init__(self) -> None:
         self.journal: list[tuple[uuid.UUID, str]] = []

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from web.schemas.apps import RevisionResponse
+
 
 class CreateRunRequest(BaseModel):
     """``POST /admin/apps/{app_id}/coding-agent/runs`` (contract 1.2)."""
@@ -82,3 +84,11 @@ class CheckpointResponse(BaseModel):
     app_id: str
     revision_id: str | None
     created_at: str
+
+
+class RestoreResponse(BaseModel):
+    """The restore result (contract 1.9): the new draft revision."""
+
+    checkpoint_id: str
+    revision: RevisionResponse
+    run_id: str | None

@@ -1,0 +1,213 @@
+"""Workspaces of runs, auto-apply and checkpoints (contract sections 1.8-1.9, 7.3 and 8).
+
+One object serves the three callers of the same rules: the run actor (prepare a run's
+workspace, turn the finished workspace into a revision), the agent's checkpoint tools
+(:class:`runtime.tools.CheckpointHost`) and the restore route.
+
+Where we do better than the reference (DESIGN.md 8.11, contract section 11): auto-apply
+creates no revision when the workspace did not change, and it applies only on top of the
+run's base revision: if the app's draft moved meanwhile the run fails with
+``REVISION_CONFLICT`` instead of silently overwriting someone else's work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runtime.actors.deps import AppliedRevision
+from runtime.events import iso
+from runtime.project import validate_project
+from runtime.settings import Settings
+from runtime.tools import ToolContext, ToolError, ToolPermissionError
+from runtime.workspace import Workspace
+from storage import apps as apps_store
+from storage.apps import Revision, RevisionConflict
+from storage.database import Database
+from storage.runs import RunStore
+
+
+class CheckpointNotFound(LookupError):
+    """The checkpoint id is not a revision of this app (HTTP 404 "Revision not found")."""
+
+
+class AutoApplyConflict(Exception):
+    """The app's draft moved away from the run's base revision while the run worked."""
+
+    @property
+    def detail(self) -> dict[str, str]:
+        return {"code": "REVISION_CONFLICT", "message": str(self)}
+
+
+class Checkpoints:
+    """Args:
+    db: returns the started :class:`Database` (components start after construction).
+    settings: data directory and revision limits.
+    """
+
+    def __init__(self, db: Callable[[], Database], settings: Settings) -> None:
+        self._db = db
+        self.settings = settings
+
+    @property
+    def db(self) -> Database:
+        return self._db()
+
+    # ---- workspaces ------------------------------------------------------------------
+
+    def workspace_root(self, app_id: uuid.UUID, user_id: uuid.UUID | None) -> Path:
+        """The (app, user) workspace directory, created if missing (contract 8: one
+        workspace per app and user; a workload run uses its tenant-less "system" slot)."""
+        owner = user_id if user_id is not None else "system"
+        root = self.settings.runs_dir / str(app_id) / str(owner)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def workspace(self, app_id: uuid.UUID, user_id: uuid.UUID | None) -> Workspace:
+        owner = user_id if user_id is not None else "system"
+        return Workspace.for_user(self.settings, app_id, owner)
+
+    async def prepare(self, row: dict[str, Any], *, fresh: bool) -> Path:
+        """The run's workspace; on a ``fresh`` start it is reset to the base revision's
+        files (a restarted or resumed run keeps what it already changed)."""
+        workspace = await asyncio.to_thread(
+            self.workspace, row["published_app_id"], row["user_id"]
+        )
+        if fresh and row["base_revision_id"] is not None:
+            base = await apps_store.get_revision(
+                self.db, revision_id=row["base_revision_id"], app_id=row["published_app_id"]
+            )
+            if base is not None:
+                await asyncio.to_thread(workspace.materialise, base.files)
+        return workspace.root
+
+    # ---- auto-apply ------------------------------------------------------------------
+
+    async def auto_apply(self, row: dict[str, Any]) -> AppliedRevision | None:
+        """Turn a completed run's workspace into a new draft revision + checkpoint.
+
+        Returns:
+            The revision, or None when nothing changed.
+
+        Raises:
+            ProjectValidationError: the files cannot form a valid project.
+            AutoApplyConflict: the draft is no longer the run's base revision.
+        """
+        runs = RunStore(self.db)
+        fresh = await runs.get(row["id"])
+        if fresh is None:
+            return None
+        app_id = fresh["published_app_id"]
+        if fresh["result_revision_id"] is not None:  # the agent made a checkpoint itself
+            revision = await apps_store.get_revision(
+                self.db, revision_id=fresh["result_revision_id"], app_id=app_id
+            )
+            if revision is not None:
+                checkpoint = fresh["checkpoint_revision_id"] or revision.id
+                return AppliedRevision(revision.id, checkpoint, revision.entry_file,
+                                       len(revision.files))  # fmt: skip
+        base = await apps_store.get_revision(
+            self.db, revision_id=fresh["base_revision_id"], app_id=app_id
+        )
+        workspace = self.workspace(app_id, fresh["user_id"])
+        files = await asyncio.to_thread(workspace.snapshot)
+        if base is not None and files == base.files:
+            return None
+        entry_file = base.entry_file if base else apps_store.DEFAULT_ENTRY_FILE
+        files = validate_project(files, entry_file, self.settings)
+        try:
+            revision = await apps_store.create_draft_revision(
+                self.db,
+                app_id=app_id,
+                tenant_id=fresh["tenant_id"],
+                files=files,
+                entry_file=entry_file,
+                base_revision_id=fresh["base_revision_id"],
+                created_by=fresh["user_id"],
+            )
+        except RevisionConflict as exc:
+            latest = exc.latest.id if exc.latest else None
+            raise AutoApplyConflict(
+                "The app's draft changed while the run was working "
+                f"(current draft {latest}); the run's changes were not applied"
+            ) from exc
+        await runs.set_revisions(fresh["id"], revision.id, revision.id)
+        return AppliedRevision(revision.id, revision.id, revision.entry_file, len(files))
+
+    # ---- checkpoints -------------------------------------------------------------------
+
+    async def restore(
+        self,
+        *,
+        app_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID | None,
+        checkpoint_id: uuid.UUID,
+        run_id: uuid.UUID | None = None,
+    ) -> Revision:
+        """Copy a revision's files into a new draft revision on top of the current draft,
+        re-sync the user's workspace, and relink ``run_id`` (contract 1.9, 8).
+
+        Raises:
+            CheckpointNotFound: ``checkpoint_id`` is not a revision of the app.
+            ProjectValidationError: the checkpoint's files fail validation.
+        """
+        source = await apps_store.get_revision(self.db, revision_id=checkpoint_id, app_id=app_id)
+        if source is None:
+            raise CheckpointNotFound(str(checkpoint_id))
+        files = validate_project(dict(source.files), source.entry_file, self.settings)
+        revision = await apps_store.create_draft_revision(
+            self.db, app_id=app_id, tenant_id=tenant_id, files=files,
+            entry_file=source.entry_file, created_by=user_id,
+        )  # fmt: skip
+        workspace = self.workspace(app_id, user_id)
+        await asyncio.to_thread(workspace.materialise, revision.files)
+        if run_id is not None:
+            await RunStore(self.db).set_revisions(run_id, revision.id, checkpoint_id)
+        return revision
+
+    async def create_checkpoint(self, ctx: ToolContext, entry_file: str | None) -> dict[str, Any]:
+        """The ``create_checkpoint`` tool: snapshot the workspace into a new draft revision
+        and record it on the run (contract 7.3)."""
+        files = await asyncio.to_thread(ctx.workspace.snapshot)
+        current = await apps_store.current_draft(self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id)
+        entry = entry_file or (current.entry_file if current else apps_store.DEFAULT_ENTRY_FILE)
+        files = validate_project(files, entry, self.settings)
+        revision = await apps_store.create_draft_revision(
+            self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id, files=files, entry_file=entry,
+            created_by=ctx.user_id,
+        )  # fmt: skip
+        runs = RunStore(self.db)
+        run = await runs.get(ctx.run_id)
+        result = run["result_revision_id"] if run and run["result_revision_id"] else revision.id
+        await runs.set_revisions(ctx.run_id, result, revision.id)
+        return {
+            "checkpoint_revision_id": str(revision.id),
+            "created_at": iso(revision.created_at),
+            "file_count": len(files),
+            "entry_file": revision.entry_file,
+        }
+
+    async def restore_checkpoint(self, ctx: ToolContext, revision_id: str) -> dict[str, Any]:
+        """The ``restore_checkpoint`` tool (contract 7.3): another app's checkpoint is a
+        permission error."""
+        try:
+            checkpoint_id = uuid.UUID(str(revision_id))
+        except ValueError:
+            raise ToolError(f"Invalid checkpoint id: {revision_id}") from None
+        try:
+            revision = await self.restore(
+                app_id=ctx.app_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id,
+                checkpoint_id=checkpoint_id, run_id=ctx.run_id,
+            )  # fmt: skip
+        except CheckpointNotFound:
+            raise ToolPermissionError("Checkpoint does not belong to this app") from None
+        return {
+            "restored_revision_id": str(revision.id),
+            "from_checkpoint_revision_id": str(checkpoint_id),
+            "entry_file": revision.entry_file,
+            "file_count": len(revision.files),
+        }

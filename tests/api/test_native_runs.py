@@ -1,0 +1,290 @@
+"""Native runs through the HTTP API against a scripted OpenAI-compatible server on loopback:
+tools on the run's workspace, auto-apply into a revision and checkpoint, restore, cancel,
+and a model endpoint that is down (contract 1.8-1.9, 3.3-3.4, 7, 8; DESIGN.md 8.7, 8.11)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.support.api import create_app_via_api
+from tests.support.fixtures_openai import dead_openai_url, scripted_openai  # noqa: F401
+from tests.support.runs import LiveStream, create_run, read_stream, runs_url, types, wait_status
+from tests.support.scripted_openai import (
+    ScriptedToolCall,
+    hang_reply,
+    text_reply,
+    tool_call_reply,
+)
+
+SLEEP_COMMAND = "sleep 31.5"  # unique, so the test can find (or not find) the process
+
+GOOD_PATCH = """\
+--- a/src/App.tsx
++++ b/src/App.tsx
+@@ -33,3 +33,3 @@
+       <header className="chat__header">
+-        <h1>Chat</h1>
++        <h1>Runwright Chat</h1>
+       </header>
+"""
+STALE_PATCH = GOOD_PATCH.replace("<h1>Chat</h1>", "<h1>Gossip</h1>")
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(scripted_engine_enabled=True, command_allowlist=(SLEEP_COMMAND,))
+
+
+@pytest.fixture
+async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
+    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
+    app, draft = await create_app_via_api(client, owner.headers)
+    return app, draft
+
+
+def _call(name, **arguments):
+    return tool_call_reply(ScriptedToolCall(name, arguments))
+
+
+async def test_read_patch_complete_creates_revision_and_checkpoint(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, draft = native_app
+    scripted_openai.push(
+        _call("coding_agent_read_file_range", path="src/App.tsx", start_line=30, end_line=40),
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("I renamed the heading to Runwright Chat.", delay=0.002),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="Rename the heading")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    kinds = types(events)
+    assert kinds[:2] == ["run.accepted", "plan.updated"]
+    assert kinds.count("tool.completed") == 2 and "tool.failed" not in kinds
+    assert kinds[-3:] == ["revision.created", "checkpoint.created", "run.completed"]
+    revision_event = events[-3]["data"]["payload"]
+    checkpoint_event = events[-2]["data"]["payload"]
+    assert checkpoint_event["revision_id"] == revision_event["revision_id"]
+    text = "".join(e["data"]["payload"]["content"] for e in events
+                   if e["data"]["event"] == "assistant.delta")  # fmt: skip
+    assert text == "I renamed the heading to Runwright Chat."
+
+    final = events[-1]["data"]["payload"]
+    assert final["result_revision_id"] == revision_event["revision_id"]
+    assert final["checkpoint_revision_id"] == revision_event["revision_id"]
+    state = await (await client.get(f"/admin/apps/{app['id']}/builder/state",
+                                    headers=owner.headers)).get_json()  # fmt: skip
+    new_draft = state["current_draft_revision"]
+    assert new_draft["id"] == revision_event["revision_id"]
+    assert new_draft["source_revision_id"] == draft["id"]
+    assert "<h1>Runwright Chat</h1>" in new_draft["files"]["src/App.tsx"]
+    assert new_draft["files"]["src/App.tsx"].endswith("\n")
+
+    listed = await client.get(f"/admin/apps/{app['id']}/coding-agent/checkpoints?limit=10",
+                              headers=owner.headers)  # fmt: skip
+    checkpoints = await listed.get_json()
+    assert checkpoints[0]["checkpoint_id"] == revision_event["revision_id"]
+    assert checkpoints[0]["run_id"] == run["run_id"]
+
+    # the model saw the system prompt, the history and the tool results
+    first = scripted_openai.bodies[0]
+    assert first["messages"][0]["role"] == "system"
+    assert first["messages"][-1] == {"role": "user", "content": "Rename the heading"}
+    assert {t["function"]["name"] for t in first["tools"]} >= {"coding_agent_apply_patch"}
+
+
+async def test_hunk_mismatch_is_a_tool_failure_and_the_agent_recovers(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, _ = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=STALE_PATCH),
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("Fixed after refreshing."),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="Rename the heading")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    failed = next(e["data"] for e in events if e["data"]["event"] == "tool.failed")
+    diag = failed["diagnostics"][0]
+    assert diag["code"] == "PATCH_HUNK_MISMATCH"
+    assert diag["patch_failure_count"] == 1
+    assert diag["recommended_refresh"]["path"] == "src/App.tsx"
+    assert failed["payload"]["output"]["refresh_windows"]
+    assert types(events)[-1] == "run.completed"
+    assert "revision.created" in types(events)
+
+
+async def test_a_run_that_changes_nothing_creates_no_revision(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, draft = native_app
+    scripted_openai.push(text_reply("Nothing to change."))
+    run = await create_run(client, app["id"], owner.headers, input="Just look")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    assert "revision.created" not in types(events)
+    assert events[-1]["data"]["payload"]["result_revision_id"] is None
+    state = await (await client.get(f"/admin/apps/{app['id']}/builder/state",
+                                    headers=owner.headers)).get_json()  # fmt: skip
+    assert state["current_draft_revision"]["id"] == draft["id"]
+
+
+async def test_tool_arguments_cannot_redirect_to_another_run(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, draft = native_app
+    other_app, other_draft = await create_app_via_api(client, owner.headers)
+    files = dict(other_draft["files"], **{"src/secret.md": "other app secret"})
+    response = await client.post(
+        f"/admin/apps/{other_app['id']}/builder/revisions",
+        json={"files": files, "base_revision_id": other_draft["id"]}, headers=owner.headers,
+    )  # fmt: skip
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    scripted_openai.push(text_reply("done"))
+    other_run = await create_run(client, other_app["id"], owner.headers, input="noop")
+    await wait_status(client, other_app["id"], other_run["run_id"], owner.headers, {"completed"})
+
+    hijack = {"run_id": other_run["run_id"], "app_id": other_app["id"],
+              "tenant_id": str(owner.tenant_id), "path": "src/secret.md"}  # fmt: skip
+    delete = {"run_id": other_run["run_id"], "path": "src/App.tsx",
+              "context": {"run_id": other_run["run_id"]}}  # fmt: skip
+    scripted_openai.push(
+        _call("coding_agent_read_file", **hijack),
+        _call("coding_agent_delete_file", **delete),
+        text_reply("ok"),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="try")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    outputs = [e["data"]["payload"]["output"] for e in events
+               if e["data"]["event"] in ("tool.completed", "tool.failed")]  # fmt: skip
+    assert "File not found" in outputs[0]["error"]  # read in this run's own workspace
+    # the delete hit this run's workspace: the other app's files are untouched
+    other_state = await (await client.get(f"/admin/apps/{other_app['id']}/builder/state",
+                                          headers=owner.headers)).get_json()  # fmt: skip
+    assert "src/App.tsx" in other_state["current_draft_revision"]["files"]
+    assert types(events)[-1] in ("run.completed", "run.failed")
+
+
+def _sleepers() -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline == b"sleep\x0031.5\x00":
+            found.append(int(pid))
+    return found
+
+
+async def test_cancel_kills_a_running_test_command(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, _ = native_app
+    scripted_openai.push(_call("coding_agent_run_targeted_tests", command=SLEEP_COMMAND))
+    run = await create_run(client, app["id"], owner.headers, input="run the tests")
+    url = runs_url(app["id"], f"/{run['run_id']}/stream")
+    async with LiveStream(client, url, owner.headers) as stream:
+        await stream.until(lambda ev: "tool.started" in types(ev))
+        for _ in range(100):
+            if _sleepers():
+                break
+            await asyncio.sleep(0.05)
+        assert _sleepers(), "the test command did not start"
+        response = await client.post(runs_url(app["id"], f"/{run['run_id']}/cancel"),
+                                     headers=owner.headers)  # fmt: skip
+        assert (await response.get_json())["status"] == "cancelled"
+        assert _sleepers() == []  # killed before the cancel was answered
+
+
+async def test_cancel_mid_stream_closes_the_upstream_connection(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, _ = native_app
+    scripted_openai.push(hang_reply(after_chunks=2, text="partial answer that never ends"))
+    run = await create_run(client, app["id"], owner.headers, input="talk")
+    url = runs_url(app["id"], f"/{run['run_id']}/stream")
+    async with LiveStream(client, url, owner.headers) as stream:
+        await stream.until(lambda ev: "assistant.delta" in types(ev))
+        response = await client.post(runs_url(app["id"], f"/{run['run_id']}/cancel"),
+                                     headers=owner.headers)  # fmt: skip
+        assert (await response.get_json())["status"] == "cancelled"
+        await scripted_openai.wait_for_disconnect(1, within=5.0)
+        events = await stream.until(lambda ev: types(ev)[-1] == "run.failed")
+    assert events[-1]["data"]["diagnostics"] == [{"message": "run cancelled"}]
+
+
+async def test_model_endpoint_down_fails_the_run_clearly(
+    client, owner, make_model, dead_openai_url  # noqa: F811
+):
+    model_id = await make_model(owner.tenant_id, base_url=dead_openai_url)
+    app, _ = await create_app_via_api(client, owner.headers)
+    run = await create_run(client, app["id"], owner.headers, input="x", model_id=str(model_id))
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    assert types(events)[-1] == "run.failed"
+    message = events[-1]["data"]["diagnostics"][0]["message"]
+    assert dead_openai_url.split("/v1")[0] in message
+    final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"})
+    assert final["error"] == message
+
+
+async def test_restore_a_checkpoint_creates_a_new_draft(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, draft = native_app
+    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("done"))
+    run = await create_run(client, app["id"], owner.headers, input="Rename")
+    done = await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
+    changed = done["checkpoint_revision_id"]
+
+    url = f"/admin/apps/{app['id']}/coding-agent/checkpoints/{draft['id']}/restore"
+    response = await client.post(url, json={"run_id": run["run_id"]}, headers=owner.headers)
+    assert response.status_code == 200
+    restored = await response.get_json()
+    assert restored["checkpoint_id"] == draft["id"] and restored["run_id"] == run["run_id"]
+    new = restored["revision"]
+    assert new["id"] not in (draft["id"], changed)
+    assert new["files"] == draft["files"] and new["source_revision_id"] == changed
+    state = await (await client.get(f"/admin/apps/{app['id']}/builder/state",
+                                    headers=owner.headers)).get_json()  # fmt: skip
+    assert state["current_draft_revision"]["id"] == new["id"]
+    relinked = await (await client.get(runs_url(app["id"], f"/{run['run_id']}"),
+                                       headers=owner.headers)).get_json()  # fmt: skip
+    assert relinked["result_revision_id"] == new["id"]
+    assert relinked["checkpoint_revision_id"] == draft["id"]
+
+    missing = await client.post(
+        f"/admin/apps/{app['id']}/coding-agent/checkpoints/{run['run_id']}/restore",
+        json={}, headers=owner.headers,
+    )  # fmt: skip
+    assert missing.status_code == 404
+    assert await missing.get_json() == {"detail": "Revision not found"}
+    bad_run = await client.post(url, json={"run_id": draft["id"]}, headers=owner.headers)
+    assert await bad_run.get_json() == {"detail": "Coding-agent run not found"}
+
+
+async def test_draft_moved_during_the_run_is_a_conflict_not_an_overwrite(
+    client, owner, native_app, scripted_openai  # noqa: F811
+):
+    app, draft = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("done", first_delay=0.5),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="Rename")
+    url = runs_url(app["id"], f"/{run['run_id']}/stream")
+    async with LiveStream(client, url, owner.headers) as stream:
+        await stream.until(lambda ev: "tool.completed" in types(ev))
+        files = dict(draft["files"], **{"README.md": "edited by a person"})
+        moved = await client.post(
+            f"/admin/apps/{app['id']}/builder/revisions",
+            json={"files": files, "base_revision_id": draft["id"]}, headers=owner.headers,
+        )  # fmt: skip
+        assert moved.status_code == 200
+        events = await stream.until(lambda ev: types(ev)[-1] in ("run.failed", "run.completed"))
+    assert types(events)[-1] == "run.failed"
+    assert events[-1]["data"]["diagnostics"][0]["code"] == "REVISION_CONFLICT"
