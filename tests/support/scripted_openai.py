@@ -28,9 +28,29 @@ import json
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 from typing import Any
+
+from tests.support.http_wire import (
+    MAX_HEADER_BYTES,
+    ClientGone,
+    RequestInput,
+    chunked,
+    drain,
+    send_json,
+    status_line,
+    wait_or_gone,
+)
+from tests.support.openai_script import (
+    RecordedRequest,
+    Reply,
+    Responder,
+    ScriptedToolCall,
+    error_reply,
+    hang_reply,
+    text_reply,
+    tool_call_reply,
+)
 
 __all__ = [
     "RecordedRequest",
@@ -42,197 +62,6 @@ __all__ = [
     "text_reply",
     "tool_call_reply",
 ]
-
-_MAX_HEADER_BYTES = 64 * 1024
-_REASONS = {
-    200: "OK",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    408: "Request Timeout",
-    413: "Payload Too Large",
-    422: "Unprocessable Entity",
-    429: "Too Many Requests",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-}
-
-
-# ---- the script ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ScriptedToolCall:
-    """One tool call the scripted model makes.
-
-    Attributes:
-        name: Function name (e.g. ``coding_agent_read_file``).
-        arguments: A dict (sent as JSON) or a raw string (sent verbatim, so tests can send
-            broken JSON).
-        id: The call id; generated (``call_<n>``) when None.
-        pieces: How many pieces the arguments string is streamed in (at least 1).
-    """
-
-    name: str
-    arguments: dict[str, Any] | str = field(default_factory=dict)
-    id: str | None = None
-    pieces: int = 3
-
-    def arguments_text(self) -> str:
-        """The arguments as the wire string."""
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return json.dumps(self.arguments)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One scripted response to one chat-completions request.
-
-    Build these with :func:`text_reply`, :func:`tool_call_reply`, :func:`error_reply` or
-    :func:`hang_reply`.
-
-    Attributes:
-        text_chunks: Assistant text, one streamed ``delta.content`` per item.
-        tool_calls: Tool calls, streamed after the text the way OpenAI does (id and name in
-            the first chunk of a call, then the arguments in pieces).
-        finish_reason: Sent in the last chunk; None means ``tool_calls`` when there are tool
-            calls, else ``stop``.
-        delay: Seconds to wait before each chunk after the first (and between argument
-            pieces).
-        first_delay: Seconds to wait before the response headers (time to first byte).
-        status: HTTP status; anything but 200 sends ``{"error": {"message", "type", "code"}}``.
-        error_message: The error body's message (status != 200).
-        hang_after: When set, send the headers and this many stream chunks, then send
-            nothing more until the client disconnects or the server stops. 0 hangs right
-            after the headers.
-        hang_before_headers: Never answer at all (the client sees a read timeout).
-        usage: Sent as ``usage`` (non-stream, or stream with ``include_usage``).
-    """
-
-    text_chunks: tuple[str, ...] = ()
-    tool_calls: tuple[ScriptedToolCall, ...] = ()
-    finish_reason: str | None = None
-    delay: float = 0.0
-    first_delay: float = 0.0
-    status: int = 200
-    error_message: str = ""
-    hang_after: int | None = None
-    hang_before_headers: bool = False
-    usage: dict[str, int] | None = None
-
-    @property
-    def text(self) -> str:
-        """The whole assistant text."""
-        return "".join(self.text_chunks)
-
-    def final_reason(self) -> str:
-        """The ``finish_reason`` this reply ends with."""
-        if self.finish_reason is not None:
-            return self.finish_reason
-        return "tool_calls" if self.tool_calls else "stop"
-
-
-def _split(text: str, chunk_size: int) -> tuple[str, ...]:
-    if not text:
-        return ()
-    size = max(1, chunk_size)
-    return tuple(text[i : i + size] for i in range(0, len(text), size))
-
-
-def text_reply(
-    text: str,
-    *,
-    chunks: Sequence[str] | None = None,
-    chunk_size: int = 4,
-    delay: float = 0.0,
-    first_delay: float = 0.0,
-    finish_reason: str | None = None,
-    hang_after: int | None = None,
-) -> Reply:
-    """A plain assistant answer.
-
-    Args:
-        text: The answer (ignored when ``chunks`` is given).
-        chunks: Exact stream chunks; default splits ``text`` every ``chunk_size`` characters.
-        chunk_size: Characters per chunk when splitting.
-        delay: Seconds between chunks.
-        first_delay: Seconds before the response starts.
-        finish_reason: Overrides ``stop`` (e.g. ``length``).
-        hang_after: Stop sending after this many chunks and hang (see :class:`Reply`).
-    """
-    parts = tuple(chunks) if chunks is not None else _split(text, chunk_size)
-    return Reply(
-        text_chunks=parts,
-        delay=delay,
-        first_delay=first_delay,
-        finish_reason=finish_reason,
-        hang_after=hang_after,
-    )
-
-
-def tool_call_reply(
-    *calls: ScriptedToolCall,
-    text: str = "",
-    chunk_size: int = 4,
-    delay: float = 0.0,
-    first_delay: float = 0.0,
-) -> Reply:
-    """A response that calls tools (optionally after some text)."""
-    return Reply(
-        text_chunks=_split(text, chunk_size),
-        tool_calls=tuple(calls),
-        delay=delay,
-        first_delay=first_delay,
-    )
-
-
-def error_reply(
-    status: int, message: str = "scripted failure", *, first_delay: float = 0.0
-) -> Reply:
-    """An HTTP error with an OpenAI-shaped body ``{"error": {"message": message, ...}}``."""
-    return Reply(status=status, error_message=message, first_delay=first_delay)
-
-
-def hang_reply(*, after_chunks: int | None = None, text: str = "") -> Reply:
-    """A response that never finishes.
-
-    Args:
-        after_chunks: None never sends headers; an int sends headers and that many chunks of
-            ``text`` (split every 4 characters) and then hangs.
-        text: Text to stream before hanging.
-    """
-    if after_chunks is None:
-        return Reply(hang_before_headers=True)
-    return Reply(text_chunks=_split(text, 4), hang_after=after_chunks)
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedRequest:
-    """One request the server received.
-
-    Attributes:
-        method: HTTP method.
-        path: Request target (path and query).
-        headers: Header names lower-cased.
-        body: The parsed JSON body (None when absent or not JSON).
-    """
-
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: Any
-
-
-Responder = Callable[[dict[str, Any]], Reply]
-
-
-class _ClientGone(Exception):
-    """The client closed the connection before the response was complete."""
 
 
 # ---- the server -----------------------------------------------------------------------------
@@ -357,6 +186,15 @@ class ScriptedOpenAI:
         """
         await self._wait_until(lambda: len(self.bodies) >= count, within, f"request #{count}")
 
+    async def wait_for_completed(self, count: int = 1, within: float = 5.0) -> None:
+        """Wait until ``count`` chat-completions responses were sent in full (the client
+        can see a response end before the server thread has counted it).
+
+        Raises:
+            TimeoutError: they were not within ``within`` seconds.
+        """
+        await self._wait_until(lambda: self._completed >= count, within, f"response #{count}")
+
     async def _wait_until(self, condition: Callable[[], bool], within: float, what: str) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
@@ -413,7 +251,7 @@ class ScriptedOpenAI:
         self._loop = asyncio.get_running_loop()
         self._stop_event = asyncio.Event()
         server = await asyncio.start_server(
-            self._on_connection, self.host, 0, limit=_MAX_HEADER_BYTES
+            self._on_connection, self.host, 0, limit=MAX_HEADER_BYTES
         )
         self.port = server.sockets[0].getsockname()[1]
         self._ready.set()
@@ -433,11 +271,11 @@ class ScriptedOpenAI:
         task = asyncio.current_task()
         assert task is not None
         self._connections.add(task)
-        reader = _Input(stream)
+        reader = RequestInput(stream)
         try:
             while await self._handle_one(reader, writer):
                 pass
-        except (_ClientGone, ConnectionError, asyncio.IncompleteReadError):
+        except (ClientGone, ConnectionError, asyncio.IncompleteReadError):
             pass
         except asyncio.CancelledError:
             pass  # server stopping
@@ -451,20 +289,20 @@ class ScriptedOpenAI:
 
     # -- HTTP -------------------------------------------------------------------------------
 
-    async def _handle_one(self, reader: _Input, writer: asyncio.StreamWriter) -> bool:
+    async def _handle_one(self, reader: RequestInput, writer: asyncio.StreamWriter) -> bool:
         """Serve one request; return whether the connection stays open."""
         try:
-            head = await reader.readuntil(b"\r\n\r\n", _MAX_HEADER_BYTES)
+            head = await reader.readuntil(b"\r\n\r\n", MAX_HEADER_BYTES)
         except asyncio.IncompleteReadError:
             return False
         except asyncio.LimitOverrunError:
-            await _send_json(writer, 413, {"error": {"message": "headers too large"}}, False)
+            await send_json(writer, 413, {"error": {"message": "headers too large"}}, False)
             return False
         lines = head.decode("latin-1").split("\r\n")
         try:
             method, target, _version = lines[0].split(" ", 2)
         except ValueError:
-            await _send_json(writer, 400, {"error": {"message": "bad request line"}}, False)
+            await send_json(writer, 400, {"error": {"message": "bad request line"}}, False)
             return False
         headers: dict[str, str] = {}
         for line in lines[1:]:
@@ -482,20 +320,20 @@ class ScriptedOpenAI:
 
         if method == "GET" and path.endswith("/models"):
             data = [{"id": m, "object": "model", "owned_by": "scripted"} for m in self.model_ids]
-            await _send_json(writer, 200, {"object": "list", "data": data}, keep_alive)
+            await send_json(writer, 200, {"object": "list", "data": data}, keep_alive)
             return keep_alive
         if method == "POST" and path.endswith("/chat/completions"):
             if not isinstance(body, dict):
-                await _send_json(writer, 400, _error_body("body must be a JSON object"), keep_alive)
+                await send_json(writer, 400, _error_body("body must be a JSON object"), keep_alive)
                 return keep_alive
             reply = self._next_reply(body)
             return await self._answer(reader, writer, body, reply, keep_alive)
-        await _send_json(writer, 404, _error_body(f"no route {method} {path}"), keep_alive)
+        await send_json(writer, 404, _error_body(f"no route {method} {path}"), keep_alive)
         return keep_alive
 
     async def _answer(
         self,
-        reader: _Input,
+        reader: RequestInput,
         writer: asyncio.StreamWriter,
         body: dict[str, Any],
         reply: Reply,
@@ -504,26 +342,27 @@ class ScriptedOpenAI:
         watcher = asyncio.create_task(reader.watch_eof())
         try:
             if reply.hang_before_headers:
-                await _wait_or_gone(watcher, None)
+                await wait_or_gone(watcher, None)
             if reply.first_delay:
-                await _wait_or_gone(watcher, reply.first_delay)
+                await wait_or_gone(watcher, reply.first_delay)
             if reply.status != 200:
-                await _send_json(writer, reply.status, _error_body(reply.error_message), keep_alive)
+                await send_json(writer, reply.status, _error_body(reply.error_message), keep_alive)
             elif body.get("stream"):
                 await self._stream(writer, watcher, body, reply, keep_alive)
             else:
-                await _send_json(writer, 200, self._completion(body, reply), keep_alive)
-        except _ClientGone:
+                await send_json(writer, 200, self._completion(body, reply), keep_alive)
+        except ClientGone:
             self._note_disconnect()
             raise
         finally:
             watcher.cancel()
             try:
                 await watcher
-            except (asyncio.CancelledError, _ClientGone):
+            except (asyncio.CancelledError, ClientGone):
                 pass
         with self._lock:
             self._completed += 1
+            self._notify()
         return keep_alive
 
     async def _stream(
@@ -534,25 +373,25 @@ class ScriptedOpenAI:
         reply: Reply,
         keep_alive: bool,
     ) -> None:
-        head = _status_line(200) + (
+        head = status_line(200) + (
             "Content-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
             "Transfer-Encoding: chunked\r\n"
             f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
         )
         writer.write(head.encode("latin-1"))
-        await _drain(writer, watcher)
+        await drain(writer, watcher)
         frames = self._frames(body, reply)
         for index, frame in enumerate(frames):
             if reply.hang_after is not None and index >= reply.hang_after:
-                await _wait_or_gone(watcher, None)
+                await wait_or_gone(watcher, None)
             if index > 0 and reply.delay:
-                await _wait_or_gone(watcher, reply.delay)
-            writer.write(_chunk(b"data: " + frame + b"\n\n"))
-            await _drain(writer, watcher)
+                await wait_or_gone(watcher, reply.delay)
+            writer.write(chunked(b"data: " + frame + b"\n\n"))
+            await drain(writer, watcher)
         if reply.hang_after is not None:
-            await _wait_or_gone(watcher, None)
-        writer.write(_chunk(b"data: [DONE]\n\n") + b"0\r\n\r\n")
-        await _drain(writer, watcher)
+            await wait_or_gone(watcher, None)
+        writer.write(chunked(b"data: [DONE]\n\n") + b"0\r\n\r\n")
+        await drain(writer, watcher)
 
     def _frames(self, body: dict[str, Any], reply: Reply) -> list[bytes]:
         """The JSON payloads of the stream's ``data:`` frames (without ``[DONE]``)."""
@@ -645,101 +484,3 @@ def _pieces(text: str, count: int) -> list[str]:
     count = max(1, min(count, len(text)))
     size = -(-len(text) // count)
     return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _status_line(status: int) -> str:
-    return f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-
-
-def _chunk(data: bytes) -> bytes:
-    return f"{len(data):x}\r\n".encode() + data + b"\r\n"
-
-
-async def _send_json(
-    writer: asyncio.StreamWriter, status: int, payload: Any, keep_alive: bool
-) -> None:
-    data = json.dumps(payload).encode()
-    head = _status_line(status) + (
-        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n"
-        f"Connection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n"
-    )
-    writer.write(head.encode("latin-1") + data)
-    await writer.drain()
-
-
-class _Input:
-    """The request side of one connection, buffered so the disconnect watcher loses no
-    bytes a client sends early (e.g. its next keep-alive request)."""
-
-    def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-        self._buf = bytearray()
-
-    async def _fill(self) -> None:
-        data = await self._reader.read(65536)
-        if not data:
-            raise asyncio.IncompleteReadError(bytes(self._buf), None)
-        self._buf += data
-
-    async def readuntil(self, sep: bytes, limit: int) -> bytes:
-        while (end := self._buf.find(sep)) < 0:
-            if len(self._buf) > limit:
-                raise asyncio.LimitOverrunError("header too large", len(self._buf))
-            await self._fill()
-        out = bytes(self._buf[: end + len(sep)])
-        del self._buf[: end + len(sep)]
-        return out
-
-    async def readexactly(self, n: int) -> bytes:
-        while len(self._buf) < n:
-            await self._fill()
-        out = bytes(self._buf[:n])
-        del self._buf[:n]
-        return out
-
-    async def watch_eof(self) -> None:
-        """Return when the client closes its side; keep whatever it sends meanwhile."""
-        while True:
-            try:
-                data = await self._reader.read(65536)
-            except ConnectionError:
-                return
-            if not data:
-                return
-            self._buf += data
-
-    async def read_body(self, headers: dict[str, str]) -> bytes:
-        """The request body, by ``Content-Length`` or chunked transfer coding."""
-        if "chunked" in headers.get("transfer-encoding", "").lower():
-            parts = []
-            while True:
-                size_line = await self.readuntil(b"\r\n", _MAX_HEADER_BYTES)
-                size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while (await self.readuntil(b"\r\n", _MAX_HEADER_BYTES)) != b"\r\n":
-                        pass  # trailers, up to the blank line
-                    return b"".join(parts)
-                parts.append(await self.readexactly(size))
-                await self.readexactly(2)
-        length = int(headers.get("content-length", "0") or 0)
-        return await self.readexactly(length) if length else b""
-
-
-async def _wait_or_gone(watcher: asyncio.Task[None], seconds: float | None) -> None:
-    """Sleep ``seconds`` (forever when None) unless the client disconnects first.
-
-    Raises:
-        _ClientGone: the client closed the connection.
-    """
-    done, _ = await asyncio.wait({watcher}, timeout=seconds)
-    if done:
-        raise _ClientGone()
-
-
-async def _drain(writer: asyncio.StreamWriter, watcher: asyncio.Task[None]) -> None:
-    if watcher.done() or writer.is_closing():
-        raise _ClientGone()
-    try:
-        await writer.drain()
-    except ConnectionError as exc:
-        raise _ClientGone() from exc

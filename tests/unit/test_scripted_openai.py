@@ -69,7 +69,8 @@ async def test_stream_text_and_tool_calls(scripted_openai: ScriptedOpenAI) -> No
     assert json.loads(args) == {"path": "src/App.tsx"}
     assert finish == "tool_calls"
     assert usage is not None and usage.total_tokens >= 0
-    assert scripted_openai.completed == 1 and scripted_openai.disconnects == 0
+    await scripted_openai.wait_for_completed(1)
+    assert scripted_openai.disconnects == 0
 
 
 async def test_error_status_carries_message(scripted_openai: ScriptedOpenAI) -> None:
@@ -96,7 +97,7 @@ async def test_keep_alive_serves_sequential_requests(scripted_openai: ScriptedOp
             async with stream:
                 parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
             assert "".join(parts) == f"reply {i}"
-    assert scripted_openai.completed == 5
+    await scripted_openai.wait_for_completed(5)
 
 
 async def test_client_disconnect_mid_stream_is_observed(scripted_openai: ScriptedOpenAI) -> None:
