@@ -52,7 +52,8 @@ def extract_assistant_text(output: Any) -> str | None:
     if isinstance(messages, list):
         for message in reversed(messages):
             if isinstance(message, dict) and (
-                message.get("role") in ("assistant", "ai") or message.get("type") in ("assistant", "ai")
+                message.get("role") in ("assistant", "ai")
+                or message.get("type") in ("assistant", "ai")
             ):
                 text = coerce_text(message.get("content"))
                 if text:

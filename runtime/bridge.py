@@ -58,7 +58,7 @@ class Reply(Generic[T]):
         else:
             self._future.set_result(value)
 
-    async def wait(self, timeout: float) -> T:
+    async def wait(self, timeout: float) -> T:  # noqa: ASYNC109 - a deadline, not a cancel scope
         """Await the answer.
 
         Raises:

@@ -73,9 +73,7 @@ class Checkpoints:
     async def prepare(self, row: dict[str, Any], *, fresh: bool) -> Path:
         """The run's workspace; on a ``fresh`` start it is reset to the base revision's
         files (a restarted or resumed run keeps what it already changed)."""
-        workspace = await asyncio.to_thread(
-            self.workspace, row["published_app_id"], row["user_id"]
-        )
+        workspace = await asyncio.to_thread(self.workspace, row["published_app_id"], row["user_id"])
         if fresh and row["base_revision_id"] is not None:
             base = await apps_store.get_revision(
                 self.db, revision_id=row["base_revision_id"], app_id=row["published_app_id"]
@@ -173,7 +171,9 @@ class Checkpoints:
         """The ``create_checkpoint`` tool: snapshot the workspace into a new draft revision
         and record it on the run (contract 7.3)."""
         files = await asyncio.to_thread(ctx.workspace.snapshot)
-        current = await apps_store.current_draft(self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id)
+        current = await apps_store.current_draft(
+            self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id
+        )
         entry = entry_file or (current.entry_file if current else apps_store.DEFAULT_ENTRY_FILE)
         files = validate_project(files, entry, self.settings)
         revision = await apps_store.create_draft_revision(

@@ -90,7 +90,9 @@ class EngineRef:
     ref: str
 
 
-EngineEvent = Delta | ToolStarted | ToolFinished | PlanUpdated | Completed | Failed | Paused | EngineRef
+EngineEvent = (
+    Delta | ToolStarted | ToolFinished | PlanUpdated | Completed | Failed | Paused | EngineRef
+)
 TERMINAL_EVENTS = (Completed, Failed, Paused)
 
 
@@ -178,7 +180,7 @@ class EngineSession(abc.ABC):
         """
         return CancelOutcome(confirmed=True)
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Release resources; always called once the session is over."""
 
 
@@ -236,8 +238,8 @@ class Engine(abc.ABC):
     def open(self, ctx: RunContext) -> EngineSession:
         """Create the session for one run execution (no I/O here; do it in ``events``)."""
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once at service start (e.g. launch a managed server)."""
 
-    async def stop(self) -> None:
+    async def stop(self) -> None:  # noqa: B027 - optional hook, no-op by default
         """Called once at service shutdown."""

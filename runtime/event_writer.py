@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 
 from runtime.broker import Broker
 from runtime.events import RunEvent
@@ -31,21 +32,26 @@ class EventWriter:
         self._wake = asyncio.Event()
         self._submitted = 0  # events accepted so far
         self._persisted = 0  # events written so far (a prefix of the submitted ones)
+        self._last_of_run: dict[uuid.UUID, int] = {}  # run -> position of its last pending event
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, events: list[RunEvent]) -> None:
         """Queue events for writing (in the order given)."""
         self._pending.extend(events)
-        self._submitted += len(events)
+        for event in events:
+            self._submitted += 1
+            self._last_of_run[event.run_id] = self._submitted
         self._wake.set()
 
-    async def flush(self) -> None:
-        """Return once every event submitted before this call is persisted and published."""
-        if self._persisted >= self._submitted:
+    async def flush(self, run_id: uuid.UUID | None = None) -> None:
+        """Return once every event submitted before this call is persisted and published
+        (only the events of ``run_id`` when given: other runs' batches are not waited for)."""
+        target = self._submitted if run_id is None else self._last_of_run.get(run_id, 0)
+        if self._persisted >= target:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append((self._submitted, future))
+        self._waiters.append((target, future))
         await future
 
     async def start(self) -> None:
@@ -82,6 +88,9 @@ class EventWriter:
             delay = 0.05
             del self._pending[: len(batch)]
             self._persisted += len(batch)
+            for event in batch:
+                if self._last_of_run.get(event.run_id, 0) <= self._persisted:
+                    self._last_of_run.pop(event.run_id, None)
             self._broker.publish(batch)
             self._release_waiters()
 

@@ -58,7 +58,9 @@ def compact(messages: list[dict[str, str]], budget_chars: int) -> list[dict[str,
     dropped = len(messages) - len(kept)
     note = {
         "role": "system",
-        "content": f"Context compacted: {dropped} earlier message(s) omitted to stay within budget.",
+        "content": (
+            f"Context compacted: {dropped} earlier message(s) omitted to stay within budget."
+        ),
     }
     return [note, *kept]
 

@@ -69,9 +69,7 @@ def normalize_path(raw: str, *, field: str = "path", check_extension: bool = Tru
     if check_extension:
         suffix = PurePosixPath(parts[-1]).suffix.lower()
         if suffix not in ALLOWED_EXTENSIONS:
-            raise PathPolicyError(
-                f"Unsupported file extension: {suffix or '(none)'}", field=field
-            )
+            raise PathPolicyError(f"Unsupported file extension: {suffix or '(none)'}", field=field)
     return path
 
 

@@ -44,7 +44,7 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
-    jwt_secret: str | None = Field(default=None, min_length=16)
+    jwt_secret: str | None = Field(default=None, min_length=32)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- runtime -------------------------------------------------------------------------
@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     max_tool_iterations: int = Field(default=30, ge=1)
     tool_timeout_seconds: float = Field(default=120.0, ge=15.0)
     model_request_timeout_seconds: float = Field(default=120.0, gt=0.0)
+    # Cap on each model reply, in tokens: small local models otherwise ramble to n_ctx.
+    model_max_output_tokens: int = Field(default=1024, ge=16)
 
     # --- toolpack (contract 7.3) -------------------------------------------------------
     command_allowlist: Annotated[tuple[str, ...], NoDecode] = DEFAULT_COMMAND_ALLOWLIST

@@ -25,6 +25,17 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Pool ``reset`` hook: nothing to undo beyond what asyncpg always does on release.
+
+    asyncpg still rolls back an open transaction and drops listener callbacks; its default
+    reset would also send ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` —
+    one more round trip per query. No query here leaves session state behind (no ``SET``,
+    ``LISTEN``, session advisory locks or held cursors; the migration lock is
+    transaction-scoped), so that round trip is skipped.
+    """
+
+
 def translate(exc: BaseException) -> StorageError:
     """Map an asyncpg/OS error to a storage error (the caller raises it ``from exc``)."""
     if isinstance(exc, asyncpg.UniqueViolationError):
@@ -61,7 +72,8 @@ class Database:
         """
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, init=_init_connection
+                dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                reset=_keep_session,
             )
         except _DRIVER_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to Postgres: {exc}") from exc

@@ -211,3 +211,20 @@ async def _insert_binding(db: Database, model_id: uuid.UUID, spec: BindingSpec) 
     )
     assert row is not None
     return from_record(Binding, row)
+
+
+async def any_model_exists(db: Database) -> bool:
+    """Whether the registry holds any model at all (any tenant, or global)."""
+    return bool(await db.fetchval("models_any_exists"))
+
+
+async def bindings_by_provider(db: Database, provider: str) -> list[Binding]:
+    """Every binding of ``provider``, oldest first (e.g. the managed local model's)."""
+    return [
+        from_record(Binding, r) for r in await db.fetch("models_bindings_by_provider", provider)
+    ]
+
+
+async def set_binding_base_url(db: Database, binding_id: uuid.UUID, base_url: str) -> None:
+    """Point a binding at a new endpoint (the local model listens on a new port each start)."""
+    await db.execute("models_binding_set_base_url", binding_id, base_url)

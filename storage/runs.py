@@ -118,9 +118,7 @@ class RunStore:
         self, run_id: uuid.UUID, *, expected: Sequence[str], resume_payload: Any = None
     ) -> dict[str, Any] | None:
         """Back to ``queued`` (resume, or the requeue restart policy), storing the payload."""
-        return _row(
-            await self.db.fetchrow("runs_requeue", run_id, resume_payload, list(expected))
-        )
+        return _row(await self.db.fetchrow("runs_requeue", run_id, resume_payload, list(expected)))
 
     async def set_engine_ref(self, run_id: uuid.UUID, ref: str) -> None:
         await self.db.execute("runs_set_engine_ref", run_id, ref)

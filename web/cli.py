@@ -160,8 +160,14 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=_positive_int, default=DEFAULT_TTL_SECONDS, metavar="SECONDS")
     token.set_defaults(handler=cmd_token)
 
-    # --- demo: reserved for the `runwright demo` command (added in a later issue) -------
-    # Register it here as `commands.add_parser("demo", ...)` with its handler below.
+    demo = commands.add_parser(
+        "demo",
+        help="run a real coding-agent run end to end on this machine and stream it",
+        description="Start the service (embedded Postgres, local model), create a tenant, "
+        "a user and an app, run the native agent on it and print its events live.",
+    )
+    demo.add_argument("--prompt", default=None, help="what to ask the agent (has a default)")
+    demo.set_defaults(handler=cmd_demo)
 
     return parser
 
@@ -189,6 +195,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         await serve(create_app(settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     asyncio.run(run())
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:
+    """The README's main-job command; exit 1 with a fix when a step fails."""
+    from web.demo import DEFAULT_PROMPT, DemoError, run_demo
+
+    try:
+        final = asyncio.run(run_demo(settings, args.prompt or DEFAULT_PROMPT))
+    except DemoError as exc:
+        raise CliError(str(exc)) from None
+    if final["status"] not in ("completed", "paused"):
+        raise CliError(f"the run ended {final['status']}: {final['error']}")
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> None:

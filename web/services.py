@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from runtime.checkpoints import Checkpoints
+from runtime.default_model import DefaultModel
 from runtime.engine import Engine
 from runtime.engines.native import NativeEngine
 from runtime.engines.opencode.engine import OpenCodeEngine
@@ -47,6 +48,7 @@ class Services:
         self._db: Database | None = None
         self._jwt_secret: str | None = None
         self.checkpoints = Checkpoints(lambda: self.db, settings)
+        self.default_model = DefaultModel(lambda: self.db, settings)
         engines: dict[str, Engine] = {
             "native": NativeEngine(settings, checkpoints=self.checkpoints),
             "opencode": OpenCodeEngine(settings),
@@ -117,8 +119,9 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Build the components of one app and list their start order.
 
-    Order (stopped in reverse): database -> migrations -> jwt_secret -> runs (broker, event
-    writer, engines, Supervisor). Runtime components
+    Order (stopped in reverse): database -> migrations -> jwt_secret -> default_model (the
+    local SmolLM2 server when no model is registered) -> runs (broker, event writer,
+    engines, Supervisor). Runtime components
     go after ``migrations`` (they need the schema), e.g.::
 
         writer = EventWriter(services)            # built here, started by the lifespan
@@ -129,5 +132,8 @@ def build_services(settings: Settings) -> Services:
     services.lifespan.add("migrations", services.migrate)
     services.lifespan.add("jwt_secret", services.load_jwt_secret)
     # --- runtime components: add steps here (after migrations) ---------------------------
+    services.lifespan.add(
+        "default_model", services.default_model.start, services.default_model.stop
+    )
     services.lifespan.add("runs", lambda: services.runs.start(services.db), services.runs.stop)
     return services

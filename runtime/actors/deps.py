@@ -39,7 +39,9 @@ class RunHooks(Protocol):
     async def build_context(self, row: dict[str, Any], attempt: int) -> RunContext:
         """The engine's view of the run: pinned model target, workspace, resume state."""
 
-    async def auto_apply(self, row: dict[str, Any], ctx: RunContext | None) -> AppliedRevision | None:
+    async def auto_apply(
+        self, row: dict[str, Any], ctx: RunContext | None
+    ) -> AppliedRevision | None:
         """Turn the finished workspace into a draft revision + checkpoint; None when
         nothing changed (DESIGN.md 8.11). Raises on validation failure."""
 

@@ -160,7 +160,7 @@ class RunActor(pykka.ThreadingActor):
         deps = self.deps
 
         async def load() -> dict[str, Any] | None:
-            await deps.writer.flush()
+            await deps.writer.flush(self.run_id)
             return await deps.runs.get(self.run_id)
 
         self.row = self._db(load())
@@ -194,7 +194,9 @@ class RunActor(pykka.ThreadingActor):
 
     def _terminal_event(self, row: dict[str, Any], diagnostics: list[dict[str, Any]]) -> None:
         """Contract 3.3: run.completed for completed/paused, run.failed otherwise."""
-        kind = "run.completed" if row["status"] in (states.COMPLETED, states.PAUSED) else "run.failed"
+        kind = (
+            "run.completed" if row["status"] in (states.COMPLETED, states.PAUSED) else "run.failed"
+        )
         self._emit([EventDraft(kind, run_object(row), tuple(diagnostics))])
 
     # ---- execution -------------------------------------------------------------------------
@@ -399,9 +401,7 @@ class RunActor(pykka.ThreadingActor):
             self._done()
             return
         updated = self._db(
-            self.deps.runs.requeue(
-                self.run_id, expected=(states.PAUSED,), resume_payload=payload
-            )
+            self.deps.runs.requeue(self.run_id, expected=(states.PAUSED,), resume_payload=payload)
         )
         if updated is None:
             reply.fail(RunNotPaused("Run is not paused"))
@@ -416,10 +416,13 @@ class RunActor(pykka.ThreadingActor):
             self._done()
             return
         if policy == "requeue":
-            if self._db(
-                self.deps.runs.requeue(self.run_id, expected=(states.RUNNING,))
-            ) is not None:
-                self._emit([EventDraft("plan.updated", {"summary": "Run requeued after a restart"})])
+            if (
+                self._db(self.deps.runs.requeue(self.run_id, expected=(states.RUNNING,)))
+                is not None
+            ):
+                self._emit(
+                    [EventDraft("plan.updated", {"summary": "Run requeued after a restart"})]
+                )
                 self._tell_supervisor(Submit(self.run_id))
             self._done()
             return

@@ -211,6 +211,7 @@ class NativeSession(EngineSession):
                 model=ctx.model.provider_model_id,
                 messages=[*history, *transcript],
                 tools=tools,
+                max_tokens=self._settings.model_max_output_tokens,
             )
             try:
                 async with contextlib.aclosing(coalesce_text(stream, window)) as items:

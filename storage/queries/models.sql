@@ -74,3 +74,12 @@ SELECT * FROM model_bindings
 WHERE model_id = $1 AND is_enabled
 ORDER BY priority, created_at, id
 LIMIT 1;
+
+-- name: models_any_exists
+SELECT EXISTS (SELECT 1 FROM models);
+
+-- name: models_bindings_by_provider
+SELECT * FROM model_bindings WHERE provider = $1 ORDER BY created_at, id;
+
+-- name: models_binding_set_base_url
+UPDATE model_bindings SET base_url = $2 WHERE id = $1;

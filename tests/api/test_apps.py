@@ -41,7 +41,7 @@ async def test_create_app_makes_revision_one_and_points_the_draft_at_it(client, 
     assert draft["files"] == load_template("chat-classic")
     assert draft["bundle_hash"] == _sha(draft["files"])
     assert draft["created_by"] == str(owner.user_id)
-    assert draft["created_at"].endswith("Z")
+    assert draft["created_at"].endswith("+00:00")
 
 
 async def test_duplicate_slug_is_409(client, seed, owner):

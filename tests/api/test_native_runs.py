@@ -51,7 +51,10 @@ def _call(name, **arguments):
 
 
 async def test_read_patch_complete_creates_revision_and_checkpoint(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, draft = native_app
     scripted_openai.push(
@@ -97,7 +100,10 @@ async def test_read_patch_complete_creates_revision_and_checkpoint(
 
 
 async def test_hunk_mismatch_is_a_tool_failure_and_the_agent_recovers(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, _ = native_app
     scripted_openai.push(
@@ -118,7 +124,10 @@ async def test_hunk_mismatch_is_a_tool_failure_and_the_agent_recovers(
 
 
 async def test_a_run_that_changes_nothing_creates_no_revision(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, draft = native_app
     scripted_openai.push(text_reply("Nothing to change."))
@@ -132,7 +141,10 @@ async def test_a_run_that_changes_nothing_creates_no_revision(
 
 
 async def test_tool_arguments_cannot_redirect_to_another_run(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, draft = native_app
     other_app, other_draft = await create_app_via_api(client, owner.headers)
@@ -182,7 +194,10 @@ def _sleepers() -> list[int]:
 
 
 async def test_cancel_kills_a_running_test_command(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, _ = native_app
     scripted_openai.push(_call("coding_agent_run_targeted_tests", command=SLEEP_COMMAND))
@@ -202,7 +217,10 @@ async def test_cancel_kills_a_running_test_command(
 
 
 async def test_cancel_mid_stream_closes_the_upstream_connection(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, _ = native_app
     scripted_openai.push(hang_reply(after_chunks=2, text="partial answer that never ends"))
@@ -219,7 +237,10 @@ async def test_cancel_mid_stream_closes_the_upstream_connection(
 
 
 async def test_model_endpoint_down_fails_the_run_clearly(
-    client, owner, make_model, dead_openai_url  # noqa: F811
+    client,
+    owner,
+    make_model,
+    dead_openai_url,  # noqa: F811
 ):
     model_id = await make_model(owner.tenant_id, base_url=dead_openai_url)
     app, _ = await create_app_via_api(client, owner.headers)
@@ -233,7 +254,10 @@ async def test_model_endpoint_down_fails_the_run_clearly(
 
 
 async def test_restore_a_checkpoint_creates_a_new_draft(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, draft = native_app
     scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("done"))
@@ -268,7 +292,10 @@ async def test_restore_a_checkpoint_creates_a_new_draft(
 
 
 async def test_draft_moved_during_the_run_is_a_conflict_not_an_overwrite(
-    client, owner, native_app, scripted_openai  # noqa: F811
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
 ):
     app, draft = native_app
     scripted_openai.push(

@@ -10,8 +10,8 @@ import pytest
 
 from storage.runs import RunStore
 from tests.support.api import create_app_via_api
-from tests.support.seed import Seeder
 from tests.support.runs import create_run, read_stream, runs_url, types, wait_status
+from tests.support.seed import Seeder
 from web.app import create_app
 from web.services import build_services
 
@@ -45,8 +45,9 @@ async def test_cancel_of_a_queued_run_that_never_started(client, owner, app_and_
     app, _ = app_and_draft
     hang = [{"hang": True}]
     blockers = [
-        await create_run(client, app["id"], owner.headers, input=str(i), engine="scripted",
-                         script=hang)  # fmt: skip
+        await create_run(
+            client, app["id"], owner.headers, input=str(i), engine="scripted", script=hang
+        )  # fmt: skip
         for i in range(2)
     ]
     queued = await create_run(client, app["id"], owner.headers, input="q", engine="scripted",

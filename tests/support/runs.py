@@ -29,18 +29,23 @@ def parse_sse(body: str) -> list[dict[str, Any]]:
 
 
 async def read_stream(
-    client: Any, app_id: str, run_id: str, headers: dict[str, str], *,
-    after: int | None = None, timeout: float = 20.0,
+    client: Any,
+    app_id: str,
+    run_id: str,
+    headers: dict[str, str],
+    *,
+    after: int | None = None,
+    within: float = 20.0,
 ) -> tuple[str, list[dict[str, Any]]]:
     """GET the run's stream until the server ends it; returns (raw text, events)."""
     hdrs = dict(headers)
     if after is not None:
         hdrs["Last-Event-ID"] = str(after)
     response = await asyncio.wait_for(
-        client.get(runs_url(app_id, f"/{run_id}/stream"), headers=hdrs), timeout
+        client.get(runs_url(app_id, f"/{run_id}/stream"), headers=hdrs), within
     )
     assert response.status_code == 200, await response.get_data(as_text=True)
-    text = await asyncio.wait_for(response.get_data(as_text=True), timeout)
+    text = await asyncio.wait_for(response.get_data(as_text=True), within)
     return text, parse_sse(text)
 
 
@@ -53,11 +58,15 @@ async def create_run(
 
 
 async def wait_status(
-    client: Any, app_id: str, run_id: str, headers: dict[str, str], statuses: set[str],
-    timeout: float = 20.0,
+    client: Any,
+    app_id: str,
+    run_id: str,
+    headers: dict[str, str],
+    statuses: set[str],
+    within: float = 20.0,
 ) -> dict[str, Any]:
     """Poll GET run until its status is one of ``statuses`` (tests only)."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         response = await client.get(runs_url(app_id, f"/{run_id}"), headers=headers)
         run = await response.get_json()
@@ -96,9 +105,9 @@ class LiveStream:
     def events(self) -> list[dict[str, Any]]:
         return parse_sse(self.text)
 
-    async def until(self, predicate: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+    async def until(self, predicate: Any, within: float = 20.0) -> list[dict[str, Any]]:
         """Read until ``predicate(events)`` is true or the stream ends; returns the events."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + within
         while not predicate(self.events) and not self.ended:
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:

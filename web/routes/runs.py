@@ -76,7 +76,9 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         script = None
         if body.script is not None:
             if body.engine != "scripted":
-                raise _invalid(["body", "script"], "script is only allowed with the scripted engine", None)
+                raise _invalid(
+                    ["body", "script"], "script is only allowed with the scripted engine", None
+                )
             try:
                 script = validate_script(body.script)
             except ScriptError as exc:
@@ -138,6 +140,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 ) from None
             if after < 0:
                 raise _invalid(["header", "last-event-id"], "Last-Event-ID must be >= 0", header)
+
         async def is_active() -> bool:
             row = await services.runs.runs.get(run_id)
             return row is not None and row["status"] in ("queued", "running")

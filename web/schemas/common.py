@@ -9,18 +9,20 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, Field, PlainSerializer
 from quart_schema import document_response
 
+from runtime.events import iso
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def iso_utc(value: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z`` suffix, e.g. ``"2026-02-18T09:30:00.123456Z"``.
+    """ISO 8601 in UTC with ``+00:00``, e.g. ``"2026-02-18T09:30:00.123456+00:00"``.
 
-    Naive datetimes are taken as UTC. Every datetime on the wire goes through this
-    (DESIGN.md section 6), so REST and any other channel agree.
+    Naive datetimes are taken as UTC. One format on every wire (DESIGN.md section 6): the
+    same function formats REST objects and SSE envelopes (contract 3.1 names ``+00:00``).
     """
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return iso(value)
 
 
 UtcDatetime = Annotated[

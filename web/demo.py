@@ -1,0 +1,217 @@
+"""``runwright demo``: the main job end to end, on this machine, through the real HTTP API.
+
+Starts the service in-process (embedded Postgres unless ``DATABASE_URL`` is set, the local
+model when no model is registered, Hypercorn on a free loopback port), creates a tenant,
+a user and a ``chat-classic`` app, starts a native run with a real prompt, prints its
+events as they stream, and ends with the run's status, its revision and the changed files.
+Every step that can fail says what to do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any, TextIO
+
+import httpx
+
+from runtime.local_model import INSTALL_HINT
+from runtime.patching import make_unified_diff
+from runtime.settings import Settings
+from storage import tenancy
+from web.app import create_app
+from web.services import build_services
+from web.tokens import mint_token
+
+DEFAULT_PROMPT = (
+    'In src/App.tsx, change the page heading from "Chat" to "Runwright Chat". '
+    "Read the file first, then apply a patch, then say what you changed."
+)
+STARTUP_TIMEOUT = 180.0
+# A small local model answers slowly on 2 cores; keep each demo reply short unless the
+# operator chose a cap (RUNWRIGHT_MODEL_MAX_OUTPUT_TOKENS).
+DEMO_MAX_OUTPUT_TOKENS = 256
+
+
+class DemoError(Exception):
+    """A demo step failed; the message says what went wrong and what to do."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    """Decode the ``data:`` lines of an SSE response into envelopes."""
+    async for line in response.aiter_lines():
+        if line.startswith("data: "):
+            yield json.loads(line[6:])
+
+
+class Printer:
+    """Renders run events for a terminal: text as it is typed, one line per tool call."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.in_text = False
+        self.count = 0
+        self.started = time.monotonic()
+
+    def say(self, line: str) -> None:
+        self.break_text()
+        print(line, file=self.out, flush=True)
+
+    def break_text(self) -> None:
+        if self.in_text:
+            print(file=self.out)
+            self.in_text = False
+
+    def event(self, envelope: dict[str, Any]) -> None:
+        self.count += 1
+        kind, payload = envelope["event"], envelope["payload"]
+        if kind == "assistant.delta":
+            if not self.in_text:
+                print("  assistant: ", end="", file=self.out)
+                self.in_text = True
+            print(payload.get("content", ""), end="", file=self.out, flush=True)
+        elif kind == "tool.started":
+            self.say(f"  -> {payload['tool']} {json.dumps(payload.get('input'))[:160]}")
+        elif kind == "tool.completed":
+            self.say(f"  <- {payload['tool']} ok")
+        elif kind == "tool.failed":
+            message = (envelope.get("diagnostics") or [{}])[0].get("message", "")
+            self.say(f"  <- {payload['tool']} failed: {message}")
+        elif kind == "plan.updated" and "summary" in payload:
+            self.say(f"  [plan] {payload['summary']}")
+        elif kind in ("revision.created", "checkpoint.created"):
+            self.say(f"  [{kind}] {payload}")
+        elif kind in ("run.completed", "run.failed"):
+            elapsed = time.monotonic() - self.started
+            self.say(f"  [{kind}] status={payload.get('status')} "
+                     f"({self.count} events, {elapsed:.1f} s)")  # fmt: skip
+
+
+async def run_demo(settings: Settings, prompt: str, out: TextIO = sys.stdout) -> dict[str, Any]:
+    """Run the demo; returns the final run object.
+
+    Raises:
+        DemoError: a step failed (the message says what to do).
+    """
+    if "model_max_output_tokens" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"model_max_output_tokens": DEMO_MAX_OUTPUT_TOKENS})
+    services = build_services(settings)
+    app = create_app(settings, services=services)
+    port = _free_port()
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.graceful_timeout = 5.0
+    stop = asyncio.Event()
+    print(f"Starting Runwright on http://127.0.0.1:{port} "
+          f"(data in {settings.data_dir}) ...", file=out, flush=True)  # fmt: skip
+    server = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(30.0, read=None)) as http:
+            await _wait_healthy(http, server)
+            if services.default_model.problem and not services.default_model.server:
+                raise DemoError(
+                    f"{services.default_model.problem}\n  fix: {INSTALL_HINT}\n"
+                    "  or register your own OpenAI-compatible endpoint: runwright model add "
+                    "--global --name NAME --provider openai --provider-model-id ID "
+                    "--base-url URL --api-key-env VAR --default"
+                )
+            headers = await _seed(services)
+            return await _drive(http, headers, prompt, Printer(out))
+    finally:
+        stop.set()
+        try:
+            await asyncio.wait_for(server, 60)
+        except Exception as exc:  # noqa: BLE001 - reported, the demo result stands
+            print(f"(server stopped with: {exc!r})", file=out)
+
+
+async def _wait_healthy(http: httpx.AsyncClient, server: asyncio.Task[Any]) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.done():
+            exc = server.exception()
+            raise DemoError(
+                f"the server did not start: {exc!r}. Check RUNWRIGHT_DATA_DIR is writable, or "
+                "set DATABASE_URL to a reachable Postgres."
+            )
+        try:
+            if (await http.get("/healthz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.25)
+    raise DemoError(f"the server did not answer /healthz within {STARTUP_TIMEOUT:g} s")
+
+
+async def _seed(services: Any) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    tenant = await tenancy.create_tenant(services.db, name=f"Demo {tag}", slug=f"demo-{tag}")
+    user = await tenancy.create_user(services.db, email=f"demo-{tag}@runwright.local")
+    await tenancy.add_membership(services.db, tenant_id=tenant.id, user_id=user.id,
+                                 org_role="owner")  # fmt: skip
+    token = mint_token(services.jwt_secret, subject=user.id, tenant_id=tenant.id,
+                       org_role="owner")  # fmt: skip
+    return {"Authorization": f"Bearer {token}", "X-Tenant-ID": str(tenant.id)}
+
+
+async def _call(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
+    response = await http.request(method, url, **kwargs)
+    if response.status_code != 200:
+        raise DemoError(f"{method} {url} answered {response.status_code}: {response.text}")
+    return response.json()
+
+
+async def _drive(
+    http: httpx.AsyncClient, headers: dict[str, str], prompt: str, printer: Printer
+) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    app = await _call(http, "POST", "/admin/apps", headers=headers,
+                      json={"name": "Demo chat", "slug": f"demo-chat-{tag}"})  # fmt: skip
+    state = await _call(http, "GET", f"/admin/apps/{app['id']}/builder/state", headers=headers)
+    base = state["current_draft_revision"]
+    printer.say(f"Created app {app['id']} from the chat-classic template "
+                f"({len(base['files'])} files).")  # fmt: skip
+    runs = f"/admin/apps/{app['id']}/coding-agent/runs"
+    run = await _call(http, "POST", runs, headers=headers,
+                      json={"input": prompt, "base_revision_id": base["id"]})  # fmt: skip
+    printer.say(f"Run {run['run_id']} ({run['execution_engine']}, model "
+                f"{run['resolved_model_id']}) - prompt: {prompt}")  # fmt: skip
+    async with http.stream("GET", f"{runs}/{run['run_id']}/stream", headers=headers) as response:
+        if response.status_code != 200:
+            raise DemoError(f"stream answered {response.status_code}")
+        async for envelope in sse_events(response):
+            printer.event(envelope)
+    final = await _call(http, "GET", f"{runs}/{run['run_id']}", headers=headers)
+    printer.say(f"Status: {final['status']}" + (f" - {final['error']}" if final["error"] else ""))
+    if final["result_revision_id"]:
+        revision = await _call(
+            http, "GET", f"/admin/apps/{app['id']}/revisions/{final['result_revision_id']}",
+            headers=headers,
+        )  # fmt: skip
+        printer.say(f"Revision: {revision['id']} (build_seq {revision['build_seq']})")
+        _print_changes(printer, base["files"], revision["files"])
+    else:
+        printer.say("Revision: none - the agent changed no files, so no revision was created.")
+    return final
+
+
+def _print_changes(printer: Printer, old: dict[str, str], new: dict[str, str]) -> None:
+    changed = sorted(p for p in set(old) | set(new) if old.get(p) != new.get(p))
+    printer.say(f"Changed files ({len(changed)}): " + (", ".join(changed) or "none"))
+    for path in changed:
+        printer.say(make_unified_diff(path, old.get(path), new.get(path)).rstrip("\n"))
