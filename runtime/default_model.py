@@ -1,9 +1,14 @@
-"""The default model of a fresh machine (DESIGN.md section 5; native engine issue item 7).
+"""The default model (DESIGN.md section 5; native engine issue item 7).
 
-When the registry holds no model at all, or only the one Runwright manages itself, the
-service starts SmolLM2 behind llama-cpp-python's OpenAI-compatible server on loopback and
-registers (or re-points) it as the global default chat model. Operators who register any
-other model (``runwright model add`` or ``POST /admin/models``) never get it started.
+Two managed registrations, both global default chat models:
+
+- the operator's endpoint, when ``RUNWRIGHT_DEFAULT_MODEL_BASE_URL`` and
+  ``RUNWRIGHT_DEFAULT_MODEL_ID`` are set: registered at start-up, or updated to match;
+- otherwise, on a machine whose registry holds no model (or only the one Runwright manages),
+  SmolLM2 behind llama-cpp-python's OpenAI-compatible server, started on loopback.
+
+A model an operator registers with ``runwright model add`` or ``POST /admin/models`` is
+never touched, and its presence keeps the local model from starting.
 """
 
 from __future__ import annotations
@@ -27,13 +32,14 @@ log = logging.getLogger(__name__)
 
 LOCAL_PROVIDER = "runwright-local"
 LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct (local)"
+CONFIGURED_PROVIDER = "runwright-configured"
 
 
 class DefaultModel:
     """A lifespan component: :meth:`start` after migrations, :meth:`stop` at shutdown.
 
-    Never fails the service start: when the model cannot be started it logs what to do
-    and runs fail with ``CODING_AGENT_MODEL_UNAVAILABLE`` until a model is registered.
+    Never fails the service start: when no model can be provided it logs what to do
+    (``problem``) and runs fail with ``CODING_AGENT_MODEL_UNAVAILABLE`` until one is.
     """
 
     def __init__(self, db: Callable[[], Database], settings: Settings) -> None:
@@ -43,13 +49,20 @@ class DefaultModel:
         self.problem: str | None = None
 
     async def start(self) -> None:
-        if not self.settings.local_model_autostart:
+        s = self.settings
+        if s.default_model_base_url is not None and s.default_model_id is not None:
+            await self._register(
+                CONFIGURED_PROVIDER, f"{s.default_model_id} (configured)",
+                s.default_model_base_url, s.default_model_id, s.default_model_api_key_env,
+            )  # fmt: skip
+            return
+        if not s.local_model_autostart:
             return
         db = self._db()
         managed = await models_store.bindings_by_provider(db, LOCAL_PROVIDER)
         if not managed and await models_store.any_model_exists(db):
             return  # the operator chose their own models
-        server = LocalModelServer(port=self.settings.local_model_port)
+        server = LocalModelServer(port=s.local_model_port)
         try:
             await server.start()
         except LocalModelUnavailable as exc:
@@ -62,24 +75,26 @@ class DefaultModel:
             log.error("%s", self.problem)
             return
         self.server = server
-        if managed:
-            for binding in managed:
-                await models_store.set_binding_base_url(db, binding.id, server.base_url)
-        else:
-            await models_store.create_model(
-                db,
-                tenant_id=None,
-                name=LOCAL_MODEL_NAME,
-                is_default=True,
-                bindings=[
-                    BindingSpec(
-                        provider=LOCAL_PROVIDER,
-                        provider_model_id=LOCAL_MODEL_ALIAS,
-                        base_url=server.base_url,
-                    )
-                ],
-            )
+        await self._register(LOCAL_PROVIDER, LOCAL_MODEL_NAME, server.base_url,
+                             LOCAL_MODEL_ALIAS, None)  # fmt: skip
         log.info("local model %s serving at %s", LOCAL_MODEL_ALIAS, server.base_url)
+
+    async def _register(
+        self, provider: str, name: str, base_url: str, model_id: str, key_env: str | None
+    ) -> None:
+        """Create the managed global default model, or re-point its existing binding."""
+        db = self._db()
+        existing = await models_store.bindings_by_provider(db, provider)
+        for binding in existing:
+            await models_store.set_binding_endpoint(
+                db, binding.id, base_url=base_url, provider_model_id=model_id, api_key_env=key_env
+            )
+        if not existing:
+            spec = BindingSpec(provider=provider, provider_model_id=model_id, base_url=base_url,
+                               api_key_env=key_env)  # fmt: skip
+            await models_store.create_model(
+                db, tenant_id=None, name=name, is_default=True, bindings=[spec]
+            )
 
     async def stop(self) -> None:
         server, self.server = self.server, None

@@ -87,6 +87,11 @@ class Settings(BaseSettings):
 
     # --- local default model (issue: native engine) --------------------------------------
     local_model_autostart: bool = True
+    # An operator's own OpenAI-compatible endpoint as the global default chat model,
+    # registered (or updated) at start-up instead of the local model.
+    default_model_base_url: str | None = None
+    default_model_id: str | None = None
+    default_model_api_key_env: str | None = None
     local_model_port: int = Field(default=0, ge=0, le=65535)
 
     # --- OpenCode (contract 6) -----------------------------------------------------------
@@ -155,6 +160,11 @@ def load_settings(**overrides: object) -> Settings:
             env = name if name == "DATABASE_URL" else f"RUNWRIGHT_{name}"
             lines.append(f"  {env}: {err['msg']}")
         raise SettingsError("invalid settings:\n" + "\n".join(lines)) from None
+    if (settings.default_model_base_url is None) != (settings.default_model_id is None):
+        raise SettingsError(
+            "invalid settings:\n  RUNWRIGHT_DEFAULT_MODEL_BASE_URL and RUNWRIGHT_DEFAULT_MODEL_ID "
+            "go together"
+        )
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError(
             "invalid settings:\n  RUNWRIGHT_DB_POOL_MIN must not exceed RUNWRIGHT_DB_POOL_MAX"

@@ -225,6 +225,15 @@ async def bindings_by_provider(db: Database, provider: str) -> list[Binding]:
     ]
 
 
-async def set_binding_base_url(db: Database, binding_id: uuid.UUID, base_url: str) -> None:
-    """Point a binding at a new endpoint (the local model listens on a new port each start)."""
-    await db.execute("models_binding_set_base_url", binding_id, base_url)
+async def set_binding_endpoint(
+    db: Database,
+    binding_id: uuid.UUID,
+    *,
+    base_url: str,
+    provider_model_id: str,
+    api_key_env: str | None,
+) -> None:
+    """Point a binding at a new endpoint (a managed model gets a new port each start)."""
+    await db.execute(
+        "models_binding_set_endpoint", binding_id, base_url, provider_model_id, api_key_env
+    )

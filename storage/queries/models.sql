@@ -81,5 +81,5 @@ SELECT EXISTS (SELECT 1 FROM models);
 -- name: models_bindings_by_provider
 SELECT * FROM model_bindings WHERE provider = $1 ORDER BY created_at, id;
 
--- name: models_binding_set_base_url
-UPDATE model_bindings SET base_url = $2 WHERE id = $1;
+-- name: models_binding_set_endpoint
+UPDATE model_bindings SET base_url = $2, provider_model_id = $3, api_key_env = $4 WHERE id = $1;
