@@ -31,9 +31,9 @@ def _port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def serve(env: dict[str, str], port: int) -> AsyncIterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "web.cli", "serve", "--port", str(port)],
+async def serve(env: dict[str, str], port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "web.cli", "serve", "--port", str(port),
         env=env, cwd=ROOT, start_new_session=True,
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -43,13 +43,13 @@ async def serve(env: dict[str, str], port: int) -> AsyncIterator[subprocess.Pope
                 with contextlib.suppress(httpx.TransportError):
                     if (await http.get("/healthz")).status_code == 200:
                         break
-                assert proc.poll() is None, "the server exited during start-up"
+                assert proc.returncode is None, "the server exited during start-up"
                 await asyncio.sleep(0.1)
         yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(10)
+        await asyncio.wait_for(proc.wait(), 10)
 
 
 @pytest.fixture
@@ -84,7 +84,7 @@ async def test_a_killed_process_leaves_no_run_running(env: dict[str, str], datab
                     break
                 await asyncio.sleep(0.05)
         os.killpg(proc.pid, signal.SIGKILL)  # no shutdown hooks run
-        proc.wait(10)
+        await asyncio.wait_for(proc.wait(), 10)
 
     async with serve(env, port):
         async with httpx.AsyncClient(base_url=base, headers=owner.headers) as http:
