@@ -9,6 +9,8 @@ test gets its own workspace directory (a fresh OpenCode instance).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import signal
 import uuid
@@ -65,6 +67,39 @@ pytestmark = [
 ]
 
 
+@contextlib.contextmanager
+def _warm_dir(name: str, factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``.cache/opencode-test/<name>``, locked for this process; a fresh temporary directory
+    when another test run holds it (two servers must never share one OpenCode home)."""
+    path = WARM_DIR / name
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield factory.mktemp(name)
+            return
+        try:
+            yield path
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+@pytest.fixture(scope="module")
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with _warm_dir("shared", tmp_path_factory) as path:
+        yield path
+
+
+@pytest.fixture
+def own_dir(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Path]:
+    """A warm data dir for tests that run their own server (named after the test)."""
+    with _warm_dir(request.node.name.removeprefix("test_")[:40], tmp_path_factory) as path:
+        yield path
+
+
 def _settings(data_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "data_dir": data_dir,
@@ -106,9 +141,9 @@ def model_server() -> Iterator[ScriptedOpenAI]:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def engine() -> AsyncIterator[OpenCodeEngine]:
+async def engine(shared_dir: Path) -> AsyncIterator[OpenCodeEngine]:
     """The module's engine with its managed server (stopped at the end)."""
-    engine = await _started_engine(WARM_DIR / "shared")
+    engine = await _started_engine(shared_dir)
     try:
         assert await engine.unhealthy_reason() is None
         yield engine
@@ -281,9 +316,9 @@ async def test_unreachable_upstream_fails_after_the_deadline(
 
 
 async def test_killed_opencode_process_fails_the_run(
-    model_server: ScriptedOpenAI, workspace: Path
+    model_server: ScriptedOpenAI, workspace: Path, own_dir: Path
 ) -> None:
-    engine = await _started_engine(WARM_DIR / "kill", opencode_reconnect_attempts=2)
+    engine = await _started_engine(own_dir, opencode_reconnect_attempts=2)
     try:
         model_server.push(hang_reply(after_chunks=2, text="partial answer"))
         session = engine.open(_ctx(workspace, model_server.base_url, "hang"))
@@ -303,6 +338,50 @@ async def test_killed_opencode_process_fails_the_run(
     assert isinstance(events[-1], Failed)
     assert events[-1].diagnostics[0]["code"] == "OPENCODE_SERVER_LOST"
     assert "connection lost" in events[-1].message
+
+
+async def test_silent_stream_is_reopened_and_the_run_reconciled(
+    model_server: ScriptedOpenAI, workspace: Path, own_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = await _started_engine(
+        own_dir,
+        opencode_stream_idle_seconds=1.5,
+        opencode_reconnect_attempts=6,
+    )
+    answer = "y" * 120
+    assert engine.server is not None and engine.server.pid is not None
+    pgid = engine.server.pid
+
+    async def freeze() -> None:
+        # OpenCode stops answering long enough for its stream to count as dropped.
+        os.killpg(pgid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(4.0)
+        finally:
+            os.killpg(pgid, signal.SIGCONT)
+
+    freezer: asyncio.Task[None] | None = None
+    try:
+        model_server.push(text_reply(answer, chunk_size=2, delay=0.05))
+        session = engine.open(_ctx(workspace, model_server.base_url, "survive a freeze"))
+        events: list[EngineEvent] = []
+
+        async def consume() -> None:
+            nonlocal freezer
+            async for event in session.events():
+                events.append(event)
+                if isinstance(event, Delta) and freezer is None:
+                    freezer = asyncio.create_task(freeze())
+
+        await asyncio.wait_for(consume(), 90)
+        await session.close()
+    finally:
+        if freezer is not None:
+            await freezer
+        await engine.stop()
+    assert "dropped: no event for 1.5 s" in caplog.text
+    assert isinstance(events[-1], Completed), events[-1]
+    assert events[-1].output["last_agent_output"] == answer
 
 
 # ---- preflight against the live server -----------------------------------------------------

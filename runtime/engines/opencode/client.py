@@ -108,21 +108,26 @@ class OpenCodeClient:
         result = await self._call("GET", "/global/health", seconds=seconds)
         return result if isinstance(result, dict) else {}
 
-    async def providers(self, directory: str) -> dict[str, list[str]]:
+    async def providers(
+        self, directory: str, *, seconds: float | None = None
+    ) -> dict[str, list[str]]:
         """``GET /config/providers``: the providers the directory's instance loaded.
+
+        The first call for a directory boots its instance (more than 10 s measured), hence
+        ``seconds`` (overall limit) instead of the request timeout.
 
         Returns:
             ``{provider_id: [model_key, ...]}``.
         """
-        result = await self._call("GET", "/config/providers", directory=directory)
+        result = await self._call("GET", "/config/providers", directory=directory, seconds=seconds)
         out: dict[str, list[str]] = {}
         for provider in (result or {}).get("providers", []):
             out[str(provider.get("id"))] = list((provider.get("models") or {}).keys())
         return out
 
-    async def dispose_instance(self, directory: str) -> None:
+    async def dispose_instance(self, directory: str, *, seconds: float | None = None) -> None:
         """``POST /instance/dispose``: the next call reloads the directory's config."""
-        await self._call("POST", "/instance/dispose", directory=directory)
+        await self._call("POST", "/instance/dispose", directory=directory, seconds=seconds)
 
     async def create_session(
         self, directory: str, *, title: str, permission: list[dict[str, str]]

@@ -207,7 +207,8 @@ class OpenCodeEngine(Engine):
         """Make the directory's OpenCode instance know the run's model.
 
         Writes the provider entry into the generated config, then checks
-        ``GET /config/providers``; an instance loaded before the entry existed is disposed
+        ``GET /config/providers`` (which boots the directory's instance: these calls get
+        ``opencode_start_timeout_seconds``); an instance loaded before the entry existed is disposed
         so it reloads (this aborts other sessions busy in that same directory).
 
         Raises:
@@ -225,11 +226,16 @@ class OpenCodeEngine(Engine):
         lock = self._dir_locks.get(directory)
         if lock is None:
             lock = self._dir_locks[directory] = asyncio.Lock()
+        client, boot = self.client, s.opencode_start_timeout_seconds
         async with lock:
-            if ref.model_key in (await self.client.providers(directory)).get(ref.provider_id, []):
+            if ref.model_key in (await client.providers(directory, seconds=boot)).get(
+                ref.provider_id, []
+            ):
                 return ref
-            await self.client.dispose_instance(directory)
-            if ref.model_key in (await self.client.providers(directory)).get(ref.provider_id, []):
+            await client.dispose_instance(directory, seconds=boot)
+            if ref.model_key in (await client.providers(directory, seconds=boot)).get(
+                ref.provider_id, []
+            ):
                 return ref
         raise ProviderSetupError(
             f"OpenCode did not load provider {ref.provider_id} from {self.config.path}"

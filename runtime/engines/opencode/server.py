@@ -3,7 +3,8 @@
 The server runs offline and isolated: its own HOME and XDG directories under
 ``<data_dir>/opencode/home``, the ``OPENCODE_DISABLE_*`` switches of the notes, our
 provider config directory as ``OPENCODE_CONFIG_DIR``, a generated password (basic auth on
-every call), its own process group. :meth:`ManagedServer.stop` sends SIGTERM to the whole
+every call), its own process group, killed by the kernel if its parent dies
+(:func:`pdeathsig_prefix`). :meth:`ManagedServer.stop` sends SIGTERM to the whole
 group and SIGKILL after a grace period (once, SIGTERM alone was not enough).
 """
 
@@ -14,6 +15,7 @@ import contextlib
 import logging
 import os
 import secrets
+import shutil
 import signal
 import socket
 from pathlib import Path
@@ -43,6 +45,18 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+def pdeathsig_prefix() -> list[str]:
+    """``setpriv --pdeathsig KILL --`` when util-linux ``setpriv`` exists, else ``[]``.
+
+    The kernel then kills the server if the thread that started it dies without stopping
+    it (a SIGKILLed Runwright or test run leaves no orphan serving on a port). The flag
+    survives ``exec``; it fires when the *starting thread* exits, so start the server from
+    the thread that runs the event loop for the server's whole life.
+    """
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def server_env(home: Path, config_dir: Path, password: str) -> dict[str, str]:
@@ -130,6 +144,7 @@ class ManagedServer:
         self.base_url = f"http://127.0.0.1:{port}"
         self._log = await asyncio.to_thread(open, self.root / "server.log", "ab")
         self._process = await asyncio.create_subprocess_exec(
+            *pdeathsig_prefix(),
             str(self.binary),
             "serve",
             "--hostname",

@@ -119,11 +119,14 @@ class _EventPump:
         await self.queue.put(_Dropped(error))
 
     async def close(self) -> None:
-        """Stop reading and close the connection."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, OpenCodeError):
-                await self._task
+        """Stop reading and close the connection (a cancellation of the caller still
+        propagates: the reader is awaited with ``asyncio.wait``, never suppressed)."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # mark retrieved; the reader reports through the queue
         if not self._connected.done():
             self._connected.cancel()
         elif not self._connected.cancelled():

@@ -6,7 +6,7 @@ words):
 
 - only frames whose ``properties.sessionID`` is the run's session count;
 - ``message.part.delta`` with ``field == "text"`` on an assistant text part -> :class:`Delta`;
-  a finished text part whose text is longer than its deltas yields the missing tail;
+  a finished text part whose text extends its deltas yields the missing tail;
 - tool parts (``message.part.updated``, ``part.type == "tool"``): ``running`` ->
   :class:`ToolStarted`, ``completed`` -> :class:`ToolFinished`, ``error`` ->
   :class:`ToolFinished` with ``{"error": …}`` and diagnostics ``[{message, code}]``; each
@@ -92,7 +92,7 @@ class Translator:
     session_id: str
     _roles: dict[str, str] = field(default_factory=dict)
     _part_types: dict[str, str] = field(default_factory=dict)
-    _delivered: dict[str, int] = field(default_factory=dict)
+    _delivered: dict[str, str] = field(default_factory=dict)
     _tools_started: set[str] = field(default_factory=set)
     _tools_finished: set[str] = field(default_factory=set)
 
@@ -124,7 +124,7 @@ class Translator:
         delta = props.get("delta")
         if not isinstance(delta, str) or not delta:
             return []
-        self._delivered[part_id] = self._delivered.get(part_id, 0) + len(delta)
+        self._delivered[part_id] = self._delivered.get(part_id, "") + delta
         return [Progress(), Delta(delta)]
 
     def _part_updated(self, props: dict[str, Any]) -> list[Output]:
@@ -143,11 +143,11 @@ class Translator:
             or not (part.get("time") or {}).get("end")
         ):
             return []
-        sent = self._delivered.get(part_id, 0)
-        if len(text) <= sent:
-            return []
-        self._delivered[part_id] = len(text)
-        return [Progress(), Delta(text[sent:])]
+        sent = self._delivered.get(part_id, "")
+        if len(text) <= len(sent) or not text.startswith(sent):
+            return []  # complete, or deltas were lost mid-way (the result still has it all)
+        self._delivered[part_id] = text
+        return [Progress(), Delta(text[len(sent) :])]
 
     def _tool(self, part: dict[str, Any]) -> list[Output]:
         call_id = str(part.get("callID") or part.get("id"))
