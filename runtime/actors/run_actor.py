@@ -37,6 +37,7 @@ from runtime.actors.messages import (
     StopOverdue,
     Submit,
 )
+from runtime.actors.pump import pump
 from runtime.actors.translate import EventMapper
 from runtime.assistant_text import final_text
 from runtime.engine import (
@@ -207,12 +208,9 @@ class RunActor(pykka.ThreadingActor):
         if row is None:
             self._done()
             return
-        if attempt == 0:
-            claimed = self._db(deps.runs.claim(self.run_id, deps.node_id, deps.lease_seconds))
-        elif row["status"] == states.RUNNING:
-            claimed = self._db(deps.runs.reclaim(self.run_id, deps.node_id, deps.lease_seconds))
-        else:
-            claimed = self._db(deps.runs.claim(self.run_id, deps.node_id, deps.lease_seconds))
+        # A restarted actor takes over its running run; anything else must claim it queued.
+        take = deps.runs.reclaim if attempt and row["status"] == states.RUNNING else deps.runs.claim
+        claimed = self._db(take(self.run_id, deps.node_id, deps.lease_seconds))
         if claimed is None:  # cancelled before it started, or someone else owns it
             self._done()
             return
@@ -232,8 +230,6 @@ class RunActor(pykka.ThreadingActor):
             return
         self.mapper = EventMapper()
         self.token += 1
-        from runtime.actors.pump import pump
-
         self.task = deps.port.spawn(
             pump(self.session, self.actor_ref, self.token, deps.coalesce_seconds)
         )
