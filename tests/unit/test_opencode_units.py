@@ -410,3 +410,34 @@ async def test_preflight_unreachable_server_and_cancel_request_failure(tmp_path:
         assert (await fresh.cancel()).confirmed, "cancel before start has nothing to stop"
     finally:
         await engine.stop()
+
+
+async def test_managed_engine_without_binary_is_unavailable_and_fails_runs(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path,
+        opencode_enabled=True,
+        opencode_managed=True,
+        opencode_binary=tmp_path / "no-such-opencode",
+    )
+    engine = OpenCodeEngine(settings)
+    await engine.start()
+    try:
+        with pytest.raises(EngineUnavailable, match="RUNWRIGHT_OPENCODE_BINARY"):
+            await engine.preflight(_request(workspace=tmp_path))
+        ctx = RunContext(
+            run_id=uuid.uuid4(),
+            tenant_id=uuid.uuid4(),
+            app_id=uuid.uuid4(),
+            user_id=uuid.uuid4(),
+            engine="opencode",
+            input_params={"input": "x"},
+            model=_model(),
+            workspace=tmp_path,
+        )
+        events = [event async for event in engine.open(ctx).events()]
+        assert len(events) == 1 and isinstance(events[0], Failed)
+        assert events[0].diagnostics[0]["code"] == "OPENCODE_SETUP_FAILED"
+    finally:
+        await engine.stop()

@@ -172,9 +172,9 @@ class OpenCodeSession(EngineSession):
             return
         workspace = ctx.workspace
         self._directory = directory = str(await asyncio.to_thread(workspace.resolve))
-        client = self.engine.client
         try:
             ref = await self.engine.ensure_provider(ctx.model, directory)
+            client = self.engine.client
         except (OpenCodeError, ProviderSetupError, ValueError, OSError, RuntimeError) as exc:
             yield _failed(f"OpenCode setup failed: {exc}", SETUP_FAILED)
             return
