@@ -72,7 +72,10 @@ class Database:
         """
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, init=_init_connection,
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
                 reset=_keep_session,
             )
         except _DRIVER_ERRORS as exc:
