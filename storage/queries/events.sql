@@ -7,11 +7,20 @@ FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[
             $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
 ON CONFLICT (run_id, seq) DO NOTHING;
 
--- name: events_bump_last_seq
+-- name: events_write_batch
+-- Insert a batch and advance each run's last_event_seq: one statement (one round trip, atomic).
+WITH v AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
+), ins AS (
+    INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
+    SELECT r, s, t, st, p::json, d::json, ts FROM v
+    ON CONFLICT (run_id, seq) DO NOTHING
+)
 UPDATE agent_runs a
-SET last_event_seq = GREATEST(a.last_event_seq, v.seq)
-FROM (SELECT r, max(s) AS seq FROM unnest($1::uuid[], $2::int[]) AS u(r, s) GROUP BY r) AS v
-WHERE a.id = v.r;
+SET last_event_seq = GREATEST(a.last_event_seq, m.seq)
+FROM (SELECT r, max(s) AS seq FROM v GROUP BY r) AS m
+WHERE a.id = m.r;
 
 -- name: events_from
 -- Events with seq >= $2, in order; payloads as their stored text (byte-identical replay).
