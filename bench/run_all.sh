@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Run every Runwright benchmark in turn against the local Postgres; results land in
+# bench/results/*.json (and *.server.log, *.profile*.txt). See bench/README.md.
+#
+#   bash bench/run_all.sh                 # full targets (about 6-8 minutes)
+#   QUICK=1 bash bench/run_all.sh         # smaller counts, for a smoke check
+#
+# Every benchmark starts its own server and stops it (and anything else it started) on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+PG=${PG:-postgresql://postgres@127.0.0.1:5432}
+if [[ -n "${QUICK:-}" ]]; then
+  RUNS=300; LAT=100; LIVE=200; SECS=20; NATIVE=200
+else
+  RUNS=3000; LAT=300; LIVE=1000; SECS=45; NATIVE=1000
+fi
+common=(--pg "$PG")
+
+"$PY" -m bench.latency "${common[@]}" --runs "$LAT"
+"$PY" -m bench.throughput "${common[@]}" --runs "$RUNS" --server-cpus '' --client-cpus '' \
+  --profile 15 --profile-gil
+"$PY" -m bench.profile_report bench/results/throughput-scripted.profile-gil.txt --top 25 \
+  > bench/results/throughput-scripted.profile-summary.txt
+"$PY" -m bench.throughput "${common[@]}" --engine native --runs "$NATIVE" \
+  --server-cpus '' --client-cpus ''
+"$PY" -m bench.concurrency "${common[@]}" --runs "$LIVE" --seconds "$SECS" \
+  --server-cpus '' --client-cpus ''
+echo "results: bench/results/"

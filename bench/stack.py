@@ -1,0 +1,134 @@
+"""One benchmark's stack: fresh database, seeded tenancy, optional OpenAI stub, the server.
+
+:func:`stack` is a context manager; everything it starts is stopped when it exits, on error
+too (process groups, ``try/finally``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.env import (
+    DEFAULT_PG,
+    REPO,
+    BenchEnv,
+    RssSampler,
+    Server,
+    Tenancy,
+    free_port,
+    recreate_database,
+    scratch_dir,
+)
+
+RESULTS = REPO / "bench" / "results"
+
+
+def add_common_args(parser: argparse.ArgumentParser) -> None:
+    """Options every benchmark takes."""
+    parser.add_argument("--pg", default=DEFAULT_PG, help="Postgres base DSN (no database)")
+    parser.add_argument("--db", default="runwright_bench", help="database to (re)create")
+    parser.add_argument(
+        "--server-cpus", default="0", help="taskset list for the server ('' = none)"
+    )
+    parser.add_argument("--client-cpus", default="1", help="CPUs of this client ('' = none)")
+    parser.add_argument("--max-live-runs", type=int, default=1500)
+    parser.add_argument(
+        "--server-repo", type=Path, default=REPO,
+        help="run the server from this checkout (e.g. a git worktree of an older commit)",
+    )  # fmt: skip
+    parser.add_argument("--tag", default="", help="suffix of the result file names")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="K=V", help="extra server environment"
+    )
+
+
+def result_name(args: argparse.Namespace, name: str) -> str:
+    """``name`` plus the ``--tag`` suffix (results/<name>-<tag>.json)."""
+    return f"{name}-{args.tag}" if args.tag else name
+
+
+def pin_client(cpus: str) -> None:
+    """Pin this (client) process to ``cpus`` (e.g. ``"1"``), when given."""
+    if cpus:
+        os.sched_setaffinity(0, {int(c) for c in cpus.split(",")})
+
+
+@dataclass
+class Stack:
+    server: Server
+    tenancy: Tenancy
+    rss: RssSampler
+    data_dir: Path
+
+
+def create_app(base: str, tenancy: Tenancy) -> str:
+    """Create the benchmark app (synchronously: callers may already run a loop)."""
+    body = json.dumps({"name": "Bench app", "slug": "bench-app"}).encode()
+    headers = {**tenancy.headers(), "Content-Type": "application/json"}
+    req = urllib.request.Request(f"{base}/admin/apps", data=body, headers=headers)
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        return str(json.loads(resp.read())["id"])
+
+
+@contextlib.contextmanager
+def _openai_stub(chunks: int) -> Iterator[int]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench.openai_stub", "--chunks", str(chunks)],
+        stdout=subprocess.PIPE, text=True, cwd=REPO, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line.startswith("PORT "):
+            raise RuntimeError(f"openai stub did not start: {line!r}")
+        yield int(line.split()[1])
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+@contextlib.contextmanager
+def stack(
+    args: argparse.Namespace, name: str, *, native_chunks: int | None = None
+) -> Iterator[Stack]:
+    """Start the whole stack for benchmark ``name``; native_chunks starts the OpenAI stub."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    dsn = recreate_database(args.pg, args.db)
+    with contextlib.ExitStack() as stack_:
+        data_dir = stack_.enter_context(scratch_dir(f"runwright-{name}-"))
+        extra = {"RUNWRIGHT_MAX_LIVE_RUNS": str(args.max_live_runs)}
+        for item in args.env:
+            key, _, value = item.partition("=")
+            extra[key] = value
+        env = BenchEnv(dsn, data_dir, extra, args.server_repo.resolve())
+        tenancy = env.seed()
+        if native_chunks is not None:
+            port = stack_.enter_context(_openai_stub(native_chunks))
+            tenancy.model_id = env.cli(
+                "model", "add", "--global", "--name", "bench-model", "--provider", "openai",
+                "--provider-model-id", "bench-model", "--base-url",
+                f"http://127.0.0.1:{port}/v1", "--default",
+            )  # fmt: skip
+        server = stack_.enter_context(
+            Server(env, free_port(), args.server_cpus or None, RESULTS / f"{name}.server.log")
+        )
+        rss = RssSampler(server.pid).start()
+        stack_.callback(rss.stop)
+
+        tenancy.app_id = create_app(server.url, tenancy)
+        yield Stack(server, tenancy, rss, data_dir)
