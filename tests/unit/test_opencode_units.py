@@ -39,6 +39,7 @@ from runtime.engines.opencode.translate import (
     Translator,
     settle,
 )
+from runtime.messages import prepare_messages
 from runtime.settings import Settings
 
 SID = "ses_dd5b74b17ffeUNrtmsUlVkNo9C"
@@ -345,6 +346,24 @@ def test_prompt_carries_earlier_messages() -> None:
         input_params={"input": "now", "messages": [{"role": "user", "content": "before"}]},
         model=None,
     )
+    assert build_prompt(ctx) == "Conversation so far:\nuser: before\n\nCurrent request:\nnow"
+
+
+def test_prompt_does_not_repeat_the_input_stored_as_the_last_message() -> None:
+    """Stored messages always end with the prompt (contract 5): it is sent once."""
+    stored = prepare_messages([], "now", 28000)
+    ctx = RunContext(
+        run_id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        app_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        engine="opencode",
+        input_params={"input": "now", "messages": stored},
+        model=None,
+    )
+    assert build_prompt(ctx) == "now"
+    history = prepare_messages([{"role": "user", "content": "before"}], "now", 28000)
+    ctx = dataclasses.replace(ctx, input_params={"input": "now", "messages": history})
     assert build_prompt(ctx) == "Conversation so far:\nuser: before\n\nCurrent request:\nnow"
 
 

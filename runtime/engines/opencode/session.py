@@ -61,8 +61,11 @@ SETUP_FAILED = "OPENCODE_SETUP_FAILED"
 
 def build_prompt(ctx: RunContext) -> str:
     """The prompt text: earlier messages (contract 5, already normalised) as context, then
-    the run's input."""
+    the run's input. The stored messages end with the input itself (contract 5 appends it),
+    so that last turn is not repeated as history."""
     history = [m for m in ctx.messages if str(m.get("content", "")).strip()]
+    if history and history[-1] == {"role": "user", "content": ctx.prompt}:
+        history.pop()
     if not history:
         return ctx.prompt
     lines = [f"{m.get('role', 'user')}: {m.get('content', '')}" for m in history]
