@@ -227,7 +227,10 @@ class RunService:
         }
         workspace = None
         if engine.uses_workspace:
-            workspace = await asyncio.to_thread(self.workspace_for, req.app_id, req.user_id)
+            try:
+                workspace = await asyncio.to_thread(self.workspace_for, req.app_id, req.user_id)
+            except OSError as exc:  # the engine's preflight decides (contract 6: 400, not 500)
+                log.warning("workspace of app %s unavailable: %s", req.app_id, exc)
         try:
             context |= await engine.preflight(
                 PreflightRequest(
