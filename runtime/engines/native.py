@@ -7,10 +7,11 @@ as a ``tool`` message; the loop ends when the model answers without tool calls, 
 ``max_tool_iterations`` model turns have called tools.
 
 Events (runtime.engine): ``PlanUpdated {node, span_id, state, iteration}`` before each model
-turn, coalesced ``Delta`` text, ``ToolStarted`` / ``ToolFinished`` per call (one span id per
-call), then ``Completed(output={"last_agent_output", "messages", "iterations",
-"stopped_reason"})`` — or ``Failed`` with the model client's message when the endpoint fails
-(DESIGN.md 5: a model endpoint that is down fails the run with a clear diagnostic).
+turn, ``Delta`` text as streamed (the run's pump coalesces it), ``ToolStarted`` /
+``ToolFinished`` per call (one span id per call), then
+``Completed(output={"last_agent_output", "messages", "iterations", "stopped_reason"})``,
+or ``Failed`` with the model client's message when the endpoint fails (DESIGN.md 5: a
+model endpoint that is down fails the run with a clear diagnostic).
 
 Cancelling the consuming task stops the model stream (the HTTP response is closed) and any
 running tool at once; native cancel is always confirmed (contract 7.1).
@@ -42,7 +43,6 @@ from runtime.engine import (
     ToolFinished,
     ToolStarted,
 )
-from runtime.engines.coalesce import coalesce_text
 from runtime.engines.native_instructions import SYSTEM_INSTRUCTIONS
 from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
 from runtime.settings import Settings
@@ -98,7 +98,7 @@ class NativeEngine(Engine):
 
     Args:
         settings: ``max_tool_iterations``, ``tool_timeout_seconds``,
-            ``model_request_timeout_seconds`` and ``event_coalesce_ms`` are read here.
+            ``model_request_timeout_seconds`` and ``model_max_output_tokens`` are read here.
         toolbox_factory: Builds the toolpack once (default ``runtime.tools.Toolpack``).
         checkpoints: Checkpoint backend handed to the tools (None: checkpoint tools fail
             cleanly).
@@ -198,7 +198,6 @@ class NativeSession(EngineSession):
         transcript: list[dict[str, Any]] = []
         span = str(uuid.uuid4())
         limit = self._settings.max_tool_iterations
-        window = self._settings.event_coalesce_ms / 1000.0
         tool_turns = 0
         text = ""
         while True:
@@ -214,7 +213,7 @@ class NativeSession(EngineSession):
                 max_tokens=self._settings.model_max_output_tokens,
             )
             try:
-                async with contextlib.aclosing(coalesce_text(stream, window)) as items:
+                async with contextlib.aclosing(stream) as items:
                     async for item in items:
                         if isinstance(item, TextDelta):
                             parts.append(item.text)
@@ -255,15 +254,12 @@ class NativeSession(EngineSession):
     async def _call_tool(
         self, toolbox: Toolbox, call: ToolCall, tool_ctx: ToolContext | None
     ) -> Any:
-        """One tool call under ``min(settings.tool_timeout_seconds, tool's own timeout)``
-        (contract 7.1/7.3). Timeouts and a missing user scope become error envelopes."""
+        """One tool call under the toolpack's timeout for it (contract 7.3's per-tool table;
+        ``settings.tool_timeout_seconds`` for tools outside it). Timeouts and a missing user
+        scope become error envelopes."""
         if tool_ctx is None:
             return {"error": USER_SCOPE_ERROR, "code": "TOOL_EXECUTION_FAILED"}
-        limit = self._settings.tool_timeout_seconds
-        try:
-            limit = min(limit, float(toolbox.tool_timeout(call.name)))
-        except (KeyError, ValueError, TypeError):
-            pass  # unknown tool: the toolpack answers with its own error envelope
+        limit = float(toolbox.tool_timeout(call.name))
         try:
             return await asyncio.wait_for(toolbox.call(call.name, call.arguments, tool_ctx), limit)
         except TimeoutError:

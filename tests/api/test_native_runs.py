@@ -315,3 +315,20 @@ async def test_draft_moved_during_the_run_is_a_conflict_not_an_overwrite(
         events = await stream.until(lambda ev: types(ev)[-1] in ("run.failed", "run.completed"))
     assert types(events)[-1] == "run.failed"
     assert events[-1]["data"]["diagnostics"][0]["code"] == "REVISION_CONFLICT"
+
+
+async def test_token_deltas_are_coalesced_before_the_actor(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app, _ = native_app
+    scripted_openai.push(text_reply("x" * 200, chunk_size=1, delay=0.002))
+    run = await create_run(client, app["id"], owner.headers, input="type a lot")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    deltas = [e["data"]["payload"]["content"] for e in events
+              if e["data"]["event"] == "assistant.delta"]  # fmt: skip
+    assert "".join(deltas) == "x" * 200
+    assert deltas[0] == "x"  # the first token is not held back
+    assert len(deltas) < 60  # ~200 tokens over >= 0.4 s in 30 ms windows

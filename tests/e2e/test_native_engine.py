@@ -288,19 +288,6 @@ async def test_unknown_tool_and_bad_arguments_go_back_to_the_model(
     assert len(_tool_messages(scripted_openai.bodies[1])) == 2
 
 
-async def test_text_deltas_are_coalesced_first_one_immediately(
-    engine: NativeEngine, scripted_openai: ScriptedOpenAI, workspace: Path
-) -> None:
-    scripted_openai.push(text_reply("x" * 200, chunk_size=1, delay=0.002))
-
-    events = await _run(engine, _ctx(scripted_openai.base_url, workspace))
-
-    deltas = [e.content for e in events if isinstance(e, Delta)]
-    assert "".join(deltas) == "x" * 200
-    assert deltas[0] == "x"  # the first token is not held back
-    assert len(deltas) < 60  # ~200 tokens over >=0.4 s in 30 ms windows
-
-
 async def test_close_after_abandoning_the_stream_closes_upstream(
     engine: NativeEngine, scripted_openai: ScriptedOpenAI, workspace: Path
 ) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,7 @@ from runtime.engine import (
     ToolFinished,
     ToolStarted,
 )
-from runtime.engines.coalesce import coalesce_text
 from runtime.engines.native import NativeEngine
-from runtime.model_client import StreamEnd, TextDelta
 from runtime.settings import Settings, load_settings
 from runtime.tools.context import ToolContext
 from tests.support import fixtures_openai
@@ -206,62 +203,3 @@ async def test_unset_api_key_variable_fails_the_run(
     assert "RW_NATIVE_TEST_KEY is not set" in events[-1].message
 
 
-# ---- the coalescer ------------------------------------------------------------------------
-
-
-async def _source(items: list[tuple[float, Any]]) -> AsyncIterator[Any]:
-    for pause, item in items:
-        await asyncio.sleep(pause)
-        yield item
-
-
-async def test_coalescer_flushes_on_a_timer_during_a_pause() -> None:
-    items = [
-        (0, TextDelta("a")),
-        (0, TextDelta("b")),
-        (0, TextDelta("c")),
-        (0.3, StreamEnd("stop")),
-    ]
-    loop = asyncio.get_running_loop()
-    got: list[tuple[float, Any]] = []
-    start = loop.time()
-    async for item in coalesce_text(_source(items), window=0.05):
-        got.append((loop.time() - start, item))
-
-    assert [item for _, item in got] == [TextDelta("a"), TextDelta("bc"), StreamEnd("stop")]
-    assert got[1][0] < 0.2  # released by the window timer, not held until the stream ends
-
-
-async def test_coalescer_flushes_before_other_items_and_at_the_end() -> None:
-    items = [
-        (0, TextDelta("a")),
-        (0, TextDelta("b")),
-        (0, "tool"),
-        (0, TextDelta("c")),
-        (0, TextDelta("d")),
-    ]
-    got = [item async for item in coalesce_text(_source(items), window=10)]
-    assert got == [TextDelta("a"), TextDelta("b"), "tool", TextDelta("cd")]
-
-
-async def test_coalescer_cancel_closes_the_source() -> None:
-    closed = asyncio.Event()
-
-    async def endless() -> AsyncIterator[TextDelta]:
-        try:
-            while True:
-                yield TextDelta("x")
-                await asyncio.sleep(0.01)
-        finally:
-            closed.set()
-
-    async def consume() -> None:
-        async for _ in coalesce_text(endless(), window=0.02):
-            pass
-
-    task = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    assert closed.is_set()
