@@ -7,13 +7,12 @@ workspace directory and report in the contract's shapes.
   hunk_offsets, metrics}`` (the caller adds ``revision_token``);
 - :func:`tool_envelope` -> the tool-level success/failure envelope with refresh windows and
   the verification plan;
-- :func:`read_numbered_range` -> ``"N: text"`` line windows;
 - :func:`make_unified_diff` -> a diff that :func:`apply_patch` applies exactly.
 
 Modules: ``parse_unified`` / ``parse_begin_patch`` (text -> :class:`~.model.FileOp`),
 ``targets`` (strip rule, path policy), ``locate`` (hunk placement, offset search), ``ops``
 (one file section in memory), ``workspace`` (staging, atomic writes), ``apply``
-(orchestration), ``result`` / ``failures`` / ``envelope`` / ``numbered`` (output shapes),
+(orchestration), ``result`` / ``failures`` / ``envelope`` (output shapes),
 ``codes``.
 """
 
@@ -22,14 +21,12 @@ from runtime.patching.apply import apply_patch
 from runtime.patching.diff import make_unified_diff
 from runtime.patching.envelope import tool_envelope, verification_plan
 from runtime.patching.locate import MAX_HUNK_OFFSET
-from runtime.patching.numbered import read_numbered_range
 
 __all__ = [
     "MAX_HUNK_OFFSET",
     "apply_patch",
     "codes",
     "make_unified_diff",
-    "read_numbered_range",
     "tool_envelope",
     "verification_plan",
 ]

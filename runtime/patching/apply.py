@@ -16,9 +16,10 @@ from runtime.patching.parse_begin_patch import parse_begin_patch
 from runtime.patching.parse_unified import parse_unified
 from runtime.patching.result import build_result
 from runtime.patching.targets import MAX_STRIP, resolve_target
-from runtime.patching.textfile import TextFile, split_lines
+from runtime.patching.textfile import TextFile
 from runtime.patching.workspace import Workspace
 from runtime.paths import PathPolicyError, normalize_path, resolve_inside
+from runtime.textlines import split_lines
 
 DEFAULT_MAX_PATCH_BYTES = 240_000
 NO_HUNKS = "No unified diff hunks were detected"

@@ -8,8 +8,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from runtime.patching import codes
-from runtime.patching.numbered import read_numbered_range
 from runtime.paths import PathPolicyError, normalize_path, resolve_inside
+from runtime.textlines import line_window, range_result
 
 MAX_REFRESH_WINDOWS = 4
 REFRESH_BYTE_CEILING = 16_000
@@ -69,20 +69,28 @@ def tool_envelope(
 def refresh_windows(
     root: Path, failures: Iterable[dict[str, Any]], max_bytes: int
 ) -> list[dict[str, Any]]:
-    """Numbered reads for the first 4 failures with a path and a recommended window."""
+    """Numbered reads for the first 4 failures with a path and a recommended window.
+
+    Each is ``{path, **read_file_range fields}`` (:func:`runtime.textlines.range_result`);
+    bytes that are not UTF-8 are kept as surrogates, as the patch engine reads them.
+    """
     chosen = [f for f in failures if f.get("path") and f.get("recommended_refresh")]
     windows: list[dict[str, Any]] = []
     for failure in chosen[:MAX_REFRESH_WINDOWS]:
         window = failure["recommended_refresh"]
         try:
             relative = normalize_path(failure["path"], check_extension=False)
-            target = resolve_inside(root, relative)
-            read = read_numbered_range(
-                target, int(window["start_line"]), int(window["end_line"]), max_bytes
+            data = resolve_inside(root, relative).read_bytes()
+            shown = line_window(
+                data.decode("utf-8", "surrogateescape"),
+                start_line=int(window["start_line"]),
+                end_line=int(window["end_line"]),
+                max_bytes=max_bytes,
+                with_line_numbers=True,
             )
         except (OSError, PathPolicyError, KeyError, TypeError, ValueError):
             continue  # contract: unreadable windows are skipped
-        windows.append({"path": relative, **read})
+        windows.append({"path": relative, **range_result(data, shown)})
     return windows
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from runtime.patching import codes
 from runtime.patching.model import Failure
-from runtime.patching.textfile import line_key
+from runtime.textlines import numbered_line
 
 PREVIEW_LINES = 5
 HUNK_REFRESH_MARGIN = 12
@@ -21,7 +21,7 @@ def preview(lines: Sequence[str], focus_line: int) -> tuple[str, ...]:
     first = max(1, min(focus_line, len(lines)) - PREVIEW_LINES // 2)
     last = min(len(lines), first + PREVIEW_LINES - 1)
     first = max(1, last - PREVIEW_LINES + 1)
-    return tuple(f"{n}: {line_key(lines[n - 1])}" for n in range(first, last + 1))
+    return tuple(numbered_line(n, lines[n - 1]) for n in range(first, last + 1))
 
 
 def hunk_refresh(start_line: int, count: int) -> tuple[int, int]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from runtime.patching import codes
 from runtime.patching.failures import hunk_failure
 from runtime.patching.model import Failure, Hunk, HunkLine, Segment
-from runtime.patching.textfile import line_key
+from runtime.textlines import line_key
 
 MAX_HUNK_OFFSET = 100
 """How many lines away from its declared position a unified hunk is searched for."""

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from runtime.patching import codes
 from runtime.patching.model import FileOp, HunkLine, OpKind, ParseIssue, Segment
 from runtime.patching.targets import strip_components
-from runtime.patching.textfile import split_lines
+from runtime.textlines import split_lines
 
 BEGIN = "*** Begin Patch"
 END = "*** End Patch"

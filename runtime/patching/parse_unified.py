@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from runtime.patching import codes
 from runtime.patching.model import FileOp, Hunk, HunkLine, ParseIssue
 from runtime.patching.targets import strip_components, unquote_git_path
-from runtime.patching.textfile import split_lines
+from runtime.textlines import split_lines
 
 _HUNK_HEADER = re.compile(r"^@@ -(\d+)(?:,(\d+))? \+(\d+)(?:,(\d+))? @@")
 _DEV_NULL = "/dev/null"

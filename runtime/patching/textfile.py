@@ -1,29 +1,16 @@
 """A text file as lines, keeping exactly what is needed to write it back byte for byte.
 
-Lines are split on ``\\n`` only (``str.splitlines`` would also split on form feeds and
-Unicode separators, which diff tools do not). A CRLF line keeps its ``\\r``; matching
-ignores it (:func:`line_key`) so an LF patch applies to a CRLF file. Bytes that are not
-UTF-8 survive a round trip through ``surrogateescape``.
+Lines are split by :func:`runtime.textlines.split_lines` (on ``\\n`` only). A CRLF line
+keeps its ``\\r``; matching ignores it (:func:`runtime.textlines.line_key`) so an LF patch
+applies to a CRLF file. Bytes that are not UTF-8 survive a round trip through
+``surrogateescape``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-
-def split_lines(text: str) -> list[str]:
-    """Split on ``\\n``; a final newline does not start an extra empty line."""
-    if not text:
-        return []
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return lines
-
-
-def line_key(line: str) -> str:
-    """The comparable form of a line: one trailing ``\\r`` (a CRLF ending) removed."""
-    return line[:-1] if line.endswith("\r") else line
+from runtime.textlines import split_lines
 
 
 def mostly_crlf(lines: list[str]) -> bool:

@@ -22,8 +22,8 @@ from typing import Any
 from runtime.settings import Settings
 from runtime.tools.context import ToolContext
 from runtime.tools.errors import VALIDATION_FAILED, ToolError, ToolPermissionError
-from runtime.tools.text import TRUNCATION_SUFFIX
 
+TRUNCATION_SUFFIX = "... [truncated]"  # after capped command output (contract 7.3)
 FORBIDDEN_SEQUENCES = ("|", "&&", "||", ";", "$(", "`", ">", "<")
 DEFAULT_TEST_COMMAND = "npm run test -- --run --passWithNoTests"
 BUILD_COMMAND = "npm run build"

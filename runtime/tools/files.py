@@ -14,9 +14,9 @@ from typing import Any
 
 from runtime.paths import normalize_path
 from runtime.settings import Settings
+from runtime.textlines import line_window, range_result
 from runtime.tools.context import ToolContext
 from runtime.tools.errors import ToolError
-from runtime.tools.text import line_range
 from runtime.workspace import Workspace, decode_text
 
 LEGACY_WRITE_DISABLED = "LEGACY_WRITE_FILE_DISABLED"
@@ -63,10 +63,10 @@ async def read_file_range(
 ) -> dict[str, Any]:
     """``{sandbox_id, path, start_line, end_line, content, line_count, truncated,
     size_bytes, sha256, revision_token}``; ``size_bytes`` and ``sha256`` describe the whole
-    file, ``line_count`` is the file's number of lines."""
+    file, the other fields the window (:func:`runtime.textlines.line_window`)."""
     ws = ctx.workspace
     rel, data, text = await asyncio.to_thread(_read_text, ws, args["path"])
-    window = line_range(
+    window = line_window(
         text,
         start_line=args["start_line"],
         end_line=args["end_line"],
@@ -78,13 +78,7 @@ async def read_file_range(
     return {
         "sandbox_id": ws.sandbox_id,
         "path": rel,
-        "start_line": window.start_line,
-        "end_line": window.end_line,
-        "content": window.content,
-        "line_count": window.line_count,
-        "truncated": window.truncated,
-        "size_bytes": len(data),
-        "sha256": hashlib.sha256(data).hexdigest(),
+        **range_result(data, window),
         "revision_token": ws.revision_token,
     }
 

@@ -15,8 +15,8 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from runtime.settings import Settings
+from runtime.textlines import MIN_RANGE_BYTES, line_window
 from runtime.tools.context import ToolContext
-from runtime.tools.text import MIN_RANGE_BYTES, line_range
 from runtime.workspace import Workspace, WorkspaceFileNotFound, decode_text
 
 # Generated bundles and data dumps are useless to search and slow to scan.
@@ -187,7 +187,7 @@ async def collect_context(
         if len(snippets) >= max_snippets or remaining < MIN_RANGE_BYTES:
             compacted = True
             break
-        window = line_range(
+        window = line_window(
             texts[path],
             start_line=line,
             context_before=args["context_before"],

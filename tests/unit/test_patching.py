@@ -16,11 +16,11 @@ from runtime.patching import (
     apply_patch,
     codes,
     make_unified_diff,
-    read_numbered_range,
     tool_envelope,
     verification_plan,
 )
 from runtime.patching.targets import strip_components
+from runtime.textlines import line_window
 
 APP = "src/App.tsx"
 
@@ -61,8 +61,8 @@ def test_success_is_atomic_and_updates_file(tmp_path: Path) -> None:
     assert result["code"] == codes.PATCH_APPLIED
     assert APP in result["applied_files"]
     assert read(tmp_path, APP) == "export const title = 'new';\nexport default title;\n"
-    window = read_numbered_range(tmp_path / APP, 1, 1, 12_000)
-    assert "1: export const title = 'new';" in window["content"]
+    window = line_window(read(tmp_path, APP), start_line=1, end_line=1, with_line_numbers=True)
+    assert "1: export const title = 'new';" in window.content
     assert set(result) == {
         "ok", "code", "summary", "failures", "applied_files", "hunk_offsets", "metrics"
     }  # fmt: skip
@@ -910,21 +910,6 @@ def test_partial_envelope_is_a_failure_with_plan(tmp_path: Path) -> None:
     envelope = tool_envelope(apply_patch(tmp_path, TWO_FILES, atomic=False), tmp_path)
     assert envelope["code"] == codes.PATCH_PARTIAL_APPLY
     assert envelope["verification_plan"]["changed_paths"] == ["src/good.ts"]
-
-
-def test_read_numbered_range_clamps(tmp_path: Path) -> None:
-    make_workspace(tmp_path, {"a.ts": "one\ntwo\nthree\n", "empty.ts": ""})
-    window = read_numbered_range(tmp_path / "a.ts", 2, 99, 12_000)
-    assert window["content"] == "2: two\n3: three"
-    assert (window["start_line"], window["end_line"], window["line_count"]) == (2, 3, 2)
-    assert read_numbered_range(tmp_path / "a.ts", 3, 1, 12_000)["content"] == "3: three"
-    empty = read_numbered_range(tmp_path / "empty.ts", 5, 9, 12_000)
-    assert (empty["start_line"], empty["end_line"], empty["content"], empty["line_count"]) == (
-        1,
-        1,
-        "",
-        0,
-    )
 
 
 # ---- make_unified_diff and property tests --------------------------------------------------

@@ -76,7 +76,7 @@ async def test_read_file_range_numbering_and_clamps(toolpack: Toolpack, ctx: Too
 
     out = await rng(start_line=2, end_line=3, with_line_numbers=True)
     assert out["content"] == "2: line two\n3: line three"
-    assert (out["start_line"], out["end_line"], out["line_count"]) == (2, 3, 5)
+    assert (out["start_line"], out["end_line"], out["line_count"]) == (2, 3, 2)  # window lines
     assert out["sha256"] == hashlib.sha256(APP.encode()).hexdigest()
     out = await rng()  # start 1, end = start
     assert (out["start_line"], out["end_line"], out["content"]) == (1, 1, "line one")
