@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import uuid
 from collections.abc import Iterable
 
 from runtime.events import RunEvent
+from runtime.tasks import cancel_and_wait
 
 
 class Subscription:
@@ -110,10 +110,7 @@ class Broker:
         self._ticker = asyncio.create_task(self._tick_forever(), name="sse-keepalive")
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        await cancel_and_wait(self._ticker)
 
     async def _tick_forever(self) -> None:
         while True:

@@ -15,6 +15,7 @@ import uuid
 
 from runtime.broker import Broker
 from runtime.events import RunEvent
+from runtime.tasks import cancel_and_wait
 from storage.errors import ForeignKeyViolation, StorageError
 from storage.events import EventStore
 
@@ -63,9 +64,7 @@ class EventWriter:
             return
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(self.flush(), 10.0)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def _run(self) -> None:

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import httpx
 
+from runtime.tasks import cancel_and_wait
+
 __all__ = [
     "INSTALL_HINT",
     "LOCAL_MODEL_ALIAS",
@@ -240,9 +242,7 @@ class LocalModelServer:
                     await asyncio.wait({exited}, timeout=0.2)
         finally:
             if not exited.done():
-                exited.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await exited
+                await cancel_and_wait(exited)
 
     async def _keep_output(self, proc: asyncio.subprocess.Process) -> None:
         assert proc.stdout is not None

@@ -30,6 +30,7 @@ from runtime.messages import prepare_messages
 from runtime.run_hooks import model_target
 from runtime.run_object import run_object
 from runtime.settings import Settings
+from runtime.tasks import cancel_and_wait
 from storage import apps as apps_store
 from storage import models as models_store
 from storage.database import Database
@@ -137,10 +138,7 @@ class RunService:
 
     async def stop(self) -> None:
         """Stop the Supervisor (and every RunActor), then the writer after a final flush."""
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+        await cancel_and_wait(self._heartbeat)
         if self.supervisor is not None:
             ref, self.supervisor = self.supervisor, None
             # ActorRef.stop blocks its caller: do it off the loop.
