@@ -16,7 +16,7 @@ from typing import Any
 
 from storage.database import Database
 from storage.errors import StorageError
-from storage.records import from_record, maybe
+from storage.records import from_record, maybe, returned
 
 DEFAULT_ENTRY_FILE = "src/main.tsx"
 
@@ -116,8 +116,7 @@ async def create_app(
             created_by=created_by,
         )
         row = await tx.fetchrow("apps_move_draft_pointer", app_id, tenant_id, revision.id, None)
-        assert row is not None
-        return from_record(App, row), revision
+        return returned(App, row), revision
 
 
 async def get_app(db: Database, *, app_id: uuid.UUID, tenant_id: uuid.UUID) -> App | None:
@@ -233,5 +232,4 @@ async def _insert_revision(
         None if parent is None else parent.id,
         created_by,
     )
-    assert row is not None
-    return from_record(Revision, row)
+    return returned(Revision, row)

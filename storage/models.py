@@ -15,7 +15,7 @@ from typing import Literal
 
 from storage.database import Database
 from storage.errors import StorageError
-from storage.records import from_record, maybe
+from storage.records import from_record, maybe, returned
 
 ModelStatus = Literal["active", "deprecated", "disabled"]
 
@@ -97,8 +97,7 @@ async def create_model(
             is_active,
             is_default,
         )
-        assert row is not None
-        model = from_record(Model, row)
+        model = returned(Model, row)
         if is_default:
             await tx.execute("models_clear_defaults", tenant_id, capability_type, model_id)
         created = [await _insert_binding(tx, model_id, spec) for spec in bindings]
@@ -209,8 +208,7 @@ async def _insert_binding(db: Database, model_id: uuid.UUID, spec: BindingSpec) 
         spec.priority,
         spec.is_enabled,
     )
-    assert row is not None
-    return from_record(Binding, row)
+    return returned(Binding, row)
 
 
 async def any_model_exists(db: Database) -> bool:

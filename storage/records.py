@@ -26,3 +26,10 @@ def from_record(cls: type[T], record: Mapping[str, Any]) -> T:
 def maybe(cls: type[T], record: Mapping[str, Any] | None) -> T | None:
     """Like :func:`from_record`, passing ``None`` through (row not found)."""
     return None if record is None else from_record(cls, record)
+
+
+def returned(cls: type[T], record: Mapping[str, Any] | None) -> T:
+    """Like :func:`from_record` for a statement that always returns its row (``INSERT`` /
+    ``UPDATE ... RETURNING`` of a row known to exist); a missing row is a bug (assertion)."""
+    assert record is not None
+    return from_record(cls, record)

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Literal
 
 from storage.database import Database
-from storage.records import from_record, maybe
+from storage.records import maybe, returned
 
 OrgRole = Literal["owner", "admin", "member"]
 ORG_ROLES: tuple[OrgRole, ...] = ("owner", "admin", "member")
@@ -55,8 +55,7 @@ async def create_tenant(db: Database, *, name: str, slug: str) -> Tenant:
         UniqueViolation: ``slug`` is taken.
     """
     row = await db.fetchrow("tenancy_create_tenant", uuid.uuid4(), name, slug)
-    assert row is not None
-    return from_record(Tenant, row)
+    return returned(Tenant, row)
 
 
 async def get_tenant(db: Database, tenant_id: uuid.UUID) -> Tenant | None:
@@ -71,8 +70,7 @@ async def create_user(db: Database, *, email: str, is_platform_admin: bool = Fal
         UniqueViolation: ``email`` is taken.
     """
     row = await db.fetchrow("tenancy_create_user", uuid.uuid4(), email, is_platform_admin)
-    assert row is not None
-    return from_record(User, row)
+    return returned(User, row)
 
 
 async def get_user(db: Database, user_id: uuid.UUID) -> User | None:
@@ -91,8 +89,7 @@ async def add_membership(
         StorageError: ``org_role`` is not one of :data:`ORG_ROLES`.
     """
     row = await db.fetchrow("tenancy_add_membership", tenant_id, user_id, org_role)
-    assert row is not None
-    return from_record(Membership, row)
+    return returned(Membership, row)
 
 
 async def get_membership(
