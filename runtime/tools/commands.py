@@ -197,6 +197,19 @@ def _result_body(ctx: ToolContext, command: str, result: CommandResult) -> dict[
     return body
 
 
+def _outcome(
+    ctx: ToolContext, command: str, result: CommandResult, *, success: str
+) -> dict[str, Any]:
+    # The checked-command tool output: {status: success | "failed", ok, command, result}.
+    ok = result.code == 0
+    return {
+        "status": success if ok else "failed",
+        "ok": ok,
+        "command": command,
+        "result": _result_body(ctx, command, result),
+    }
+
+
 async def run_targeted_tests(
     args: dict[str, Any], ctx: ToolContext, settings: Settings
 ) -> dict[str, Any]:
@@ -204,13 +217,7 @@ async def run_targeted_tests(
     stdout, stderr, revision_token}}`` (timeout ``test_timeout_seconds``)."""
     value = args["command"] if args["command"] is not None else DEFAULT_TEST_COMMAND
     command, result = await _run_checked(value, ctx, settings, settings.test_timeout_seconds)
-    ok = result.code == 0
-    return {
-        "status": "passed" if ok else "failed",
-        "ok": ok,
-        "command": command,
-        "result": _result_body(ctx, command, result),
-    }
+    return _outcome(ctx, command, result, success="passed")
 
 
 async def build_worker_precheck(
@@ -221,13 +228,7 @@ async def build_worker_precheck(
     command, result = await _run_checked(
         BUILD_COMMAND, ctx, settings, settings.build_timeout_seconds
     )
-    ok = result.code == 0
-    return {
-        "status": "succeeded" if ok else "failed",
-        "ok": ok,
-        "command": command,
-        "result": _result_body(ctx, command, result),
-    }
+    return _outcome(ctx, command, result, success="succeeded")
 
 
 async def verification_runs(ctx: ToolContext, settings: Settings) -> list[dict[str, Any]]:
