@@ -18,7 +18,7 @@ import json
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +198,7 @@ class ModelClient:
         max_tokens: int | None = None,
         include_usage: bool = False,
         extra: dict[str, Any] | None = None,
-    ) -> AsyncIterator[ModelEvent]:
+    ) -> AsyncGenerator[ModelEvent, None]:
         """Stream one chat completion.
 
         Args:

@@ -201,5 +201,3 @@ async def test_unset_api_key_variable_fails_the_run(
 
     assert isinstance(events[-1], Failed)
     assert "RW_NATIVE_TEST_KEY is not set" in events[-1].message
-
-
