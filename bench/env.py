@@ -97,8 +97,8 @@ class BenchEnv:
                 "RUNWRIGHT_LOG_LEVEL": "WARNING",
             }
         )
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.repo), env.get("PYTHONPATH")]))
         env.update(self.extra)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(self.repo), env.get("PYTHONPATH")]))
         return env
 
     def cli(self, *args: str) -> str:

@@ -17,7 +17,7 @@ import time
 from typing import Any
 
 from bench import client
-from bench.env import wait_for_quiet
+from bench.env import CpuMeter, wait_for_quiet
 from bench.stack import RESULTS, Stack, add_common_args, pin_client, result_name, stack
 from bench.throughput import run_body
 
@@ -77,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     with stack(args, name) as st:
         asyncio.run(sequential(st, args.warmup, 60, body))
         quiet = wait_for_quiet(args.quiet_wait)
+        cpu = CpuMeter(st.server.pid).start()
         result = asyncio.run(sequential(st, args.runs, args.max_seconds, body))
+        result["cpu_cores"] = cpu.stop()
         result["peak_rss_mib"] = round(st.rss.peak / 2**20, 1)
     result.update(
         machine_load_before=quiet, server_cpus=args.server_cpus, client_cpus=args.client_cpus

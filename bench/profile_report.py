@@ -10,10 +10,39 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 import sys
 from pathlib import Path
 
 IDLE_MARKERS = ("select (selectors.py", "wait (threading.py", "get (queue.py", "_worker (")
+
+
+# (category, substrings: a sample belongs to the first category any of its frames matches)
+CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
+    ("run actor / supervisor threads (pykka)", ("RunActor-", "Supervisor-", "pykka/")),
+    ("event writer (batched INSERT)", ("event_writer.py",)),
+    ("SSE generator + framing", ("web/sse.py", "broker.py")),
+    ("asyncpg queries from handlers", ("asyncpg/", "storage/")),
+    ("auth (JWT decode, principal)", ("web/auth.py", "jwt/")),
+    ("Quart/Hypercorn/h11 request handling", ("quart/", "hypercorn/", "h11/", "werkzeug/")),
+    ("engine pump + scripted engine", ("pump.py", "engines/")),
+    ("asyncio loop / transports / other", ("",)),
+]
+
+
+def categorise(frames: list[str]) -> str:
+    """The first category whose marker appears in any frame of the stack."""
+    joined = ";".join(frames)
+    for name, markers in CATEGORIES:
+        if any(m in joined for m in markers):
+            return name
+    return CATEGORIES[-1][0]
+
+
+def _thread_kind(head: str) -> str:
+    """``thread (123): RunActor-7`` -> ``RunActor``; the main thread stays ``MainThread``."""
+    name = head.partition(": ")[2] or head or "?"
+    return re.sub(r"-\d+$", "", name)
 
 
 def _split(line: str) -> tuple[list[str], int] | None:
@@ -23,10 +52,11 @@ def _split(line: str) -> tuple[list[str], int] | None:
     return stack.split(";"), int(count)
 
 
-def summarise(path: Path, top: int, main_only: bool) -> str:
+def summarise(path: Path, top: int) -> str:
     self_time: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     threads: collections.Counter[str] = collections.Counter()
+    categories: collections.Counter[str] = collections.Counter()
     total = idle = 0
     for line in path.read_text().splitlines():
         parsed = _split(line)
@@ -34,19 +64,20 @@ def summarise(path: Path, top: int, main_only: bool) -> str:
             continue
         frames, count = parsed
         thread = frames[0] if frames and frames[0].startswith(("thread", "process")) else ""
-        if main_only and "MainThread" not in line.split(";", 2)[1 if thread else 0]:
-            pass
         leaf = frames[-1]
         if any(marker in leaf for marker in IDLE_MARKERS):
             idle += count
             continue
         total += count
-        threads[frames[1] if len(frames) > 1 and thread else thread] += count
+        threads[_thread_kind(thread)] += count
         self_time[leaf] += count
+        categories[categorise(frames)] += count
         for frame in set(frames[1:] if thread else frames):
             inclusive[frame] += count
     out = [f"busy samples: {total} (idle samples left out: {idle})", "", "## threads (busy)"]
     out += [f"{n:6d} {100 * n / total:5.1f}%  {t}" for t, n in threads.most_common(8)]
+    out += ["", "## where the time goes (first matching category per sample)"]
+    out += [f"{n:6d} {100 * n / total:5.1f}%  {c}" for c, n in categories.most_common()]
     out += ["", "## self time"]
     out += [f"{n:6d} {100 * n / total:5.1f}%  {f}" for f, n in self_time.most_common(top)]
     out += ["", "## inclusive time"]
@@ -59,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", type=Path)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args(argv)
-    print(summarise(args.path, args.top, False))
+    print(summarise(args.path, args.top))
     return 0
 
 

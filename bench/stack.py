@@ -46,6 +46,14 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         "--server-repo", type=Path, default=REPO,
         help="run the server from this checkout (e.g. a git worktree of an older commit)",
     )  # fmt: skip
+    parser.add_argument(
+        "--gc-log", action="store_true",
+        help="log the server's garbage collections (bench/diag/sitecustomize.py)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gc-freeze-after", type=float, default=0.0, metavar="S",
+        help="with --gc-log: gc.freeze() in the server S seconds after start (experiment)",
+    )  # fmt: skip
     parser.add_argument("--tag", default="", help="suffix of the result file names")
     parser.add_argument(
         "--env", action="append", default=[], metavar="K=V", help="extra server environment"
@@ -115,6 +123,11 @@ def stack(
         for item in args.env:
             key, _, value = item.partition("=")
             extra[key] = value
+        if args.gc_log:
+            extra["BENCH_GC_LOG"] = str(RESULTS / f"{name}.gc.txt")
+            extra["PYTHONPATH"] = str(REPO / "bench" / "diag")
+            if args.gc_freeze_after > 0:
+                extra["BENCH_GC_FREEZE_AFTER"] = str(args.gc_freeze_after)
         env = BenchEnv(dsn, data_dir, extra, args.server_repo.resolve())
         tenancy = env.seed()
         if native_chunks is not None:
