@@ -4,11 +4,13 @@ preflight of a disabled or unreachable engine, cancel without an upstream."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import socket
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -29,7 +31,7 @@ from runtime.engine import (
 from runtime.engines.opencode import OpenCodeEngine
 from runtime.engines.opencode.config import ProviderConfigStore, provider_entry, provider_ref
 from runtime.engines.opencode.policy import permission_reply, session_rules
-from runtime.engines.opencode.session import build_prompt
+from runtime.engines.opencode.session import OpenCodeSession, build_prompt
 from runtime.engines.opencode.translate import (
     Asked,
     Idle,
@@ -460,3 +462,40 @@ async def test_managed_engine_without_binary_is_unavailable_and_fails_runs(
         assert events[0].diagnostics[0]["code"] == "OPENCODE_SETUP_FAILED"
     finally:
         await engine.stop()
+
+
+async def test_cancelling_the_consumer_as_a_frame_arrives_still_cancels_it(
+    tmp_path: Path,
+) -> None:
+    """A cancellation that coincides with the next frame must not be lost (Python 3.11's
+    ``asyncio.wait_for`` drops it when the awaited ``queue.get()`` is already done), else the
+    session loops on forever after its run was cancelled."""
+    engine = OpenCodeEngine(Settings(data_dir=tmp_path, opencode_enabled=False))
+    ctx = RunContext(
+        run_id=uuid.uuid4(),
+        tenant_id=uuid.uuid4(),
+        app_id=uuid.uuid4(),
+        user_id=uuid.uuid4(),
+        engine="opencode",
+        input_params={"input": "x"},
+        model=_model(),
+        workspace=tmp_path,
+    )
+    session = OpenCodeSession(engine, ctx)
+    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    session._pump = SimpleNamespace(queue=queue)  # type: ignore[assignment]
+
+    async def consume() -> None:
+        async for _ in session._consume(Translator(SID)):
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.05)  # waiting for a frame
+    queue.put_nowait({"type": "server.heartbeat", "properties": {}})
+    await asyncio.sleep(0)  # the frame is taken, the consumer not yet resumed
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=2.0)
+    if not done:
+        task.cancel()
+        await asyncio.wait([task])
+    assert done and task.cancelled(), "the consumer swallowed its cancellation"

@@ -252,7 +252,10 @@ class OpenCodeSession(EngineSession):
                     timeout, retry_since + s.opencode_upstream_deadline_seconds - loop.time()
                 )
             try:
-                item = await asyncio.wait_for(self._pump.queue.get(), max(timeout, 0.0))
+                # Not asyncio.wait_for: on Python 3.11 it loses a cancellation that arrives
+                # as get() completes, and this loop would then outlive its cancelled run.
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    item = await self._pump.queue.get()
             except TimeoutError:
                 if retry_since is not None and (
                     loop.time() - retry_since >= s.opencode_upstream_deadline_seconds
