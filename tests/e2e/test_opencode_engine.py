@@ -9,8 +9,6 @@ test gets its own workspace directory (a fresh OpenCode instance).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import fcntl
 import os
 import signal
 import uuid
@@ -34,9 +32,9 @@ from runtime.engine import (
     ToolFinished,
     ToolStarted,
 )
-from runtime.engines.opencode import OpenCodeEngine, OpenCodeNotInstalled, locate_binary
-from runtime.settings import Settings
+from runtime.engines.opencode import OpenCodeEngine
 from tests.support.fixtures_openai import dead_openai_url  # noqa: F401 - fixture
+from tests.support.opencode import binary_missing, started_engine, warm_dir
 from tests.support.scripted_openai import (
     ScriptedOpenAI,
     ScriptedToolCall,
@@ -46,19 +44,7 @@ from tests.support.scripted_openai import (
     tool_call_reply,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-WARM_DIR = REPO / ".cache" / "opencode-test"
-
-
-def _binary_missing() -> str | None:
-    try:
-        locate_binary(Settings())
-    except OpenCodeNotInstalled as exc:
-        return str(exc)
-    return None
-
-
-_MISSING = _binary_missing()
+_MISSING = binary_missing()
 
 pytestmark = [
     pytest.mark.opencode,
@@ -67,27 +53,9 @@ pytestmark = [
 ]
 
 
-@contextlib.contextmanager
-def _warm_dir(name: str, factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """``.cache/opencode-test/<name>``, locked for this process; a fresh temporary directory
-    when another test run holds it (two servers must never share one OpenCode home)."""
-    path = WARM_DIR / name
-    path.mkdir(parents=True, exist_ok=True)
-    with open(path / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield factory.mktemp(name)
-            return
-        try:
-            yield path
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 @pytest.fixture(scope="module")
 def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    with _warm_dir("shared", tmp_path_factory) as path:
+    with warm_dir("shared", tmp_path_factory) as path:
         yield path
 
 
@@ -96,36 +64,8 @@ def own_dir(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Path]:
     """A warm data dir for tests that run their own server (named after the test)."""
-    with _warm_dir(request.node.name.removeprefix("test_")[:40], tmp_path_factory) as path:
+    with warm_dir(request.node.name.removeprefix("test_")[:40], tmp_path_factory) as path:
         yield path
-
-
-def _settings(data_dir: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "data_dir": data_dir,
-        "opencode_enabled": True,
-        "opencode_managed": True,
-        "opencode_health_cache_seconds": 3.0,
-        "opencode_upstream_deadline_seconds": 3.0,
-        "opencode_cancel_timeout_seconds": 10.0,
-        "opencode_request_timeout_seconds": 30.0,
-        "opencode_stop_grace_seconds": 3.0,
-    }
-    values.update(overrides)
-    return Settings(**values)  # type: ignore[arg-type]
-
-
-def _prepare(data_dir: Path) -> None:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    # Providers of earlier test runs point at dead ports: start from an empty config.
-    (data_dir / "opencode" / "config" / "opencode.json").unlink(missing_ok=True)
-
-
-async def _started_engine(data_dir: Path, **overrides: object) -> OpenCodeEngine:
-    await asyncio.to_thread(_prepare, data_dir)
-    engine = OpenCodeEngine(_settings(data_dir, **overrides))
-    await engine.start()
-    return engine
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +83,7 @@ def model_server() -> Iterator[ScriptedOpenAI]:
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def engine(shared_dir: Path) -> AsyncIterator[OpenCodeEngine]:
     """The module's engine with its managed server (stopped at the end)."""
-    engine = await _started_engine(shared_dir)
+    engine = await started_engine(shared_dir)
     try:
         assert await engine.unhealthy_reason() is None
         yield engine
@@ -318,7 +258,7 @@ async def test_unreachable_upstream_fails_after_the_deadline(
 async def test_killed_opencode_process_fails_the_run(
     model_server: ScriptedOpenAI, workspace: Path, own_dir: Path
 ) -> None:
-    engine = await _started_engine(own_dir, opencode_reconnect_attempts=2)
+    engine = await started_engine(own_dir, opencode_reconnect_attempts=2)
     try:
         model_server.push(hang_reply(after_chunks=2, text="partial answer"))
         session = engine.open(_ctx(workspace, model_server.base_url, "hang"))
@@ -343,7 +283,7 @@ async def test_killed_opencode_process_fails_the_run(
 async def test_silent_stream_is_reopened_and_the_run_reconciled(
     model_server: ScriptedOpenAI, workspace: Path, own_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    engine = await _started_engine(
+    engine = await started_engine(
         own_dir,
         opencode_stream_idle_seconds=1.5,
         opencode_reconnect_attempts=6,
