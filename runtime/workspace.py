@@ -16,17 +16,16 @@ workspace directory (so no tool can read or forge it), incremented under an excl
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import os
 import re
 import shutil
-import tempfile
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+from runtime.atomic_write import atomic_write
 from runtime.paths import BLOCKED_PREFIXES, PathPolicyError, normalize_path, resolve_inside
 from runtime.settings import Settings
 
@@ -186,7 +185,7 @@ class Workspace:
             PathPolicyError: see :meth:`resolve`.
         """
         target = self.resolve(path)
-        _atomic_write(target, content.encode("utf-8"))
+        atomic_write(target, content.encode("utf-8"))
         return self.bump()
 
     def delete(self, path: str) -> bool:
@@ -238,7 +237,7 @@ class Workspace:
                 continue
             if target.is_dir():
                 shutil.rmtree(target)
-            _atomic_write(target, data)
+            atomic_write(target, data)
             changed = True
         if changed:
             self.bump()
@@ -315,19 +314,3 @@ def decode_text(data: bytes) -> str | None:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
-
-
-def _atomic_write(target: Path, data: bytes) -> None:
-    # Write-then-rename so a concurrent reader never sees a half-written file.
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        # mkstemp creates 0600; keep an existing file's mode, else an ordinary 0644.
-        os.chmod(tmp, target.stat().st_mode & 0o777 if target.is_file() else 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

@@ -8,15 +8,11 @@ way, puts back the files it already changed, so a patch is all-or-nothing on dis
 from __future__ import annotations
 
 import contextlib
-import os
-import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
+from runtime.atomic_write import atomic_write
 from runtime.paths import resolve_inside
-
-NEW_FILE_MODE = 0o644
 
 
 class Workspace:
@@ -87,20 +83,4 @@ def _put(target: Path, data: bytes | None) -> None:
         with contextlib.suppress(FileNotFoundError):
             target.unlink()
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = stat.S_IMODE(target.stat().st_mode)
-    except FileNotFoundError:
-        mode = NEW_FILE_MODE  # mkstemp's 0600 would hide new files from other users
-    fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".patch")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, mode)
-        os.replace(temp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
+    atomic_write(target, data, durable=True)
