@@ -48,7 +48,7 @@ T = TypeVar("T")
 def opencode_only(test: T) -> T:
     """Mark a test as needing the pinned OpenCode binary (skipped when it is missing)."""
     skip = pytest.mark.skipif(_MISSING is not None, reason=f"OpenCode not installed: {_MISSING}")
-    return pytest.mark.opencode(skip(test))  # type: ignore[no-any-return]
+    return pytest.mark.opencode(skip(test))  # type: ignore[return-value]
 
 
 # ---- fixtures -----------------------------------------------------------------------------
