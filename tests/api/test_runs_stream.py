@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from runtime.assistant_text import CAPABILITIES_REPLY, GREETING_REPLY
+from runtime.assistant_text import CAPABILITIES_REPLY, DEFAULT_REPLY, GREETING_REPLY
 from tests.support.runs import (
     LiveStream,
     create_run,
@@ -71,7 +71,12 @@ async def test_final_output_becomes_assistant_text_when_no_tokens(client, owner,
 
 async def test_prompt_aware_fallback_texts(client, owner, app_and_draft):
     app, _ = app_and_draft
-    for prompt, expected in (("what can you do?", CAPABILITIES_REPLY), (" Hello ", GREETING_REPLY)):
+    cases = (
+        ("what can you do?", CAPABILITIES_REPLY),
+        (" Hello ", GREETING_REPLY),
+        ("Fix the login bug", DEFAULT_REPLY),
+    )
+    for prompt, expected in cases:
         run = await create_run(client, app["id"], owner.headers, input=prompt, engine="scripted")
         _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
         deltas = [e["data"]["payload"]["content"] for e in events

@@ -129,3 +129,28 @@ async def test_runs_left_running_are_reconciled_at_the_next_start(make_settings)
         assert events[-1]["data"]["diagnostics"][0]["code"] == "RUN_INTERRUPTED"
         stored = await RunStore(second_services.db).get(uuid.UUID(run["run_id"]))
         assert stored["lease_owner"] is None
+
+
+async def test_requeue_policy_runs_an_interrupted_run_again(make_settings):
+    settings = make_settings(scripted_engine_enabled=True, restart_policy="requeue")
+    first_services = build_services(settings)
+    first = create_app(settings, services=first_services)
+    script = [{"delta": "first attempt"}, {"sleep_ms": 600}, {"delta": "finished"}]
+    async with first.test_app():
+        client = first.test_client()
+        owner = await Seeder(first_services.db, first_services.jwt_secret).tenant_admin()
+        app, _ = await create_app_via_api(client, owner.headers)
+        run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
+                               script=script)  # fmt: skip
+        await wait_status(client, app["id"], run["run_id"], owner.headers, {"running"})
+    second = create_app(settings, services=build_services(settings))
+    async with second.test_app():
+        client = second.test_client()
+        final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
+        assert final["error"] is None
+        _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+        plans = [e["data"]["payload"].get("summary") for e in events
+                 if e["data"]["event"] == "plan.updated"]  # fmt: skip
+        assert "Run requeued after a restart" in plans
+        assert plans.count("Coding-agent run started") == 2
+        assert [e["id"] for e in events] == list(range(1, len(events) + 1))
