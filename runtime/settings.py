@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     opencode_health_cache_seconds: float = Field(default=15.0, ge=3.0)
     opencode_upstream_deadline_seconds: float = Field(default=120.0, gt=0.0)
     opencode_cancel_timeout_seconds: float = Field(default=10.0, gt=0.0)
-    # Where `python -m runtime.engines.opencode.install` puts the pinned npm package;
+    # Where `runwright opencode install` puts the pinned npm package;
     # None = <repo>/.cache/opencode. `opencode_binary` overrides the binary found there.
     opencode_install_dir: Path | None = None
     opencode_binary: Path | None = None

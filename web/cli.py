@@ -13,9 +13,11 @@ import asyncio
 import logging
 import re
 import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from runtime.settings import Settings, SettingsError, load_settings
@@ -160,6 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--ttl", type=_positive_int, default=DEFAULT_TTL_SECONDS, metavar="SECONDS")
     token.set_defaults(handler=cmd_token)
 
+    opencode = commands.add_parser("opencode", help="manage the OpenCode engine")
+    opencode_cmds = opencode.add_subparsers(dest="opencode_command", metavar="SUBCOMMAND")
+    oc_install = opencode_cmds.add_parser(
+        "install",
+        help="install the pinned opencode-ai npm package (needs npm); prints the binary path",
+    )
+    oc_install.add_argument(
+        "--dir", type=Path, default=None,
+        help="install directory (default: RUNWRIGHT_OPENCODE_INSTALL_DIR, else .cache/opencode)",
+    )  # fmt: skip
+    oc_install.set_defaults(handler=cmd_opencode_install)
+
     demo = commands.add_parser(
         "demo",
         help="run a real coding-agent run end to end on this machine and stream it",
@@ -195,6 +209,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         await serve(create_app(settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
     asyncio.run(run())
+
+
+def cmd_opencode_install(args: argparse.Namespace, settings: Settings) -> str:
+    """Install (or verify) the pinned OpenCode server; prints the binary path."""
+    from runtime.engines.opencode.install import OpenCodeNotInstalled, install, install_dir
+
+    try:
+        return str(install(args.dir or install_dir(settings)))
+    except (OSError, subprocess.CalledProcessError, OpenCodeNotInstalled) as exc:
+        raise CliError(f"opencode install failed: {exc}") from None
 
 
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> None:

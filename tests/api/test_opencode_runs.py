@@ -2,7 +2,7 @@
 scripted OpenAI-compatible server registered as the tenant's default model (contract 1.2,
 1.7, 3.3, 6; section 10 scenarios 5, 6, 7, 15 and 17).
 
-Needs the pinned binary (``python -m runtime.engines.opencode.install``); those tests are
+Needs the pinned binary (``runwright opencode install``); those tests are
 marked ``opencode`` and skipped without it. Most tests attach the app's OpenCode engine to
 one managed server shared by the module (``opencode_mode`` "shared": the app's engine gets
 the server's URL, password and provider config directory). Tests that need the app itself

@@ -1,6 +1,6 @@
 """The OpenCode engine against a real managed ``opencode serve`` and the scripted model server.
 
-Needs the pinned binary (``python -m runtime.engines.opencode.install``); skipped without it.
+Needs the pinned binary (``runwright opencode install``); skipped without it.
 One managed server serves the whole module; its state lives in a warm directory under
 ``.cache/opencode-test`` so OpenCode's one-off plugin install is not repeated per run. Each
 test gets its own workspace directory (a fresh OpenCode instance).

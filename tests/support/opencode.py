@@ -1,6 +1,6 @@
 """Shared helpers for tests that run a real managed ``opencode serve``.
 
-Needs the pinned binary (``python -m runtime.engines.opencode.install``); tests check
+Needs the pinned binary (``runwright opencode install``); tests check
 :func:`binary_missing` and skip without it. Managed servers keep their state in warm
 directories under ``.cache/opencode-test/<name>`` (:func:`warm_dir`), so OpenCode's one-off
 set-up is not repeated on every test run; each directory is locked by the process using it.

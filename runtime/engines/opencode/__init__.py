@@ -1,7 +1,7 @@
 """The OpenCode engine: runs on a real ``opencode serve`` through its official HTTP API.
 
-Modules: :mod:`.install` (pinned npm package, binary location; ``python -m
-runtime.engines.opencode.install``), :mod:`.server` (the managed process), :mod:`.client`
+Modules: :mod:`.install` (pinned npm package, binary location; ``runwright opencode
+install``), :mod:`.server` (the managed process), :mod:`.client`
 (HTTP), :mod:`.config` (the run's model as a provider), :mod:`.policy` (permissions),
 :mod:`.translate` (events and results), :mod:`.session` (one run), :mod:`.engine`.
 """

@@ -2,7 +2,7 @@
 
 CI and operators run::
 
-    python -m runtime.engines.opencode.install [--dir DIR]
+    runwright opencode install [--dir DIR]
 
 which installs the npm package ``opencode-ai@1.18.33`` into ``DIR`` (default:
 ``RUNWRIGHT_OPENCODE_INSTALL_DIR``, else ``<repo>/.cache/opencode``) and prints the binary's
@@ -11,11 +11,9 @@ path. Re-running it is cheap when the pinned version is already there.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from runtime.settings import Settings
@@ -65,7 +63,7 @@ def locate_binary(settings: Settings) -> Path:
         if os.access(path, os.X_OK):
             return path
     raise OpenCodeNotInstalled(
-        f"opencode is not installed under {base}; run `python -m runtime.engines.opencode.install`"
+        f"opencode is not installed under {base}; run `runwright opencode install`"
     )
 
 
@@ -108,21 +106,3 @@ def install(base: Path) -> Path:
                 raise OpenCodeNotInstalled(f"{path} reports {version}, want {PINNED_VERSION}")
             return path
     raise OpenCodeNotInstalled(f"npm installed {PACKAGE} but no binary was found under {base}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """CLI entry point: install, print the binary path, return the exit status."""
-    parser = argparse.ArgumentParser(description=f"Install {PACKAGE}@{PINNED_VERSION}.")
-    parser.add_argument("--dir", type=Path, help="install directory (default: settings)")
-    args = parser.parse_args(argv)
-    base = args.dir or install_dir(Settings())
-    try:
-        print(install(base))
-    except (OSError, subprocess.CalledProcessError, OpenCodeNotInstalled) as exc:
-        print(f"opencode install failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
