@@ -389,9 +389,14 @@ class OpenCodeSession(EngineSession):
         if not directory:
             return _unconfirmed("Missing OpenCode run reference")
         try:
-            await self.engine.client.abort(directory, self.session_id)
+            async with asyncio.timeout(timeout):  # the cancel budget, not the request timeout
+                accepted = await self.engine.client.abort(directory, self.session_id)
+        except TimeoutError:
+            return _unconfirmed(f"OpenCode cancellation request failed: no answer in {timeout:g} s")
         except (OpenCodeError, RuntimeError) as exc:
             return _unconfirmed(f"OpenCode cancellation request failed: {exc}")
+        if not accepted:  # contract 6: an abort answered `false` is not a confirmation
+            return _unconfirmed("OpenCode cancellation not confirmed")
         if await self._confirm_idle(directory, timeout):
             return CancelOutcome(True)
         return _unconfirmed("OpenCode cancellation not confirmed")
