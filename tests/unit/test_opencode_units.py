@@ -499,3 +499,48 @@ async def test_cancelling_the_consumer_as_a_frame_arrives_still_cancels_it(
         task.cancel()
         await asyncio.wait([task])
     assert done and task.cancelled(), "the consumer swallowed its cancellation"
+
+
+async def test_an_abort_answered_false_is_unconfirmed(tmp_path: Path) -> None:
+    """Contract 6: ``cancelled: false`` from upstream is not a confirmation (fail-closed)."""
+
+    async def answer_false(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n"
+            b"Connection: close\r\n\r\nfalse"
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_false, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = Settings(
+        data_dir=tmp_path, opencode_enabled=True, opencode_base_url=f"http://127.0.0.1:{port}"
+    )
+    engine = OpenCodeEngine(settings)
+    await engine.start()
+    try:
+        ctx = RunContext(
+            run_id=uuid.uuid4(),
+            tenant_id=uuid.uuid4(),
+            app_id=uuid.uuid4(),
+            user_id=uuid.uuid4(),
+            engine="opencode",
+            input_params={"input": "x"},
+            model=_model(),
+            workspace=tmp_path,
+            engine_run_ref="ses_busy",
+        )
+        outcome = await engine.open(ctx).cancel()
+        assert not outcome.confirmed
+        assert outcome.diagnostics == [
+            {
+                "code": "OPENCODE_CANCEL_UNCONFIRMED",
+                "message": "OpenCode cancellation not confirmed",
+            }
+        ]
+    finally:
+        await engine.stop()
+        server.close()
+        await server.wait_closed()
