@@ -17,9 +17,19 @@ async def test_openapi_lists_the_admin_routes(client):
     assert "/admin/apps/{app_id}/builder/revisions" in paths
     assert "/admin/models/{model_id}" in paths
     runs = "/admin/apps/{app_id}/coding-agent/runs"
-    for path in (runs, runs + "/{run_id}", runs + "/{run_id}/stream", runs + "/{run_id}/resume",
-                 runs + "/{run_id}/cancel", "/admin/apps/{app_id}/coding-agent/checkpoints",
-                 "/admin/apps/{app_id}/coding-agent/checkpoints/{checkpoint_id}/restore"):  # fmt: skip
+    checkpoints = "/admin/apps/{app_id}/coding-agent/checkpoints"
+    expected = [
+        runs,
+        runs + "/{run_id}",
+        runs + "/{run_id}/stream",
+        runs + "/{run_id}/resume",
+        runs + "/{run_id}/cancel",
+        checkpoints,
+        checkpoints + "/{checkpoint_id}/restore",
+    ]
+    for path in expected:
         assert path in paths, path
+    stream = paths[runs + "/{run_id}/stream"]["get"]
+    assert "Last-Event-ID" in [p["name"] for p in stream["parameters"]]
     create = paths[runs]["post"]
     assert create["requestBody"]["content"]["application/json"]["schema"]

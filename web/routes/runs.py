@@ -11,7 +11,13 @@ import uuid
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
-from quart_schema import document_querystring, document_request, document_response, tag
+from quart_schema import (
+    document_headers,
+    document_querystring,
+    document_request,
+    document_response,
+    tag,
+)
 
 from runtime.engines.scripted import ScriptError, validate_script
 from runtime.run_service import CreateRun, RunRequestError
@@ -24,6 +30,7 @@ from web.schemas.runs import (
     ListQuery,
     ResumeRequest,
     RunResponse,
+    StreamHeaders,
     StreamQuery,
 )
 from web.services import Services
@@ -121,6 +128,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @bp.get("/<uuid:run_id>/stream")
     @tag(["runs"])
     @document_querystring(StreamQuery)
+    @document_headers(StreamHeaders)
     @document_errors(401, 403, 404, 422)
     async def stream_run(app_id: uuid.UUID, run_id: uuid.UUID) -> Response:
         """Server-sent events of the run (``text/event-stream``), from the start or after

@@ -64,6 +64,14 @@ class StreamQuery(BaseModel):
     after: int = Field(default=0, ge=0)
 
 
+class StreamHeaders(BaseModel):
+    """``Last-Event-ID``: resume after that seq (what EventSource sends on reconnect)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    last_event_id: int | None = Field(default=None, alias="Last-Event-ID", ge=0)
+
+
 class ResumeRequest(BaseModel):
     """``POST .../resume``: the payload handed to the engine (contract 1.6)."""
 
