@@ -150,11 +150,17 @@ class RunService:
         await self.broker.stop()
 
     async def _beat(self) -> None:
+        """Every third of the lease: extend this node's leases, then reap runs whose lease
+        lapsed elsewhere (their process died; DESIGN.md 9). Our own leases were just
+        extended, so only other nodes' runs can be lapsed here."""
         interval = self.settings.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.runs.heartbeat(self.settings.node_id, self.settings.lease_seconds)
+                for run_id in await self.runs.list_lapsed():
+                    assert self.supervisor is not None
+                    self.supervisor.tell(Command(run_id, Reconcile(self.settings.restart_policy)))
             except Exception:
                 log.exception("lease heartbeat failed")
 

@@ -141,6 +141,10 @@ class RunStore:
         """Running runs left by this node's previous process or with a lapsed lease."""
         return [r["id"] for r in await self.db.fetch("runs_list_orphaned", owner)]
 
+    async def list_lapsed(self) -> list[uuid.UUID]:
+        """Running runs whose lease lapsed on any node (the periodic reaper's work)."""
+        return [r["id"] for r in await self.db.fetch("runs_list_lapsed")]
+
     async def list_queued(self) -> list[uuid.UUID]:
         """Queued runs, oldest first (to start after a restart)."""
         return [r["id"] for r in await self.db.fetch("runs_list_queued")]

@@ -53,7 +53,7 @@ from runtime.run_object import run_object
 
 log = logging.getLogger(__name__)
 
-RESTARTED_MESSAGE = "Run was interrupted: the Runwright process restarted while it was running"
+RESTARTED_MESSAGE = "Run was interrupted: the Runwright process running it stopped or restarted"
 CANCEL_UNCONFIRMED_DEFAULT = "Engine cancellation could not be confirmed"
 
 
@@ -407,6 +407,8 @@ class RunActor(pykka.ThreadingActor):
         self._done()
 
     def _reconcile(self, policy: str) -> None:
+        if self.task is not None:  # executing here: the run is alive, not orphaned
+            return
         row = self._load()
         if row is None or row["status"] != states.RUNNING:
             self._done()

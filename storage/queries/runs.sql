@@ -87,3 +87,9 @@ ORDER BY created_at, id;
 
 -- name: runs_list_queued
 SELECT id FROM agent_runs WHERE status = 'queued' ORDER BY created_at, id;
+
+-- name: runs_list_lapsed
+-- Running runs whose lease lapsed (their node stopped heartbeating), on any node.
+SELECT id FROM agent_runs
+WHERE status = 'running' AND lease_expires_at < now()
+ORDER BY created_at, id;

@@ -154,3 +154,41 @@ async def test_requeue_policy_runs_an_interrupted_run_again(make_settings):
         assert "Run requeued after a restart" in plans
         assert plans.count("Coding-agent run started") == 2
         assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+
+
+async def test_a_run_whose_lease_lapsed_on_another_node_is_reaped(make_settings):
+    first_settings = make_settings(scripted_engine_enabled=True, node_id="node-a",
+                                   lease_seconds=2.0)  # fmt: skip
+    first_services = build_services(first_settings)
+    first = create_app(first_settings, services=first_services)
+    async with first.test_app():
+        client = first.test_client()
+        owner = await Seeder(first_services.db, first_services.jwt_secret).tenant_admin()
+        app, _ = await create_app_via_api(client, owner.headers)
+        run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
+                               script=[{"hang": True}])  # fmt: skip
+        await wait_status(client, app["id"], run["run_id"], owner.headers, {"running"})
+    # node-a is gone; node-b does not own the run, so only the lapsed lease frees it
+    second_settings = make_settings(scripted_engine_enabled=True, node_id="node-b",
+                                    lease_seconds=2.0)  # fmt: skip
+    second = create_app(second_settings, services=build_services(second_settings))
+    async with second.test_app():
+        client = second.test_client()
+        final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"},
+                                  within=10)  # fmt: skip
+        assert "restarted" in final["error"]
+
+
+async def test_live_runs_keep_their_lease(make_settings):
+    settings = make_settings(scripted_engine_enabled=True, lease_seconds=2.0)
+    services = build_services(settings)
+    quart_app = create_app(settings, services=services)
+    async with quart_app.test_app():
+        client = quart_app.test_client()
+        owner = await Seeder(services.db, services.jwt_secret).tenant_admin()
+        app, _ = await create_app_via_api(client, owner.headers)
+        run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
+                               script=[{"sleep_ms": 3500}, {"delta": "done"}])  # fmt: skip
+        final = await wait_status(client, app["id"], run["run_id"], owner.headers,
+                                  {"completed", "failed"}, within=15)  # fmt: skip
+        assert final["status"] == "completed", final["error"]
