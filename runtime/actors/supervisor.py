@@ -117,7 +117,9 @@ class Supervisor(pykka.ThreadingActor):
             except pykka.ActorDeadError:
                 self._forget(run_id)
         # No actor: the run is queued (maybe waiting here), paused, terminal or orphaned.
-        self.pending.pop(run_id, None)
+        # A run waiting for a slot keeps its place: the command actor may leave it queued
+        # (a refused resume), and if it cancels the run, the later claim simply finds it
+        # no longer queued (_fill_slots skips it while the command actor is alive).
         self._spawn(run_id, 0, command, executing=False)
 
     def _forget(self, run_id: uuid.UUID) -> _Live | None:

@@ -68,6 +68,32 @@ async def test_cancel_of_a_queued_run_that_never_started(client, owner, app_and_
     assert (await again.get_json())["status"] == "cancelled"
 
 
+async def test_a_refused_resume_keeps_a_waiting_run_in_line(client, owner, app_and_draft):
+    """A resume of a run waiting for a slot is refused (409) and must not drop the run from
+    the Supervisor's queue: it still starts when a slot frees."""
+    app, _ = app_and_draft
+    hang = [{"hang": True}]
+    blockers = [
+        await create_run(
+            client, app["id"], owner.headers, input=str(i), engine="scripted", script=hang
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    waiting = await create_run(client, app["id"], owner.headers, input="w", engine="scripted",
+                               script=[{"delta": "finally"}])  # fmt: skip
+    for run in blockers:
+        await wait_status(client, app["id"], run["run_id"], owner.headers, {"running"})
+    response = await client.post(runs_url(app["id"], f"/{waiting['run_id']}/resume"),
+                                 json={}, headers=owner.headers)  # fmt: skip
+    assert response.status_code == 409
+    await client.post(runs_url(app["id"], f"/{blockers[0]['run_id']}/cancel"),
+                      headers=owner.headers)  # fmt: skip
+    done = await wait_status(client, app["id"], waiting["run_id"], owner.headers, {"completed"})
+    assert done["status"] == "completed"
+    await client.post(runs_url(app["id"], f"/{blockers[1]['run_id']}/cancel"),
+                      headers=owner.headers)  # fmt: skip
+
+
 async def test_a_crashed_actor_is_restarted_and_the_run_finishes(client, owner, app_and_draft):
     app, _ = app_and_draft
     script = [{"delta": "one"}, {"crash_actor": True}, {"delta": "two"}]
