@@ -35,10 +35,52 @@ async def parse_json(model: type[M]) -> M:
             422, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
         )
     try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        # RecursionError: absurdly deep nesting ([[[[...) is bad JSON for us, not a 500.
         _json_decode_failed(exc)
+    bad = _unstorable_text(data, ["body"])
+    if bad is not None:
+        raise ApiError(422, [bad])
     return validate_as(model, data, location="body")
+
+
+def _reject_constant(name: str) -> Any:
+    """``NaN``/``Infinity`` are not JSON (RFC 8259) and Postgres ``jsonb`` refuses them."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unstorable_text(value: Any, loc: list[Any]) -> dict[str, Any] | None:
+    """The first string (key or value) Postgres cannot store as text/jsonb, as a 422 item:
+    one containing NUL (``\\u0000``) or an unpaired UTF-16 surrogate. Iterative, so a
+    deep document cannot exhaust the stack."""
+    stack: list[tuple[Any, list[Any]]] = [(value, loc)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item or not _encodable(item):
+                return {
+                    "type": "string_unstorable",
+                    "loc": where,
+                    "msg": "String must not contain NUL characters or unpaired surrogates",
+                    "input": None,
+                }
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key or not _encodable(key):
+                    return _unstorable_text(key, where)
+                stack.append((child, [*where, key]))
+        elif isinstance(item, list):
+            stack.extend((child, [*where, i]) for i, child in enumerate(item))
+    return None
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_query(model: type[M]) -> M:

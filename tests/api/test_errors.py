@@ -8,6 +8,7 @@ import pytest
 from quart import Quart
 
 from tests.support.api import create_app_via_api
+from tests.support.runs import create_run, runs_url, wait_status
 from web.errors import ApiError
 
 
@@ -134,3 +135,102 @@ async def test_api_error_carries_objects(app: Quart):
     response = await app.test_client().get("/__api_error")
     assert response.status_code == 418
     assert await _json(response) == {"detail": {"code": "TEAPOT", "message": "short and stout"}}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # nesting deeper than the decoder's recursion limit
+        b'{"name": "x", "slug": "ok", "extra": NaN}',  # not JSON; jsonb refuses it too
+        b'{"name": "x", "slug": "ok", "extra": -Infinity}',
+    ],
+)
+async def test_undecodable_json_is_422(client, owner, body):
+    response = await client.post(
+        "/admin/apps", data=body, headers={**owner.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    assert (await _json(response))["detail"][0]["type"] == "json_invalid"
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "loc"),
+    [
+        ("/admin/apps", b'{"name": "a\\u0000b", "slug": "nul"}', ["body", "name"]),
+        ("/admin/apps", b'{"name": "\\ud800", "slug": "sur"}', ["body", "name"]),
+        ("runs", b'{"input": "a\\u0000b"}', ["body", "input"]),
+        (
+            "runs",
+            b'{"input": "x", "messages": [{"role": "user", "content": "\\udfff"}]}',
+            ["body", "messages", 0, "content"],
+        ),
+        (
+            "revisions",
+            b'{"files": {"src/main.tsx": "x\\u0000"}}',
+            ["body", "files", "src/main.tsx"],
+        ),
+        ("revisions", b'{"files": {"src/a\\u0000.tsx": "x"}}', ["body", "files"]),
+    ],
+)
+async def test_strings_postgres_cannot_store_are_422(client, owner, route, body, loc):
+    """NUL characters and unpaired surrogates cannot be stored as text or jsonb: a 422
+    naming the field, not a 500 from the database."""
+    app, _ = await create_app_via_api(client, owner.headers)
+    url = {
+        "runs": f"/admin/apps/{app['id']}/coding-agent/runs",
+        "revisions": f"/admin/apps/{app['id']}/builder/revisions",
+    }.get(route, route)
+    response = await client.post(
+        url, data=body, headers={**owner.headers, "Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    detail = (await _json(response))["detail"]
+    assert detail[0]["loc"] == loc
+    assert detail[0]["type"] == "string_unstorable"
+
+
+async def test_resume_payload_with_nul_is_422_at_once(client, owner):
+    """The payload is checked before it reaches the run's actor (it used to crash the actor
+    and answer 503 after a minute), and the run stays paused."""
+    app, _ = await create_app_via_api(client, owner.headers)
+    run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
+                           script=[{"pause": {}}, {"delta": "after"}])  # fmt: skip
+    await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
+    response = await client.post(
+        runs_url(app["id"], f"/{run['run_id']}/resume"),
+        data=b'{"payload": {"k": "\\u0000"}}',
+        headers={**owner.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert (await _json(response))["detail"][0]["loc"] == ["body", "payload", "k"]
+    response = await client.post(runs_url(app["id"], f"/{run['run_id']}/resume"),
+                                 json={"payload": {"k": "ok"}}, headers=owner.headers)  # fmt: skip
+    assert response.status_code == 200
+    done = await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
+    assert done["status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"),
+    [
+        ("?after=2147483648", {}),
+        ("?after=999999999999999999999999", {}),
+        ("", {"Last-Event-ID": "2147483648"}),
+        ("", {"Last-Event-ID": "9" * 30}),
+    ],
+)
+async def test_stream_cursor_beyond_any_seq_is_422(client, owner, query, headers):
+    """An event cursor past the stored seq range is a 422, not a 200 whose body breaks."""
+    app, _ = await create_app_via_api(client, owner.headers)
+    created = await client.post(
+        f"/admin/apps/{app['id']}/coding-agent/runs",
+        json={"input": "x", "engine": "scripted", "script": []},
+        headers=owner.headers,
+    )
+    run_id = (await created.get_json())["run_id"]
+    response = await client.get(
+        f"/admin/apps/{app['id']}/coding-agent/runs/{run_id}/stream{query}",
+        headers={**owner.headers, **headers},
+    )
+    assert response.status_code == 422
+    assert (await _json(response))["detail"][0]["loc"][0] in ("query", "header")

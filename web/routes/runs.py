@@ -26,6 +26,7 @@ from web.auth import Authorizer
 from web.errors import ApiError
 from web.schemas.common import document_errors
 from web.schemas.runs import (
+    MAX_SEQ,
     CreateRunRequest,
     ListQuery,
     ResumeRequest,
@@ -148,6 +149,10 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 ) from None
             if after < 0:
                 raise _invalid(["header", "last-event-id"], "Last-Event-ID must be >= 0", header)
+            if after > MAX_SEQ:
+                raise _invalid(
+                    ["header", "last-event-id"], f"Last-Event-ID must be <= {MAX_SEQ}", header
+                )
 
         async def is_active() -> bool:
             row = await services.runs.runs.get(run_id)

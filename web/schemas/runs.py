@@ -58,10 +58,14 @@ class ListQuery(BaseModel):
     limit: int = Field(default=25, ge=1, le=100)
 
 
+# Event seqs are stored as Postgres ``integer``; a larger cursor is a 422, not a broken stream.
+MAX_SEQ = 2**31 - 1
+
+
 class StreamQuery(BaseModel):
     """``?after=<seq>``: resume after that event (the ``Last-Event-ID`` header wins)."""
 
-    after: int = Field(default=0, ge=0)
+    after: int = Field(default=0, ge=0, le=MAX_SEQ)
 
 
 class StreamHeaders(BaseModel):
@@ -69,7 +73,7 @@ class StreamHeaders(BaseModel):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    last_event_id: int | None = Field(default=None, alias="Last-Event-ID", ge=0)
+    last_event_id: int | None = Field(default=None, alias="Last-Event-ID", ge=0, le=MAX_SEQ)
 
 
 class ResumeRequest(BaseModel):
