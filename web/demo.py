@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import sys
 import time
 import uuid
@@ -22,6 +21,7 @@ import httpx
 
 from runtime.local_model import INSTALL_HINT
 from runtime.patching import make_unified_diff
+from runtime.processes import free_port
 from runtime.settings import Settings
 from storage import tenancy
 from web.app import create_app
@@ -40,12 +40,6 @@ DEMO_MAX_OUTPUT_TOKENS = 256
 
 class DemoError(Exception):
     """A demo step failed; the message says what went wrong and what to do."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
@@ -108,7 +102,7 @@ async def run_demo(settings: Settings, prompt: str, out: TextIO = sys.stdout) ->
         settings = settings.model_copy(update={"model_max_output_tokens": DEMO_MAX_OUTPUT_TOKENS})
     services = build_services(settings)
     app = create_app(settings, services=services)
-    port = _free_port()
+    port = free_port()
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 

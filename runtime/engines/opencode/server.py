@@ -15,13 +15,12 @@ import contextlib
 import logging
 import os
 import secrets
-import shutil
 import signal
-import socket
 from pathlib import Path
 from typing import IO
 
 from runtime.engines.opencode.client import OpenCodeClient, OpenCodeError
+from runtime.processes import free_port, pdeathsig_prefix
 
 log = logging.getLogger(__name__)
 
@@ -38,25 +37,6 @@ OFFLINE_ENV = {
 
 class ServerStartError(Exception):
     """The managed OpenCode server did not become healthy."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (bind to 0, read it, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-def pdeathsig_prefix() -> list[str]:
-    """``setpriv --pdeathsig KILL --`` when util-linux ``setpriv`` exists, else ``[]``.
-
-    The kernel then kills the server if the thread that started it dies without stopping
-    it (a SIGKILLed Runwright or test run leaves no orphan serving on a port). The flag
-    survives ``exec``; it fires when the *starting thread* exits, so start the server from
-    the thread that runs the event loop for the server's whole life.
-    """
-    setpriv = shutil.which("setpriv")
-    return [setpriv, "--pdeathsig", "KILL", "--"] if setpriv else []
 
 
 def server_env(home: Path, config_dir: Path, password: str) -> dict[str, str]:
