@@ -3,7 +3,9 @@
 principal (bearer JWT) -> required scopes -> tenant context (``X-Tenant-ID``) -> "can manage
 apps" -> app lookup scoped to the tenant. Each step raises :class:`~web.errors.ApiError` with
 the contract's exact status and detail. Routes call :meth:`Authorizer.tenant_admin` (no app
-in the path) or :meth:`Authorizer.app_access` (``/admin/apps/{app_id}/...``) first thing.
+in the path), :meth:`Authorizer.app_access` (``/admin/apps/{app_id}/...``) or
+:meth:`Authorizer.run_access` (``.../runs/{run_id}/...``) first thing. For a user token the
+lookups of all steps are one query; the checks still run in this order on its answer.
 
 Decisions where the contract leaves room:
 - A user token must name an existing user; platform admin needs both the user's
@@ -19,14 +21,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from quart import request
 
+from storage import access as access_repo
 from storage import apps as apps_repo
-from storage import tenancy
 from storage.apps import App
+from storage.runs import RunStore
 from web.errors import ApiError
 from web.services import Services
 from web.tokens import InvalidToken, decode_token
@@ -38,6 +41,7 @@ INVALID_TENANT_HEADER = "Invalid X-Tenant-ID header"
 NOT_A_MEMBER = "Not a member of the requested tenant"
 CANNOT_MANAGE = "Insufficient permissions for apps management"
 APP_NOT_FOUND = "Published app not found"
+RUN_NOT_FOUND = "Coding-agent run not found"
 
 ALL_SCOPES = "*"
 ADMIN_SCOPES = frozenset({"apps.read", "apps.write", "models.read", "models.write"})
@@ -94,17 +98,24 @@ class AccessContext:
 
 
 class Authorizer:
-    """Runs the chain against the current Quart request; one per app, built by create_app."""
+    """Runs the chain against the current Quart request; one per app, built by create_app.
+
+    For a user token the database part of steps 1, 3 and 5 (user, membership or tenant,
+    app, and for run routes the run) is one query (:func:`storage.access.user_access`); the
+    checks then run in the contract's order on its answer, so every status and detail is
+    what the step-by-step chain gives.
+    """
 
     def __init__(self, services: Services) -> None:
         self._services = services
 
-    async def principal(self) -> Principal:
-        """Step 1: the bearer token.
+    def _claims(
+        self,
+    ) -> tuple[str, uuid.UUID, uuid.UUID | None, str | None, list[str] | None, bool]:
+        """Step 1, the token itself.
 
         Raises:
-            ApiError: 401 "Missing bearer token", 401 "Could not validate principal token",
-                403 "Tenant context required" (user token without ``tenant_id``).
+            ApiError: 401 "Missing bearer token", 401 "Could not validate principal token".
         """
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
@@ -112,27 +123,9 @@ class Authorizer:
             raise ApiError(401, MISSING_TOKEN, headers=_BEARER_CHALLENGE)
         try:
             claims = decode_token(self._services.jwt_secret, token.strip())
-            parsed = _parse_claims(claims)
+            return _parse_claims(claims)
         except (InvalidToken, ValueError, TypeError):
             raise ApiError(401, INVALID_TOKEN, headers=_BEARER_CHALLENGE) from None
-        kind, subject, tenant_id, org_role, scopes, admin_claim = parsed
-        if kind == "workload":
-            return Principal(kind, subject, tenant_id, None, frozenset(scopes or ()), False)
-        user = await tenancy.get_user(self._services.db, subject)
-        if user is None:
-            raise ApiError(401, INVALID_TOKEN, headers=_BEARER_CHALLENGE)
-        if tenant_id is None:
-            raise ApiError(403, TENANT_REQUIRED)
-        platform_admin = user.is_platform_admin and admin_claim
-        if platform_admin:
-            derived = frozenset({ALL_SCOPES})
-        elif org_role in MANAGER_ROLES:
-            derived = ADMIN_SCOPES
-        else:
-            derived = MEMBER_SCOPES
-        if scopes is not None:
-            derived = frozenset(scopes) if ALL_SCOPES in derived else derived & set(scopes)
-        return Principal(kind, subject, tenant_id, org_role, derived, platform_admin)
 
     @staticmethod
     def require_scopes(principal: Principal, scopes: Iterable[str]) -> None:
@@ -145,46 +138,6 @@ class Authorizer:
         if missing:
             raise ApiError(403, f"Missing required scopes: {', '.join(missing)}")
 
-    async def tenant_context(self, principal: Principal) -> AccessContext:
-        """Step 3: which tenant the request acts in, and the caller's role there.
-
-        Raises:
-            ApiError: 400 "Invalid X-Tenant-ID header", 403 "Not a member of the requested
-                tenant", 403 "Tenant context required".
-        """
-        raw = request.headers.get("X-Tenant-ID")
-        requested: uuid.UUID | None = None
-        if raw is not None:
-            try:
-                requested = uuid.UUID(raw.strip())
-            except ValueError:
-                raise ApiError(400, INVALID_TENANT_HEADER) from None
-
-        if principal.kind == "workload":
-            tenant = principal.token_tenant_id
-            if tenant is None:
-                raise ApiError(403, TENANT_REQUIRED)
-            if requested is not None and requested != tenant:
-                raise ApiError(403, NOT_A_MEMBER)
-            return AccessContext(principal, tenant, None, None)
-
-        db = self._services.db
-        user_id = principal.subject
-        if requested is not None:
-            membership = await tenancy.get_membership(db, tenant_id=requested, user_id=user_id)
-            if membership is not None:
-                return AccessContext(principal, requested, user_id, membership.org_role)
-            if principal.platform_admin and await tenancy.get_tenant(db, requested):
-                return AccessContext(principal, requested, user_id, None)
-            raise ApiError(403, NOT_A_MEMBER)
-
-        first = await tenancy.first_membership(db, user_id)
-        if first is not None:
-            return AccessContext(principal, first.tenant_id, user_id, first.org_role)
-        if principal.platform_admin and principal.token_tenant_id is not None:
-            return AccessContext(principal, principal.token_tenant_id, user_id, None)
-        raise ApiError(403, TENANT_REQUIRED)
-
     @staticmethod
     def require_manage(ctx: AccessContext) -> None:
         """Step 4: platform admin, or org role owner/admin in the tenant.
@@ -196,12 +149,113 @@ class Authorizer:
             return
         raise ApiError(403, CANNOT_MANAGE)
 
+    async def _chain(
+        self, scopes: Iterable[str], app_id: uuid.UUID | None, run_id: uuid.UUID | None
+    ) -> tuple[AccessContext, bool]:
+        """Steps 1-5 (step 5 only with ``app_id``); also whether ``run_id`` exists in the
+        app and tenant (False without ``run_id``).
+
+        Raises:
+            ApiError: in the contract's order: 401 "Missing bearer token" / "Could not
+                validate principal token" (also: a user token naming no user); 403 "Tenant
+                context required" (user token without ``tenant_id``); 403 "Missing required
+                scopes: ..."; 400 "Invalid X-Tenant-ID header"; 403 "Not a member of the
+                requested tenant" / "Tenant context required"; 403 "Insufficient
+                permissions for apps management"; 404 "Published app not found".
+        """
+        kind, subject, token_tenant, org_role, scopes_claim, admin_claim = self._claims()
+        raw = request.headers.get("X-Tenant-ID")
+        requested: uuid.UUID | None = None
+        header_valid = True
+        if raw is not None:
+            try:
+                requested = uuid.UUID(raw.strip())
+            except ValueError:
+                header_valid = False  # 400, but only after steps 1-2 (contract order)
+        if kind == "workload":
+            return await self._workload_chain(
+                Principal(kind, subject, token_tenant, None, frozenset(scopes_claim or ()), False),
+                scopes, requested, header_valid, app_id, run_id,
+            )  # fmt: skip
+
+        access = await access_repo.user_access(
+            self._services.db,
+            user_id=subject,
+            requested_tenant_id=requested,
+            admin_claim=admin_claim,
+            token_tenant_id=token_tenant,
+            app_id=app_id,
+            run_id=run_id,
+        )
+        # Step 1: the user must exist; a user token must name a tenant.
+        if access is None:
+            raise ApiError(401, INVALID_TOKEN, headers=_BEARER_CHALLENGE)
+        if token_tenant is None:
+            raise ApiError(403, TENANT_REQUIRED)
+        platform_admin = access.is_platform_admin and admin_claim
+        if platform_admin:
+            derived = frozenset({ALL_SCOPES})
+        elif org_role in MANAGER_ROLES:
+            derived = ADMIN_SCOPES
+        else:
+            derived = MEMBER_SCOPES
+        if scopes_claim is not None:
+            derived = (
+                frozenset(scopes_claim) if ALL_SCOPES in derived else derived & set(scopes_claim)
+            )
+        principal = Principal(kind, subject, token_tenant, org_role, derived, platform_admin)
+        # Step 2.
+        self.require_scopes(principal, scopes)
+        # Step 3: the tenant (the membership of X-Tenant-ID, else the oldest membership;
+        # a platform admin may act without one).
+        if not header_valid:
+            raise ApiError(400, INVALID_TENANT_HEADER)
+        if access.tenant_id is None:
+            raise ApiError(403, NOT_A_MEMBER if requested is not None else TENANT_REQUIRED)
+        ctx = AccessContext(principal, access.tenant_id, subject, access.org_role)
+        # Step 4.
+        self.require_manage(ctx)
+        if app_id is None:
+            return ctx, False
+        # Step 5: the app, scoped to the tenant.
+        if access.app is None:
+            raise ApiError(404, APP_NOT_FOUND)
+        return replace(ctx, app=access.app), access.run_found
+
+    async def _workload_chain(
+        self,
+        principal: Principal,
+        scopes: Iterable[str],
+        requested: uuid.UUID | None,
+        header_valid: bool,
+        app_id: uuid.UUID | None,
+        run_id: uuid.UUID | None,
+    ) -> tuple[AccessContext, bool]:
+        """Steps 2-5 for a workload principal: its token tenant, no membership."""
+        self.require_scopes(principal, scopes)
+        if not header_valid:
+            raise ApiError(400, INVALID_TENANT_HEADER)
+        tenant = principal.token_tenant_id
+        if tenant is None:
+            raise ApiError(403, TENANT_REQUIRED)
+        if requested is not None and requested != tenant:
+            raise ApiError(403, NOT_A_MEMBER)
+        ctx = AccessContext(principal, tenant, None, None)
+        self.require_manage(ctx)  # no org role: refused unless that rule changes
+        if app_id is None:
+            return ctx, False
+        db = self._services.db
+        app = await apps_repo.get_app(db, app_id=app_id, tenant_id=tenant)
+        if app is None:
+            raise ApiError(404, APP_NOT_FOUND)
+        found = run_id is not None and (
+            await RunStore(db).get_for_app(run_id, app_id, tenant) is not None
+        )
+        return replace(ctx, app=app), found
+
     async def tenant_admin(self, *scopes: str) -> AccessContext:
         """Steps 1-4: for routes that act on the tenant (app list/create, models)."""
-        principal = await self.principal()
-        self.require_scopes(principal, scopes)
-        ctx = await self.tenant_context(principal)
-        self.require_manage(ctx)
+        ctx, _ = await self._chain(scopes, None, None)
         return ctx
 
     async def app_access(self, app_id: uuid.UUID, *scopes: str) -> AccessContext:
@@ -214,11 +268,20 @@ class Authorizer:
             ApiError: any of steps 1-4, then 404 "Published app not found" when the app does
                 not exist *in the tenant* (another tenant's app looks the same as none).
         """
-        ctx = await self.tenant_admin(*scopes)
-        app = await apps_repo.get_app(self._services.db, app_id=app_id, tenant_id=ctx.tenant_id)
-        if app is None:
-            raise ApiError(404, APP_NOT_FOUND)
-        return AccessContext(ctx.principal, ctx.tenant_id, ctx.user_id, ctx.org_role, app)
+        ctx, _ = await self._chain(scopes, app_id, None)
+        return ctx
+
+    async def run_access(self, app_id: uuid.UUID, run_id: uuid.UUID, *scopes: str) -> AccessContext:
+        """Steps 1-5, then the run must exist in the app and tenant (DESIGN.md 8.8): for run
+        routes that do not need the run's row (stream, resume, cancel).
+
+        Raises:
+            ApiError: as :meth:`app_access`, then 404 "Coding-agent run not found".
+        """
+        ctx, found = await self._chain(scopes, app_id, run_id)
+        if not found:
+            raise ApiError(404, RUN_NOT_FOUND)
+        return ctx
 
 
 def _parse_claims(

@@ -175,3 +175,42 @@ async def test_owner_of_another_tenant_gets_404_for_the_app(client, seed, owner)
     assert response.status_code == 404
     listed = await (await client.get("/admin/apps", headers=intruder.headers)).get_json()
     assert listed == []
+
+
+async def test_platform_admin_without_membership(client, seed, owner):
+    """The branches the one-query chain (storage/queries/access.sql) folds together."""
+    admin_id = await seed.user(platform_admin=True)
+    app, _ = await create_app_via_api(client, owner.headers)
+    # A tenant that does not exist: not a member, even for a platform admin.
+    headers = seed.headers_for(
+        admin_id, owner.tenant_id, platform_admin=True, org_role=None, header_tenant=uuid.uuid4()
+    )
+    response = await client.get("/admin/apps", headers=headers)
+    assert response.status_code == 403
+    assert await _detail(response) == "Not a member of the requested tenant"
+    # No header and no membership: the token's tenant, and its apps are visible.
+    bare = seed.headers_for(admin_id, owner.tenant_id, platform_admin=True, org_role=None)
+    bare.pop("X-Tenant-ID")
+    listed = await (await client.get("/admin/apps", headers=bare)).get_json()
+    assert [a["id"] for a in listed] == [app["id"]]
+    response = await client.get(f"/admin/apps/{app['id']}", headers=bare)
+    assert response.status_code == 200
+    # The same without the claim: no tenant context at all.
+    no_claim = seed.headers_for(admin_id, owner.tenant_id, org_role="owner")
+    no_claim.pop("X-Tenant-ID")
+    response = await client.get("/admin/apps", headers=no_claim)
+    assert response.status_code == 403
+    assert await _detail(response) == "Tenant context required"
+
+
+async def test_invalid_tenant_header_comes_after_scopes_and_before_membership(client, seed, owner):
+    narrowed = seed.headers(owner, scopes=["apps.read"], header_tenant="not-a-uuid")
+    response = await client.post("/admin/apps", json={"name": "x"}, headers=narrowed)
+    assert response.status_code == 403
+    assert await _detail(response) == "Missing required scopes: apps.write"
+    unknown = seed.headers(owner, user_id=uuid.uuid4(), header_tenant="not-a-uuid")
+    response = await client.get("/admin/apps", headers=unknown)
+    assert response.status_code == 401
+    response = await client.get("/admin/apps", headers=seed.headers(owner, header_tenant="x"))
+    assert response.status_code == 400
+    assert await _detail(response) == "Invalid X-Tenant-ID header"

@@ -22,7 +22,7 @@ from quart_schema import (
 from runtime.engines.scripted import ScriptError, validate_script
 from runtime.run_service import CreateRun, RunRequestError
 from web import sse
-from web.auth import Authorizer
+from web.auth import RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError
 from web.schemas.common import document_errors
 from web.schemas.runs import (
@@ -37,7 +37,6 @@ from web.schemas.runs import (
 from web.services import Services
 from web.validation import parse_json, parse_query
 
-RUN_NOT_FOUND = "Coding-agent run not found"
 READ = "apps.read"
 WRITE = "apps.write"
 
@@ -55,6 +54,9 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         return {"detail": exc.detail}, exc.status
 
     async def find_run(app_id: uuid.UUID, run_id: uuid.UUID, scope: str) -> dict[str, Any]:
+        """The run's row, for routes that return it. Routes that only need the run to exist
+        (stream, resume, cancel) use ``authz.run_access``: same checks and 404, and the run
+        is looked up in the auth query's round trip."""
         ctx = await authz.app_access(app_id, scope)
         row = await services.runs.runs.get_for_app(run_id, app_id, ctx.tenant_id)
         if row is None:
@@ -137,7 +139,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         ``id: <seq>`` + ``data: {"event": ..., "run_id", "app_id", "seq", "ts", "stage",
         "payload", "diagnostics"}``. Opening or closing a stream never affects the run.
         """
-        await find_run(app_id, run_id, WRITE)
+        await authz.run_access(app_id, run_id, WRITE)
         after = parse_query(StreamQuery).after
         header = request.headers.get("Last-Event-ID")
         if header is not None and header.strip():
@@ -173,7 +175,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     async def resume_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         """Resume a paused run; ``payload`` is stored and handed to the engine.
         409 "Run is not paused"."""
-        await find_run(app_id, run_id, WRITE)
+        await authz.run_access(app_id, run_id, WRITE)
         body = await parse_json(ResumeRequest)
         return services.runs.serialize(await services.runs.resume(run_id, body.payload))
 
@@ -184,7 +186,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     async def cancel_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         """Cancel: answers once the engine has stopped. Terminal runs come back unchanged.
         An engine whose stop cannot be confirmed fails the run (contract 1.7)."""
-        await find_run(app_id, run_id, WRITE)
+        await authz.run_access(app_id, run_id, WRITE)
         return services.runs.serialize(await services.runs.cancel(run_id))
 
     return bp
