@@ -221,10 +221,14 @@ class Engine(abc.ABC):
 
     ``uses_workspace``: the run gets its (app, user) workspace, reset to the base revision
     at a fresh start, and a completed run's workspace is auto-applied as a revision.
+    ``preflight_uses_model``: see below (engines keeping the default preflight set False).
     """
 
     name: str
     uses_workspace: bool = True
+    #: Whether :meth:`preflight` reads ``PreflightRequest.model``; when False, run creation
+    #: skips the model's binding lookup and passes ``model=None``.
+    preflight_uses_model: bool = True
 
     async def preflight(self, request: PreflightRequest) -> dict[str, Any]:
         """Check the engine can take this run; return context to store on the run.

@@ -31,8 +31,6 @@ from runtime.run_hooks import model_target
 from runtime.run_object import run_object
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait
-from storage import apps as apps_store
-from storage import models as models_store
 from storage.database import Database
 from storage.events import EventStore
 from storage.runs import SURFACE, RunStore
@@ -181,7 +179,8 @@ class RunService:
             RunRequestError: 409 REVISION_CONFLICT, 400 "input is required",
                 400 CODING_AGENT_MODEL_UNAVAILABLE, 400 CODING_AGENT_ENGINE_*.
         """
-        draft = await apps_store.current_draft(self.db, app_id=req.app_id, tenant_id=req.tenant_id)
+        # The draft and the model in one round trip; the checks keep contract 1.2's order.
+        draft, model = await self.runs.creation_inputs(req.app_id, req.tenant_id, req.model_id)
         if draft is None:
             raise RunRequestError(404, "Published app not found")
         if req.base_revision_id is not None and req.base_revision_id != draft.id:
@@ -198,9 +197,6 @@ class RunService:
         if not prompt:
             raise RunRequestError(400, "input is required")
         messages = prepare_messages(req.messages, prompt, self.settings.message_budget_chars)
-        model = await models_store.resolve_chat_model(
-            self.db, tenant_id=req.tenant_id, model_id=req.model_id
-        )
         if model is None and req.engine != "scripted":
             message = (
                 "Selected model is unavailable for this tenant."
@@ -242,7 +238,12 @@ class RunService:
                     app_id=req.app_id,
                     user_id=req.user_id,
                     workspace=workspace,
-                    model=await model_target(self.db, model.id if model else None),
+                    # The binding lookup only for engines whose preflight reads it.
+                    model=(
+                        await model_target(self.db, model.id if model else None)
+                        if engine.preflight_uses_model
+                        else None
+                    ),
                 )
             )
         except EngineError as exc:
@@ -252,27 +253,26 @@ class RunService:
             input_params["script"] = req.script
         run_id = uuid.uuid4()
         now = datetime.now(UTC)
-        async with self.db.transaction() as tx:
-            row = await RunStore(tx).insert(
-                run_id=run_id,
-                tenant_id=req.tenant_id,
-                app_id=req.app_id,
-                user_id=req.user_id,
-                base_revision_id=draft.id,
-                requested_model_id=req.model_id if model is not None else None,
-                resolved_model_id=model.id if model else None,
-                engine=req.engine,
-                input_params=input_params,
-                created_at=now,
-            )
-            accepted = make_event(
-                EventDraft("run.accepted", {"status": "queued", "surface": SURFACE}),
-                run_id=run_id,
-                app_id=req.app_id,
-                seq=1,
-                ts=now,
-            )
-            await EventStore(tx).insert_one(accepted.row)
+        accepted = make_event(
+            EventDraft("run.accepted", {"status": "queued", "surface": SURFACE}),
+            run_id=run_id,
+            app_id=req.app_id,
+            seq=1,
+            ts=now,
+        )
+        row = await self.runs.insert(
+            run_id=run_id,
+            tenant_id=req.tenant_id,
+            app_id=req.app_id,
+            user_id=req.user_id,
+            base_revision_id=draft.id,
+            requested_model_id=req.model_id if model is not None else None,
+            resolved_model_id=model.id if model else None,
+            engine=req.engine,
+            input_params=input_params,
+            created_at=now,
+            accepted=accepted.row,
+        )
         self.broker.publish([accepted])
         assert self.supervisor is not None
         self.supervisor.tell(Submit(run_id))

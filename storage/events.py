@@ -44,14 +44,6 @@ class EventStore:
         # One statement (data-modifying CTE): atomic without BEGIN/COMMIT round trips.
         await self.db.execute("events_write_batch", *[list(c) for c in cols])
 
-    async def insert_one(self, row: EventRow) -> None:
-        """Insert a single event in the caller's transaction (run creation)."""
-        await self.db.execute(
-            "events_insert_batch",
-            [row.run_id], [row.seq], [row.type], [row.stage], [row.payload],
-            [row.diagnostics], [row.ts],
-        )  # fmt: skip
-
     async def read_from(self, run_id: uuid.UUID, seq: int, limit: int = 1000) -> list[EventRow]:
         """Events with ``seq >= seq``, in order, at most ``limit``."""
         records: list[Any] = await self.db.fetch("events_from", run_id, seq, limit)

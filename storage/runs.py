@@ -9,16 +9,29 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from storage.database import Database
+from storage.events import EventRow
+from storage.models import Model
+from storage.records import from_record
 
 SURFACE = "published_app_coding_agent"
 
 
 def _row(record: Any) -> dict[str, Any] | None:
     return dict(record) if record is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class DraftHead:
+    """What run creation needs of the app's current draft revision (not its files)."""
+
+    id: uuid.UUID
+    entry_file: str
+    created_at: datetime
 
 
 class RunStore:
@@ -40,14 +53,38 @@ class RunStore:
         engine: str,
         input_params: dict[str, Any],
         created_at: datetime,
+        accepted: EventRow,
     ) -> dict[str, Any]:
-        """Insert a ``queued`` run whose event log already holds seq 1 (``run.accepted``)."""
+        """Insert a ``queued`` run together with its event seq 1 (``accepted``, whose
+        ``run_id`` must be ``run_id``): one atomic statement.
+
+        Raises:
+            storage.errors.ForeignKeyViolation: the tenant, app, user or a model is gone.
+        """
+        assert accepted.run_id == run_id and accepted.seq == 1
         row = await self.db.fetchrow(
             "runs_insert", run_id, tenant_id, app_id, user_id, SURFACE, base_revision_id,
             requested_model_id, resolved_model_id, engine, input_params, created_at,
+            accepted.type, accepted.stage, accepted.payload, accepted.diagnostics, accepted.ts,
         )  # fmt: skip
         assert row is not None
         return dict(row)
+
+    async def creation_inputs(
+        self, app_id: uuid.UUID, tenant_id: uuid.UUID, model_id: uuid.UUID | None
+    ) -> tuple[DraftHead | None, Model | None]:
+        """The app's current draft (None: no such app in the tenant, or no draft) and the
+        chat model a new run resolves to (:func:`storage.models.resolve_chat_model`'s rules;
+        None when nothing qualifies), read in one round trip."""
+        row = await self.db.fetchrow("runs_create_inputs", app_id, tenant_id, model_id)
+        assert row is not None
+        draft = (
+            None
+            if row["draft_id"] is None
+            else DraftHead(row["draft_id"], row["draft_entry_file"], row["draft_created_at"])
+        )
+        model = None if row["id"] is None else from_record(Model, row)
+        return draft, model
 
     async def get(self, run_id: uuid.UUID) -> dict[str, Any] | None:
         """Unscoped read, for the run's own actor only."""

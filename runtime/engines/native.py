@@ -108,6 +108,7 @@ class NativeEngine(Engine):
     """
 
     name = "native"
+    preflight_uses_model = False  # the default preflight: no checks, no model needed
 
     def __init__(
         self,

@@ -136,6 +136,7 @@ class ScriptedEngine(Engine):
 
     name = "scripted"
     uses_workspace = False  # scripts touch no files: no workspace, no auto-apply
+    preflight_uses_model = False  # the default preflight; scripts use no model
 
     def __init__(self) -> None:
         self.journal: list[tuple[uuid.UUID, str]] = []

@@ -1,12 +1,5 @@
 -- The run event log (DESIGN.md section 4). Batches go in with one statement.
 
--- name: events_insert_batch
-INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
-SELECT r, s, t, st, p::json, d::json, ts
-FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
-ON CONFLICT (run_id, seq) DO NOTHING;
-
 -- name: events_write_batch
 -- Insert a batch and advance each run's last_event_seq: one statement (one round trip, atomic).
 WITH v AS (

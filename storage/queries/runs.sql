@@ -1,13 +1,61 @@
 -- Coding-agent runs (contract section 2). Status writes are conditional: a run only moves
 -- from a status the transition table allows ($n::text[] of expected sources).
 
+-- A new queued run and its first event (run.accepted, seq 1) in one statement: atomic,
+-- one round trip. $12.. are that event's type, stage, payload and diagnostics (JSON text)
+-- and ts; the event's run_id is the run's id.
 -- name: runs_insert
-INSERT INTO agent_runs (
-    id, tenant_id, published_app_id, user_id, initiator_user_id, surface, base_revision_id,
-    requested_model_id, resolved_model_id, execution_engine, status, input_params,
-    last_event_seq, created_at
-) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, 'queued', $10, 1, $11)
-RETURNING *;
+WITH run AS (
+    INSERT INTO agent_runs (
+        id, tenant_id, published_app_id, user_id, initiator_user_id, surface, base_revision_id,
+        requested_model_id, resolved_model_id, execution_engine, status, input_params,
+        last_event_seq, created_at
+    ) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, 'queued', $10, 1, $11)
+    RETURNING *
+), accepted AS (
+    INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
+    SELECT id, 1, $12::text, $13::text, $14::text::json, $15::text::json, $16::timestamptz
+    FROM run
+)
+SELECT * FROM run;
+
+-- What run creation reads (contract 1.2), in one round trip: the app's current draft
+-- (draft_* columns, NULL when the app is not in that tenant or has no draft) and the chat
+-- model the run will use (the models columns, NULL when none qualifies). The model rules
+-- are models_resolve_explicit ($3 given) and models_resolve_auto ($3 NULL) of models.sql:
+-- keep the two in step.
+-- name: runs_create_inputs
+WITH d AS (
+    SELECT r.id, r.entry_file, r.created_at
+    FROM published_apps a
+    JOIN app_revisions r ON r.id = a.current_draft_revision_id AND r.published_app_id = a.id
+    WHERE a.id = $1 AND a.tenant_id = $2
+), m AS (
+    (
+        SELECT * FROM models
+        WHERE $3::uuid IS NOT NULL AND id = $3::uuid AND is_active AND capability_type = 'chat'
+          AND (tenant_id = $2 OR tenant_id IS NULL)
+    )
+    UNION ALL
+    (
+        SELECT * FROM models
+        WHERE $3::uuid IS NULL AND is_active AND capability_type = 'chat' AND status = 'active'
+          AND (tenant_id = $2 OR tenant_id IS NULL)
+        ORDER BY
+            CASE
+                WHEN is_default AND tenant_id IS NOT NULL THEN 0
+                WHEN is_default THEN 1
+                WHEN tenant_id IS NOT NULL THEN 2
+                ELSE 3
+            END,
+            created_at, id
+        LIMIT 1
+    )
+)
+SELECT d.id AS draft_id, d.entry_file AS draft_entry_file, d.created_at AS draft_created_at, m.*
+FROM (SELECT) AS one
+LEFT JOIN d ON true
+LEFT JOIN m ON true;
 
 -- name: runs_get
 SELECT * FROM agent_runs WHERE id = $1;
