@@ -21,11 +21,13 @@ import pykka
 from runtime.actors.deps import RunDeps, RunHooks
 from runtime.actors.messages import Cancel, Command, Reconcile, Resume, RunNotPaused, Submit
 from runtime.actors.supervisor import Supervisor
+from runtime.actors.workspaces import workspace_key
 from runtime.bridge import LoopPort, Reply, ReplyTimeout
 from runtime.broker import Broker
 from runtime.engine import Engine, EngineError, PreflightRequest
 from runtime.event_writer import EventWriter
 from runtime.events import EventDraft, iso, make_event
+from runtime.leases import is_orphaned
 from runtime.messages import prepare_messages
 from runtime.run_hooks import model_target
 from runtime.run_object import run_object
@@ -128,10 +130,14 @@ class RunService:
             max_live_runs=self.settings.max_live_runs,
             max_restarts=self.settings.max_actor_restarts,
         )
-        for run_id in await self.runs.list_orphaned(self.settings.node_id):
-            self.supervisor.tell(Command(run_id, Reconcile(self.settings.restart_policy)))
+        for lease in await self.runs.list_running_leases():
+            if is_orphaned(lease["lease_owner"], lease["lease_expires_at"],
+                           node_id=self.settings.node_id, now=lease["now"]):  # fmt: skip
+                self.supervisor.tell(Command(lease["id"], Reconcile(self.settings.restart_policy)))
         for run_id in await self.runs.list_queued():
-            self.supervisor.tell(Submit(run_id))
+            row = await self.runs.get(run_id)
+            if row is not None:
+                self.supervisor.tell(Submit(run_id, self.workspace_key(row)))
         self._heartbeat = asyncio.create_task(self._beat(), name="lease-heartbeat")
 
     async def stop(self) -> None:
@@ -275,7 +281,7 @@ class RunService:
         )
         self.broker.publish([accepted])
         assert self.supervisor is not None
-        self.supervisor.tell(Submit(run_id))
+        self.supervisor.tell(Submit(run_id, self.workspace_key(row)))
         return row
 
     async def cancel(self, run_id: uuid.UUID) -> dict[str, Any]:
@@ -308,6 +314,10 @@ class RunService:
             return await reply.wait(COMMAND_TIMEOUT_SECONDS)
         except ReplyTimeout as exc:
             raise RunRequestError(503, "The run did not answer in time; try again") from exc
+
+    def workspace_key(self, row: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+        """The (app, user) workspace a run works in, or None when its engine has none."""
+        return workspace_key(self.engines, row)
 
     def serialize(self, row: dict[str, Any]) -> dict[str, Any]:
         return run_object(row)

@@ -17,9 +17,14 @@ from runtime.engine import CancelOutcome
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """A queued run wants to execute; started in order when a slot is free."""
+    """A queued run wants to execute; started in order when a slot is free.
+
+    ``workspace`` names the (app, user) workspace the run works in (None for engines
+    without one): runs sharing a workspace execute one at a time.
+    """
 
     run_id: uuid.UUID
+    workspace: tuple[uuid.UUID, uuid.UUID | None] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from runtime.actors.messages import (
     Submit,
 )
 from runtime.actors.run_actor import RunActor
+from runtime.actors.workspaces import WorkspaceKey as Workspace
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class _Live:
     ref: pykka.ActorRef
     generation: int
     executing: bool
+    workspace: Workspace | None = None
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -53,9 +55,13 @@ class Supervisor(pykka.ThreadingActor):
         self.max_live_runs = max_live_runs
         self.max_restarts = max_restarts
         self.live: dict[uuid.UUID, _Live] = {}
-        self.pending: collections.OrderedDict[uuid.UUID, None] = collections.OrderedDict()
+        # run -> its workspace key, in submission order
+        self.pending: collections.OrderedDict[uuid.UUID, Workspace | None] = (
+            collections.OrderedDict()
+        )
         self.restarts: collections.Counter[uuid.UUID] = collections.Counter()
         self.executing = 0
+        self.busy: collections.Counter[Workspace] = collections.Counter()  # workspaces in use
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -77,8 +83,8 @@ class Supervisor(pykka.ThreadingActor):
 
     def _dispatch(self, message: Any) -> None:
         match message:
-            case Submit(run_id=run_id):
-                self.pending[run_id] = None
+            case Submit(run_id=run_id, workspace=workspace):
+                self.pending[run_id] = workspace
                 self._fill_slots()
             case Command(run_id=run_id, command=command):
                 self._command(run_id, command)
@@ -89,24 +95,34 @@ class Supervisor(pykka.ThreadingActor):
             case _:
                 log.warning("supervisor ignored %r", message)
 
-    def _spawn(self, run_id: uuid.UUID, generation: int, first: Any, *, executing: bool) -> None:
+    def _spawn(
+        self,
+        run_id: uuid.UUID,
+        generation: int,
+        first: Any,
+        *,
+        executing: bool,
+        workspace: Workspace | None = None,
+    ) -> None:
         ref = RunActor.start(run_id, self.deps, self.actor_ref, generation)
-        self.live[run_id] = _Live(ref, generation, executing)
+        self.live[run_id] = _Live(ref, generation, executing, workspace if executing else None)
         if executing:
             self.executing += 1
+            if workspace is not None:
+                self.busy[workspace] += 1
         ref.tell(first)
 
     def _fill_slots(self) -> None:
-        deferred: list[uuid.UUID] = []
-        while self.pending and self.executing < self.max_live_runs:
-            run_id, _ = self.pending.popitem(last=False)
-            if run_id in self.live:  # busy with a command; retried when that actor is done
-                deferred.append(run_id)
+        """Start waiting runs in order while slots are free. A run is passed over (keeping
+        its place) while its actor handles a command or another run uses its workspace:
+        two runs in one workspace would edit each other's files."""
+        for run_id, workspace in list(self.pending.items()):
+            if self.executing >= self.max_live_runs:
+                return
+            if run_id in self.live or (workspace is not None and self.busy[workspace]):
                 continue
-            self._spawn(run_id, 0, Execute(), executing=True)
-        for run_id in reversed(deferred):
-            self.pending[run_id] = None
-            self.pending.move_to_end(run_id, last=False)
+            del self.pending[run_id]
+            self._spawn(run_id, 0, Execute(), executing=True, workspace=workspace)
 
     def _command(self, run_id: uuid.UUID, command: Any) -> None:
         live = self.live.get(run_id)
@@ -126,6 +142,10 @@ class Supervisor(pykka.ThreadingActor):
         live = self.live.pop(run_id, None)
         if live is not None and live.executing:
             self.executing -= 1
+            if live.workspace is not None:
+                self.busy[live.workspace] -= 1
+                if not self.busy[live.workspace]:
+                    del self.busy[live.workspace]
         return live
 
     def _retire(self, run_id: uuid.UUID, generation: int) -> None:
@@ -150,5 +170,6 @@ class Supervisor(pykka.ThreadingActor):
             self._spawn(run_id, generation + 1, GiveUp(error), executing=False)
         else:
             log.warning("run %s: actor crashed (%s); restart %d", run_id, error, count)
-            self._spawn(run_id, generation + 1, Recover(count), executing=True)
+            self._spawn(run_id, generation + 1, Recover(count), executing=True,
+                        workspace=live.workspace)  # fmt: skip
         self._fill_slots()

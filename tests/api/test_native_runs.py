@@ -332,3 +332,31 @@ async def test_token_deltas_are_coalesced_before_the_actor(
     assert "".join(deltas) == "x" * 200
     assert deltas[0] == "x"  # the first token is not held back
     assert len(deltas) < 60  # ~200 tokens over >= 0.4 s in 30 ms windows
+
+
+async def test_runs_sharing_a_workspace_execute_one_at_a_time(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app, draft = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("A is done", first_delay=0.6),
+        text_reply("B looked and changed nothing"),
+    )
+    first = await create_run(client, app["id"], owner.headers, input="A: rename")
+    second = await create_run(client, app["id"], owner.headers, input="B: look")
+    await wait_status(client, app["id"], first["run_id"], owner.headers, {"running"})
+    waiting = await client.get(runs_url(app["id"], f"/{second['run_id']}"), headers=owner.headers)
+    assert (await waiting.get_json())["status"] == "queued"  # same (app, user) workspace
+    a = await wait_status(client, app["id"], first["run_id"], owner.headers, {"completed"})
+    b = await wait_status(client, app["id"], second["run_id"], owner.headers,
+                          {"completed", "failed"})  # fmt: skip
+    assert b["status"] == "completed" and b["started_at"] >= a["completed_at"]
+    assert b["result_revision_id"] is None  # B saw its own base files, not A's edit
+    url = f"/admin/apps/{app['id']}/revisions/{a['result_revision_id']}"
+    revision = await (await client.get(url, headers=owner.headers)).get_json()
+    changed = [p for p in revision["files"] if revision["files"][p] != draft["files"].get(p)]
+    assert changed == ["src/App.tsx"]
