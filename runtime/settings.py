@@ -7,13 +7,14 @@ The README's configuration table lists the same names and defaults.
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from runtime.leases import default_node_id
 
 
 class SettingsError(Exception):
@@ -48,7 +49,7 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     # --- runtime -------------------------------------------------------------------------
-    node_id: str = Field(default_factory=socket.gethostname, min_length=1)
+    node_id: str = Field(default_factory=default_node_id, min_length=1)
     max_live_runs: int = Field(default=500, ge=1, le=20000)
     max_actor_restarts: int = Field(default=3, ge=0, le=100)
     restart_policy: Literal["fail", "requeue"] = "fail"

@@ -174,9 +174,10 @@ class RunStore:
         """Extend the lease of every running run this node owns."""
         await self.db.execute("runs_heartbeat", owner, lease_seconds)
 
-    async def list_orphaned(self, owner: str) -> list[uuid.UUID]:
-        """Running runs left by this node's previous process or with a lapsed lease."""
-        return [r["id"] for r in await self.db.fetch("runs_list_orphaned", owner)]
+    async def list_running_leases(self) -> list[dict[str, Any]]:
+        """Every running run's ``id``, ``lease_owner``, ``lease_expires_at`` and the
+        database's ``now`` (lease times are compared on one clock)."""
+        return [dict(r) for r in await self.db.fetch("runs_list_running_leases")]
 
     async def list_lapsed(self) -> list[uuid.UUID]:
         """Running runs whose lease lapsed on any node (the periodic reaper's work)."""

@@ -126,11 +126,9 @@ UPDATE agent_runs
 SET lease_expires_at = now() + make_interval(secs => $2)
 WHERE lease_owner = $1 AND status = 'running';
 
--- name: runs_list_orphaned
--- Runs this node left running (it restarted), or whose lease lapsed on any node.
-SELECT id FROM agent_runs
+-- name: runs_list_running_leases
+SELECT id, lease_owner, lease_expires_at, now() AS now FROM agent_runs
 WHERE status = 'running'
-  AND (lease_owner = $1 OR lease_owner IS NULL OR lease_expires_at < now())
 ORDER BY created_at, id;
 
 -- name: runs_list_queued

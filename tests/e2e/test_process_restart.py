@@ -61,11 +61,17 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
         "RUNWRIGHT_JWT_SECRET": SECRET,
         "RUNWRIGHT_SCRIPTED_ENGINE_ENABLED": "1",
         "RUNWRIGHT_LOCAL_MODEL_AUTOSTART": "0",
-        "RUNWRIGHT_NODE_ID": "node-under-test",
     }
 
 
-async def test_a_killed_process_leaves_no_run_running(env: dict[str, str], database_url: str):
+@pytest.mark.parametrize("node_id", [None, "node-under-test"], ids=["default-node-id", "fixed"])
+async def test_a_killed_process_leaves_no_run_running(
+    env: dict[str, str], database_url: str, node_id: str | None
+):
+    """With the default ``<host>:<pid>`` node id the dead pid is recognised; with a fixed
+    one the restarted process knows the runs were its own."""
+    if node_id is not None:
+        env = {**env, "RUNWRIGHT_NODE_ID": node_id}
     db = await Database.connect(database_url, min_size=1, max_size=2)
     try:
         owner = await Seeder(db, SECRET).tenant_admin()

@@ -1,0 +1,44 @@
+"""Which running runs a starting process may reconcile (DESIGN.md 8.12)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+
+from runtime.leases import dead_local_owner, default_node_id, is_orphaned
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+LATER = NOW + timedelta(seconds=20)
+HOST = socket.gethostname()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return int(proc.stdout)
+
+
+def test_default_node_id_names_host_and_process():
+    assert default_node_id() == f"{HOST}:{os.getpid()}"
+
+
+def test_a_live_process_keeps_its_runs():
+    live = f"{HOST}:{os.getppid()}"
+    assert not is_orphaned(live, LATER, node_id="me", now=NOW)
+    assert not is_orphaned("other-host:1", LATER, node_id="me", now=NOW)
+
+
+def test_orphans_are_recognised():
+    assert is_orphaned(None, None, node_id="me", now=NOW)
+    assert is_orphaned("me", LATER, node_id="me", now=NOW)  # our own name, from a past life
+    assert is_orphaned("other-host:1", NOW - timedelta(seconds=1), node_id="me", now=NOW)
+    assert is_orphaned(f"{HOST}:{_dead_pid()}", LATER, node_id="me", now=NOW)
+
+
+def test_dead_local_owner_needs_this_host_and_a_pid():
+    assert not dead_local_owner("explicit-name")
+    assert not dead_local_owner(f"{HOST}:{os.getpid()}")
+    assert not dead_local_owner(f"elsewhere:{_dead_pid()}")
