@@ -169,6 +169,15 @@ class RunActor(pykka.ThreadingActor):
             self.next_seq = self.row["last_event_seq"] + 1
         return self.row
 
+    async def _flush_and_claim(self) -> dict[str, Any] | None:
+        """``queued -> running`` in one hop to the loop (the first attempt: a new run, or
+        one queued again by resume or the requeue policy). As in :meth:`_load`, the run's
+        pending events are persisted first, so the claimed row's ``last_event_seq`` is
+        where this actor's numbering continues."""
+        deps = self.deps
+        await deps.writer.flush(self.run_id)
+        return await deps.runs.claim(self.run_id, deps.node_id, deps.lease_seconds)
+
     def _emit(self, drafts: list[EventDraft]) -> None:
         if not drafts:
             return
@@ -204,17 +213,21 @@ class RunActor(pykka.ThreadingActor):
 
     def _execute(self, *, attempt: int) -> None:
         deps = self.deps
-        row = self._load()
-        if row is None:
-            self._done()
-            return
-        # A restarted actor takes over its running run; anything else must claim it queued.
-        take = deps.runs.reclaim if attempt and row["status"] == states.RUNNING else deps.runs.claim
-        claimed = self._db(take(self.run_id, deps.node_id, deps.lease_seconds))
-        if claimed is None:  # cancelled before it started, or someone else owns it
+        if attempt:
+            row = self._load()
+            if row is None:
+                self._done()
+                return
+            # A restarted actor takes over its running run; anything else must claim it.
+            take = deps.runs.reclaim if row["status"] == states.RUNNING else deps.runs.claim
+            claimed = self._db(take(self.run_id, deps.node_id, deps.lease_seconds))
+        else:
+            claimed = self._db(self._flush_and_claim())
+        if claimed is None:  # gone, cancelled before it started, or someone else owns it
             self._done()
             return
         self.row = claimed
+        self.next_seq = claimed["last_event_seq"] + 1
         summary = "Coding-agent run started" if attempt == 0 else "Coding-agent run restarted"
         plan: dict[str, Any] = {"summary": summary}
         if attempt:
