@@ -314,6 +314,11 @@ class RunService:
             return await reply.wait(COMMAND_TIMEOUT_SECONDS)
         except ReplyTimeout as exc:
             raise RunRequestError(503, "The run did not answer in time; try again") from exc
+        except RunNotPaused:
+            raise
+        except Exception as exc:  # the actor crashed handling it; the Supervisor restarts it
+            log.warning("command %r on run %s failed: %s", command, run_id, exc)
+            raise RunRequestError(503, "The run's actor failed; try again") from exc
 
     def workspace_key(self, row: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID | None] | None:
         """The (app, user) workspace a run works in, or None when its engine has none."""

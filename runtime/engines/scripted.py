@@ -24,6 +24,7 @@ Every step may carry ``"delay_ms"`` applied before it. Sessions record what happ
 from __future__ import annotations
 
 import asyncio
+import collections
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -66,7 +67,29 @@ def validate_script(script: Any) -> list[dict[str, Any]]:
         keys = set(step) - {"delay_ms", "input", "output"}
         if len(keys) != 1 or not keys <= STEP_KEYS:
             raise ScriptError(f"script step {index} must name exactly one of {sorted(STEP_KEYS)}")
+        (kind,) = keys
+        problem = _value_problem(kind, step[kind]) or (
+            "delay_ms" in step and _value_problem("sleep_ms", step["delay_ms"])
+        )
+        if problem:
+            raise ScriptError(f"script step {index}: {problem}")
     return script
+
+
+def _value_problem(kind: str, value: Any) -> str | None:
+    """What is wrong with a step's value, or None."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "sleep_ms" and not (number and 0 <= value <= 3_600_000):
+        return "a duration in ms must be a number from 0 to 3600000"
+    if kind in ("delta", "fail", "raise", "tool") and not isinstance(value, str):
+        return f"{kind} must be a string"
+    if kind == "deltas" and not (
+        isinstance(value, list) and all(isinstance(v, str) for v in value)
+    ):
+        return "deltas must be a list of strings"
+    if kind in ("plan", "pause", "complete") and not isinstance(value, dict):
+        return f"{kind} must be an object"
+    return None
 
 
 class ActorFault:
@@ -139,7 +162,8 @@ class ScriptedEngine(Engine):
     preflight_uses_model = False  # the default preflight; scripts use no model
 
     def __init__(self) -> None:
-        self.journal: list[tuple[uuid.UUID, str]] = []
+        # What sessions did, newest last; bounded so a long benchmark cannot grow it forever.
+        self.journal: collections.deque[tuple[uuid.UUID, str]] = collections.deque(maxlen=10_000)
 
     def open(self, ctx: RunContext) -> EngineSession:
         return ScriptedSession(self, ctx)

@@ -264,3 +264,15 @@ async def test_non_uuid_ids_are_422(client, owner, app_and_draft):
     ):
         response = await client.get(url, headers=owner.headers)
         assert response.status_code == 422, url
+
+
+async def test_a_malformed_script_is_422(client, owner, app_and_draft):
+    app, _ = app_and_draft
+    for script in ([{"sleep_ms": "abc"}], [{"delta": 5}], [{"deltas": "ab"}], [{"plan": 1}],
+                   [{"delta": "a", "delay_ms": -1}], [{"nope": 1}], [3]):  # fmt: skip
+        response = await client.post(
+            runs_url(app["id"]), json={"input": "x", "engine": "scripted", "script": script},
+            headers=owner.headers,
+        )  # fmt: skip
+        assert response.status_code == 422, script
+        assert (await response.get_json())["detail"][0]["loc"][:2] == ["body", "script"]

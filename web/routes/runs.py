@@ -171,10 +171,10 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @tag(["runs"])
     @document_request(ResumeRequest)
     @document_response(RunResponse, 200)
-    @document_errors(401, 403, 404, 409, 422)
+    @document_errors(401, 403, 404, 409, 422, 503)
     async def resume_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         """Resume a paused run; ``payload`` is stored and handed to the engine.
-        409 "Run is not paused"."""
+        409 "Run is not paused"; 503 when the run's actor could not answer (retry)."""
         await authz.run_access(app_id, run_id, WRITE)
         body = await parse_json(ResumeRequest)
         return services.runs.serialize(await services.runs.resume(run_id, body.payload))
@@ -182,10 +182,11 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @bp.post("/<uuid:run_id>/cancel")
     @tag(["runs"])
     @document_response(RunResponse, 200)
-    @document_errors(401, 403, 404, 422)
+    @document_errors(401, 403, 404, 422, 503)
     async def cancel_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         """Cancel: answers once the engine has stopped. Terminal runs come back unchanged.
-        An engine whose stop cannot be confirmed fails the run (contract 1.7)."""
+        An engine whose stop cannot be confirmed fails the run (contract 1.7). 503 when the
+        run's actor could not answer (retry)."""
         await authz.run_access(app_id, run_id, WRITE)
         return services.runs.serialize(await services.runs.cancel(run_id))
 
