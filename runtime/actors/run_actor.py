@@ -39,6 +39,7 @@ from runtime.actors.messages import (
 )
 from runtime.actors.pump import pump
 from runtime.actors.translate import EventMapper
+from runtime.actors.workspaces import workspace_key
 from runtime.assistant_text import final_text
 from runtime.engine import (
     CancelOutcome,
@@ -95,10 +96,19 @@ class RunActor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         try:
             return self._dispatch(message)
-        except Exception:
+        except Exception as exc:
+            self._fail_reply(message, exc)
             raise
         except BaseException as exc:  # never let one escape: pykka would stop every actor
+            self._fail_reply(message, exc)
             raise RuntimeError(f"run actor interrupted: {exc!r}") from exc
+
+    @staticmethod
+    def _fail_reply(message: Any, exc: BaseException) -> None:
+        """A command whose handling crashed still gets an answer (no caller waits in vain)."""
+        reply = getattr(message, "reply", None)
+        if reply is not None:
+            reply.fail(RuntimeError(f"the run's actor failed: {exc!r}"))
 
     def on_stop(self) -> None:
         if self.task is not None:  # process shutdown: stop the engine with the actor
@@ -110,6 +120,10 @@ class RunActor(pykka.ThreadingActor):
         for reply in self.cancel_replies:
             reply.fail(RuntimeError("the run's actor crashed"))
         self._tell_supervisor(ActorFailed(self.run_id, self.generation, repr(exc)))
+
+    def _workspace_key(self) -> tuple[uuid.UUID, uuid.UUID | None] | None:
+        assert self.row is not None
+        return workspace_key(self.deps.engines, self.row)
 
     def _tell_supervisor(self, message: Any) -> None:
         try:
@@ -320,13 +334,18 @@ class RunActor(pykka.ThreadingActor):
         self._end(row, failure_diagnostics(message, diagnostics))
 
     def _end(self, row: dict[str, Any] | None, diagnostics: list[dict[str, Any]]) -> None:
-        """Emit the terminal event for the written status, answer waiters, leave."""
-        if row is None:  # the status moved under us (another node reconciled the run)
+        """Emit the terminal event for the written status, answer waiters, leave.
+
+        ``row`` is None when the conditional write found the status already moved (another
+        process reconciled the run): that writer emitted the terminal event, so no second
+        one is emitted here; waiters get the run as it is.
+        """
+        if row is None:
             row = self._load()
         else:
             self.row = row
-        if row is not None:
             self._terminal_event(row, diagnostics)
+        if row is not None:
             for reply in self.cancel_replies:
                 reply.set(row)
         self.cancel_replies.clear()
@@ -416,7 +435,7 @@ class RunActor(pykka.ThreadingActor):
             reply.fail(RunNotPaused("Run is not paused"))
         else:
             reply.set(updated)
-            self._tell_supervisor(Submit(self.run_id))
+            self._tell_supervisor(Submit(self.run_id, self._workspace_key()))
         self._done()
 
     def _reconcile(self, policy: str) -> None:
@@ -434,7 +453,7 @@ class RunActor(pykka.ThreadingActor):
                 self._emit(
                     [EventDraft("plan.updated", {"summary": "Run requeued after a restart"})]
                 )
-                self._tell_supervisor(Submit(self.run_id))
+                self._tell_supervisor(Submit(self.run_id, self._workspace_key()))
             self._done()
             return
         self._fail(RESTARTED_MESSAGE, [{"code": "RUN_INTERRUPTED", "message": RESTARTED_MESSAGE}])

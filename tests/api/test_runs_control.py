@@ -169,3 +169,23 @@ async def test_opencode_engine_exception_fails_closed(
     assert "OpenCode upstream unavailable" in events[-1]["data"]["diagnostics"][0]["message"]
     final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"})
     assert "OpenCode upstream unavailable" in final["error"]
+
+
+async def test_a_run_failed_elsewhere_gets_no_second_terminal_event(
+    client, owner, app_and_draft, db, services
+):
+    """If another process reconciled the run while it executed here, the late engine
+    result neither overwrites the status nor adds a terminal event (DESIGN.md 8.3)."""
+    app, _ = app_and_draft
+    run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
+                           script=[{"sleep_ms": 300}, {"delta": "late"}])  # fmt: skip
+    await wait_status(client, app["id"], run["run_id"], owner.headers, {"running"})
+    run_id = uuid.UUID(run["run_id"])
+    failed = await RunStore(db).finish(run_id, "failed", expected=["running"], error="elsewhere")
+    assert failed is not None
+    await asyncio.sleep(0.8)  # the engine finishes its 300 ms script and the actor ends
+    assert (run_id, "started") in services.runs.engines["scripted"].journal
+    events = await services.runs.events.read_from(run_id, 1)
+    assert [e.type for e in events if e.type in ("run.completed", "run.failed")] == []
+    final = await RunStore(db).get(run_id)
+    assert final["status"] == "failed" and final["error_message"] == "elsewhere"
