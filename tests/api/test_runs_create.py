@@ -276,3 +276,20 @@ async def test_a_malformed_script_is_422(client, owner, app_and_draft):
         )  # fmt: skip
         assert response.status_code == 422, script
         assert (await response.get_json())["detail"][0]["loc"][:2] == ["body", "script"]
+
+
+async def test_checkpoints_of_another_tenant_are_out_of_reach(client, owner, seed, app_and_draft):
+    app, draft = app_and_draft
+    intruder = await seed.tenant_admin()
+    other_app, _ = await create_app_via_api(client, intruder.headers)
+    listed = await client.get(f"/admin/apps/{app['id']}/coding-agent/checkpoints",
+                              headers=intruder.headers)  # fmt: skip
+    assert listed.status_code == 404
+    assert await listed.get_json() == {"detail": "Published app not found"}
+    # the owner's revision restored into the intruder's own app: not a revision of that app
+    restore = await client.post(
+        f"/admin/apps/{other_app['id']}/coding-agent/checkpoints/{draft['id']}/restore",
+        json={}, headers=intruder.headers,
+    )  # fmt: skip
+    assert restore.status_code == 404
+    assert await restore.get_json() == {"detail": "Revision not found"}
