@@ -4,6 +4,8 @@ object count to ``$BENCH_GC_LOG`` (one line per collection, written at exit).
 
 ``$BENCH_GC_FREEZE_AFTER=S`` (``--gc-freeze-after S``) also calls ``gc.freeze()`` S seconds
 after start-up: an experiment for the proposal to freeze start-up objects in the server.
+``$BENCH_GC_THRESHOLD=t0,t1,t2`` (``--env BENCH_GC_THRESHOLD=...``) sets
+``gc.set_threshold(t0, t1, t2)`` at start-up (an experiment; needs ``--gc-log``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,10 @@ if _path:
 
     gc.callbacks.append(_on_gc)
     atexit.register(_dump)
+
+_threshold = os.environ.get("BENCH_GC_THRESHOLD")
+if _threshold:
+    gc.set_threshold(*(int(part) for part in _threshold.split(",")))
 
 _freeze_after = os.environ.get("BENCH_GC_FREEZE_AFTER")
 if _freeze_after:
