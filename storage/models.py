@@ -181,10 +181,7 @@ async def resolve_chat_model(
         The model, or ``None`` when nothing qualifies (the caller answers 400
         ``CODING_AGENT_MODEL_UNAVAILABLE``).
     """
-    if model_id is not None:
-        row = await db.fetchrow("models_resolve_explicit", model_id, tenant_id)
-    else:
-        row = await db.fetchrow("models_resolve_auto", tenant_id)
+    row = await db.fetchrow("models_resolve", tenant_id, model_id)
     return maybe(Model, row)
 
 

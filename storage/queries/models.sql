@@ -31,28 +31,10 @@ UPDATE models
 SET is_default = false, updated_at = now()
 WHERE tenant_id IS NOT DISTINCT FROM $1 AND capability_type = $2 AND id <> $3 AND is_default;
 
--- Explicit choice (contract 4): active, chat, the tenant's or global. Status is not checked.
--- name: models_resolve_explicit
-SELECT * FROM models
-WHERE id = $1 AND is_active AND capability_type = 'chat'
-  AND (tenant_id = $2 OR tenant_id IS NULL);
 
--- Auto choice (contract 4 a-c, made deterministic by DESIGN.md 8.10): tenant default,
--- global default, then any tenant model, then any global model; oldest first; only
--- models whose status is 'active'.
--- name: models_resolve_auto
-SELECT * FROM models
-WHERE is_active AND capability_type = 'chat' AND status = 'active'
-  AND (tenant_id = $1 OR tenant_id IS NULL)
-ORDER BY
-    CASE
-        WHEN is_default AND tenant_id IS NOT NULL THEN 0
-        WHEN is_default THEN 1
-        WHEN tenant_id IS NOT NULL THEN 2
-        ELSE 3
-    END,
-    created_at, id
-LIMIT 1;
+-- name: models_resolve
+-- The rule lives in migration 0002 (resolve_chat_model).
+SELECT * FROM resolve_chat_model($1, $2);
 
 -- name: models_binding_insert
 INSERT INTO model_bindings (

@@ -21,9 +21,8 @@ SELECT * FROM run;
 
 -- What run creation reads (contract 1.2), in one round trip: the app's current draft
 -- (draft_* columns, NULL when the app is not in that tenant or has no draft) and the chat
--- model the run will use (the models columns, NULL when none qualifies). The model rules
--- are models_resolve_explicit ($3 given) and models_resolve_auto ($3 NULL) of models.sql:
--- keep the two in step.
+-- model the run will use (the models columns, NULL when none qualifies), by the one rule
+-- in resolve_chat_model (migration 0002).
 -- name: runs_create_inputs
 WITH d AS (
     SELECT r.id, r.entry_file, r.created_at
@@ -31,26 +30,7 @@ WITH d AS (
     JOIN app_revisions r ON r.id = a.current_draft_revision_id AND r.published_app_id = a.id
     WHERE a.id = $1 AND a.tenant_id = $2
 ), m AS (
-    (
-        SELECT * FROM models
-        WHERE $3::uuid IS NOT NULL AND id = $3::uuid AND is_active AND capability_type = 'chat'
-          AND (tenant_id = $2 OR tenant_id IS NULL)
-    )
-    UNION ALL
-    (
-        SELECT * FROM models
-        WHERE $3::uuid IS NULL AND is_active AND capability_type = 'chat' AND status = 'active'
-          AND (tenant_id = $2 OR tenant_id IS NULL)
-        ORDER BY
-            CASE
-                WHEN is_default AND tenant_id IS NOT NULL THEN 0
-                WHEN is_default THEN 1
-                WHEN tenant_id IS NOT NULL THEN 2
-                ELSE 3
-            END,
-            created_at, id
-        LIMIT 1
-    )
+    SELECT * FROM resolve_chat_model($2, $3::uuid)
 )
 SELECT d.id AS draft_id, d.entry_file AS draft_entry_file, d.created_at AS draft_created_at, m.*
 FROM (SELECT) AS one
