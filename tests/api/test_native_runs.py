@@ -360,3 +360,29 @@ async def test_runs_sharing_a_workspace_execute_one_at_a_time(
     revision = await (await client.get(url, headers=owner.headers)).get_json()
     changed = [p for p in revision["files"] if revision["files"][p] != draft["files"].get(p)]
     assert changed == ["src/App.tsx"]
+
+
+async def test_a_run_executes_with_its_pinned_model_after_the_default_changes(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+    make_model,
+    dead_openai_url,  # noqa: F811
+):
+    """Contract 4 / section 10 scenario 1: the model resolved at creation is the one that
+    executes, even when the tenant's default changes before the run starts."""
+    app, _ = native_app
+    scripted_openai.push(hang_reply(after_chunks=1, text="blocking"), text_reply("pinned"))
+    blocker = await create_run(client, app["id"], owner.headers, input="block the workspace")
+    await wait_status(client, app["id"], blocker["run_id"], owner.headers, {"running"})
+    pinned = await create_run(client, app["id"], owner.headers, input="use my model")
+    assert (await client.get(runs_url(app["id"], f"/{pinned['run_id']}"),
+                             headers=owner.headers)).status_code == 200  # fmt: skip
+    # a new tenant default that cannot answer: a run using it would fail
+    await make_model(owner.tenant_id, default=True, base_url=dead_openai_url)
+    await client.post(runs_url(app["id"], f"/{blocker['run_id']}/cancel"), headers=owner.headers)
+    done = await wait_status(client, app["id"], pinned["run_id"], owner.headers,
+                             {"completed", "failed"})  # fmt: skip
+    assert done["status"] == "completed", done["error"]
+    assert done["resolved_model_id"] == pinned["resolved_model_id"]
