@@ -145,9 +145,15 @@ class Checkpoints:
         user_id: uuid.UUID | None,
         checkpoint_id: uuid.UUID,
         run_id: uuid.UUID | None = None,
+        sync_workspace: bool = False,
     ) -> Revision:
         """Copy a revision's files into a new draft revision on top of the current draft,
-        re-sync the user's workspace, and relink ``run_id`` (contract 1.9, 8).
+        and relink ``run_id`` (contract 1.9, 8).
+
+        ``sync_workspace`` rewrites the user's workspace with the restored files: the
+        agent's ``restore_checkpoint`` tool needs it to keep working on them. The HTTP route
+        does not: every run resets the workspace to its own base revision when it starts,
+        and rewriting it here would pull files from under a run executing in it.
 
         Raises:
             CheckpointNotFound: ``checkpoint_id`` is not a revision of the app.
@@ -161,8 +167,9 @@ class Checkpoints:
             self.db, app_id=app_id, tenant_id=tenant_id, files=files,
             entry_file=source.entry_file, created_by=user_id,
         )  # fmt: skip
-        workspace = self.workspace(app_id, user_id)
-        await asyncio.to_thread(workspace.materialise, revision.files)
+        if sync_workspace:
+            workspace = self.workspace(app_id, user_id)
+            await asyncio.to_thread(workspace.materialise, revision.files)
         if run_id is not None:
             await RunStore(self.db).set_revisions(run_id, revision.id, checkpoint_id)
         return revision
@@ -201,7 +208,7 @@ class Checkpoints:
         try:
             revision = await self.restore(
                 app_id=ctx.app_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id,
-                checkpoint_id=checkpoint_id, run_id=ctx.run_id,
+                checkpoint_id=checkpoint_id, run_id=ctx.run_id, sync_workspace=True,
             )  # fmt: skip
         except CheckpointNotFound:
             raise ToolPermissionError("Checkpoint does not belong to this app") from None

@@ -386,3 +386,38 @@ async def test_a_run_executes_with_its_pinned_model_after_the_default_changes(
                              {"completed", "failed"})  # fmt: skip
     assert done["status"] == "completed", done["error"]
     assert done["resolved_model_id"] == pinned["resolved_model_id"]
+
+
+async def test_checkpoint_tools_create_and_restore_inside_a_run(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """The agent's create_checkpoint records a revision on the run; restore_checkpoint
+    brings the workspace back to a revision's files (contract 7.3)."""
+    app, draft = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        _call("coding_agent_create_checkpoint"),
+        _call("coding_agent_restore_checkpoint", checkpoint_revision_id=draft["id"]),
+        _call("coding_agent_read_file", path="src/App.tsx"),
+        text_reply("restored"),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="checkpoint and undo")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    outputs = {
+        e["data"]["payload"]["tool"]: e["data"]["payload"]["output"]
+        for e in events
+        if e["data"]["event"] == "tool.completed"
+    }
+    created = outputs["coding_agent_create_checkpoint"]["checkpoint_revision_id"]
+    restored = outputs["coding_agent_restore_checkpoint"]
+    assert restored["from_checkpoint_revision_id"] == draft["id"]
+    assert "<h1>Chat</h1>" in outputs["coding_agent_read_file"]["content"]  # workspace re-synced
+    url = f"/admin/apps/{app['id']}/revisions/{created}"
+    checkpoint = await (await client.get(url, headers=owner.headers)).get_json()
+    assert "<h1>Runwright Chat</h1>" in checkpoint["files"]["src/App.tsx"]
+    final = events[-1]["data"]["payload"]
+    assert final["status"] == "completed"
+    assert final["result_revision_id"] == restored["restored_revision_id"]
