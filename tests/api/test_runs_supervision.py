@@ -9,11 +9,9 @@ import uuid
 import pytest
 
 from storage.runs import RunStore
-from tests.support.api import create_app_via_api
+from tests.support.api import create_app_via_api, running_app
 from tests.support.runs import create_run, read_stream, runs_url, types, wait_status
 from tests.support.seed import Seeder
-from web.app import create_app
-from web.services import build_services
 
 
 @pytest.fixture
@@ -134,20 +132,14 @@ async def test_an_actor_crashing_past_the_limit_fails_the_run(
 
 async def test_runs_left_running_are_reconciled_at_the_next_start(make_settings):
     settings = make_settings(scripted_engine_enabled=True)
-    first_services = build_services(settings)
-    first = create_app(settings, services=first_services)
-    async with first.test_app():
-        client = first.test_client()
+    async with running_app(settings) as (client, first_services):
         owner = await Seeder(first_services.db, first_services.jwt_secret).tenant_admin()
         app, _ = await create_app_via_api(client, owner.headers)
         run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
                                script=[{"hang": True}])  # fmt: skip
         await wait_status(client, app["id"], run["run_id"], owner.headers, {"running"})
     # the first process is gone and its run is still `running` in Postgres
-    second_services = build_services(settings)
-    second = create_app(settings, services=second_services)
-    async with second.test_app():
-        client = second.test_client()
+    async with running_app(settings) as (client, second_services):
         final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"})
         assert "restarted" in final["error"]
         _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
@@ -159,19 +151,14 @@ async def test_runs_left_running_are_reconciled_at_the_next_start(make_settings)
 
 async def test_requeue_policy_runs_an_interrupted_run_again(make_settings):
     settings = make_settings(scripted_engine_enabled=True, restart_policy="requeue")
-    first_services = build_services(settings)
-    first = create_app(settings, services=first_services)
     script = [{"delta": "first attempt"}, {"sleep_ms": 600}, {"delta": "finished"}]
-    async with first.test_app():
-        client = first.test_client()
+    async with running_app(settings) as (client, first_services):
         owner = await Seeder(first_services.db, first_services.jwt_secret).tenant_admin()
         app, _ = await create_app_via_api(client, owner.headers)
         run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
                                script=script)  # fmt: skip
         await wait_status(client, app["id"], run["run_id"], owner.headers, {"running"})
-    second = create_app(settings, services=build_services(settings))
-    async with second.test_app():
-        client = second.test_client()
+    async with running_app(settings) as (client, _):
         final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
         assert final["error"] is None
         _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
@@ -185,10 +172,7 @@ async def test_requeue_policy_runs_an_interrupted_run_again(make_settings):
 async def test_a_run_whose_lease_lapsed_on_another_node_is_reaped(make_settings):
     first_settings = make_settings(scripted_engine_enabled=True, node_id="node-a",
                                    lease_seconds=2.0)  # fmt: skip
-    first_services = build_services(first_settings)
-    first = create_app(first_settings, services=first_services)
-    async with first.test_app():
-        client = first.test_client()
+    async with running_app(first_settings) as (client, first_services):
         owner = await Seeder(first_services.db, first_services.jwt_secret).tenant_admin()
         app, _ = await create_app_via_api(client, owner.headers)
         run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
@@ -197,9 +181,7 @@ async def test_a_run_whose_lease_lapsed_on_another_node_is_reaped(make_settings)
     # node-a is gone; node-b does not own the run, so only the lapsed lease frees it
     second_settings = make_settings(scripted_engine_enabled=True, node_id="node-b",
                                     lease_seconds=2.0)  # fmt: skip
-    second = create_app(second_settings, services=build_services(second_settings))
-    async with second.test_app():
-        client = second.test_client()
+    async with running_app(second_settings) as (client, _):
         final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"},
                                   within=10)  # fmt: skip
         assert "restarted" in final["error"]
@@ -207,10 +189,7 @@ async def test_a_run_whose_lease_lapsed_on_another_node_is_reaped(make_settings)
 
 async def test_live_runs_keep_their_lease(make_settings):
     settings = make_settings(scripted_engine_enabled=True, lease_seconds=2.0)
-    services = build_services(settings)
-    quart_app = create_app(settings, services=services)
-    async with quart_app.test_app():
-        client = quart_app.test_client()
+    async with running_app(settings) as (client, services):
         owner = await Seeder(services.db, services.jwt_secret).tenant_admin()
         app, _ = await create_app_via_api(client, owner.headers)
         run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
