@@ -79,9 +79,9 @@ class Stack:
     data_dir: Path
 
 
-def create_app(base: str, tenancy: Tenancy) -> str:
-    """Create the benchmark app (synchronously: callers may already run a loop)."""
-    body = json.dumps({"name": "Bench app", "slug": "bench-app"}).encode()
+def create_app(base: str, tenancy: Tenancy, slug: str = "bench-app") -> str:
+    """Create a benchmark app (synchronously: callers may already run a loop)."""
+    body = json.dumps({"name": f"Bench app {slug}", "slug": slug}).encode()
     headers = {**tenancy.headers(), "Content-Type": "application/json"}
     req = urllib.request.Request(f"{base}/admin/apps", data=body, headers=headers)
     with urllib.request.urlopen(req, timeout=30) as resp:

@@ -2,7 +2,11 @@
 
 Scripted engine (default): the script is one step of ``--chunks`` deltas with no delay.
 Native engine (``--engine native``): the run's model is the scripted OpenAI-compatible
-server (``bench.openai_stub``) on loopback answering ``--chunks`` streamed chunks.
+server (``bench.openai_stub``) on loopback answering ``--chunks`` streamed chunks. The
+Supervisor executes one run per (app, user) workspace at a time, so by default each native
+client gets its own app (``--workspaces per-client``: 50 workspaces, runs execute
+concurrently); ``--workspaces shared`` puts every client in one app, i.e. measures runs
+executed one after another (the figure before this option existed).
 
 Reports completed runs/s, create -> first ``assistant.delta`` p50/p99, create -> terminal
 event p50/p99 and the server's peak RSS; with ``--profile`` also records the server with
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -24,8 +29,16 @@ import time
 from typing import Any
 
 from bench import client
-from bench.env import VENV_BIN, CpuMeter, wait_for_quiet
-from bench.stack import RESULTS, Stack, add_common_args, pin_client, result_name, stack
+from bench.env import VENV_BIN, CpuMeter, Tenancy, wait_for_quiet
+from bench.stack import (
+    RESULTS,
+    Stack,
+    add_common_args,
+    create_app,
+    pin_client,
+    result_name,
+    stack,
+)
 
 
 def run_body(engine: str, chunks: int) -> dict[str, Any]:
@@ -35,19 +48,38 @@ def run_body(engine: str, chunks: int) -> dict[str, Any]:
     return {"input": "Say hello.", "engine": "native"}
 
 
+def client_tenancies(st: Stack, clients: int, per_client: bool) -> list[Tenancy]:
+    """One tenancy per client: the stack's app for all, or (``per_client``) an app of its
+    own each (same user and token), so that no two clients share an (app, user) workspace."""
+    if not per_client:
+        return [st.tenancy] * clients
+    return [
+        dataclasses.replace(st.tenancy, app_id=create_app(st.server.url, st.tenancy, f"bench-{i}"))
+        for i in range(clients)
+    ]
+
+
 async def load(
-    st: Stack, *, clients: int, runs: int, max_seconds: float, body: dict[str, Any]
+    st: Stack,
+    *,
+    clients: int,
+    runs: int,
+    max_seconds: float,
+    body: dict[str, Any],
+    tenancies: list[Tenancy] | None = None,
 ) -> dict[str, Any]:
-    """Run ``runs`` runs over ``clients`` workers (bounded by ``max_seconds``)."""
+    """Run ``runs`` runs over ``clients`` workers (bounded by ``max_seconds``); worker i
+    uses ``tenancies[i]`` (default: the stack's tenancy for all)."""
     first: list[float] = []
     e2e: list[float] = []
     failures: list[str] = []
     terminal: dict[str, int] = {}
     started = 0
     deadline = time.perf_counter() + max_seconds
-    base, ten = st.server.url, st.tenancy
+    base = st.server.url
+    tens = tenancies or [st.tenancy] * clients
 
-    async def worker(http: Any) -> None:
+    async def worker(http: Any, ten: Tenancy) -> None:
         nonlocal started
         while started < runs and time.perf_counter() < deadline:
             started += 1
@@ -68,7 +100,7 @@ async def load(
 
     async with client.session(timeout=120) as http:
         t_start = time.perf_counter()
-        await asyncio.gather(*(worker(http) for _ in range(clients)))
+        await asyncio.gather(*(worker(http, tens[i]) for i in range(clients)))
         wall = time.perf_counter() - t_start
     return {
         "runs_completed": len(e2e),
@@ -122,15 +154,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="SECONDS")
     parser.add_argument("--quiet-wait", type=float, default=60.0, help="max s to wait for idle")
     parser.add_argument("--profile-gil", action="store_true", help="py-spy --gil")
+    parser.add_argument(
+        "--workspaces", choices=("per-client", "shared"), default="per-client",
+        help="native: an app (so an (app, user) workspace) per client, or one for all",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     pin_client(args.client_cpus)
     name = result_name(args, f"throughput-{args.engine}")
     body = run_body(args.engine, args.chunks)
     native = args.chunks if args.engine == "native" else None
+    per_client = args.engine == "native" and args.workspaces == "per-client"
     with stack(args, name, native_chunks=native) as st:
+        tens = client_tenancies(st, args.clients, per_client)
         warm = asyncio.run(
-            load(st, clients=args.clients, runs=args.warmup, max_seconds=60, body=body)
-        )
+            load(
+                st, clients=args.clients, runs=args.warmup, max_seconds=60, body=body,
+                tenancies=tens,
+            )
+        )  # fmt: skip
         st.rss.reset()
         quiet = wait_for_quiet(args.quiet_wait)
         prof = (
@@ -143,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(
                 load(
                     st, clients=args.clients, runs=args.runs, max_seconds=args.max_seconds,
-                    body=body,
+                    body=body, tenancies=tens,
                 )
             )  # fmt: skip
         finally:
@@ -157,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
         result["peak_rss_mib"] = round(st.rss.peak / 2**20, 1)
     result.update(
         engine=args.engine, clients=args.clients, chunks=args.chunks,
+        workspaces=args.workspaces if args.engine == "native" else None,
+        apps=len({t.app_id for t in tens}),
         warmup_failures=warm["failures"], server_cpus=args.server_cpus,
         client_cpus=args.client_cpus,
     )  # fmt: skip
