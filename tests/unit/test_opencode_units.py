@@ -297,6 +297,21 @@ def test_permission_policy_allows_only_edits_inside_the_workspace(tmp_path: Path
     assert {"permission": "bash", "pattern": "*", "action": "deny"} in rules
 
 
+def _ctx(**overrides: Any) -> RunContext:
+    """A run context for the opencode engine; ``overrides`` replace its fields."""
+    values: dict[str, Any] = {
+        "run_id": uuid.uuid4(),
+        "tenant_id": uuid.uuid4(),
+        "app_id": uuid.uuid4(),
+        "user_id": uuid.uuid4(),
+        "engine": "opencode",
+        "input_params": {"input": "x"},
+        "model": None,
+    }
+    values.update(overrides)
+    return RunContext(**values)
+
+
 def _model(base_url: str = "http://127.0.0.1:9/v1", **kw: Any) -> ModelTarget:
     values: dict[str, Any] = {
         "model_id": uuid.uuid4(),
@@ -339,30 +354,14 @@ async def test_config_store_merges_providers(tmp_path: Path) -> None:
 
 
 def test_prompt_carries_earlier_messages() -> None:
-    ctx = RunContext(
-        run_id=uuid.uuid4(),
-        tenant_id=uuid.uuid4(),
-        app_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        engine="opencode",
-        input_params={"input": "now", "messages": [{"role": "user", "content": "before"}]},
-        model=None,
-    )
+    ctx = _ctx(input_params={"input": "now", "messages": [{"role": "user", "content": "before"}]})
     assert build_prompt(ctx) == "Conversation so far:\nuser: before\n\nCurrent request:\nnow"
 
 
 def test_prompt_does_not_repeat_the_input_stored_as_the_last_message() -> None:
     """Stored messages always end with the prompt (contract 5): it is sent once."""
     stored = prepare_messages([], "now", 28000)
-    ctx = RunContext(
-        run_id=uuid.uuid4(),
-        tenant_id=uuid.uuid4(),
-        app_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        engine="opencode",
-        input_params={"input": "now", "messages": stored},
-        model=None,
-    )
+    ctx = _ctx(input_params={"input": "now", "messages": stored})
     assert build_prompt(ctx) == "now"
     history = prepare_messages([{"role": "user", "content": "before"}], "now", 28000)
     ctx = dataclasses.replace(ctx, input_params={"input": "now", "messages": history})
@@ -411,17 +410,7 @@ async def test_preflight_unreachable_server_and_cancel_request_failure(tmp_path:
     try:
         with pytest.raises(EngineUnavailable, match="^OpenCode engine is unavailable: OpenCode"):
             await engine.preflight(_request(workspace=tmp_path))
-        ctx = RunContext(
-            run_id=uuid.uuid4(),
-            tenant_id=uuid.uuid4(),
-            app_id=uuid.uuid4(),
-            user_id=uuid.uuid4(),
-            engine="opencode",
-            input_params={"input": "x"},
-            model=_model(),
-            workspace=tmp_path,
-            engine_run_ref="ses_gone",
-        )
+        ctx = _ctx(model=_model(), workspace=tmp_path, engine_run_ref="ses_gone")
         outcome = await engine.open(ctx).cancel()
         assert not outcome.confirmed
         (diagnostic,) = outcome.diagnostics
@@ -447,16 +436,7 @@ async def test_managed_engine_without_binary_is_unavailable_and_fails_runs(
     try:
         with pytest.raises(EngineUnavailable, match="RUNWRIGHT_OPENCODE_BINARY"):
             await engine.preflight(_request(workspace=tmp_path))
-        ctx = RunContext(
-            run_id=uuid.uuid4(),
-            tenant_id=uuid.uuid4(),
-            app_id=uuid.uuid4(),
-            user_id=uuid.uuid4(),
-            engine="opencode",
-            input_params={"input": "x"},
-            model=_model(),
-            workspace=tmp_path,
-        )
+        ctx = _ctx(model=_model(), workspace=tmp_path)
         events = [event async for event in engine.open(ctx).events()]
         assert len(events) == 1 and isinstance(events[0], Failed)
         assert events[0].diagnostics[0]["code"] == "OPENCODE_SETUP_FAILED"
@@ -471,16 +451,7 @@ async def test_cancelling_the_consumer_as_a_frame_arrives_still_cancels_it(
     ``asyncio.wait_for`` drops it when the awaited ``queue.get()`` is already done), else the
     session loops on forever after its run was cancelled."""
     engine = OpenCodeEngine(Settings(data_dir=tmp_path, opencode_enabled=False))
-    ctx = RunContext(
-        run_id=uuid.uuid4(),
-        tenant_id=uuid.uuid4(),
-        app_id=uuid.uuid4(),
-        user_id=uuid.uuid4(),
-        engine="opencode",
-        input_params={"input": "x"},
-        model=_model(),
-        workspace=tmp_path,
-    )
+    ctx = _ctx(model=_model(), workspace=tmp_path)
     session = OpenCodeSession(engine, ctx)
     queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
     session._pump = SimpleNamespace(queue=queue)  # type: ignore[assignment]
@@ -521,17 +492,7 @@ async def test_an_abort_answered_false_is_unconfirmed(tmp_path: Path) -> None:
     engine = OpenCodeEngine(settings)
     await engine.start()
     try:
-        ctx = RunContext(
-            run_id=uuid.uuid4(),
-            tenant_id=uuid.uuid4(),
-            app_id=uuid.uuid4(),
-            user_id=uuid.uuid4(),
-            engine="opencode",
-            input_params={"input": "x"},
-            model=_model(),
-            workspace=tmp_path,
-            engine_run_ref="ses_busy",
-        )
+        ctx = _ctx(model=_model(), workspace=tmp_path, engine_run_ref="ses_busy")
         outcome = await engine.open(ctx).cancel()
         assert not outcome.confirmed
         assert outcome.diagnostics == [
