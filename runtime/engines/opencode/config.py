@@ -16,12 +16,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.atomic_write import atomic_write
 from runtime.engine import ModelTarget
 
 CONFIG_FILE = "opencode.json"
@@ -125,8 +125,5 @@ class ProviderConfigStore:
         if current == merged:
             return False
         providers[ref.provider_id] = merged
-        self.config_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(config, indent=2, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write(self.path, json.dumps(config, indent=2, sort_keys=True).encode())
         return True
