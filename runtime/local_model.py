@@ -18,14 +18,12 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import logging
-import os
-import signal
 import sys
 from pathlib import Path
 
 import httpx
 
-from runtime.processes import free_port, pdeathsig_prefix
+from runtime.processes import free_port, pdeathsig_prefix, stop_group
 from runtime.tasks import cancel_and_wait
 
 __all__ = [
@@ -254,15 +252,7 @@ class LocalModelServer:
         Safe to call more than once."""
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.returncode is None:
-                _signal_group(proc.pid, signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(proc.wait(), self.stop_grace)
-                except TimeoutError:
-                    _signal_group(proc.pid, signal.SIGKILL)
-                    await proc.wait()
-            else:
-                _signal_group(proc.pid, signal.SIGKILL)  # strays left in the group
+            await stop_group(proc, self.stop_grace)
         reader, self._reader = self._reader, None
         if reader is not None:
             try:
@@ -276,8 +266,3 @@ class LocalModelServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)

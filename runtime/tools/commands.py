@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from runtime.processes import signal_group, stop_group
 from runtime.settings import Settings
 from runtime.tools.context import ToolContext
 from runtime.tools.errors import VALIDATION_FAILED, ToolError, ToolPermissionError
@@ -115,7 +116,7 @@ async def run_command(
         await _stop_group(proc)  # also reaps children the leader left running
         done, _ = await asyncio.wait(readers, timeout=_PIPE_DRAIN_SECONDS)
     except BaseException:
-        _signal_group(proc.pid, signal.SIGTERM)  # at once, before any await
+        signal_group(proc.pid, signal.SIGTERM)  # at once, before any await
         for reader in readers:
             reader.cancel()
         stopper = asyncio.ensure_future(_stop_group(proc))
@@ -140,18 +141,8 @@ async def _drain(stream: asyncio.StreamReader, cap: int) -> str:
     return text + TRUNCATION_SUFFIX if truncated else text
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 async def _stop_group(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        _signal_group(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(proc.wait(), KILL_GRACE_SECONDS)
-    _signal_group(proc.pid, signal.SIGKILL)
-    await proc.wait()
+    await stop_group(proc, KILL_GRACE_SECONDS)
     # SIGKILL is delivered asynchronously and only the leader is our child to wait for;
     # confirm the rest of the group is gone too (bounded: unreaped zombies still count).
     # No event exists for the death of a process that is not our child, hence the poll.

@@ -15,12 +15,11 @@ import contextlib
 import logging
 import os
 import secrets
-import signal
 from pathlib import Path
 from typing import IO
 
 from runtime.engines.opencode.client import OpenCodeClient, OpenCodeError
-from runtime.processes import free_port, pdeathsig_prefix
+from runtime.processes import free_port, pdeathsig_prefix, stop_group
 
 log = logging.getLogger(__name__)
 
@@ -174,15 +173,7 @@ class ManagedServer:
         """SIGTERM the process group, SIGKILL it after ``stop_grace`` s, reap the child."""
         process, self._process = self._process, None
         if process is not None:
-            if process.returncode is None:
-                _signal_group(process.pid, signal.SIGTERM)
-                try:
-                    await asyncio.wait_for(process.wait(), self.stop_grace)
-                except TimeoutError:
-                    log.warning("opencode serve pid %s ignored SIGTERM; killing", process.pid)
-            # The group may hold children even after the leader exited.
-            _signal_group(process.pid, signal.SIGKILL)
-            await process.wait()
+            await stop_group(process, self.stop_grace)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -191,8 +182,3 @@ class ManagedServer:
 def _make_dirs(*paths: Path) -> None:
     for path in paths:
         path.mkdir(parents=True, exist_ok=True)
-
-
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
