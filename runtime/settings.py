@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     event_coalesce_ms: float = Field(default=30.0, ge=0.0, le=1000.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
 
+    # --- fair shares between tenants (docs/security.md) ------------------------------------
+    # Open event streams one tenant may hold on a node; more answer 429 with Retry-After.
+    max_streams_per_tenant: int = Field(default=1000, ge=1, le=100_000)
+
     # --- SSE -----------------------------------------------------------------------------
     sse_keepalive_seconds: float = Field(default=15.0, gt=0.0)
     sse_queue_max: int = Field(default=2000, ge=16)

@@ -24,6 +24,7 @@ from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.migrate import apply_migrations
 from web.lifespan import Lifespan
+from web.stream_quota import StreamQuota
 from web.tokens import resolve_jwt_secret
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Services:
         self._embedded: EmbeddedPostgres | None = None
         self._db: Database | None = None
         self._jwt_secret: str | None = None
+        self.stream_quota = StreamQuota(settings.max_streams_per_tenant)
         self.checkpoints = Checkpoints(lambda: self.db, settings)
         self.default_model = DefaultModel(lambda: self.db, settings)
         engines: dict[str, Engine] = {

@@ -35,6 +35,8 @@ from web.schemas.runs import (
     StreamQuery,
 )
 from web.services import Services
+from web.stream_quota import RETRY_AFTER_SECONDS as STREAM_RETRY_AFTER_SECONDS
+from web.stream_quota import StreamQuotaExceeded
 from web.validation import parse_json, parse_query
 
 READ = "apps.read"
@@ -132,14 +134,16 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @tag(["runs"])
     @document_querystring(StreamQuery)
     @document_headers(StreamHeaders)
-    @document_errors(401, 403, 404, 422)
+    @document_errors(401, 403, 404, 422, 429)
     async def stream_run(app_id: uuid.UUID, run_id: uuid.UUID) -> Response:
         """Server-sent events of the run (``text/event-stream``), from the start or after
         ``Last-Event-ID`` / ``?after=``; ends after the terminal event. Each message is
         ``id: <seq>`` + ``data: {"event": ..., "run_id", "app_id", "seq", "ts", "stage",
         "payload", "diagnostics"}``. Opening or closing a stream never affects the run.
+        429 ``TOO_MANY_STREAMS`` (with ``Retry-After``) when the tenant already holds
+        ``RUNWRIGHT_MAX_STREAMS_PER_TENANT`` open streams on this node.
         """
-        await authz.run_access(app_id, run_id, WRITE)
+        ctx = await authz.run_access(app_id, run_id, WRITE)
         after = parse_query(StreamQuery).after
         header = request.headers.get("Last-Event-ID")
         if header is not None and header.strip():
@@ -160,9 +164,23 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
             row = await services.runs.runs.get(run_id)
             return row is not None and row["status"] in ("queued", "running")
 
-        body = sse.stream_run(
-            services.runs.broker, services.runs.events, run_id, app_id, after, is_active
-        )
+        try:
+            body = services.stream_quota.guard(
+                ctx.tenant_id,
+                sse.stream_run(
+                    services.runs.broker, services.runs.events, run_id, app_id, after, is_active
+                ),
+            )
+        except StreamQuotaExceeded as exc:
+            raise ApiError(
+                429,
+                {
+                    "code": "TOO_MANY_STREAMS",
+                    "message": f"This tenant already holds {exc.limit} open streams; "
+                    "close one or retry later.",
+                },
+                headers={"Retry-After": str(STREAM_RETRY_AFTER_SECONDS)},
+            ) from None
         response = Response(body, status=200, headers=sse.HEADERS)
         response.timeout = None  # Quart would end the stream after 60 s otherwise
         return response
