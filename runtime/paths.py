@@ -21,6 +21,13 @@ ALLOWED_EXTENSIONS = frozenset(
 
 POLICY_CODE = "BUILDER_PATCH_POLICY_VIOLATION"
 
+# Length limits in UTF-8 bytes (DESIGN.md 8.9 / issue 9): a name longer than Linux's
+# NAME_MAX (255) cannot be created on any common filesystem, so a revision holding one would
+# fail every later run that materialises it; 1,024 keeps whole paths far below PATH_MAX
+# (4,096) even under a deep data directory.
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 1024
+
 
 class PathPolicyError(ValueError):
     """A path breaks the workspace policy; ``message`` is the contract's text."""
@@ -49,7 +56,9 @@ def normalize_path(raw: str, *, field: str = "path", check_extension: bool = Tru
             that already exist, which must stay removable).
 
     Raises:
-        PathPolicyError: empty, absolute, traversing, blocked or with a disallowed extension.
+        PathPolicyError: empty, absolute, traversing, blocked, too long (a segment over
+            :data:`MAX_SEGMENT_BYTES` or the whole path over :data:`MAX_PATH_BYTES`, UTF-8
+            bytes) or with a disallowed extension.
     """
     if not isinstance(raw, str) or not raw.strip():
         raise PathPolicyError("File path is required", field=field)
@@ -66,11 +75,23 @@ def normalize_path(raw: str, *, field: str = "path", check_extension: bool = Tru
     if any(p == "__pycache__" for p in parts):
         raise PathPolicyError("File path is blocked by policy: __pycache__/", field=field)
     path = "/".join(parts)
+    _check_length(path, parts, field)
     if check_extension:
         suffix = PurePosixPath(parts[-1]).suffix.lower()
         if suffix not in ALLOWED_EXTENSIONS:
             raise PathPolicyError(f"Unsupported file extension: {suffix or '(none)'}", field=field)
     return path
+
+
+def _check_length(path: str, parts: list[str], field: str) -> None:
+    if len(path.encode("utf-8", "surrogatepass")) > MAX_PATH_BYTES:
+        raise PathPolicyError(f"File path is too long (limit {MAX_PATH_BYTES} bytes)", field=field)
+    for part in parts:
+        if len(part.encode("utf-8", "surrogatepass")) > MAX_SEGMENT_BYTES:
+            raise PathPolicyError(
+                f"File name is too long (limit {MAX_SEGMENT_BYTES} bytes per path segment)",
+                field=field,
+            )
 
 
 def resolve_inside(root: Path, relative: str) -> Path:

@@ -18,6 +18,7 @@ from typing import Any
 
 import pykka
 
+from runtime import redact
 from runtime.actors.deps import RunDeps, RunHooks
 from runtime.actors.messages import Cancel, Command, Reconcile, Resume, RunNotPaused, Submit
 from runtime.actors.supervisor import Supervisor
@@ -124,6 +125,7 @@ class RunService:
             lease_seconds=self.settings.lease_seconds,
             coalesce_seconds=self.settings.event_coalesce_ms / 1000,
             cancel_grace_seconds=max(5.0, self.settings.opencode_cancel_timeout_seconds),
+            redact=redact.for_settings(self.settings.runs_dir, self.settings.data_dir).text,
         )
         self.supervisor = Supervisor.start(
             deps,

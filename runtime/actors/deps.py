@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -59,3 +59,6 @@ class RunDeps:
     lease_seconds: float
     coalesce_seconds: float
     cancel_grace_seconds: float = 10.0
+    # Applied to every failure text a tenant can read (run.error, run.failed diagnostics):
+    # server paths out (runtime.redact).
+    redact: Callable[[str], str] = str

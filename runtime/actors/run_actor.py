@@ -326,6 +326,12 @@ class RunActor(pykka.ThreadingActor):
         self._end(row, [])
 
     def _fail(self, message: str, diagnostics: list[dict[str, Any]]) -> None:
+        redact = self.deps.redact
+        message = redact(message)
+        diagnostics = [
+            {**d, "message": redact(d["message"])} if isinstance(d.get("message"), str) else d
+            for d in diagnostics
+        ]
         row = self._db(
             self.deps.runs.finish(
                 self.run_id, states.FAILED, expected=states.sources(states.FAILED), error=message

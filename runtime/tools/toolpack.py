@@ -10,6 +10,7 @@ import asyncio
 import logging
 from typing import Any
 
+from runtime import redact
 from runtime.paths import PathPolicyError
 from runtime.settings import Settings
 from runtime.tools.arguments import bind_arguments
@@ -34,6 +35,7 @@ class Toolpack:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._redactor = redact.for_settings(settings.runs_dir, settings.data_dir)
         self._specs: dict[str, ToolSpec] = {}
         for spec in TOOLS:
             self._specs[spec.name] = spec
@@ -105,6 +107,8 @@ class Toolpack:
         if not isinstance(exc, ToolError | PathPolicyError | PermissionError | OSError):
             log.warning("tool failed unexpectedly", exc_info=exc)
         out = error_envelope(exc)
-        # OS errors name absolute paths; the model (and the event log) see relative ones.
-        out["error"] = str(out["error"]).replace(f"{ctx.workspace.root}/", "")
+        # OS errors name absolute paths; the model (and the event log) see relative ones,
+        # and no other server path at all.
+        text = str(out["error"]).replace(f"{ctx.workspace.root}/", "")
+        out["error"] = self._redactor.text(text)
         return out
