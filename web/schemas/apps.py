@@ -22,7 +22,10 @@ class AppCreateRequest(BaseModel):
         description="Globally unique: lowercase letters, digits and '-', 1-64 characters.",
     )
     template_key: str = Field(
-        default="chat-classic", min_length=1, description="Starter template for revision 1."
+        default="chat-classic",
+        min_length=1,
+        max_length=64,
+        description="Starter template for revision 1.",
     )
 
 

@@ -12,17 +12,34 @@ from web.schemas.common import UtcDatetime
 
 Status = Literal["active", "deprecated", "disabled"]
 
+# Bounds (issue 9 item 5): ``priority`` is a Postgres ``integer``; the texts are bounded so
+# one request cannot store megabytes per binding; a model has a handful of bindings at most.
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+MAX_BINDINGS = 16
+
 
 class BindingIn(BaseModel):
     """A provider binding: how to call the model. Keys are never stored, only the env name."""
 
-    provider: str = Field(min_length=1, description="e.g. 'openai', 'local'.")
-    provider_model_id: str = Field(min_length=1, description="The provider's model name.")
-    base_url: str = Field(min_length=1, description="OpenAI-compatible endpoint base URL.")
-    api_key_env: str | None = Field(
-        default=None, description="Name of the environment variable holding the API key."
+    provider: str = Field(min_length=1, max_length=64, description="e.g. 'openai', 'local'.")
+    provider_model_id: str = Field(
+        min_length=1, max_length=256, description="The provider's model name."
     )
-    priority: int = Field(default=0, description="Lower is preferred (0 = first choice).")
+    base_url: str = Field(
+        min_length=1, max_length=2048, description="OpenAI-compatible endpoint base URL."
+    )
+    api_key_env: str | None = Field(
+        default=None,
+        max_length=256,
+        description="Name of the environment variable holding the API key.",
+    )
+    priority: int = Field(
+        default=0,
+        ge=INT32_MIN,
+        le=INT32_MAX,
+        description="Lower is preferred (0 = first choice); a 32-bit integer.",
+    )
     is_enabled: bool = True
 
     def spec(self) -> BindingSpec:
@@ -51,13 +68,13 @@ class ModelCreateRequest(BaseModel):
         default="tenant",
         description="'tenant' = the request tenant's model; 'global' needs a platform admin.",
     )
-    capability_type: str = Field(default="chat", min_length=1)
+    capability_type: str = Field(default="chat", min_length=1, max_length=64)
     status: Status = "active"
     is_active: bool = True
     is_default: bool = Field(
         default=False, description="Clears other defaults of the same tenant (or global)."
     )
-    bindings: list[BindingIn] = Field(default_factory=list)
+    bindings: list[BindingIn] = Field(default_factory=list, max_length=MAX_BINDINGS)
 
 
 class ModelPatchRequest(BaseModel):
@@ -67,7 +84,9 @@ class ModelPatchRequest(BaseModel):
     is_default: bool | None = None
     status: Status | None = None
     bindings: list[BindingIn] | None = Field(
-        default=None, description="When given, replaces every binding of the model."
+        default=None,
+        max_length=MAX_BINDINGS,
+        description="When given, replaces every binding of the model.",
     )
 
 

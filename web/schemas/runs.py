@@ -9,19 +9,28 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from web.schemas.apps import RevisionResponse
 
+# Input bounds (issue 9 item 5). The whole body is also capped (Quart's MAX_CONTENT_LENGTH).
+MAX_INPUT_CHARS = 100_000
+MAX_MESSAGES = 500
+
 
 class CreateRunRequest(BaseModel):
     """``POST /admin/apps/{app_id}/coding-agent/runs`` (contract 1.2)."""
 
     model_config = ConfigDict(extra="ignore")
 
-    input: str = Field(description="The prompt. Blank after stripping -> 400 'input is required'.")
+    input: str = Field(
+        max_length=MAX_INPUT_CHARS,
+        description="The prompt. Blank after stripping -> 400 'input is required'.",
+    )
     base_revision_id: uuid.UUID | None = Field(
         default=None,
         description="The client's current draft id; a stale one -> 409 REVISION_CONFLICT.",
     )
     messages: list[dict[str, str]] | None = Field(
-        default=None, description="Earlier turns `{role, content}`; normalised (contract 5)."
+        default=None,
+        max_length=MAX_MESSAGES,
+        description="Earlier turns `{role, content}`; normalised (contract 5).",
     )
     model_id: uuid.UUID | None = Field(default=None, description="Registry model; null = auto.")
     engine: Literal["native", "opencode", "scripted"] = Field(
