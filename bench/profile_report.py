@@ -20,7 +20,7 @@ IDLE_MARKERS = ("select (selectors.py", "wait (threading.py", "get (queue.py", "
 # (category, substrings: a sample belongs to the first category any of its frames matches)
 CATEGORIES: list[tuple[str, tuple[str, ...]]] = [
     ("run actor / supervisor threads (pykka)", ("RunActor-", "Supervisor-", "pykka/")),
-    ("event writer (batched INSERT)", ("event_writer.py",)),
+    ("event writer (batched INSERT)", ("runs/writer.py",)),
     ("SSE generator + framing", ("web/sse.py", "broker.py")),
     ("asyncpg queries from handlers", ("asyncpg/", "storage/")),
     ("auth (JWT decode, principal)", ("web/auth.py", "jwt/")),

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from runtime.actors.deps import AppliedRevision
-from runtime.events import iso
 from runtime.project import validate_project
+from runtime.runs.deps import AppliedRevision
+from runtime.runs.events import iso
 from runtime.settings import Settings
 from runtime.tools import ToolContext, ToolError, ToolPermissionError
 from runtime.workspace import Workspace

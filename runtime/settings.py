@@ -14,7 +14,7 @@ import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from runtime.leases import default_node_id
+from runtime.runs.leases import default_node_id
 
 
 class SettingsError(Exception):

@@ -17,8 +17,8 @@ from runtime.engine import Engine
 from runtime.engines.native import NativeEngine
 from runtime.engines.opencode.engine import OpenCodeEngine
 from runtime.engines.scripted import ScriptedEngine
-from runtime.run_hooks import StoreRunHooks
-from runtime.run_service import RunService
+from runtime.runs.hooks import StoreRunHooks
+from runtime.runs.service import RunService
 from runtime.settings import Settings
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres

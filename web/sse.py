@@ -11,8 +11,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from runtime.broker import Broker
-from runtime.events import TERMINAL_TYPES, RunEvent, from_row
+from runtime.runs.broker import Broker
+from runtime.runs.events import TERMINAL_TYPES, RunEvent, from_row
 from storage.events import EventStore
 
 PRELUDE = b": " + b" " * 2048 + b"\n\n"

@@ -6,8 +6,8 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from runtime.broker import Broker
-from runtime.events import EventDraft, make_event
+from runtime.runs.broker import Broker
+from runtime.runs.events import EventDraft, make_event
 
 RUN = uuid.uuid4()
 APP = uuid.uuid4()

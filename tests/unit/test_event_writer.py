@@ -6,9 +6,9 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-from runtime.broker import Broker
-from runtime.event_writer import EventWriter
-from runtime.events import EventDraft, RunEvent, make_event
+from runtime.runs.broker import Broker
+from runtime.runs.events import EventDraft, RunEvent, make_event
+from runtime.runs.writer import EventWriter
 
 
 class GatedStore:

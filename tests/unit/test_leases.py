@@ -8,7 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
-from runtime.leases import dead_local_owner, default_node_id, is_orphaned
+from runtime.runs.leases import dead_local_owner, default_node_id, is_orphaned
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 LATER = NOW + timedelta(seconds=20)

@@ -8,9 +8,9 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from runtime.actors.messages import EngineBatch, EngineEnded
-from runtime.actors.pump import pump
 from runtime.engine import Completed, Delta, EngineSession, PlanUpdated
+from runtime.runs.messages import EngineBatch, EngineEnded
+from runtime.runs.pump import pump
 
 
 class Inbox:

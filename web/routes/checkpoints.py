@@ -14,7 +14,7 @@ from quart_schema import document_querystring, document_request, document_respon
 
 from runtime.checkpoints import CheckpointNotFound
 from runtime.project import ProjectValidationError
-from runtime.run_object import checkpoint_object
+from runtime.runs.run_object import checkpoint_object
 from storage.apps import RevisionConflict
 from web.auth import Authorizer
 from web.errors import ApiError

@@ -20,7 +20,7 @@ from quart_schema import (
 )
 
 from runtime.engines.scripted import ScriptError, validate_script
-from runtime.run_service import CreateRun, RunRequestError
+from runtime.runs.service import CreateRun, RunRequestError
 from web import sse
 from web.auth import RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, Field, PlainSerializer
 from quart_schema import document_response
 
-from runtime.events import iso
+from runtime.runs.events import iso
 
 F = TypeVar("F", bound=Callable[..., Any])
 

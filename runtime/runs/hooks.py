@@ -1,4 +1,4 @@
-"""Default :class:`runtime.actors.deps.RunHooks`: the engine's context for a run and the
+"""Default :class:`runtime.runs.deps.RunHooks`: the engine's context for a run and the
 auto-apply of its finished workspace."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from runtime.actors.deps import AppliedRevision
 from runtime.checkpoints import Checkpoints
 from runtime.engine import Engine, ModelTarget, ResumeState, RunContext
+from runtime.runs.deps import AppliedRevision
 from storage import models as models_store
 from storage.database import Database
 

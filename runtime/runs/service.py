@@ -19,19 +19,19 @@ from typing import Any
 import pykka
 
 from runtime import redact
-from runtime.actors.deps import RunDeps, RunHooks
-from runtime.actors.messages import Cancel, Command, Reconcile, Resume, RunNotPaused, Submit
-from runtime.actors.supervisor import Supervisor
-from runtime.actors.workspaces import workspace_key
 from runtime.bridge import LoopPort, Reply, ReplyTimeout
-from runtime.broker import Broker
 from runtime.engine import Engine, EngineError, PreflightRequest
-from runtime.event_writer import EventWriter
-from runtime.events import EventDraft, iso, make_event
-from runtime.leases import is_orphaned
 from runtime.messages import prepare_messages
-from runtime.run_hooks import model_target
-from runtime.run_object import run_object
+from runtime.runs.broker import Broker
+from runtime.runs.deps import RunDeps, RunHooks
+from runtime.runs.events import EventDraft, iso, make_event
+from runtime.runs.hooks import model_target
+from runtime.runs.leases import is_orphaned
+from runtime.runs.messages import Cancel, Command, Reconcile, Resume, RunNotPaused, Submit
+from runtime.runs.run_object import run_object
+from runtime.runs.supervisor import Supervisor
+from runtime.runs.workspaces import workspace_key
+from runtime.runs.writer import EventWriter
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait
 from storage.database import Database

@@ -1,10 +1,10 @@
 """RunActor: one pykka ThreadingActor per live run, owning its state machine and engine.
 
 Only this actor changes its run's status, always through the transition table
-(:mod:`runtime.states`) with conditional UPDATEs. It does no network I/O itself: database
+(:mod:`runtime.runs.states`) with conditional UPDATEs. It does no network I/O itself: database
 calls run on the asyncio loop through :class:`runtime.bridge.LoopPort` (blocking this
 actor's thread, never the loop), and the engine session runs on the loop as a task
-(:mod:`runtime.actors.pump`) that reports back by ``tell``.
+(:mod:`runtime.runs.pump`) that reports back by ``tell``.
 
 Terminal sequences follow contract 3.3; cancel is verified (DESIGN.md 8.3): ``cancelled``
 is written only once the engine task has ended.
@@ -19,9 +19,19 @@ from typing import Any
 
 import pykka
 
-from runtime import states
-from runtime.actors.deps import RunDeps
-from runtime.actors.messages import (
+from runtime.assistant_text import final_text
+from runtime.engine import (
+    CancelOutcome,
+    Completed,
+    EngineRef,
+    EngineSession,
+    Failed,
+    Paused,
+)
+from runtime.runs import states
+from runtime.runs.deps import RunDeps
+from runtime.runs.events import EventDraft, RunEvent, make_event
+from runtime.runs.messages import (
     ActorDone,
     ActorFailed,
     Cancel,
@@ -37,20 +47,10 @@ from runtime.actors.messages import (
     StopOverdue,
     Submit,
 )
-from runtime.actors.pump import pump
-from runtime.actors.translate import EventMapper
-from runtime.actors.workspaces import workspace_key
-from runtime.assistant_text import final_text
-from runtime.engine import (
-    CancelOutcome,
-    Completed,
-    EngineRef,
-    EngineSession,
-    Failed,
-    Paused,
-)
-from runtime.events import EventDraft, RunEvent, make_event
-from runtime.run_object import run_object
+from runtime.runs.pump import pump
+from runtime.runs.run_object import run_object
+from runtime.runs.translate import EventMapper
+from runtime.runs.workspaces import workspace_key
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from runtime.events import iso
+from runtime.runs.events import iso
 
 KNOWN_ENGINES = frozenset({"native", "opencode", "scripted"})
 

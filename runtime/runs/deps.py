@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from runtime.bridge import LoopPort
 from runtime.engine import Engine, RunContext
-from runtime.event_writer import EventWriter
+from runtime.runs.writer import EventWriter
 from storage.runs import RunStore
 
 

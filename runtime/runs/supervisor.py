@@ -16,8 +16,9 @@ from typing import Any
 
 import pykka
 
-from runtime.actors.deps import RunDeps
-from runtime.actors.messages import (
+from runtime.runs.actor import RunActor
+from runtime.runs.deps import RunDeps
+from runtime.runs.messages import (
     ActorDone,
     ActorFailed,
     Command,
@@ -26,8 +27,7 @@ from runtime.actors.messages import (
     Recover,
     Submit,
 )
-from runtime.actors.run_actor import RunActor
-from runtime.actors.workspaces import WorkspaceKey as Workspace
+from runtime.runs.workspaces import WorkspaceKey as Workspace
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import collections
 import uuid
 from collections.abc import Iterable
 
-from runtime.events import RunEvent
+from runtime.runs.events import RunEvent
 from runtime.tasks import cancel_and_wait
 
 

@@ -12,8 +12,8 @@ import logging
 
 import pykka
 
-from runtime.actors.messages import EngineBatch, EngineEnded
 from runtime.engine import TERMINAL_EVENTS, Delta, EngineSession
+from runtime.runs.messages import EngineBatch, EngineEnded
 
 log = logging.getLogger(__name__)
 

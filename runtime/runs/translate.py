@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.engine import Delta, PlanUpdated, ToolFinished, ToolStarted
-from runtime.events import EventDraft
+from runtime.runs.events import EventDraft
 from runtime.tools.diagnostics import tool_failure_diagnostics
 
 

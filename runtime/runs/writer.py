@@ -13,8 +13,8 @@ import contextlib
 import logging
 import uuid
 
-from runtime.broker import Broker
-from runtime.events import RunEvent
+from runtime.runs.broker import Broker
+from runtime.runs.events import RunEvent
 from runtime.tasks import cancel_and_wait
 from storage.errors import ForeignKeyViolation, StorageError
 from storage.events import EventStore
