@@ -176,7 +176,8 @@ class Checkpoints:
 
     async def create_checkpoint(self, ctx: ToolContext, entry_file: str | None) -> dict[str, Any]:
         """The ``create_checkpoint`` tool: snapshot the workspace into a new draft revision
-        and record it on the run (contract 7.3)."""
+        and report it as the run's checkpoint (contract 7.3). The run's row is written by
+        its actor, from the engine's :class:`runtime.engine.RevisionsRecorded` event."""
         files = await asyncio.to_thread(ctx.workspace.snapshot)
         current = await apps_store.current_draft(
             self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id
@@ -187,10 +188,7 @@ class Checkpoints:
             self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id, files=files, entry_file=entry,
             created_by=ctx.user_id,
         )  # fmt: skip
-        runs = RunStore(self.db)
-        run = await runs.get(ctx.run_id)
-        result = run["result_revision_id"] if run and run["result_revision_id"] else revision.id
-        await runs.set_revisions(ctx.run_id, result, revision.id)
+        ctx.record_revisions(revision.id, None)
         return {
             "checkpoint_revision_id": str(revision.id),
             "created_at": iso(revision.created_at),
@@ -208,10 +206,11 @@ class Checkpoints:
         try:
             revision = await self.restore(
                 app_id=ctx.app_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id,
-                checkpoint_id=checkpoint_id, run_id=ctx.run_id, sync_workspace=True,
+                checkpoint_id=checkpoint_id, sync_workspace=True,
             )  # fmt: skip
         except CheckpointNotFound:
             raise ToolPermissionError("Checkpoint does not belong to this app") from None
+        ctx.record_revisions(checkpoint_id, revision.id)
         return {
             "restored_revision_id": str(revision.id),
             "from_checkpoint_revision_id": str(checkpoint_id),

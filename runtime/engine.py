@@ -90,9 +90,20 @@ class EngineRef:
     ref: str
 
 
+@dataclass(frozen=True, slots=True)
+class RevisionsRecorded:
+    """The agent made a checkpoint (contract 7.3): ``checkpoint`` becomes the run's
+    checkpoint revision and ``result`` its result revision (None: keep the run's result,
+    or ``checkpoint`` when it has none). The run's actor writes them; not forwarded."""
+
+    checkpoint: uuid.UUID
+    result: uuid.UUID | None = None
+
+
 EngineEvent = (
     Delta | ToolStarted | ToolFinished | PlanUpdated | Completed | Failed | Paused | EngineRef
-)
+    | RevisionsRecorded
+)  # fmt: skip
 TERMINAL_EVENTS = (Completed, Failed, Paused)
 
 

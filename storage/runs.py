@@ -111,17 +111,23 @@ class RunStore:
         return [dict(r) for r in rows]
 
     async def claim(
-        self, run_id: uuid.UUID, owner: str, lease_seconds: float
+        self, run_id: uuid.UUID, owner: str, lease_seconds: float, *, expected: Sequence[str]
     ) -> dict[str, Any] | None:
-        """``queued -> running`` with a lease; None if the run was not queued (so one
-        executor per run, ever: DESIGN.md 8.1)."""
-        return _row(await self.db.fetchrow("runs_claim", run_id, owner, lease_seconds))
+        """Move the run to ``running`` with a lease if it is in one of ``expected`` (the
+        table's sources: ``queued``); None otherwise (so one executor per run, ever:
+        DESIGN.md 8.1)."""
+        return _row(
+            await self.db.fetchrow("runs_claim", run_id, owner, lease_seconds, list(expected))
+        )
 
     async def reclaim(
-        self, run_id: uuid.UUID, owner: str, lease_seconds: float
+        self, run_id: uuid.UUID, owner: str, lease_seconds: float, *, expected: Sequence[str]
     ) -> dict[str, Any] | None:
-        """Take over a ``running`` run after an actor restart; bumps ``restart_count``."""
-        return _row(await self.db.fetchrow("runs_reclaim", run_id, owner, lease_seconds))
+        """Take over a run still in one of ``expected`` (``running``) after an actor
+        restart; bumps ``restart_count``; None when it moved on."""
+        return _row(
+            await self.db.fetchrow("runs_reclaim", run_id, owner, lease_seconds, list(expected))
+        )
 
     async def finish(
         self,
@@ -158,7 +164,16 @@ class RunStore:
         return _row(await self.db.fetchrow("runs_requeue", run_id, resume_payload, list(expected)))
 
     async def set_engine_ref(self, run_id: uuid.UUID, ref: str) -> None:
+        """Store the engine's upstream handle (e.g. an OpenCode session id)."""
         await self.db.execute("runs_set_engine_ref", run_id, ref)
+
+    async def record_checkpoint(
+        self, run_id: uuid.UUID, checkpoint: uuid.UUID, result: uuid.UUID | None
+    ) -> None:
+        """Record a checkpoint the run's agent made (contract 7.3): ``checkpoint`` becomes
+        the checkpoint revision; ``result`` the result revision (None: keep the run's
+        result, or use ``checkpoint`` when it has none)."""
+        await self.db.execute("runs_record_checkpoint", run_id, checkpoint, result)
 
     async def set_revisions(
         self, run_id: uuid.UUID, result_revision_id: uuid.UUID, checkpoint_revision_id: uuid.UUID

@@ -30,7 +30,7 @@ from storage import access as access_repo
 from storage import apps as apps_repo
 from storage.apps import App
 from storage.runs import RunStore
-from web.errors import ApiError
+from web.errors import RUN_NOT_FOUND, ApiError
 from web.services import Services
 from web.tokens import InvalidToken, decode_token
 
@@ -41,7 +41,6 @@ INVALID_TENANT_HEADER = "Invalid X-Tenant-ID header"
 NOT_A_MEMBER = "Not a member of the requested tenant"
 CANNOT_MANAGE = "Insufficient permissions for apps management"
 APP_NOT_FOUND = "Published app not found"
-RUN_NOT_FOUND = "Coding-agent run not found"
 
 ALL_SCOPES = "*"
 ADMIN_SCOPES = frozenset({"apps.read", "apps.write", "models.read", "models.write"})

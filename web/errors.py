@@ -3,6 +3,8 @@
 One place decides how failures look on the wire (DESIGN.md 8.6: no 500 on bad input):
 
 - :class:`ApiError` — raised by routes and auth with the contract's status and detail;
+- typed run errors (:mod:`runtime.runs.errors`) — mapped by :func:`run_error_response`,
+  the only place their statuses and ``detail`` shapes are written;
 - request validation (quart-schema, bad JSON, wrong types, bad path ids) — 422 with a
   FastAPI-style list ``[{"type", "loc", "msg", "input"}]``;
 - routing 404/405 and other HTTP exceptions — their status with ``{"detail": <reason>}``;
@@ -21,9 +23,13 @@ from quart_schema import RequestSchemaValidationError
 from quart_schema.validation import QuerystringValidationError, RequestHeadersValidationError
 from werkzeug.exceptions import HTTPException
 
+from runtime.runs import errors as run_errors
+from runtime.runs.events import iso
+
 log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Internal server error"
+RUN_NOT_FOUND = "Coding-agent run not found"
 
 # FastAPI's wording for routing failures, so clients see the reference's texts.
 _HTTP_REASONS = {404: "Not Found", 405: "Method Not Allowed"}
@@ -74,12 +80,52 @@ def json_error(status: int, detail: Any, headers: dict[str, str] | None = None) 
     return response
 
 
+def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
+    """The HTTP status and ``detail`` of a typed run error (contract 1.2, 1.6, 1.7).
+
+    Raises:
+        TypeError: a run error class without a mapping here (a programming error).
+    """
+    match exc:
+        case run_errors.AppNotFound():
+            return 404, "Published app not found"
+        case run_errors.RunNotFound():
+            return 404, RUN_NOT_FOUND
+        case run_errors.RevisionConflict():
+            return 409, {
+                "code": "REVISION_CONFLICT",
+                "latest_revision_id": str(exc.latest_revision_id),
+                "latest_updated_at": iso(exc.latest_updated_at),
+                "message": "Draft revision is stale",
+            }
+        case run_errors.InputRequired():
+            return 400, "input is required"
+        case run_errors.ModelUnavailable():
+            return 400, {
+                "code": "CODING_AGENT_MODEL_UNAVAILABLE", "field": "model_id", "message": str(exc)
+            }  # fmt: skip
+        case run_errors.EngineRefused():
+            return 400, {"code": exc.code, "field": "engine", "message": exc.message}
+        case run_errors.RunNotPaused():
+            return 409, "Run is not paused"
+        case run_errors.RunUnresponsive():
+            return 503, "The run did not answer in time; try again"
+        case run_errors.RunActorFailed():
+            return 503, "The run's actor failed; try again"
+    raise TypeError(f"no HTTP mapping for {type(exc).__name__}")
+
+
 def install_error_handlers(app: Quart) -> None:
     """Register the handlers on ``app``; call once from ``create_app``."""
 
     @app.errorhandler(ApiError)
     async def _api_error(exc: ApiError) -> Response:
         return json_error(exc.status, exc.detail, exc.headers)
+
+    @app.errorhandler(run_errors.RunError)
+    async def _run_error(exc: run_errors.RunError) -> Response:
+        status, detail = run_error_response(exc)
+        return json_error(status, detail)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def _schema_error(exc: RequestSchemaValidationError) -> Response:

@@ -39,6 +39,7 @@ from runtime.engine import (
     Failed,
     ModelTarget,
     PlanUpdated,
+    RevisionsRecorded,
     RunContext,
     ToolFinished,
     ToolStarted,
@@ -193,7 +194,11 @@ class NativeSession(EngineSession):
             return
         toolbox = self._engine.toolbox
         tools = toolbox.openai_tools()
-        tool_ctx = await _tool_context(ctx, ctx.workspace, self._engine.checkpoints)
+        recorded: list[RevisionsRecorded] = []
+        tool_ctx = await _tool_context(
+            ctx, ctx.workspace, self._engine.checkpoints,
+            lambda checkpoint, result: recorded.append(RevisionsRecorded(checkpoint, result)),
+        )  # fmt: skip
 
         history = _initial_history(ctx)
         transcript: list[dict[str, Any]] = []
@@ -247,6 +252,8 @@ class NativeSession(EngineSession):
                 span_id = str(uuid.uuid4())
                 yield ToolStarted(tool=call.name, span_id=span_id, input=_input_of(call))
                 output = await self._call_tool(toolbox, call, tool_ctx)
+                while recorded:  # the run's actor records them before the tool's result
+                    yield recorded.pop(0)
                 yield ToolFinished(tool=call.name, span_id=span_id, output=output)
                 transcript.append(
                     {"role": "tool", "tool_call_id": call.id, "content": _tool_content(output)}
@@ -274,7 +281,10 @@ class NativeSession(EngineSession):
 
 
 async def _tool_context(
-    ctx: RunContext, root: Path, checkpoints: CheckpointHost | None
+    ctx: RunContext,
+    root: Path,
+    checkpoints: CheckpointHost | None,
+    on_revisions: Callable[[uuid.UUID, uuid.UUID | None], None],
 ) -> ToolContext | None:
     """The server-side tool context, or None when the run has no user (contract 7.2)."""
     if ctx.user_id is None:
@@ -287,6 +297,7 @@ async def _tool_context(
         user_id=ctx.user_id,
         workspace=workspace,
         checkpoints=checkpoints,
+        on_revisions=on_revisions,
     )
 
 

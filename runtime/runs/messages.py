@@ -84,7 +84,7 @@ class Cancel:
 @dataclass(frozen=True, slots=True)
 class Resume:
     """Resume a paused run with ``payload`` (contract 1.6); the reply carries the run row,
-    or fails with :class:`RunNotPaused`."""
+    or fails with :class:`runtime.runs.errors.RunNotPaused`."""
 
     payload: dict[str, Any]
     reply: Reply[dict[str, Any]]
@@ -130,7 +130,3 @@ class StopOverdue:
     """The engine of session ``token`` did not stop in time after a cancel."""
 
     token: int
-
-
-class RunNotPaused(Exception):
-    """Resume of a run that is not paused (HTTP 409 "Run is not paused")."""

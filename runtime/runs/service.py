@@ -20,14 +20,24 @@ import pykka
 
 from runtime import redact
 from runtime.bridge import LoopPort, Reply, ReplyTimeout
-from runtime.engine import Engine, EngineError, PreflightRequest
+from runtime.engine import Engine, EngineError, EngineUnavailable, PreflightRequest
 from runtime.messages import prepare_messages
 from runtime.runs.broker import Broker
 from runtime.runs.deps import RunDeps, RunHooks
-from runtime.runs.events import EventDraft, iso, make_event
+from runtime.runs.errors import (
+    AppNotFound,
+    EngineRefused,
+    InputRequired,
+    ModelUnavailable,
+    RevisionConflict,
+    RunActorFailed,
+    RunError,
+    RunUnresponsive,
+)
+from runtime.runs.events import EventDraft, make_event
 from runtime.runs.hooks import model_target
 from runtime.runs.leases import is_orphaned
-from runtime.runs.messages import Cancel, Command, Reconcile, Resume, RunNotPaused, Submit
+from runtime.runs.messages import Cancel, Command, Reconcile, Resume, Submit
 from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
 from runtime.runs.workspaces import workspace_key
@@ -41,15 +51,6 @@ from storage.runs import SURFACE, RunStore
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_SECONDS = 60.0
-
-
-class RunRequestError(Exception):
-    """A request the run service refuses, with the contract's HTTP status and ``detail``."""
-
-    def __init__(self, status: int, detail: Any) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,46 +185,25 @@ class RunService:
             The stored run row (status ``queued``).
 
         Raises:
-            RunRequestError: 409 REVISION_CONFLICT, 400 "input is required",
-                400 CODING_AGENT_MODEL_UNAVAILABLE, 400 CODING_AGENT_ENGINE_*.
+            AppNotFound, RevisionConflict, InputRequired, ModelUnavailable, EngineRefused:
+                in contract 1.2's order of checks (``runtime.runs.errors``).
         """
         # The draft and the model in one round trip; the checks keep contract 1.2's order.
         draft, model = await self.runs.creation_inputs(req.app_id, req.tenant_id, req.model_id)
         if draft is None:
-            raise RunRequestError(404, "Published app not found")
+            raise AppNotFound("Published app not found")
         if req.base_revision_id is not None and req.base_revision_id != draft.id:
-            raise RunRequestError(
-                409,
-                {
-                    "code": "REVISION_CONFLICT",
-                    "latest_revision_id": str(draft.id),
-                    "latest_updated_at": iso(draft.created_at),
-                    "message": "Draft revision is stale",
-                },
-            )
+            raise RevisionConflict(draft.id, draft.created_at)
         prompt = req.input.strip()
         if not prompt:
-            raise RunRequestError(400, "input is required")
+            raise InputRequired("input is required")
         messages = prepare_messages(req.messages, prompt, self.settings.message_budget_chars)
         if model is None and req.engine != "scripted":
-            message = (
-                "Selected model is unavailable for this tenant."
-                if req.model_id is not None
-                else "No active chat model is available for this tenant."
-            )
-            raise RunRequestError(
-                400,
-                {"code": "CODING_AGENT_MODEL_UNAVAILABLE", "field": "model_id", "message": message},
-            )
+            raise ModelUnavailable(requested=req.model_id is not None)
         engine = self.engines.get(req.engine)
         if engine is None:
-            raise RunRequestError(
-                400,
-                {
-                    "code": "CODING_AGENT_ENGINE_UNAVAILABLE",
-                    "field": "engine",
-                    "message": f"Engine {req.engine} is not available on this server.",
-                },
+            raise EngineRefused(
+                EngineUnavailable.code, f"Engine {req.engine} is not available on this server."
             )
         context: dict[str, Any] = {
             "surface": SURFACE,
@@ -255,7 +235,7 @@ class RunService:
                 )
             )
         except EngineError as exc:
-            raise RunRequestError(400, exc.detail()) from exc
+            raise EngineRefused(exc.code, str(exc)) from exc
         input_params: dict[str, Any] = {"input": prompt, "messages": messages, "context": context}
         if req.script is not None:
             input_params["script"] = req.script
@@ -290,7 +270,8 @@ class RunService:
         """Cancel a run and return its row afterwards (contract 1.7, DESIGN.md 8.3).
 
         Raises:
-            RunRequestError: 503 when the run's actor did not answer in time.
+            RunUnresponsive, RunActorFailed: the run's actor did not answer in time, or
+                crashed handling the command (the caller may retry).
         """
         reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
         return await self._command(run_id, Cancel(reply), reply)
@@ -299,13 +280,11 @@ class RunService:
         """Resume a paused run with ``payload`` (contract 1.6, DESIGN.md 8.4).
 
         Raises:
-            RunRequestError: 409 "Run is not paused"; 503 when the actor did not answer.
+            RunNotPaused: the run is not paused.
+            RunUnresponsive, RunActorFailed: as for :meth:`cancel`.
         """
         reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
-        try:
-            return await self._command(run_id, Resume(payload, reply), reply)
-        except RunNotPaused as exc:
-            raise RunRequestError(409, "Run is not paused") from exc
+        return await self._command(run_id, Resume(payload, reply), reply)
 
     async def _command(
         self, run_id: uuid.UUID, command: Any, reply: Reply[dict[str, Any]]
@@ -315,12 +294,12 @@ class RunService:
         try:
             return await reply.wait(COMMAND_TIMEOUT_SECONDS)
         except ReplyTimeout as exc:
-            raise RunRequestError(503, "The run did not answer in time; try again") from exc
-        except RunNotPaused:
-            raise
-        except Exception as exc:  # the actor crashed handling it; the Supervisor restarts it
+            raise RunUnresponsive("The run did not answer in time; try again") from exc
+        except RunActorFailed as exc:
             log.warning("command %r on run %s failed: %s", command, run_id, exc)
-            raise RunRequestError(503, "The run's actor failed; try again") from exc
+            raise
+        except RunError:
+            raise
 
     def workspace_key(self, row: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID | None] | None:
         """The (app, user) workspace a run works in, or None when its engine has none."""

@@ -18,6 +18,8 @@ PAUSED: Final = "paused"
 
 STATUSES: Final = (QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED, PAUSED)
 TERMINAL: Final = frozenset({COMPLETED, FAILED, CANCELLED})
+#: A run that is waiting to execute or executing (its stream may still grow).
+ACTIVE: Final = frozenset({QUEUED, RUNNING})
 
 # target status -> statuses a run may move to it from
 TRANSITIONS: Final[dict[str, frozenset[str]]] = {
@@ -33,14 +35,27 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
 }
 
 
-def sources(target: str) -> tuple[str, ...]:
-    """The statuses a run may leave for ``target`` (sorted, for SQL ``ANY``).
+def sources(target: str, *, only: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The statuses a run may leave for ``target`` (sorted), passed to every
+    status-changing query as its ``status = ANY($n::text[])`` condition.
+
+    Args:
+        target: the status to move to.
+        only: narrow the table's sources for one purpose (resume moves ``paused -> queued``
+            only); each must be allowed by the table.
 
     Raises:
         KeyError: ``target`` is not a status any transition leads to.
+        ValueError: ``only`` names a source the table does not allow.
     """
-    return tuple(sorted(TRANSITIONS[target]))
+    allowed = TRANSITIONS[target]
+    if only is None:
+        return tuple(sorted(allowed))
+    if not set(only) <= allowed:
+        raise ValueError(f"{sorted(set(only) - allowed)} -> {target} is not a transition")
+    return tuple(sorted(only))
 
 
 def is_terminal(status: str) -> bool:
+    """Whether ``status`` is final (completed, failed or cancelled)."""
     return status in TERMINAL

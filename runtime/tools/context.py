@@ -7,6 +7,7 @@ A model's tool arguments never reach these fields: ``run_id``, ``tenant_id``, ``
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -23,8 +24,9 @@ class CheckpointHost(Protocol):
     """
 
     async def create_checkpoint(self, ctx: ToolContext, entry_file: str | None) -> dict[str, Any]:
-        """Snapshot ``ctx.workspace`` into a new draft revision and mark it the run's
-        checkpoint. ``entry_file`` is already normalised by the path policy.
+        """Snapshot ``ctx.workspace`` into a new draft revision and report it as the run's
+        checkpoint (:meth:`ToolContext.record_revisions`). ``entry_file`` is already
+        normalised by the path policy.
 
         Returns:
             ``{checkpoint_revision_id, created_at, file_count, entry_file}``.
@@ -32,7 +34,8 @@ class CheckpointHost(Protocol):
         ...
 
     async def restore_checkpoint(self, ctx: ToolContext, revision_id: str) -> dict[str, Any]:
-        """Create a new draft from ``revision_id``'s files and re-sync the workspace.
+        """Create a new draft from ``revision_id``'s files, re-sync the workspace and report
+        the revisions (:meth:`ToolContext.record_revisions`).
 
         Returns:
             ``{restored_revision_id, from_checkpoint_revision_id, entry_file, file_count}``.
@@ -54,6 +57,9 @@ class ToolContext:
         user_id: the run's user actor (workspaces are per (app, user)).
         workspace: the (app, user) workspace every file tool acts on.
         checkpoints: checkpoint backend, or None (checkpoint tools then fail cleanly).
+        on_revisions: told ``(checkpoint_revision_id, result_revision_id or None)`` when a
+            checkpoint tool made a revision the run must record; the engine turns it into
+            an event for the run's actor (no tool or engine writes the run's row).
     """
 
     run_id: uuid.UUID
@@ -62,3 +68,9 @@ class ToolContext:
     user_id: uuid.UUID
     workspace: Workspace
     checkpoints: CheckpointHost | None = None
+    on_revisions: Callable[[uuid.UUID, uuid.UUID | None], None] | None = None
+
+    def record_revisions(self, checkpoint: uuid.UUID, result: uuid.UUID | None) -> None:
+        """Report a checkpoint (and maybe result) revision for the run (contract 7.3)."""
+        if self.on_revisions is not None:
+            self.on_revisions(checkpoint, result)

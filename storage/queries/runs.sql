@@ -1,5 +1,7 @@
 -- Coding-agent runs (contract section 2). Status writes are conditional: a run only moves
--- from a status the transition table allows ($n::text[] of expected sources).
+-- from a status the transition table allows. Every statement that sets `status` takes
+-- those sources as a `status = ANY($n::text[])` parameter computed from
+-- runtime/runs/states.py (tests/unit/test_lifecycle.py checks there is no other form).
 
 -- A new queued run and its first event (run.accepted, seq 1) in one statement: atomic,
 -- one round trip. $12.. are that event's type, stage, payload and diagnostics (JSON text)
@@ -61,14 +63,15 @@ LIMIT $4;
 UPDATE agent_runs
 SET status = 'running', started_at = COALESCE(started_at, now()), error_message = NULL,
     completed_at = NULL, lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND status = 'queued'
+WHERE id = $1 AND status = ANY($4::text[])
 RETURNING *;
 
+-- A restarted actor keeps its running run ($4: the statuses it may hold it in).
 -- name: runs_reclaim
 UPDATE agent_runs
 SET restart_count = restart_count + 1, lease_owner = $2,
     lease_expires_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND status = 'running'
+WHERE id = $1 AND status = ANY($4::text[])
 RETURNING *;
 
 -- name: runs_finish
@@ -94,6 +97,13 @@ RETURNING *;
 
 -- name: runs_set_engine_ref
 UPDATE agent_runs SET engine_run_ref = $2 WHERE id = $1;
+
+-- The agent's checkpoint (contract 7.3): $2 the checkpoint revision, $3 the result
+-- revision (NULL: keep the run's result, else the checkpoint).
+-- name: runs_record_checkpoint
+UPDATE agent_runs
+SET checkpoint_revision_id = $2, result_revision_id = COALESCE($3, result_revision_id, $2)
+WHERE id = $1;
 
 -- name: runs_set_revisions
 UPDATE agent_runs

@@ -20,7 +20,8 @@ from quart_schema import (
 )
 
 from runtime.engines.scripted import ScriptError, validate_script
-from runtime.runs.service import CreateRun, RunRequestError
+from runtime.runs import states
+from runtime.runs.service import CreateRun
 from web import sse
 from web.auth import RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError
@@ -50,10 +51,6 @@ def _invalid(loc: list[str], msg: str, value: Any, kind: str = "value_error") ->
 def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     """The ``/admin/apps/{app_id}/coding-agent/runs`` blueprint."""
     bp = Blueprint("runs", __name__, url_prefix="/admin/apps/<uuid:app_id>/coding-agent/runs")
-
-    @bp.errorhandler(RunRequestError)
-    async def _refused(exc: RunRequestError) -> tuple[dict[str, Any], int]:
-        return {"detail": exc.detail}, exc.status
 
     async def find_run(app_id: uuid.UUID, run_id: uuid.UUID, scope: str) -> dict[str, Any]:
         """The run's row, for routes that return it. Routes that only need the run to exist
@@ -162,7 +159,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
 
         async def is_active() -> bool:
             row = await services.runs.runs.get(run_id)
-            return row is not None and row["status"] in ("queued", "running")
+            return row is not None and row["status"] in states.ACTIVE
 
         try:
             body = services.stream_quota.guard(

@@ -1,0 +1,71 @@
+"""Typed run errors: what the run service refuses, in runtime terms.
+
+No HTTP here: ``web/errors.py`` is the one place that maps each class to a status and a
+``detail`` (contract 1.2, 1.6, 1.7). Every class keeps the facts the answer needs.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+
+class RunError(Exception):
+    """Base class of every refusal of the run service."""
+
+
+class AppNotFound(RunError):
+    """The app does not exist in the caller's tenant, or has no draft revision."""
+
+
+class RunNotFound(RunError):
+    """The run does not exist (or was deleted with its app)."""
+
+
+class RevisionConflict(RunError):
+    """``base_revision_id`` is not the app's current draft (contract 1.2 step 3)."""
+
+    def __init__(self, latest_revision_id: uuid.UUID, latest_updated_at: datetime) -> None:
+        super().__init__("Draft revision is stale")
+        self.latest_revision_id = latest_revision_id
+        self.latest_updated_at = latest_updated_at
+
+
+class InputRequired(RunError):
+    """The prompt is empty once stripped (contract 1.2 step 4)."""
+
+
+class ModelUnavailable(RunError):
+    """No chat model qualifies for the run (contract 1.2 step 6, contract 4)."""
+
+    def __init__(self, *, requested: bool) -> None:
+        super().__init__(
+            "Selected model is unavailable for this tenant."
+            if requested
+            else "No active chat model is available for this tenant."
+        )
+
+
+class EngineRefused(RunError):
+    """The engine is missing or its preflight refused the run (contract 1.2 step 7, 6).
+
+    ``code`` is ``CODING_AGENT_ENGINE_UNAVAILABLE`` or
+    ``CODING_AGENT_ENGINE_UNSUPPORTED_RUNTIME``.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class RunNotPaused(RunError):
+    """Resume of a run that is not paused (contract 1.6)."""
+
+
+class RunUnresponsive(RunError):
+    """The run's actor did not answer a command in time; the caller may retry."""
+
+
+class RunActorFailed(RunError):
+    """The run's actor crashed while handling a command; the Supervisor restarts it."""

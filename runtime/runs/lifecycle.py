@@ -1,0 +1,507 @@
+"""The run lifecycle: one run's rules as a plain object (functional core, imperative shell).
+
+:class:`RunLifecycle` holds an explicit :class:`Phase`, applies the one transition table
+(:mod:`runtime.runs.states`) and returns effects (:mod:`runtime.runs.effects`); it does no
+I/O and starts no threads. Its RunActor carries the effects out and feeds their results
+back (``claimed``, ``loaded``, ``status_written``, ...). Tests drive it directly
+(tests/unit/test_lifecycle.py).
+
+Rules it implements (DESIGN.md sections 3 and 8, contract 1.6, 1.7 and 3.3):
+
+- Execution: claim (``queued -> running``; a restarted actor takes its ``running`` run
+  over), ``plan.updated``, start the engine; engine events become event drafts; the engine's
+  terminal event decides the end: completed (auto-apply, fallback text, ``completed``),
+  paused, or failed.
+- Cancel is verified: while the engine runs, ``cancelled`` is written only once the engine
+  has stopped; an unconfirmed stop fails the run. A queued or paused run is cancelled at
+  once; a terminal one is answered unchanged (contract 1.7), as is a run executing on
+  another node.
+- Resume only from ``paused``; reconcile (a run left ``running`` by a dead process) by the
+  restart policy; give up after too many actor crashes.
+- Every terminal write is followed by exactly one terminal event; a write that finds the
+  run already moved (another writer won) emits none and answers waiters with the run as is.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from runtime.assistant_text import final_text
+from runtime.engine import (
+    CancelOutcome,
+    Completed,
+    EngineRef,
+    Failed,
+    Paused,
+    RevisionsRecorded,
+)
+from runtime.runs import states
+from runtime.runs.effects import (
+    Answer,
+    Answerable,
+    AutoApply,
+    CancelEngine,
+    Claim,
+    DetachEngine,
+    Effect,
+    Emit,
+    Finish,
+    Load,
+    RecordRevisions,
+    Refuse,
+    Resubmit,
+    SetEngineRef,
+    StartEngine,
+    StopEngine,
+    WriteStatus,
+)
+from runtime.runs.errors import RunActorFailed, RunNotFound, RunNotPaused, RunUnresponsive
+from runtime.runs.events import EventDraft
+from runtime.runs.run_object import run_object
+from runtime.runs.translate import EventMapper
+
+RESTARTED_MESSAGE = "Run was interrupted: the Runwright process running it stopped or restarted"
+CANCEL_UNCONFIRMED_DEFAULT = "Engine cancellation could not be confirmed"
+NO_RESULT_MESSAGE = "Engine stopped without reporting a result"
+CANCELLED_DIAGNOSTICS = ({"message": "run cancelled"},)
+STOP_TIMEOUT = CancelOutcome(
+    False, [{"code": "ENGINE_STOP_TIMEOUT", "message": "Engine did not stop after cancellation"}]
+)
+
+
+class Phase(enum.Enum):
+    """Where one actor's handling of its run stands."""
+
+    IDLE = "idle"  #: nothing asked yet
+    LOADING = "loading"  #: reading the run to decide a command (see ``intent``)
+    CLAIMING = "claiming"  #: taking the run for execution
+    STARTING = "starting"  #: claimed; the engine session is being opened
+    RUNNING = "running"  #: the engine session is live
+    CANCELLING = "cancelling"  #: the engine was asked to stop; waiting for it
+    WRITING = "writing"  #: the engine is over; the run's new status is being written
+    DONE = "done"  #: nothing left to do (a late command starts over from LOADING)
+
+
+# ---- why the lifecycle is loading or writing ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Execute:
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Cancel:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Resume:
+    payload: dict[str, Any]
+    reply: Answerable
+
+
+@dataclass(frozen=True, slots=True)
+class _Reconcile:
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class _GiveUp:
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Settle:
+    """A write lost its race: answer the waiters with the run as it is now."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Terminal:
+    """A final status write (completed, failed, cancelled, paused)."""
+
+    diagnostics: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Requeued:
+    """``-> queued`` by resume (``reply`` set) or by the requeue restart policy."""
+
+    reply: Answerable | None
+    summary: str | None = None
+
+
+_Intent = _Execute | _Cancel | _Resume | _Reconcile | _GiveUp | _Settle
+_Write = _Terminal | _Requeued
+
+#: Phases in which an engine session belongs to this actor (started or being started).
+EXECUTING = frozenset({Phase.CLAIMING, Phase.STARTING, Phase.RUNNING, Phase.CANCELLING})
+
+
+class RunLifecycle:
+    """The state of one RunActor's run and the rules that move it.
+
+    Every public method takes an input (a command, an engine report or the result of an
+    effect) and returns the effects to carry out, in order. Inputs that do not apply in the
+    current phase (a late engine report, say) return ``[]``.
+
+    Args:
+        redact: applied to every failure text a tenant can read (the run's error and its
+            ``run.failed`` diagnostics): server paths out (:mod:`runtime.redact`).
+
+    Attributes:
+        phase: the current :class:`Phase`.
+        row: the run as last read or written (None until known).
+        waiters: cancel commands waiting for the run's final row.
+    """
+
+    def __init__(self, *, redact: Callable[[str], str] = str) -> None:
+        self._redact = redact
+        self.phase = Phase.IDLE
+        self.row: dict[str, Any] | None = None
+        self.waiters: list[Answerable] = []
+        self.attempt = 0
+        self.engine_live = False
+        self.outcome: Completed | Failed | Paused | None = None
+        self.cancel_outcome: CancelOutcome | None = None
+        self.mapper = EventMapper()
+        self._intent: _Intent | None = None
+        self._write: _Write | None = None
+
+    # ---- commands ------------------------------------------------------------------------
+
+    def execute(self, attempt: int) -> list[Effect]:
+        """Execute the run: ``attempt`` 0 claims a queued run; a later attempt (after an
+        actor crash) first reads the run to take it over."""
+        if self.phase not in (Phase.IDLE, Phase.DONE):
+            return []
+        self.attempt = attempt
+        if attempt == 0:
+            return self._claim(take_over=False)
+        return self._load(_Execute(attempt))
+
+    def cancel(self, reply: Answerable) -> list[Effect]:
+        """Cancel (contract 1.7): the reply gets the run's row once it is settled."""
+        self.waiters.append(reply)
+        if self.phase is Phase.RUNNING:
+            self.phase = Phase.CANCELLING
+            return [CancelEngine()]
+        if self.phase in (Phase.IDLE, Phase.DONE):
+            return self._load(_Cancel())
+        # Otherwise (claiming, starting, cancelling, loading, writing): the waiter is
+        # answered when the current work settles (see _settled).
+        return []
+
+    def resume(self, payload: dict[str, Any], reply: Answerable) -> list[Effect]:
+        """Resume a paused run with ``payload`` (contract 1.6)."""
+        if self.phase in EXECUTING or self.phase is Phase.WRITING:
+            return [Refuse(reply, RunNotPaused("Run is not paused"))]
+        if self.phase is Phase.LOADING:  # busy deciding another command: ask again
+            return [Refuse(reply, RunUnresponsive("The run is busy; try again"))]
+        return self._load(_Resume(payload, reply))
+
+    def reconcile(self, policy: str) -> list[Effect]:
+        """The run may have been left ``running`` by a dead process: settle it by
+        ``policy`` (``fail`` or ``requeue``). A run executing here is alive: no-op."""
+        if self.phase not in (Phase.IDLE, Phase.DONE):
+            return []
+        return self._load(_Reconcile(policy))
+
+    def give_up(self, error: str) -> list[Effect]:
+        """The run's actors crashed more often than allowed: fail the run."""
+        return self._load(_GiveUp(error))
+
+    def crashed(self) -> list[Effect]:
+        """The actor is failing: stop the engine and answer every waiter (a command whose
+        handling crashed still gets an answer; the Supervisor restarts the run)."""
+        waiters, self.waiters = self.waiters, []
+        for pending in (self._intent, self._write):
+            if isinstance(pending, (_Resume, _Requeued)) and pending.reply is not None:
+                waiters.append(pending.reply)
+        self.phase = Phase.DONE
+        self.engine_live = False
+        self._intent = self._write = None
+        failure = RunActorFailed("The run's actor failed; try again")
+        return [DetachEngine(), *(Refuse(w, failure) for w in waiters)]
+
+    # ---- results of effects ---------------------------------------------------------
+
+    def loaded(self, row: dict[str, Any] | None) -> list[Effect]:
+        """Result of :class:`Load`."""
+        if self.phase is not Phase.LOADING:
+            return []
+        self.row = row
+        intent, self._intent = self._intent, None
+        match intent:
+            case _Execute():
+                if row is None:
+                    return self._settled()
+                return self._claim(take_over=row["status"] == states.RUNNING)
+            case _Cancel():
+                if row is None:
+                    return self._refuse_waiters(RunNotFound("run not found"))
+                if states.is_terminal(row["status"]) or row["status"] == states.RUNNING:
+                    # Terminal: idempotent (contract 1.7). Running without an engine here:
+                    # another node owns it; report it unchanged.
+                    return self._settled()
+                return self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)
+            case _Resume(payload=payload, reply=reply):
+                if row is None or row["status"] != states.PAUSED:
+                    return [Refuse(reply, RunNotPaused("Run is not paused")), *self._settled()]
+                return self._write_status(
+                    _Requeued(reply),
+                    WriteStatus(
+                        states.QUEUED, states.sources(states.QUEUED, only=(states.PAUSED,)),
+                        resume_payload=payload,
+                    ),
+                )  # fmt: skip
+            case _Reconcile(policy=policy):
+                if row is None or row["status"] != states.RUNNING:
+                    return self._settled()
+                if policy == "requeue":
+                    return self._write_status(
+                        _Requeued(None, "Run requeued after a restart"),
+                        WriteStatus(
+                            states.QUEUED, states.sources(states.QUEUED, only=(states.RUNNING,))
+                        ),
+                    )
+                return self._fail(
+                    RESTARTED_MESSAGE, [{"code": "RUN_INTERRUPTED", "message": RESTARTED_MESSAGE}]
+                )
+            case _GiveUp(error=error):
+                message = f"Run actor crashed too many times: {error}"
+                return self._fail(message, [{"code": "RUN_ACTOR_CRASHED", "message": message}])
+            case _:  # _Settle
+                return self._settled()
+
+    def claimed(self, row: dict[str, Any] | None) -> list[Effect]:
+        """Result of :class:`Claim`: None when the run was not claimable (gone, cancelled
+        before it started, or owned elsewhere)."""
+        if self.phase is not Phase.CLAIMING:
+            return []
+        if row is None:
+            return self._load(_Settle()) if self.waiters else self._settled()
+        self.row = row
+        if self.waiters:  # cancelled while the claim was under way: never start
+            return self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)
+        self.phase = Phase.STARTING
+        if self.attempt == 0:
+            plan: dict[str, Any] = {"summary": "Coding-agent run started"}
+        else:
+            plan = {"summary": "Coding-agent run restarted", "attempt": self.attempt}
+        return [Emit((EventDraft("plan.updated", plan),)), StartEngine(self.attempt)]
+
+    def engine_started(self) -> list[Effect]:
+        """Result of :class:`StartEngine`: the pump task runs."""
+        if self.phase is not Phase.STARTING:
+            return []
+        self.engine_live = True
+        self.mapper = EventMapper()
+        self.outcome = None
+        self.cancel_outcome = None
+        if self.waiters:  # a cancel arrived while the engine was being opened
+            self.phase = Phase.CANCELLING
+            return [CancelEngine()]
+        self.phase = Phase.RUNNING
+        return []
+
+    def engine_start_failed(self, message: str) -> list[Effect]:
+        """Result of :class:`StartEngine`: the context or session could not be made."""
+        if self.phase is not Phase.STARTING:
+            return []
+        return self._fail(message, [])
+
+    def status_written(self, row: dict[str, Any] | None) -> list[Effect]:
+        """Result of :class:`WriteStatus`: the new row, or None when the run had already
+        left the expected statuses (another writer settled it and emitted its events)."""
+        if self.phase is not Phase.WRITING:
+            return []
+        write, self._write = self._write, None
+        if row is None:
+            if isinstance(write, _Requeued) and write.reply is not None:
+                return [Refuse(write.reply, RunNotPaused("Run is not paused")), *self._settled()]
+            return self._load(_Settle())
+        self.row = row
+        match write:
+            case _Terminal(diagnostics=diagnostics):
+                return [Emit((terminal_event(row, diagnostics),)), *self._settled()]
+            case _Requeued(reply=reply, summary=summary):
+                effects: list[Effect] = []
+                if reply is not None:
+                    effects.append(Answer(reply, row))
+                if summary is not None:
+                    effects.append(Emit((EventDraft("plan.updated", {"summary": summary}),)))
+                return [*effects, Resubmit(), *self._settled()]
+        return self._settled()
+
+    def applied(self, revision: Any | None) -> list[Effect]:
+        """Result of :class:`AutoApply` (an ``AppliedRevision`` or None: nothing changed):
+        the rest of contract 3.3's completed sequence."""
+        if self.phase is not Phase.WRITING or not isinstance(self.outcome, Completed):
+            return []
+        assert self.row is not None
+        drafts: list[EventDraft] = []
+        if revision is not None:
+            drafts.append(EventDraft("revision.created", revision.revision_payload()))
+            drafts.append(EventDraft("checkpoint.created", revision.checkpoint_payload()))
+        if not self.mapper.saw_text:
+            prompt = str(self.row["input_params"].get("input", ""))
+            text = final_text(self.outcome.output, prompt)
+            drafts.append(EventDraft("assistant.delta", {"content": text}))
+        write = WriteStatus(
+            states.COMPLETED, states.sources(states.COMPLETED), output=self.outcome.output
+        )
+        emitted: list[Effect] = [Emit(tuple(drafts))] if drafts else []
+        return [*emitted, *self._write_status(_Terminal(()), write)]
+
+    def apply_failed(self, message: str, diagnostics: list[dict[str, Any]]) -> list[Effect]:
+        """Result of :class:`AutoApply`: the workspace cannot become a revision (a
+        validation error or a conflict), which fails the run (contract 3.3)."""
+        if self.phase is not Phase.WRITING:
+            return []
+        return self._fail(message, diagnostics)
+
+    # ---- engine reports ------------------------------------------------------------------
+
+    def engine_events(self, events: tuple[Any, ...]) -> list[Effect]:
+        """Engine events (deltas already coalesced), in order.
+
+        Raises:
+            TypeError: the engine yielded something that is not an engine event.
+        """
+        if self.phase not in (Phase.RUNNING, Phase.CANCELLING):
+            return []
+        effects: list[Effect] = []
+        drafts: list[EventDraft] = []
+        for event in events:
+            if isinstance(event, (EngineRef, RevisionsRecorded)):
+                if drafts:
+                    effects.append(Emit(tuple(drafts)))
+                    drafts = []
+                if isinstance(event, EngineRef):
+                    effects.append(SetEngineRef(event.ref))
+                else:
+                    effects.append(RecordRevisions(event.checkpoint, event.result))
+            elif isinstance(event, (Completed, Failed, Paused)):
+                self.outcome = event
+            else:
+                drafts.append(self.mapper.draft(event))
+        if drafts:
+            effects.append(Emit(tuple(drafts)))
+        return effects
+
+    def engine_ended(self, error: str | None) -> list[Effect]:
+        """The pump finished: the engine has stopped (``error``: it raised)."""
+        if self.phase not in (Phase.RUNNING, Phase.CANCELLING):
+            return []
+        self.engine_live = False
+        if self.phase is Phase.CANCELLING:
+            if self.cancel_outcome is None:
+                return []  # wait for the engine's answer to cancel()
+            return self._finish_cancel(self.cancel_outcome)
+        outcome = self.outcome
+        if error is not None:
+            return self._fail(error, [])
+        if isinstance(outcome, Completed):
+            self.phase = Phase.WRITING
+            self._write = None
+            return [AutoApply()]
+        if isinstance(outcome, Paused):
+            write = WriteStatus(
+                states.PAUSED, states.sources(states.PAUSED),
+                checkpoint=outcome.checkpoint, output=outcome.output,
+            )  # fmt: skip
+            return self._write_status(_Terminal(()), write)
+        if isinstance(outcome, Failed):
+            return self._fail(outcome.message, outcome.diagnostics)
+        return self._fail(NO_RESULT_MESSAGE, [])
+
+    def cancel_answered(self, outcome: CancelOutcome) -> list[Effect]:
+        """The engine's answer to :class:`CancelEngine`."""
+        if self.phase is not Phase.CANCELLING:
+            return []
+        self.cancel_outcome = outcome
+        if not self.engine_live:  # the engine already ended on its own
+            return self._finish_cancel(outcome)
+        return [StopEngine()]
+
+    def stop_overdue(self) -> list[Effect]:
+        """The engine did not stop within the cancel grace period: fail closed."""
+        if self.phase is not Phase.CANCELLING or not self.engine_live:
+            return []
+        return self._finish_cancel(STOP_TIMEOUT)
+
+    # ---- helpers ---------------------------------------------------------------------------
+
+    def _load(self, intent: _Intent) -> list[Effect]:
+        self.phase = Phase.LOADING
+        self._intent = intent
+        return [Load()]
+
+    def _claim(self, *, take_over: bool) -> list[Effect]:
+        self.phase = Phase.CLAIMING
+        expected = (states.RUNNING,) if take_over else states.sources(states.RUNNING)
+        return [Claim(take_over, expected)]
+
+    def _write_status(self, write: _Write, effect: WriteStatus) -> list[Effect]:
+        self.phase = Phase.WRITING
+        self._write = write
+        return [effect]
+
+    def _write_terminal(self, target: str, diagnostics: tuple[dict[str, Any], ...]) -> list[Effect]:
+        return self._write_status(
+            _Terminal(diagnostics), WriteStatus(target, states.sources(target))
+        )
+
+    def _fail(self, message: str, diagnostics: list[dict[str, Any]]) -> list[Effect]:
+        redact = self._redact
+        message = redact(message)
+        diagnostics = [
+            {**d, "message": redact(d["message"])} if isinstance(d.get("message"), str) else d
+            for d in diagnostics
+        ]
+        write = WriteStatus(states.FAILED, states.sources(states.FAILED), error=message)
+        return self._write_status(_Terminal(failure_diagnostics(message, diagnostics)), write)
+
+    def _finish_cancel(self, outcome: CancelOutcome) -> list[Effect]:
+        self.engine_live = False
+        if outcome.confirmed:
+            return [DetachEngine(), *self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)]
+        diagnostics = outcome.diagnostics or [{"message": CANCEL_UNCONFIRMED_DEFAULT}]
+        message = str(diagnostics[0].get("message") or CANCEL_UNCONFIRMED_DEFAULT)
+        return [DetachEngine(), *self._fail(message, diagnostics)]
+
+    def _refuse_waiters(self, error: Exception) -> list[Effect]:
+        waiters, self.waiters = self.waiters, []
+        self.phase = Phase.DONE
+        return [*(Refuse(w, error) for w in waiters), Finish()]  # type: ignore[arg-type]
+
+    def _settled(self) -> list[Effect]:
+        """The current work is over: answer waiters with the row, or, when a cancel came
+        in meanwhile and the run is not terminal, carry the cancel out first."""
+        row = self.row
+        if self.waiters and row is not None and row["status"] in (states.QUEUED, states.PAUSED):
+            return self._load(_Cancel())
+        waiters, self.waiters = self.waiters, []
+        self.phase = Phase.DONE
+        if row is None:
+            return [*(Refuse(w, RunNotFound("run not found")) for w in waiters), Finish()]
+        return [*(Answer(w, row) for w in waiters), Finish()]
+
+
+def terminal_event(row: dict[str, Any], diagnostics: tuple[dict[str, Any], ...]) -> EventDraft:
+    """Contract 3.3: ``run.completed`` for completed and paused runs, ``run.failed``
+    otherwise; the payload is the run object as written."""
+    kind = "run.completed" if row["status"] in (states.COMPLETED, states.PAUSED) else "run.failed"
+    return EventDraft(kind, run_object(row), diagnostics)
+
+
+def failure_diagnostics(message: str, extra: list[dict[str, Any]]) -> tuple[dict[str, Any], ...]:
+    """``run.failed`` diagnostics: the first item's ``message`` is the run's error."""
+    if extra:
+        first = {**extra[0], "message": extra[0].get("message") or message}
+        return (first, *extra[1:])
+    return ({"message": message},)

@@ -1,0 +1,447 @@
+"""The run lifecycle as a plain object: no HTTP, no threads, no Postgres.
+
+Each test plays the RunActor's part by hand: it feeds the lifecycle commands, engine
+reports and the results of the effects it asked for, and checks the effects that come back.
+``Table`` plays the status column: a write lands only from an expected status, as the
+conditional UPDATEs in storage/queries/runs.sql do.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime.engine import (
+    CancelOutcome,
+    Completed,
+    Delta,
+    EngineRef,
+    Failed,
+    Paused,
+    RevisionsRecorded,
+    ToolFinished,
+)
+from runtime.runs import states
+from runtime.runs.deps import AppliedRevision
+from runtime.runs.effects import (
+    Answer,
+    AutoApply,
+    CancelEngine,
+    Claim,
+    DetachEngine,
+    Effect,
+    Emit,
+    Finish,
+    Load,
+    RecordRevisions,
+    Refuse,
+    Resubmit,
+    SetEngineRef,
+    StartEngine,
+    StopEngine,
+    WriteStatus,
+)
+from runtime.runs.errors import RunActorFailed, RunNotFound, RunNotPaused
+from runtime.runs.lifecycle import RESTARTED_MESSAGE, Phase, RunLifecycle
+
+RUN_ID = uuid.uuid4()
+APP_ID = uuid.uuid4()
+
+
+def make_row(status: str, **extra: Any) -> dict[str, Any]:
+    """A run row with the columns the lifecycle and the run object read."""
+    row: dict[str, Any] = {
+        "id": RUN_ID, "status": status, "execution_engine": "native",
+        "surface": "published_app_coding_agent", "published_app_id": APP_ID,
+        "base_revision_id": None, "result_revision_id": None, "checkpoint_revision_id": None,
+        "requested_model_id": None, "resolved_model_id": None, "error_message": None,
+        "created_at": datetime(2026, 1, 1, tzinfo=UTC), "started_at": None,
+        "completed_at": None, "input_params": {"input": "make it blue"}, "last_event_seq": 1,
+    }  # fmt: skip
+    row.update(extra)
+    return row
+
+
+class Table:
+    """The run's status column: applies a write only from an expected status (the
+    conditional UPDATE), and checks every write against the transition table."""
+
+    def __init__(self, status: str) -> None:
+        self.row = make_row(status)
+
+    def write(self, effect: WriteStatus) -> dict[str, Any] | None:
+        assert set(effect.expected) <= states.TRANSITIONS[effect.target], effect
+        if self.row["status"] not in effect.expected:
+            return None
+        self.row = {**self.row, "status": effect.target, "error_message": effect.error}
+        return self.row
+
+    def claim(self, effect: Claim) -> dict[str, Any] | None:
+        if not effect.take_over:
+            assert set(effect.expected) <= states.TRANSITIONS[states.RUNNING]
+        if self.row["status"] not in effect.expected:
+            return None
+        self.row = {**self.row, "status": states.RUNNING}
+        return self.row
+
+
+class Waiter:
+    """Stands in for a Reply: the lifecycle only passes it through to the effects."""
+
+    def set(self, value: Any) -> None:  # pragma: no cover - never called here
+        raise AssertionError("the lifecycle must not answer by itself")
+
+    def fail(self, exc: BaseException) -> None:  # pragma: no cover
+        raise AssertionError("the lifecycle must not answer by itself")
+
+
+def kinds(effects: list[Effect]) -> list[type]:
+    return [type(e) for e in effects]
+
+
+def emitted(effects: list[Effect]) -> list[str]:
+    return [d.type for e in effects if isinstance(e, Emit) for d in e.drafts]
+
+
+def running(table: Table | None = None) -> tuple[RunLifecycle, Table]:
+    """A lifecycle whose engine runs (attempt 0), and its table."""
+    table = table or Table(states.QUEUED)
+    lc = RunLifecycle()
+    [claim] = lc.execute(0)
+    assert claim == Claim(False, (states.QUEUED,))
+    effects = lc.claimed(table.claim(claim))
+    assert kinds(effects) == [Emit, StartEngine]
+    assert effects[0].drafts[0].payload == {"summary": "Coding-agent run started"}  # type: ignore[union-attr]
+    assert lc.engine_started() == []
+    assert lc.phase is Phase.RUNNING
+    return lc, table
+
+
+def write(lc: RunLifecycle, table: Table, effects: list[Effect]) -> list[Effect]:
+    """Carry out the trailing WriteStatus of ``effects`` and return what follows it."""
+    assert isinstance(effects[-1], WriteStatus), effects
+    return lc.status_written(table.write(effects[-1]))
+
+
+# ---- execution -----------------------------------------------------------------------------
+
+
+def test_a_run_completes_with_the_contract_terminal_sequence() -> None:
+    lc, table = running()
+    assert emitted(lc.engine_events((Delta("Done: "), Delta("blue")))) == ["assistant.delta"] * 2
+    assert lc.engine_events((Completed({"last_agent_output": "blue"}),)) == []
+    assert lc.engine_ended(None) == [AutoApply()]
+    revision = AppliedRevision(uuid.uuid4(), uuid.uuid4(), "src/main.tsx", 3)
+    effects = lc.applied(revision)
+    assert emitted(effects) == ["revision.created", "checkpoint.created"]  # text was streamed
+    assert effects[-1] == WriteStatus(
+        states.COMPLETED, (states.RUNNING,), output={"last_agent_output": "blue"}
+    )
+    final = write(lc, table, effects)
+    assert emitted(final) == ["run.completed"] and kinds(final)[-1] is Finish
+    assert final[0].drafts[0].payload["status"] == "completed"  # type: ignore[union-attr]
+    assert lc.phase is Phase.DONE
+
+
+def test_a_run_that_streamed_no_text_gets_the_fallback_assistant_text() -> None:
+    lc, table = running()
+    lc.engine_events((Completed({"last_agent_output": "All set."}),))
+    lc.engine_ended(None)
+    effects = lc.applied(None)  # nothing changed: no revision
+    assert emitted(effects) == ["assistant.delta"]
+    assert effects[0].drafts[0].payload == {"content": "All set."}  # type: ignore[union-attr]
+
+
+def test_engine_failure_and_silent_end_fail_the_run() -> None:
+    lc, table = running()
+    lc.engine_events((Failed("model said no", [{"code": "MODEL_ERROR", "message": ""}]),))
+    effects = lc.engine_ended(None)
+    assert effects == [WriteStatus(states.FAILED, states.sources(states.FAILED),
+                                   error="model said no")]  # fmt: skip
+    final = write(lc, table, effects)
+    [event] = final[0].drafts  # type: ignore[union-attr]
+    assert event.type == "run.failed"
+    assert event.diagnostics == ({"code": "MODEL_ERROR", "message": "model said no"},)
+
+    lc, table = running()
+    effects = lc.engine_ended(None)  # no terminal event from the engine: fail closed
+    assert effects[-1].error == "Engine stopped without reporting a result"  # type: ignore[union-attr]
+    lc, table = running()
+    assert lc.engine_ended("boom")[-1].error == "boom"  # type: ignore[union-attr]
+
+
+def test_auto_apply_refusal_fails_the_run() -> None:
+    lc, table = running()
+    lc.engine_events((Completed({}),))
+    lc.engine_ended(None)
+    detail = {"code": "REVISION_CONFLICT", "message": "draft moved"}
+    effects = lc.apply_failed("draft moved", [detail])
+    final = write(lc, table, effects)
+    assert emitted(final) == ["run.failed"]
+    assert table.row["status"] == states.FAILED
+
+
+def test_engine_start_failure_fails_the_run() -> None:
+    table = Table(states.QUEUED)
+    lc = RunLifecycle()
+    lc.claimed(table.claim(lc.execute(0)[0]))  # type: ignore[arg-type]
+    effects = lc.engine_start_failed("no workspace")
+    assert effects[-1].error == "no workspace"  # type: ignore[union-attr]
+    assert emitted(write(lc, table, effects)) == ["run.failed"]
+
+
+def test_a_run_someone_else_claimed_is_left_alone() -> None:
+    lc = RunLifecycle()
+    lc.execute(0)
+    assert lc.claimed(None) == [Finish()]
+
+
+def test_engine_refs_and_checkpoints_are_recorded_in_order_with_the_events() -> None:
+    lc, _ = running()
+    checkpoint = uuid.uuid4()
+    effects = lc.engine_events(
+        (
+            Delta("a"),
+            EngineRef("ses_1"),
+            RevisionsRecorded(checkpoint, None),
+            ToolFinished("coding_agent_create_checkpoint", "s1", {"ok": True}),
+        )
+    )
+    assert kinds(effects) == [Emit, SetEngineRef, RecordRevisions, Emit]
+    assert effects[1] == SetEngineRef("ses_1")
+    assert effects[2] == RecordRevisions(checkpoint, None)
+
+
+def test_pause_writes_paused_and_ends_the_stream_with_run_completed() -> None:
+    lc, table = running()
+    lc.engine_events((Paused({"step": 2}, {"messages": []}),))
+    effects = lc.engine_ended(None)
+    assert effects == [WriteStatus(states.PAUSED, (states.RUNNING,), checkpoint={"step": 2},
+                                   output={"messages": []})]  # fmt: skip
+    assert emitted(write(lc, table, effects)) == ["run.completed"]
+
+
+# ---- cancel --------------------------------------------------------------------------------
+
+
+def test_cancel_before_start_cancels_the_queued_run() -> None:
+    table = Table(states.QUEUED)
+    lc = RunLifecycle()
+    waiter = Waiter()
+    assert lc.cancel(waiter) == [Load()]
+    effects = lc.loaded(table.row)
+    assert effects == [WriteStatus(states.CANCELLED, states.sources(states.CANCELLED))]
+    final = write(lc, table, effects)
+    assert emitted(final) == ["run.failed"]
+    assert final[0].drafts[0].diagnostics == ({"message": "run cancelled"},)  # type: ignore[union-attr]
+    assert final[1:] == [Answer(waiter, table.row), Finish()]
+    # the execution that was waiting for a slot finds nothing to claim
+    late = RunLifecycle()
+    assert late.claimed(table.claim(late.execute(0)[0])) == [Finish()]  # type: ignore[arg-type]
+
+
+def test_cancel_mid_run_waits_for_the_engine_to_stop() -> None:
+    lc, table = running()
+    first, second = Waiter(), Waiter()
+    assert lc.cancel(first) == [CancelEngine()]
+    assert lc.cancel(second) == []  # one engine cancel for both
+    assert lc.cancel_answered(CancelOutcome(True)) == [StopEngine()]
+    assert table.row["status"] == states.RUNNING  # nothing written before the engine stopped
+    effects = lc.engine_ended(None)
+    assert effects == [DetachEngine(), WriteStatus(states.CANCELLED, states.sources("cancelled"))]
+    final = write(lc, table, effects)
+    assert emitted(final) == ["run.failed"]
+    assert final[1:] == [Answer(first, table.row), Answer(second, table.row), Finish()]
+    assert lc.engine_events((Completed({}),)) == []  # a late result changes nothing
+
+
+def test_cancel_when_the_engine_ended_before_answering() -> None:
+    lc, table = running()
+    lc.cancel(Waiter())
+    assert lc.engine_ended(None) == []  # still waiting for the engine's answer
+    effects = lc.cancel_answered(CancelOutcome(True))
+    assert effects[0] == DetachEngine() and effects[-1].target == states.CANCELLED  # type: ignore[union-attr]
+
+
+def test_an_unconfirmed_cancel_fails_the_run() -> None:
+    lc, table = running()
+    lc.cancel(Waiter())
+    diagnostics = [{"code": "OPENCODE_CANCEL_UNCONFIRMED", "message": "abort not confirmed"}]
+    lc.cancel_answered(CancelOutcome(False, diagnostics))
+    effects = lc.engine_ended(None)
+    assert effects[-1] == WriteStatus(states.FAILED, states.sources(states.FAILED),
+                                      error="abort not confirmed")  # fmt: skip
+    final = write(lc, table, effects)
+    assert final[0].drafts[0].diagnostics == tuple(diagnostics)  # type: ignore[union-attr]
+
+
+def test_an_engine_that_does_not_stop_fails_the_run_after_the_grace() -> None:
+    lc, table = running()
+    lc.cancel(Waiter())
+    lc.cancel_answered(CancelOutcome(True))
+    effects = lc.stop_overdue()
+    assert effects[0] == DetachEngine()
+    assert effects[-1].target == states.FAILED  # type: ignore[union-attr]
+    write(lc, table, effects)
+    assert lc.engine_ended(None) == []  # the engine's late end is ignored
+
+
+def test_cancel_of_a_terminal_run_answers_it_unchanged() -> None:
+    for status in (states.COMPLETED, states.FAILED, states.CANCELLED, states.RUNNING):
+        lc, waiter, row = RunLifecycle(), Waiter(), make_row(status)
+        lc.cancel(waiter)
+        assert lc.loaded(row) == [Answer(waiter, row), Finish()]
+
+
+def test_cancel_of_a_missing_run() -> None:
+    lc, waiter = RunLifecycle(), Waiter()
+    lc.cancel(waiter)
+    [refuse, finish] = lc.loaded(None)
+    assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotFound)
+    assert finish == Finish()
+
+
+def test_a_lost_write_race_emits_nothing_and_answers_with_the_run_as_it_is() -> None:
+    table = Table(states.PAUSED)
+    lc, waiter = RunLifecycle(), Waiter()
+    lc.cancel(waiter)
+    effects = lc.loaded(table.row)
+    table.row = make_row(states.FAILED)  # another writer settled it meanwhile
+    assert write(lc, table, effects) == [Load()]
+    assert lc.loaded(table.row) == [Answer(waiter, table.row), Finish()]
+
+
+# ---- resume, reconcile, restart ------------------------------------------------------
+
+
+def test_resume_requeues_a_paused_run_with_its_payload() -> None:
+    table = Table(states.PAUSED)
+    lc, waiter = RunLifecycle(), Waiter()
+    assert lc.resume({"approve": True}, waiter) == [Load()]
+    effects = lc.loaded(table.row)
+    payload = {"approve": True}
+    assert effects == [WriteStatus(states.QUEUED, (states.PAUSED,), resume_payload=payload)]
+    assert write(lc, table, effects) == [Answer(waiter, table.row), Resubmit(), Finish()]
+
+
+def test_resume_of_a_run_that_is_not_paused_is_refused() -> None:
+    lc, _ = running()
+    [refuse] = lc.resume({}, Waiter())
+    assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
+    for status in (states.QUEUED, states.COMPLETED, states.RUNNING):
+        lc = RunLifecycle()
+        lc.resume({}, Waiter())
+        refuse, finish = lc.loaded(make_row(status))
+        assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
+    # paused when read, cancelled before the write: refused, not answered as resumed
+    table = Table(states.PAUSED)
+    lc = RunLifecycle()
+    lc.resume({}, Waiter())
+    effects = lc.loaded(table.row)
+    table.row = make_row(states.CANCELLED)
+    refuse, finish = write(lc, table, effects)
+    assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
+
+
+def test_reconcile_fails_an_orphaned_run_by_default() -> None:
+    table = Table(states.RUNNING)
+    lc = RunLifecycle()
+    effects = lc.loaded(table.row) if lc.reconcile("fail") == [Load()] else []
+    assert effects == [WriteStatus(states.FAILED, states.sources(states.FAILED),
+                                   error=RESTARTED_MESSAGE)]  # fmt: skip
+    final = write(lc, table, effects)
+    assert final[0].drafts[0].diagnostics[0]["code"] == "RUN_INTERRUPTED"  # type: ignore[union-attr]
+
+
+def test_reconcile_requeues_under_the_requeue_policy() -> None:
+    table = Table(states.RUNNING)
+    lc = RunLifecycle()
+    lc.reconcile("requeue")
+    effects = lc.loaded(table.row)
+    assert effects == [WriteStatus(states.QUEUED, (states.RUNNING,))]
+    final = write(lc, table, effects)
+    assert emitted(final) == ["plan.updated"] and kinds(final)[1:] == [Resubmit, Finish]
+
+
+def test_reconcile_leaves_a_run_executing_here_or_already_settled() -> None:
+    lc, _ = running()
+    assert lc.reconcile("fail") == []
+    lc = RunLifecycle()
+    lc.reconcile("fail")
+    assert lc.loaded(make_row(states.COMPLETED)) == [Finish()]
+
+
+def test_a_restarted_actor_takes_its_running_run_over() -> None:
+    table = Table(states.RUNNING)
+    lc = RunLifecycle()
+    assert lc.execute(2) == [Load()]
+    [claim] = lc.loaded(table.row)
+    assert claim == Claim(True, (states.RUNNING,))
+    effects = lc.claimed(table.claim(claim))  # type: ignore[arg-type]
+    assert effects[0].drafts[0].payload == {"summary": "Coding-agent run restarted",  # type: ignore[union-attr]
+                                            "attempt": 2}  # fmt: skip
+    assert effects[1] == StartEngine(2)
+    # a restart after the run was requeued claims it like a new run
+    lc = RunLifecycle()
+    lc.execute(1)
+    assert lc.loaded(make_row(states.QUEUED)) == [Claim(False, (states.QUEUED,))]
+
+
+def test_a_crash_answers_every_waiter_and_give_up_fails_the_run() -> None:
+    lc, table = running()
+    waiter = Waiter()
+    lc.cancel(waiter)
+    effects = lc.crashed()
+    assert effects[0] == DetachEngine()
+    assert isinstance(effects[1], Refuse) and isinstance(effects[1].error, RunActorFailed)
+    # the Supervisor's last resort, on a new lifecycle
+    lc = RunLifecycle()
+    assert lc.give_up("boom") == [Load()]
+    effects = lc.loaded(table.row)
+    final = write(lc, table, effects)
+    assert table.row["status"] == states.FAILED
+    assert final[0].drafts[0].diagnostics[0]["code"] == "RUN_ACTOR_CRASHED"  # type: ignore[union-attr]
+
+
+def test_a_cancel_during_a_resume_is_carried_out_after_it() -> None:
+    table = Table(states.PAUSED)
+    lc, resumer, canceller = RunLifecycle(), Waiter(), Waiter()
+    lc.resume({}, resumer)
+    effects = lc.loaded(table.row)
+    assert lc.cancel(canceller) == []  # busy: queued behind the resume
+    after = write(lc, table, effects)
+    assert after[:2] == [Answer(resumer, table.row), Resubmit()]
+    assert after[2:] == [Load()]  # the cancel starts over on the queued run
+    final = write(lc, table, lc.loaded(table.row))
+    assert final[-2:] == [Answer(canceller, table.row), Finish()]
+    assert table.row["status"] == states.CANCELLED
+
+
+# ---- the one transition table ---------------------------------------------------------
+
+
+def test_sources_come_from_the_table_and_refuse_other_transitions() -> None:
+    assert states.sources(states.RUNNING) == (states.QUEUED,)
+    assert states.sources(states.QUEUED, only=(states.PAUSED,)) == (states.PAUSED,)
+    with pytest.raises(ValueError):
+        states.sources(states.QUEUED, only=(states.COMPLETED,))
+
+
+def test_every_status_write_in_sql_takes_its_sources_as_a_parameter() -> None:
+    """storage/queries/runs.sql follows the table: a statement that sets ``status`` names
+    no source status itself; it takes them as ``status = ANY($n::text[])``."""
+    sql = (Path(__file__).parents[2] / "storage" / "queries" / "runs.sql").read_text()
+    queries = dict(re.findall(r"-- name: (\w+)\n(.*?)(?=\n-- |\Z)", sql, flags=re.S))
+    writers = {name: text for name, text in queries.items() if re.search(r"SET\s+status", text)}
+    assert set(writers) == {
+        "runs_claim", "runs_finish", "runs_pause", "runs_requeue"
+    }  # fmt: skip
+    for name, text in writers.items():
+        where = text.split("WHERE", 1)[1]
+        assert re.search(r"status = ANY\(\$\d+::text\[\]\)", where), name
+        assert not re.search(r"status\s*(=|IN)\s*\(?'", where), name
