@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     # --- SSE -----------------------------------------------------------------------------
     sse_keepalive_seconds: float = Field(default=15.0, gt=0.0)
     sse_queue_max: int = Field(default=2000, ge=16)
+    # Lifetime of a browser's read-only stream ticket (web/stream_tickets.py), seconds.
+    stream_ticket_ttl_seconds: int = Field(default=120, ge=10, le=3600)
 
     # --- messages and the native agent (contract 5 and 7.1) --------------------------------
     message_budget_chars: int = Field(default=28000, ge=1)

@@ -8,7 +8,9 @@ streams only watch (DESIGN.md 8.1).
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import (
@@ -22,7 +24,7 @@ from quart_schema import (
 from runtime.engines.scripted import ScriptError, validate_script
 from runtime.runs import states
 from runtime.runs.service import CreateRun
-from web import sse
+from web import sse, stream_tickets
 from web.auth import RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError
 from web.schemas.common import document_errors
@@ -34,6 +36,7 @@ from web.schemas.runs import (
     RunResponse,
     StreamHeaders,
     StreamQuery,
+    StreamTicketResponse,
 )
 from web.services import Services
 from web.stream_quota import RETRY_AFTER_SECONDS as STREAM_RETRY_AFTER_SECONDS
@@ -42,6 +45,7 @@ from web.validation import parse_json, parse_query
 
 READ = "apps.read"
 WRITE = "apps.write"
+INVALID_TICKET = "Invalid or expired stream ticket"
 
 
 def _invalid(loc: list[str], msg: str, value: Any, kind: str = "value_error") -> ApiError:
@@ -127,6 +131,53 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         """One run. 404 "Coding-agent run not found"."""
         return services.runs.serialize(await find_run(app_id, run_id, READ))
 
+    @bp.post("/<uuid:run_id>/stream-ticket")
+    @tag(["runs"])
+    @document_response(StreamTicketResponse, 200)
+    @document_errors(401, 403, 404, 422)
+    async def stream_ticket(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
+        """A short-lived, read-only ticket for this run's stream, for browsers (EventSource
+        cannot send ``Authorization``): open ``stream_url`` (``.../stream?ticket=...``).
+        It opens only this run's stream, until ``expires_at``
+        (``RUNWRIGHT_STREAM_TICKET_TTL_SECONDS``); it is no bearer token for anything else.
+        Same checks as the stream itself."""
+        ctx = await authz.run_access(app_id, run_id, WRITE)
+        ticket, expires = stream_tickets.issue(
+            services.jwt_secret,
+            subject=ctx.principal.subject,
+            tenant_id=ctx.tenant_id,
+            app_id=app_id,
+            run_id=run_id,
+            ttl_seconds=services.settings.stream_ticket_ttl_seconds,
+        )
+        path = request.path.rsplit("/", 1)[0] + "/stream"
+        return StreamTicketResponse(
+            ticket=ticket,
+            expires_at=datetime.fromtimestamp(expires, UTC),
+            stream_url=f"{path}?{urlencode({'ticket': ticket})}",
+        ).model_dump(mode="json")
+
+    async def stream_access(app_id: uuid.UUID, run_id: uuid.UUID, ticket: str | None) -> uuid.UUID:
+        """The stream's auth: a stream ticket when ``?ticket=`` is given (then it alone
+        counts), else the bearer chain of contract 9. Returns the tenant id.
+
+        Raises:
+            ApiError: 401 "Invalid or expired stream ticket"; 404 "Coding-agent run not
+                found" when the ticket's run is gone from its app and tenant; else as
+                :meth:`Authorizer.run_access`.
+        """
+        if ticket is None:
+            return (await authz.run_access(app_id, run_id, WRITE)).tenant_id
+        try:
+            granted = stream_tickets.verify(
+                services.jwt_secret, ticket, app_id=app_id, run_id=run_id
+            )
+        except stream_tickets.InvalidTicket:
+            raise ApiError(401, INVALID_TICKET) from None
+        if await services.runs.runs.get_for_app(run_id, app_id, granted.tenant_id) is None:
+            raise ApiError(404, RUN_NOT_FOUND)
+        return granted.tenant_id
+
     @bp.get("/<uuid:run_id>/stream")
     @tag(["runs"])
     @document_querystring(StreamQuery)
@@ -139,9 +190,12 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         "payload", "diagnostics"}``. Opening or closing a stream never affects the run.
         429 ``TOO_MANY_STREAMS`` (with ``Retry-After``) when the tenant already holds
         ``RUNWRIGHT_MAX_STREAMS_PER_TENANT`` open streams on this node.
+        Auth: the bearer token, or ``?ticket=`` from ``POST .../stream-ticket`` (401
+        "Invalid or expired stream ticket").
         """
-        ctx = await authz.run_access(app_id, run_id, WRITE)
-        after = parse_query(StreamQuery).after
+        query = parse_query(StreamQuery)
+        tenant_id = await stream_access(app_id, run_id, query.ticket)
+        after = query.after
         header = request.headers.get("Last-Event-ID")
         if header is not None and header.strip():
             try:
@@ -163,7 +217,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
 
         try:
             body = services.stream_quota.guard(
-                ctx.tenant_id,
+                tenant_id,
                 sse.stream_run(
                     services.runs.broker, services.runs.events, run_id, app_id, after, is_active
                 ),

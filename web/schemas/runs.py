@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from web.schemas.apps import RevisionResponse
+from web.schemas.common import UtcDatetime
+from web.stream_tickets import MAX_TICKET_CHARS
 
 # Input bounds (issue 9 item 5). The whole body is also capped (Quart's MAX_CONTENT_LENGTH).
 MAX_INPUT_CHARS = 100_000
@@ -72,9 +74,25 @@ MAX_SEQ = 2**31 - 1
 
 
 class StreamQuery(BaseModel):
-    """``?after=<seq>``: resume after that event (the ``Last-Event-ID`` header wins)."""
+    """``?after=<seq>``: resume after that event (the ``Last-Event-ID`` header wins).
+    ``?ticket=``: a stream ticket instead of the ``Authorization`` header (browsers)."""
 
     after: int = Field(default=0, ge=0, le=MAX_SEQ)
+    ticket: str | None = Field(
+        default=None,
+        max_length=MAX_TICKET_CHARS,
+        description="From POST .../stream-ticket; read-only, this run only, short-lived.",
+    )
+
+
+class StreamTicketResponse(BaseModel):
+    """``POST .../runs/{run_id}/stream-ticket``: a credential for this run's stream only."""
+
+    ticket: str = Field(description="Pass as ?ticket= to the stream (EventSource).")
+    expires_at: UtcDatetime = Field(
+        description="After this the ticket opens no new stream; an open stream goes on."
+    )
+    stream_url: str = Field(description="The stream's path with the ticket, ready to open.")
 
 
 class StreamHeaders(BaseModel):
