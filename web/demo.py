@@ -1,4 +1,5 @@
-"""``runwright demo``: the main job end to end, on this machine, through the real HTTP API.
+"""``runwright demo``: the main job end to end, on this machine, through the real HTTP API
+(with :mod:`runwright.client`).
 
 Starts the service in-process (embedded Postgres unless ``DATABASE_URL`` is set, the local
 model when no model is registered, Hypercorn on a free loopback port), creates a tenant,
@@ -14,7 +15,6 @@ import json
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any, TextIO
 
 import httpx
@@ -23,6 +23,7 @@ from runtime.local_model import INSTALL_HINT
 from runtime.patching import make_unified_diff
 from runtime.processes import free_port
 from runtime.settings import Settings
+from runwright.client import AsyncClient, RunwrightError
 from storage import tenancy
 from web.app import create_app
 from web.services import build_services
@@ -40,13 +41,6 @@ DEMO_MAX_OUTPUT_TOKENS = 256
 
 class DemoError(Exception):
     """A demo step failed; the message says what went wrong and what to do."""
-
-
-async def sse_events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
-    """Decode the ``data:`` lines of an SSE response into envelopes."""
-    async for line in response.aiter_lines():
-        if line.startswith("data: "):
-            yield json.loads(line[6:])
 
 
 class Printer:
@@ -124,8 +118,9 @@ async def run_demo(settings: Settings, prompt: str, out: TextIO = sys.stdout) ->
                     "--global --name NAME --provider openai --provider-model-id ID "
                     "--base-url URL --api-key-env VAR --default"
                 )
-            headers = await _seed(services)
-            return await _drive(http, headers, prompt, Printer(out))
+            token, tenant_id = await _seed(services)
+            async with AsyncClient(base, token, tenant_id=tenant_id) as rw:
+                return await _drive(rw, prompt, Printer(out))
     finally:
         stop.set()
         try:
@@ -152,7 +147,8 @@ async def _wait_healthy(http: httpx.AsyncClient, server: asyncio.Task[Any]) -> N
     raise DemoError(f"the server did not answer /healthz within {STARTUP_TIMEOUT:g} s")
 
 
-async def _seed(services: Any) -> dict[str, str]:
+async def _seed(services: Any) -> tuple[str, uuid.UUID]:
+    """A tenant with an owner; returns ``(token, tenant_id)``."""
     tag = uuid.uuid4().hex[:8]
     tenant = await tenancy.create_tenant(services.db, name=f"Demo {tag}", slug=f"demo-{tag}")
     user = await tenancy.create_user(services.db, email=f"demo-{tag}@runwright.local")
@@ -160,48 +156,35 @@ async def _seed(services: Any) -> dict[str, str]:
                                  org_role="owner")  # fmt: skip
     token = mint_token(services.jwt_secret, subject=user.id, tenant_id=tenant.id,
                        org_role="owner")  # fmt: skip
-    return {"Authorization": f"Bearer {token}", "X-Tenant-ID": str(tenant.id)}
+    return token, tenant.id
 
 
-async def _call(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> Any:
-    response = await http.request(method, url, **kwargs)
-    if response.status_code != 200:
-        raise DemoError(f"{method} {url} answered {response.status_code}: {response.text}")
-    return response.json()
-
-
-async def _drive(
-    http: httpx.AsyncClient, headers: dict[str, str], prompt: str, printer: Printer
-) -> dict[str, Any]:
+async def _drive(rw: AsyncClient, prompt: str, printer: Printer) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
-    app = await _call(http, "POST", "/admin/apps", headers=headers,
-                      json={"name": "Demo chat", "slug": f"demo-chat-{tag}"})  # fmt: skip
-    state = await _call(http, "GET", f"/admin/apps/{app['id']}/builder/state", headers=headers)
-    base = state["current_draft_revision"]
-    printer.say(f"Created app {app['id']} from the chat-classic template "
-                f"({len(base['files'])} files).")  # fmt: skip
-    runs = f"/admin/apps/{app['id']}/coding-agent/runs"
-    run = await _call(http, "POST", runs, headers=headers,
-                      json={"input": prompt, "base_revision_id": base["id"]})  # fmt: skip
-    printer.say(f"Run {run['run_id']} ({run['execution_engine']}, model "
-                f"{run['resolved_model_id']}) - prompt: {prompt}")  # fmt: skip
-    async with http.stream("GET", f"{runs}/{run['run_id']}/stream", headers=headers) as response:
-        if response.status_code != 200:
-            raise DemoError(f"stream answered {response.status_code}")
-        async for envelope in sse_events(response):
-            printer.event(envelope)
-    final = await _call(http, "GET", f"{runs}/{run['run_id']}", headers=headers)
-    printer.say(f"Status: {final['status']}" + (f" - {final['error']}" if final["error"] else ""))
-    if final["result_revision_id"]:
-        revision = await _call(
-            http, "GET", f"/admin/apps/{app['id']}/revisions/{final['result_revision_id']}",
-            headers=headers,
-        )  # fmt: skip
-        printer.say(f"Revision: {revision['id']} (build_seq {revision['build_seq']})")
-        _print_changes(printer, base["files"], revision["files"])
-    else:
-        printer.say("Revision: none - the agent changed no files, so no revision was created.")
-    return final
+    try:
+        app = await rw.create_app("Demo chat", f"demo-chat-{tag}")
+        state = await rw.builder_state(app.id)
+        base = state.current_draft_revision
+        if base is None:
+            raise DemoError(f"app {app.id} has no draft revision")
+        printer.say(f"Created app {app.id} from the chat-classic template "
+                    f"({len(base.files)} files).")  # fmt: skip
+        run = await rw.create_run(app.id, prompt, base_revision_id=base.id)
+        printer.say(f"Run {run.run_id} ({run.execution_engine}, model "
+                    f"{run.resolved_model_id}) - prompt: {prompt}")  # fmt: skip
+        async for event in rw.stream(app.id, run.run_id):
+            printer.event(event.model_dump(mode="json"))
+        final = await rw.get_run(app.id, run.run_id)
+        printer.say(f"Status: {final.status}" + (f" - {final.error}" if final.error else ""))
+        if final.result_revision_id:
+            revision = await rw.get_revision(app.id, final.result_revision_id)
+            printer.say(f"Revision: {revision.id} (build_seq {revision.build_seq})")
+            _print_changes(printer, base.files, revision.files)
+        else:
+            printer.say("Revision: none - the agent changed no files, so no revision was created.")
+    except RunwrightError as exc:
+        raise DemoError(str(exc)) from exc
+    return final.model_dump(mode="json")
 
 
 def _print_changes(printer: Printer, old: dict[str, str], new: dict[str, str]) -> None:
