@@ -13,7 +13,7 @@ from quart_schema import Info, QuartSchema
 from runtime.settings import Settings
 from web.auth import Authorizer
 from web.errors import install_error_handlers
-from web.routes import apps, checkpoints, health, models, runs
+from web.routes import apps, checkpoints, health, models, runs, viewer
 from web.services import Services, build_services
 from web.validation import install_validation
 
@@ -52,6 +52,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     app.register_blueprint(models.blueprint(services, authz))
     app.register_blueprint(runs.blueprint(services, authz))
     app.register_blueprint(checkpoints.blueprint(services, authz))
+    app.register_blueprint(viewer.blueprint())
 
     app.before_serving(services.lifespan.start)
     app.after_serving(services.lifespan.stop)
