@@ -147,6 +147,7 @@ class AsyncClient:
         while True:
             progressed = False
             failure: object = None
+            refused: httpx.Response | None = None  # a 429/503 answer: its Retry-After counts
             headers = {**self._headers, **cursor.headers()}
             try:
                 async with aconnect_sse(
@@ -157,7 +158,7 @@ class AsyncClient:
                         await response.aread()
                         if response.status_code not in _core.RETRY_STATUSES:
                             raise _core.error_of(response, "GET", path)
-                        failure = response.status_code
+                        failure, refused = response.status_code, response
                     else:
                         async for sse in source.aiter_sse():
                             event = cursor.accept(sse.data) if sse.data else None
@@ -173,4 +174,4 @@ class AsyncClient:
             fruitless = 0 if progressed else fruitless + 1
             if fruitless >= self._retry.attempts:
                 raise StreamError(f"GET {path}: no progress after {fruitless} tries: {failure!r}")
-            await asyncio.sleep(self._retry.delay(max(fruitless, 1)))
+            await asyncio.sleep(self._retry.delay(max(fruitless, 1), refused))

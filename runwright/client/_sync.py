@@ -147,6 +147,7 @@ class Client:
         while True:
             progressed = False
             failure: object = None
+            refused: httpx.Response | None = None  # a 429/503 answer: its Retry-After counts
             headers = {**self._headers, **cursor.headers()}
             try:
                 with connect_sse(
@@ -157,7 +158,7 @@ class Client:
                         response.read()
                         if response.status_code not in _core.RETRY_STATUSES:
                             raise _core.error_of(response, "GET", path)
-                        failure = response.status_code
+                        failure, refused = response.status_code, response
                     else:
                         for sse in source.iter_sse():
                             event = cursor.accept(sse.data) if sse.data else None
@@ -173,4 +174,4 @@ class Client:
             fruitless = 0 if progressed else fruitless + 1
             if fruitless >= self._retry.attempts:
                 raise StreamError(f"GET {path}: no progress after {fruitless} tries: {failure!r}")
-            time.sleep(self._retry.delay(max(fruitless, 1)))
+            time.sleep(self._retry.delay(max(fruitless, 1), refused))
