@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Request, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, Request, async_playwright, expect
 
 from runtime.processes import free_port
 from runwright.client import AsyncClient
