@@ -230,3 +230,5 @@ class StreamCursor:
 # A stream is idle at most one keep-alive interval (15 s by default); a read silent for this
 # long means a dead connection, which is reconnected.
 STREAM_READ_TIMEOUT = 60.0
+# httpx's own default pool bounds (``httpx.Limits()`` without arguments means unbounded).
+DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)

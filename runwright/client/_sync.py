@@ -12,7 +12,7 @@ import httpx
 from httpx_sse import connect_sse
 
 from runwright.client import _core
-from runwright.client._core import Call, RetryPolicy, StreamCursor
+from runwright.client._core import DEFAULT_LIMITS, Call, RetryPolicy, StreamCursor
 from runwright.client.errors import StreamError, TransportError
 from runwright.client.models import App, BuilderState, Revision, Run, RunEvent, StreamTicket
 
@@ -29,6 +29,8 @@ class Client:
             oldest membership).
         timeout: seconds for connecting and for each non-stream read.
         retry: how failed calls and broken streams are retried.
+        limits: the connection pool's bounds (httpx's default: 100 connections; each open
+            stream holds one).
 
     Every method raises :class:`~runwright.client.ApiError` (a subclass by status, with the
     API's ``detail``) for an error answer, and :class:`~runwright.client.TransportError`
@@ -43,13 +45,16 @@ class Client:
         tenant_id: uuid.UUID | str | None = None,
         timeout: float = 30.0,
         retry: RetryPolicy | None = None,
+        limits: httpx.Limits | None = None,
     ) -> None:
         self._headers = {"Authorization": f"Bearer {token}"}
         if tenant_id is not None:
             self._headers["X-Tenant-ID"] = str(uuid.UUID(str(tenant_id)))
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
-        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout, limits=limits or DEFAULT_LIMITS
+        )
 
     def __enter__(self) -> Client:
         return self
