@@ -1,49 +1,75 @@
-"""The load client's HTTP side (aiohttp): create runs, read their SSE streams.
+"""The load client's HTTP side, on :mod:`runwright.client` (httpx + httpx-sse): create runs,
+read their SSE streams.
 
-Every read is bounded by a timeout; a stream is read until its terminal event. Timestamps
-are ``time.time()`` (wall clock, comparable with the server's envelope ``ts`` on the same
-machine) and ``time.perf_counter()`` for durations.
+One :class:`Pool` per benchmark holds one ``AsyncClient`` per token and tenant (the
+benchmarks' tenancies), with an unbounded connection pool so that every live stream has its
+own connection. Every read is bounded by a timeout; a stream is read until its terminal
+event. Timestamps are ``time.time()`` (wall clock, comparable with the server's envelope
+``ts`` on the same machine) and ``time.perf_counter()`` for durations.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
+import contextlib
 import math
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
-import aiohttp
+import httpx
 
 from bench.env import Tenancy
+from runwright.client import AsyncClient, RetryPolicy, RunwrightError
 
-TERMINAL = frozenset({"run.completed", "run.failed"})
-
-
-def session(limit: int = 0, timeout: float = 120.0) -> aiohttp.ClientSession:
-    """A client session with no connection cap (``limit=0``) and a total timeout."""
-    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
-    return aiohttp.ClientSession(
-        connector=connector, timeout=aiohttp.ClientTimeout(total=timeout, sock_read=timeout)
-    )
+# A benchmark reports failures instead of hiding them: no retries of calls, and a stream
+# gives up after one reconnect that brings nothing (a reconnect that does is still made).
+NO_RETRY = RetryPolicy(attempts=1)
 
 
-def runs_url(base: str, app_id: str) -> str:
-    return f"{base}/admin/apps/{app_id}/coding-agent/runs"
+class Pool:
+    """The benchmark's API clients, one per (token, tenant)."""
+
+    def __init__(self, base: str, timeout: float) -> None:
+        self._base = base
+        self._timeout = timeout
+        self._clients: dict[tuple[str, str], AsyncClient] = {}
+
+    def client(self, tenancy: Tenancy) -> AsyncClient:
+        """The client acting as ``tenancy``'s user in its tenant."""
+        key = (tenancy.token, tenancy.tenant_id)
+        if key not in self._clients:
+            self._clients[key] = AsyncClient(
+                self._base, tenancy.token, tenant_id=tenancy.tenant_id, timeout=self._timeout,
+                retry=NO_RETRY, limits=httpx.Limits(max_connections=None),
+            )  # fmt: skip
+        return self._clients[key]
+
+    async def close(self) -> None:
+        for rw in self._clients.values():
+            await rw.close()
 
 
-async def create_run(
-    http: aiohttp.ClientSession, base: str, tenancy: Tenancy, body: dict[str, Any]
-) -> str:
-    """POST a run; return its id (raises on any non-200)."""
-    async with http.post(
-        runs_url(base, tenancy.app_id), json=body, headers=tenancy.headers()
-    ) as resp:
-        data = await resp.json()
-        if resp.status != 200:
-            raise RuntimeError(f"create run: {resp.status} {data}")
-        return str(data["run_id"])
+@contextlib.asynccontextmanager
+async def session(base: str, request_timeout: float = 120.0) -> AsyncIterator[Pool]:
+    """A :class:`Pool` for the server at ``base``, closed on exit."""
+    pool = Pool(base, request_timeout)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def create_run(pool: Pool, tenancy: Tenancy, body: dict[str, Any]) -> str:
+    """Create a run in ``tenancy.app_id``; return its id.
+
+    Raises:
+        runwright.client.RunwrightError: any error answer or transport failure.
+    """
+    options = {k: v for k, v in body.items() if k != "input"}
+    run = await pool.client(tenancy).create_run(tenancy.app_id, body["input"], **options)
+    return str(run.run_id)
 
 
 @dataclass
@@ -65,51 +91,38 @@ class StreamResult:
         return self.seqs == list(range(1, len(self.seqs) + 1))
 
 
-def _ts(envelope: dict[str, Any]) -> float:
-    return datetime.fromisoformat(envelope["ts"]).timestamp()
-
-
 async def read_stream(
-    http: aiohttp.ClientSession,
-    base: str,
+    pool: Pool,
     tenancy: Tenancy,
     run_id: str,
     *,
     measure_delay: bool = False,
     read_timeout: float = 120.0,
 ) -> StreamResult:
-    """Read a run's stream from the start to its terminal event."""
+    """Read a run's stream from the start to its terminal event (at most ``read_timeout``
+    seconds in all)."""
     result = StreamResult(run_id)
-    url = f"{runs_url(base, tenancy.app_id)}/{run_id}/stream"
-    try:
-        async with http.get(
-            url, headers=tenancy.headers(), timeout=aiohttp.ClientTimeout(total=read_timeout)
-        ) as resp:
-            if resp.status != 200:
-                result.error = f"stream: {resp.status} {await resp.text()}"
-                return result
-            seq = 0
-            async for raw in resp.content:
-                line = raw.rstrip(b"\n")
-                if line.startswith(b"id: "):
-                    seq = int(line[4:])
-                elif line.startswith(b"data: "):
-                    now = time.perf_counter()
+
+    async def consume() -> None:
+        stream = pool.client(tenancy).stream(tenancy.app_id, run_id)
+        async with contextlib.aclosing(stream):
+            async for event in stream:
+                now = time.perf_counter()
+                result.seqs.append(event.seq)
+                result.types.append(event.event)
+                if measure_delay:
                     wall = time.time()
-                    envelope = json.loads(line[6:])
-                    kind = envelope["event"]
-                    result.seqs.append(seq)
-                    result.types.append(kind)
-                    if measure_delay:
-                        result.delays_ms.append((wall - _ts(envelope)) * 1000)
-                        result.received.append(wall)
-                    if kind == "assistant.delta" and result.first_delta_at is None:
-                        result.first_delta_at = now
-                    if kind in TERMINAL:
-                        result.terminal_at = now
-                        result.terminal_type = kind
-                        break
-    except (aiohttp.ClientError, TimeoutError) as exc:
+                    result.delays_ms.append((wall - event.ts.timestamp()) * 1000)
+                    result.received.append(wall)
+                if event.event == "assistant.delta" and result.first_delta_at is None:
+                    result.first_delta_at = now
+                if event.terminal:
+                    result.terminal_at = now
+                    result.terminal_type = event.event
+
+    try:
+        await asyncio.wait_for(consume(), read_timeout)
+    except (RunwrightError, TimeoutError) as exc:
         result.error = f"stream: {exc!r}"
     return result
 

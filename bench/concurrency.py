@@ -44,13 +44,13 @@ async def live_load(st: Stack, args: argparse.Namespace) -> dict[str, Any]:
     ramp_end = float("inf")
     timeout = args.seconds + args.runs / 10 + 120  # every read and the whole load are bounded
 
-    async with client.session(timeout=timeout) as http:
+    async with client.session(base, request_timeout=timeout) as http:
 
         async def one() -> None:
             nonlocal created, ramp_end
             async with gate:
                 try:
-                    run_id = await client.create_run(http, base, ten, body)
+                    run_id = await client.create_run(http, ten, body)
                 except Exception as exc:  # noqa: BLE001 - counted, reported
                     create_failures.append(repr(exc))
                     return
@@ -58,7 +58,7 @@ async def live_load(st: Stack, args: argparse.Namespace) -> dict[str, Any]:
             if created == args.runs:
                 ramp_end = time.time()
             res = await client.read_stream(
-                http, base, ten, run_id, measure_delay=True, read_timeout=timeout
+                http, ten, run_id, measure_delay=True, read_timeout=timeout
             )
             results.append(res)
 

@@ -31,14 +31,14 @@ async def sequential(
     failures: list[str] = []
     deadline = time.perf_counter() + max_seconds
     base, ten = st.server.url, st.tenancy
-    async with client.session(timeout=60) as http:
+    async with client.session(base, request_timeout=60) as http:
         for _ in range(runs):
             if time.perf_counter() > deadline:
                 break
             t0 = time.perf_counter()
-            run_id = await client.create_run(http, base, ten, body)
+            run_id = await client.create_run(http, ten, body)
             t1 = time.perf_counter()
-            res = await client.read_stream(http, base, ten, run_id, read_timeout=30)
+            res = await client.read_stream(http, ten, run_id, read_timeout=30)
             if res.error or res.first_delta_at is None or res.terminal_at is None:
                 failures.append(res.error or f"no delta/terminal in {run_id}: {res.types}")
                 continue

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import signal
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from bench.env import (
     recreate_database,
     scratch_dir,
 )
+from runwright.client import Client
 
 RESULTS = REPO / "bench" / "results"
 
@@ -80,12 +79,9 @@ class Stack:
 
 
 def create_app(base: str, tenancy: Tenancy, slug: str = "bench-app") -> str:
-    """Create a benchmark app (synchronously: callers may already run a loop)."""
-    body = json.dumps({"name": f"Bench app {slug}", "slug": slug}).encode()
-    headers = {**tenancy.headers(), "Content-Type": "application/json"}
-    req = urllib.request.Request(f"{base}/admin/apps", data=body, headers=headers)
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return str(json.loads(resp.read())["id"])
+    """Create a benchmark app (with the blocking client: callers may already run a loop)."""
+    with Client(base, tenancy.token, tenant_id=tenancy.tenant_id, timeout=30) as rw:
+        return str(rw.create_app(f"Bench app {slug}", slug).id)
 
 
 @contextlib.contextmanager

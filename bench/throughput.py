@@ -85,11 +85,11 @@ async def load(
             started += 1
             t0 = time.perf_counter()
             try:
-                run_id = await client.create_run(http, base, ten, body)
+                run_id = await client.create_run(http, ten, body)
             except Exception as exc:  # noqa: BLE001 - counted, reported
                 failures.append(repr(exc))
                 continue
-            res = await client.read_stream(http, base, ten, run_id, read_timeout=60)
+            res = await client.read_stream(http, ten, run_id, read_timeout=60)
             if res.error or res.terminal_at is None or not res.gap_free():
                 failures.append(res.error or f"bad stream {run_id}: {res.seqs}")
                 continue
@@ -98,7 +98,7 @@ async def load(
                 first.append((res.first_delta_at - t0) * 1000)
             e2e.append((res.terminal_at - t0) * 1000)
 
-    async with client.session(timeout=120) as http:
+    async with client.session(base, request_timeout=120) as http:
         t_start = time.perf_counter()
         await asyncio.gather(*(worker(http, tens[i]) for i in range(clients)))
         wall = time.perf_counter() - t_start
