@@ -98,6 +98,18 @@ async def test_async_client_cancel_and_resume(live: Live):
         assert conflict.value.detail == "Run is not paused"
 
 
+async def test_a_stream_ticket_opens_the_stream_without_the_token(live: Live):
+    async with AsyncClient(live.base_url, live.token) as rw:
+        app_id = await _app(rw)
+        run = await rw.create_run(app_id, "go", engine="scripted", script=[{"delta": "x"}])
+        ticket = await rw.stream_ticket(app_id, run.run_id)
+    assert ticket.stream_url.endswith(f"ticket={ticket.ticket}")
+    async with httpx.AsyncClient(base_url=live.base_url, timeout=30) as plain:
+        response = await plain.get(ticket.stream_url)  # no Authorization header
+    assert response.status_code == 200
+    assert '"event": "run.completed"' in response.text
+
+
 async def test_errors_carry_the_apis_detail(live: Live):
     async with AsyncClient(live.base_url, live.token) as rw:
         app_id = await _app(rw)

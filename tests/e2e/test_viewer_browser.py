@@ -1,20 +1,31 @@
 """The browser run viewer (``/viewer``) in real headless Chromium (Debian's ``chromium``,
 driven by Playwright) against a real ``runwright serve`` process: a run watched live to its
 end (and the screenshot in docs/viewer.png), a reconnect after the server process dies and
-comes back (no event lost or shown twice), and cancel from the page."""
+comes back (no event lost or shown twice), the same after the stream ticket expired (the
+page gets a new one and resumes after its last seq), and cancel from the page."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import threading
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Page, Request, async_playwright, expect
+from playwright.async_api import (
+    BrowserContext,
+    Page,
+    Request,
+    Response,
+    async_playwright,
+    expect,
+)
 
 from runtime.processes import free_port
 from runwright.client import AsyncClient
@@ -219,6 +230,55 @@ async def test_the_page_reconnects_after_the_server_dies_without_loss_or_repeat(
         await expect(page.locator(".final")).to_contain_text("RUN_INTERRUPTED")
         resumed = [(await r.all_headers()).get("last-event-id") for r in streams]
         assert str(before[-1]) in resumed, resumed  # resumed after the last event shown
+
+
+async def test_an_expired_ticket_is_renewed_and_the_stream_resumes_after_the_last_seq(
+    stack: Stack, browser: BrowserContext
+):
+    env = {**stack.env, "RUNWRIGHT_STREAM_TICKET_TTL_SECONDS": "10"}  # the shortest allowed
+    await kill(stack.proc)
+    async with server_process(env, stack.port) as proc:
+        app_id = await _new_app(stack)
+        script = [{"delta": "Working. "}, {"hang": True}]
+        async with stack.client() as rw:
+            run = await rw.create_run(app_id, "go", engine="scripted", script=script)
+        run_id = str(run.run_id)
+        tickets: list[Response] = []
+        streams: list[str] = []
+        page = await stack_page(browser, stack, app_id, run_id, tickets, streams)
+        await expect(page.locator(".assistant .text")).to_have_text("Working. ", timeout=BUDGET_MS)
+        before = await _page_seqs(page)
+        expires = datetime.fromisoformat((await tickets[0].json())["expires_at"]).timestamp()
+        await kill(proc)
+    # The server stays down until the page's ticket has expired, so EventSource's own
+    # reconnect is refused (401) and the page must ask for a new ticket.
+    await asyncio.sleep(max(0.0, expires + 1 - time.time()))  # the condition is the clock
+    async with server_process(env, stack.port):
+        await expect(page.locator(".final")).to_contain_text("Status: failed", timeout=BUDGET_MS)
+        seqs = await _page_seqs(page)
+        assert seqs[: len(before)] == before
+        assert seqs == list(range(1, len(seqs) + 1)) == await _stored_seqs(stack, app_id, run_id)
+        assert len(tickets) >= 2
+        assert any(f"&after={before[-1]}" in url for url in streams), streams
+
+
+async def stack_page(
+    browser: BrowserContext,
+    stack: Stack,
+    app_id: str,
+    run_id: str,
+    tickets: list[Response],
+    streams: list[str],
+) -> Page:
+    """:func:`_open_run`, recording the ticket answers and the stream URLs opened."""
+
+    def note(response: Response) -> None:
+        if response.url.endswith("/stream-ticket") and response.ok:
+            tickets.append(response)
+
+    browser.on("response", note)
+    browser.on("request", lambda r: streams.append(r.url) if "/stream?" in r.url else None)
+    return await _open_run(browser, stack, app_id, run_id)
 
 
 async def test_cancel_from_the_page(stack: Stack, browser: BrowserContext):
