@@ -114,7 +114,16 @@ TERMINAL_EVENTS = (Completed, Failed, Paused)
 class ModelTarget:
     """How to reach the run's pinned model: an OpenAI-compatible endpoint.
 
-    ``api_key_env`` names the environment variable holding the key (never the key).
+    Built server-side by :mod:`runtime.model_credentials` (docs/security.md):
+
+    - ``api_key``: the key to send (opened from its sealed form, or read from an allowed
+      environment variable); never in ``repr``, events, logs or errors.
+    - ``api_key_env``: for an operator model whose key variable is allowed, its name (the
+      OpenCode engine passes ``{env:NAME}`` instead of the value); None otherwise.
+    - ``operator_trusted``: True for global (operator) models; a tenant's model (False)
+      only connects where the egress policy allows (:mod:`runtime.egress`).
+    - ``credential_error``: why the key cannot be used (the run then fails with it,
+      before any connection); safe for the tenant to read.
     """
 
     model_id: uuid.UUID
@@ -122,6 +131,9 @@ class ModelTarget:
     provider_model_id: str
     base_url: str
     api_key_env: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    operator_trusted: bool = False
+    credential_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

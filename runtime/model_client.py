@@ -1,7 +1,7 @@
 """The OpenAI chat-completions protocol, streamed, through the official ``openai`` SDK.
 
 One :class:`ModelClient` talks to one OpenAI-compatible endpoint (a :class:`ModelTarget`
-binding: ``base_url`` plus the name of the environment variable holding its key). Its
+binding: ``base_url`` plus its key). Its
 :meth:`ModelClient.stream` yields :class:`TextDelta` values as tokens arrive, then every
 assembled :class:`ToolCall`, then one :class:`StreamEnd`. Every failure — connection refused,
 HTTP 4xx/5xx, timeout, a broken stream — is raised as one typed :class:`ModelError` whose
@@ -15,15 +15,19 @@ upstream sees the disconnect and stops generating.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
+import unicodedata
 import uuid
 from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
+import httpx2
 import openai
 
+from runtime.egress import REFUSED_MESSAGE, EgressPolicy, EgressRefused, EgressTransport
 from runtime.engine import ModelTarget
 
 __all__ = [
@@ -41,6 +45,11 @@ NO_API_KEY = "not-needed"
 
 _CONNECT_TIMEOUT_CAP = 10.0
 _MESSAGE_CAP = 500
+_EXCERPT_CAP = 160
+# Control (Cc), format (Cf: bidi overrides, zero-width), surrogates, private use, unassigned.
+_UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
+
+log = logging.getLogger(__name__)
 
 
 class ModelError(Exception):
@@ -117,51 +126,74 @@ class ModelClient:
 
     Args:
         base_url: The OpenAI-compatible base URL (e.g. ``http://127.0.0.1:4810/v1``).
-        api_key_env: Name of the environment variable holding the key; None sends
-            :data:`NO_API_KEY`.
+        api_key: The bearer key; None sends :data:`NO_API_KEY`. Kept out of every message
+            (an upstream error body that echoes it is redacted).
+        egress: For a tenant's endpoint: connections go through
+            :class:`runtime.egress.EgressTransport` (resolved and checked at connect time),
+            and a refused or failed connection reads the same to the tenant. None (an
+            operator's endpoint): a plain client, with the transport failure in the message.
         timeout: Seconds allowed for each read (and for the whole non-stream request);
             the connect timeout is ``min(timeout, 10)``.
         max_retries: SDK retries for connection errors, 408/409/429 and 5xx. Default 0: a
             failure surfaces at once and the run's restart policy decides.
-
-    Raises:
-        ModelError: ``kind="config"`` when ``api_key_env`` names an unset variable.
     """
 
     def __init__(
         self,
         base_url: str,
         *,
-        api_key_env: str | None = None,
+        api_key: str | None = None,
+        egress: EgressPolicy | None = None,
         timeout: float = 120.0,
         max_retries: int = 0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        api_key = NO_API_KEY
-        if api_key_env:
-            api_key = os.environ.get(api_key_env, "")
-            if not api_key:
-                raise ModelError(
-                    f"model endpoint {self.base_url}: API key variable {api_key_env} is not set",
-                    endpoint=self.base_url,
-                    kind="config",
-                )
+        self.guarded = egress is not None
+        self._where = f"model endpoint {_display_url(self.base_url)}"
+        self._secret = api_key or None
+        http_client = None
+        if egress is not None:
+            http_client = openai.DefaultAsyncHttpxClient(transport=EgressTransport(egress))
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
-            api_key=api_key,
+            api_key=api_key or NO_API_KEY,
             timeout=openai.Timeout(timeout, connect=min(timeout, _CONNECT_TIMEOUT_CAP)),
             max_retries=max_retries,
+            http_client=http_client,
         )
+
+    def __repr__(self) -> str:
+        return f"ModelClient({self.base_url!r}, guarded={self.guarded})"
 
     @classmethod
     def for_target(
-        cls, target: ModelTarget, *, timeout: float, max_retries: int = 0
+        cls,
+        target: ModelTarget,
+        *,
+        timeout: float,
+        egress: EgressPolicy,
+        max_retries: int = 0,
     ) -> ModelClient:
-        """A client for a run's pinned model binding (contract 4)."""
+        """A client for a run's pinned model binding (contract 4, docs/security.md).
+
+        A tenant's model (``operator_trusted`` False) gets the egress policy; an operator's
+        model is trusted and connects directly.
+
+        Raises:
+            ModelError: ``kind="config"`` when the binding's credentials cannot be used
+                (``target.credential_error``); nothing was sent.
+        """
+        if target.credential_error is not None:
+            raise ModelError(
+                f"model endpoint {_display_url(target.base_url)}: {target.credential_error}",
+                endpoint=target.base_url,
+                kind="config",
+            )
         return cls(
             target.base_url,
-            api_key_env=target.api_key_env,
+            api_key=target.api_key,
+            egress=None if target.operator_trusted else egress,
             timeout=timeout,
             max_retries=max_retries,
         )
@@ -259,8 +291,26 @@ class ModelClient:
         yield StreamEnd(finish_reason=finish, usage=usage)
 
     def _translate(self, exc: Exception) -> ModelError:
-        """One :class:`ModelError` for any SDK failure, naming the endpoint."""
-        where = f"model endpoint {self.base_url}"
+        """One :class:`ModelError` for any SDK failure, naming the endpoint.
+
+        What an upstream sent reaches the message only as a short escaped excerpt with the
+        key redacted (issue 9 item 3). For a guarded (tenant) endpoint, every failure to
+        connect — refused by the egress policy, unresolvable, refused, connect timeout —
+        reads the same, so the run error is no port scanner; the precise cause is logged.
+        """
+        where = self._where
+        connect_failure = isinstance(exc, openai.APIConnectionError) and (
+            not isinstance(exc, openai.APITimeoutError) or _connect_timeout(exc)
+        )
+        if self.guarded and connect_failure:
+            refused = _find(exc, EgressRefused)
+            log.info("%s: connection failed: %s", where,
+                     refused.reason if refused else _root_cause(exc))  # fmt: skip
+            return ModelError(
+                f"{where} could not be reached (connection failed, or {REFUSED_MESSAGE})",
+                endpoint=self.base_url,
+                kind="connection",
+            )
         if isinstance(exc, openai.APITimeoutError):
             return ModelError(
                 f"{where} timed out (no response within {self.timeout:g} s)",
@@ -273,24 +323,74 @@ class ModelClient:
                 f"{where} is unreachable: {cause}", endpoint=self.base_url, kind="connection"
             )
         if isinstance(exc, openai.APIStatusError):
-            detail = _provider_message(exc.body) or exc.message
+            detail = self._excerpt(_provider_message(exc.body))
             return ModelError(
-                f"{where} answered HTTP {exc.status_code}: {_cap(detail)}",
+                f"{where} answered HTTP {exc.status_code}" + (f": {detail}" if detail else ""),
                 endpoint=self.base_url,
                 kind="status",
                 status=exc.status_code,
             )
         if isinstance(exc, openai.APIError):
             return ModelError(
-                f"{where} failed mid-stream: {_cap(exc.message)}",
+                f"{where} failed mid-stream: {self._excerpt(exc.message)}",
                 endpoint=self.base_url,
                 kind="protocol",
             )
         return ModelError(
-            f"{where} sent a malformed response: {_cap(str(exc) or type(exc).__name__)}",
+            f"{where} sent a malformed response ({type(exc).__name__})",
             endpoint=self.base_url,
             kind="protocol",
         )
+
+    def _excerpt(self, text: str) -> str:
+        """``text`` as a short, escaped, quoted excerpt with the key redacted ("" if empty)."""
+        if self._secret:
+            text = text.replace(self._secret, "[redacted]")
+        return safe_excerpt(text)
+
+
+def safe_excerpt(text: str, limit: int = _EXCERPT_CAP) -> str:
+    """What an untrusted server said, fit for a run's error: whitespace collapsed, at most
+    ``limit`` characters, control and format characters (terminal escapes, bidi overrides)
+    escaped as ``\\uXXXX``, in double quotes; "" for empty text."""
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    escaped = "".join(
+        f"\\u{ord(ch):04x}" if unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch in '"\\' else ch
+        for ch in text
+    )
+    return f'"{escaped}"'
+
+
+def _connect_timeout(exc: BaseException) -> bool:
+    return _find(exc, httpx2.ConnectTimeout) is not None
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _find(exc: BaseException, kind: type[E]) -> E | None:
+    """The first exception of ``kind`` in ``exc``'s cause/context chain."""
+    seen: BaseException | None = exc
+    for _ in range(32):  # chains are short; a cycle must not hang us
+        if seen is None:
+            return None
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _display_url(url: str) -> str:
+    """``url`` without credentials or query (an operator may put a token in either)."""
+    try:
+        parsed = httpx2.URL(url)
+        return str(parsed.copy_with(userinfo=b"", query=None, fragment=None))
+    except (httpx2.InvalidURL, TypeError, ValueError):
+        return "(invalid URL)"
 
 
 def _merge(part: _PartialCall, piece: Any) -> None:

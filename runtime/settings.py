@@ -7,6 +7,8 @@ The README's configuration table lists the same names and defaults.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,7 +16,12 @@ import platformdirs
 from pydantic import AliasChoices, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from runtime.egress import EgressPolicy
 from runtime.runs.leases import default_node_id
+from runtime.secret_box import decode_key
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+"""A valid environment variable name (what ``api_key_env`` may hold)."""
 
 
 class SettingsError(Exception):
@@ -132,6 +139,20 @@ class Settings(BaseSettings):
     opencode_model_context_tokens: int = Field(default=32000, ge=1024)
     opencode_model_output_tokens: int = Field(default=4096, ge=16)
 
+    # --- tenant isolation: model credentials and egress (issue 9, docs/security.md) ------
+    # 32 bytes, base64url: encrypts tenant model API keys at rest. None = the key in
+    # <data_dir>/secrets_key, generated with mode 0600 on first use.
+    secrets_key: str | None = Field(default=None, repr=False)
+    # Environment variable names a global (operator) model may take its key from
+    # (api_key_env); ","-separated. Tenant models never read the environment.
+    # RUNWRIGHT_DEFAULT_MODEL_API_KEY_ENV is allowed implicitly.
+    model_key_env_allowlist: Annotated[tuple[str, ...], NoDecode] = ()
+    # Where tenant-chosen URLs (model base_url) may go: host patterns ("*", a name,
+    # "*.example.com") and CIDRs allowed in spite of being loopback/private/link-local/
+    # CGNAT ("127.0.0.0/8"); ","-separated. Metadata addresses are always refused.
+    egress_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ("*",)
+    egress_allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()
+
     @field_validator("message_budget_chars")
     @classmethod
     def _floor_budget(cls, v: int) -> int:
@@ -145,6 +166,52 @@ class Settings(BaseSettings):
         if isinstance(v, str):
             return tuple(part.strip() for part in v.split(";") if part.strip())
         return v
+
+    @field_validator(
+        "model_key_env_allowlist",
+        "egress_allowed_hosts",
+        "egress_allowed_networks",
+        mode="before",
+    )
+    @classmethod
+    def _split_list(cls, v: object) -> object:
+        # Env form: ","-separated (whitespace around items is ignored).
+        if isinstance(v, str):
+            return tuple(part.strip() for part in v.split(",") if part.strip())
+        return v
+
+    @field_validator("model_key_env_allowlist")
+    @classmethod
+    def _env_names(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for name in v:
+            if not ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        return v
+
+    @field_validator("egress_allowed_networks")
+    @classmethod
+    def _networks(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for net in v:
+            try:
+                ipaddress.ip_network(net, strict=False)
+            except ValueError:
+                raise ValueError(f"{net!r} is not a network (CIDR)") from None
+        return v
+
+    @field_validator("secrets_key")
+    @classmethod
+    def _secrets_key(cls, v: str | None) -> str | None:
+        if v is not None:
+            decode_key(v)  # ValueError names the problem, never the value
+        return v
+
+    def key_env_allowed(self, name: str) -> bool:
+        """Whether a global model may read its API key from environment variable ``name``."""
+        return name in self.model_key_env_allowlist or name == self.default_model_api_key_env
+
+    def egress_policy(self) -> EgressPolicy:
+        """The policy for tenant-chosen destinations (:mod:`runtime.egress`)."""
+        return EgressPolicy.from_strings(self.egress_allowed_hosts, self.egress_allowed_networks)
 
     @property
     def runs_dir(self) -> Path:

@@ -2,14 +2,16 @@
 
 Contract section 4 with DESIGN.md 8.10: the automatic choice is deterministic (tenant before
 global, then oldest first) and skips models whose ``status`` is not ``active``.
-A binding never stores a key, only the name of the environment variable holding it.
+A binding's key is either sealed (``api_key_ciphertext``: storage never sees a plaintext
+key; runtime/secret_box.py seals and opens it) or, for global models, the name of an
+environment variable the operator allows (``api_key_env``); migration 0003.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -49,11 +51,13 @@ class BindingSpec:
     api_key_env: str | None = None
     priority: int = 0
     is_enabled: bool = True
+    api_key_ciphertext: bytes | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Binding:
-    """How to reach a model: provider, its model id, endpoint and key variable name."""
+    """How to reach a model: provider, its model id, endpoint and key (sealed, or the name
+    of the variable holding it)."""
 
     id: uuid.UUID
     model_id: uuid.UUID
@@ -64,6 +68,12 @@ class Binding:
     priority: int
     is_enabled: bool
     created_at: datetime
+    api_key_ciphertext: bytes | None = field(default=None, repr=False)
+
+    @property
+    def has_api_key(self) -> bool:
+        """Whether a sealed key is stored (the only thing responses tell about it)."""
+        return self.api_key_ciphertext is not None
 
 
 async def create_model(
@@ -71,6 +81,7 @@ async def create_model(
     *,
     tenant_id: uuid.UUID | None,
     name: str,
+    model_id: uuid.UUID | None = None,
     capability_type: str = "chat",
     status: ModelStatus = "active",
     is_active: bool = True,
@@ -80,13 +91,14 @@ async def create_model(
     """Insert a model (global when ``tenant_id`` is None) with its bindings, in one transaction.
 
     When ``is_default`` is set, other defaults at the same level (same tenant or global, same
-    capability) are cleared so at most one default exists per level.
+    capability) are cleared so at most one default exists per level. ``model_id`` lets the
+    caller fix the id beforehand (sealed keys are bound to it); default: a new one.
 
     Raises:
         ForeignKeyViolation: the tenant does not exist.
     """
+    model_id = model_id or uuid.uuid4()
     async with db.transaction() as tx:
-        model_id = uuid.uuid4()
         row = await tx.fetchrow(
             "models_insert",
             model_id,
@@ -102,6 +114,11 @@ async def create_model(
             await tx.execute("models_clear_defaults", tenant_id, capability_type, model_id)
         created = [await _insert_binding(tx, model_id, spec) for spec in bindings]
         return model, created
+
+
+async def get_model(db: Database, model_id: uuid.UUID) -> Model | None:
+    """The model whatever its owner (for server-side use: run execution), or None."""
+    return maybe(Model, await db.fetchrow("models_get", model_id))
 
 
 async def get_visible_model(
@@ -204,6 +221,7 @@ async def _insert_binding(db: Database, model_id: uuid.UUID, spec: BindingSpec) 
         spec.api_key_env,
         spec.priority,
         spec.is_enabled,
+        spec.api_key_ciphertext,
     )
     return returned(Binding, row)
 

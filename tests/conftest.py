@@ -75,6 +75,9 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             "db_pool_max": 4,
             "local_model_autostart": False,
             "shutdown_grace_seconds": 5.0,
+            # The scripted model servers tenant models talk to listen on loopback, which the
+            # default egress policy refuses (tests/security/ use that default).
+            "egress_allowed_networks": ("127.0.0.0/8",),
         }
         values.update(overrides)
         return load_settings(**values)

@@ -21,7 +21,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runtime.settings import Settings, SettingsError, load_settings
+from runtime.egress import EgressRefused
+from runtime.model_credentials import key_context
+from runtime.secret_box import load_secret_box
+from runtime.settings import ENV_NAME, Settings, SettingsError, load_settings
 from storage import models as models_repo
 from storage import tenancy
 from storage.database import Database
@@ -146,8 +149,17 @@ def build_parser() -> argparse.ArgumentParser:
     model_add.add_argument("--provider", required=True, help="e.g. openai, local")
     model_add.add_argument("--provider-model-id", required=True, metavar="ID")
     model_add.add_argument("--base-url", required=True, metavar="URL")
-    model_add.add_argument(
-        "--api-key-env", metavar="VAR", help="environment variable holding the API key"
+    key = model_add.add_mutually_exclusive_group()
+    key.add_argument(
+        "--api-key-env",
+        metavar="VAR",
+        help="global models only: an environment variable in "
+        "RUNWRIGHT_MODEL_KEY_ENV_ALLOWLIST holding the API key",
+    )
+    key.add_argument(
+        "--api-key-stdin",
+        action="store_true",
+        help="read the API key from standard input (stored encrypted; never an argument)",
     )
     model_add.add_argument(
         "--default", action="store_true", help="make it the default at its level"
@@ -299,17 +311,47 @@ def cmd_member_add(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def cmd_model_add(args: argparse.Namespace, settings: Settings) -> str:
-    binding = BindingSpec(
-        provider=args.provider,
-        provider_model_id=args.provider_model_id,
-        base_url=args.base_url,
-        api_key_env=args.api_key_env,
-    )
+    """Register a model; the same credential and egress rules as ``POST /admin/models``
+    (docs/security.md): a tenant model names no variable and its endpoint passes the egress
+    policy; a global model's variable must be allowed; a key is read from stdin, sealed."""
+    if args.api_key_env is not None:
+        if not args.is_global:
+            raise CliError(
+                "tenant models cannot take their key from the server's environment; "
+                "use --api-key-stdin"
+            )
+        if not ENV_NAME.match(args.api_key_env) or not settings.key_env_allowed(args.api_key_env):
+            raise CliError(
+                f"--api-key-env {args.api_key_env} is not in RUNWRIGHT_MODEL_KEY_ENV_ALLOWLIST"
+            )
+    api_key = None
+    if args.api_key_stdin:
+        api_key = sys.stdin.readline().strip()
+        if not api_key:
+            raise CliError("--api-key-stdin: no key on standard input")
+    model_id = uuid.uuid4()
 
     async def run(db: Database) -> str:
+        if not args.is_global:
+            try:
+                await settings.egress_policy().resolve(args.base_url)
+            except EgressRefused as exc:
+                raise CliError(f"--base-url is {exc}: {exc.reason}") from None
+        sealed = None
+        if api_key is not None:
+            box = await asyncio.to_thread(load_secret_box, settings.secrets_key, settings.data_dir)
+            sealed = box.seal(api_key, context=key_context(model_id, args.base_url))
+        binding = BindingSpec(
+            provider=args.provider,
+            provider_model_id=args.provider_model_id,
+            base_url=args.base_url,
+            api_key_env=args.api_key_env,
+            api_key_ciphertext=sealed,
+        )
         try:
             model, _ = await models_repo.create_model(
                 db,
+                model_id=model_id,
                 tenant_id=None if args.is_global else args.tenant,
                 name=args.name,
                 is_default=args.default,

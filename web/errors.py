@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 INTERNAL_ERROR = "Internal server error"
 RUN_NOT_FOUND = "Coding-agent run not found"
 
+SECRET_FIELDS = frozenset({"api_key"})
+"""Request fields that are write-only secrets (docs/security.md): never echoed in errors."""
+
 # FastAPI's wording for routing failures, so clients see the reference's texts.
 _HTTP_REASONS = {404: "Not Found", 405: "Method Not Allowed"}
 
@@ -51,16 +54,18 @@ def validation_items(
     """Convert pydantic errors to FastAPI's 422 items, ``loc`` prefixed with ``location``.
 
     Example item: ``{"type": "missing", "loc": ["body", "input"], "msg": "Field required",
-    "input": {}}``.
+    "input": {}}``. Write-only fields (:data:`SECRET_FIELDS`) are never echoed: an error at
+    one has ``input: null``, and one inside any echoed object reads ``"[redacted]"``.
     """
     items = []
     for err in exc.errors(include_url=False, include_context=False):
+        secret = any(part in SECRET_FIELDS for part in err["loc"])
         items.append(
             {
                 "type": err["type"],
                 "loc": [*location, *err["loc"]],
                 "msg": err["msg"],
-                "input": _json_safe(err.get("input")),
+                "input": None if secret else _json_safe(err.get("input")),
             }
         )
     return items
@@ -162,5 +167,7 @@ def _json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {
+            str(k): "[redacted]" if k in SECRET_FIELDS else _json_safe(v) for k, v in value.items()
+        }
     return str(value)

@@ -17,8 +17,10 @@ from runtime.engine import Engine
 from runtime.engines.native import NativeEngine
 from runtime.engines.opencode.engine import OpenCodeEngine
 from runtime.engines.scripted import ScriptedEngine
+from runtime.model_credentials import ModelTargets
 from runtime.runs.hooks import StoreRunHooks
 from runtime.runs.service import RunService
+from runtime.secret_box import SecretBox, load_secret_box
 from runtime.settings import Settings
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
@@ -49,6 +51,8 @@ class Services:
         self._db: Database | None = None
         self._jwt_secret: str | None = None
         self.stream_quota = StreamQuota(settings.max_streams_per_tenant)
+        self._secret_box: SecretBox | None = None
+        self.model_targets = ModelTargets(lambda: self.db, lambda: self.secret_box, settings)
         self.checkpoints = Checkpoints(lambda: self.db, settings)
         self.default_model = DefaultModel(lambda: self.db, settings)
         engines: dict[str, Engine] = {
@@ -60,8 +64,9 @@ class Services:
         self.runs = RunService(
             settings,
             engines,
-            StoreRunHooks(lambda: self.db, engines, self.checkpoints),
+            StoreRunHooks(self.model_targets, engines, self.checkpoints),
             workspace_for=self.checkpoints.workspace_root,
+            model_targets=self.model_targets,
         )
 
     @property
@@ -85,6 +90,17 @@ class Services:
         if self._jwt_secret is None:
             raise NotStarted("jwt secret is not loaded")
         return self._jwt_secret
+
+    @property
+    def secret_box(self) -> SecretBox:
+        """Seals and opens tenant model keys (``RUNWRIGHT_SECRETS_KEY`` or the key file).
+
+        Raises:
+            NotStarted: before the ``secrets_key`` step ran.
+        """
+        if self._secret_box is None:
+            raise NotStarted("secrets key is not loaded")
+        return self._secret_box
 
     # --- lifespan steps ----------------------------------------------------------------
 
@@ -117,11 +133,18 @@ class Services:
         """Read or create the token secret (file I/O off the event loop)."""
         self._jwt_secret = await asyncio.to_thread(resolve_jwt_secret, self.settings)
 
+    async def load_secret_box(self) -> None:
+        """Read or create the key that seals tenant model keys (file I/O off the loop)."""
+        self._secret_box = await asyncio.to_thread(
+            load_secret_box, self.settings.secrets_key, self.settings.data_dir
+        )
+
 
 def build_services(settings: Settings) -> Services:
     """Build the components of one app and list their start order.
 
-    Order (stopped in reverse): database -> migrations -> jwt_secret -> default_model (the
+    Order (stopped in reverse): database -> migrations -> jwt_secret -> secrets_key ->
+    default_model (the
     local SmolLM2 server when no model is registered) -> runs (broker, event writer,
     engines, Supervisor). Runtime components
     go after ``migrations`` (they need the schema), e.g.::
@@ -133,6 +156,7 @@ def build_services(settings: Settings) -> Services:
     services.lifespan.add("database", services.start_database, services.stop_database)
     services.lifespan.add("migrations", services.migrate)
     services.lifespan.add("jwt_secret", services.load_jwt_secret)
+    services.lifespan.add("secrets_key", services.load_secret_box)
     # --- runtime components: add steps here (after migrations) ---------------------------
     services.lifespan.add(
         "default_model", services.default_model.start, services.default_model.stop

@@ -91,7 +91,9 @@ def _default_toolbox(settings: Settings) -> Toolbox:
 
 
 def _default_client(target: ModelTarget, settings: Settings) -> ModelClient:
-    return ModelClient.for_target(target, timeout=settings.model_request_timeout_seconds)
+    return ModelClient.for_target(
+        target, timeout=settings.model_request_timeout_seconds, egress=settings.egress_policy()
+    )
 
 
 class NativeEngine(Engine):
@@ -104,8 +106,9 @@ class NativeEngine(Engine):
         checkpoints: Checkpoint backend handed to the tools (None: checkpoint tools fail
             cleanly).
         client_factory: Builds a :class:`ModelClient` per model binding (default: the
-            OpenAI SDK client with the settings' request timeout). Clients are cached per
-            ``(base_url, api_key_env)`` and closed by :meth:`stop`.
+            OpenAI SDK client with the settings' request timeout and, for a tenant's model,
+            the egress policy). Clients are cached per ``(base_url, key, trusted)`` and
+            closed by :meth:`stop`.
     """
 
     name = "native"
@@ -124,7 +127,7 @@ class NativeEngine(Engine):
         self._toolbox_factory = toolbox_factory
         self._toolbox: Toolbox | None = None
         self._client_factory = client_factory
-        self._clients: dict[tuple[str, str | None], ModelClient] = {}
+        self._clients: dict[tuple[str, str | None, bool], ModelClient] = {}
 
     @property
     def toolbox(self) -> Toolbox:
@@ -137,9 +140,11 @@ class NativeEngine(Engine):
         """The shared client for a model binding.
 
         Raises:
-            ModelError: the binding cannot be used (e.g. its key variable is unset).
+            ModelError: the binding cannot be used (``target.credential_error``).
         """
-        key = (target.base_url, target.api_key_env)
+        if target.credential_error is not None:  # never cached: the owner may fix it
+            return self._client_factory(target, self.settings)
+        key = (target.base_url, target.api_key, target.operator_trusted)
         client = self._clients.get(key)
         if client is None:
             client = self._client_factory(target, self.settings)

@@ -3,49 +3,31 @@ auto-apply of its finished workspace."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from runtime.checkpoints import Checkpoints
-from runtime.engine import Engine, ModelTarget, ResumeState, RunContext
+from runtime.engine import Engine, ResumeState, RunContext
+from runtime.model_credentials import ModelTargets
 from runtime.runs.deps import AppliedRevision
-from storage import models as models_store
-from storage.database import Database
-
-
-async def model_target(db: Database, model_id: uuid.UUID | None) -> ModelTarget | None:
-    """How to reach a registry model: its best enabled binding (None without one)."""
-    if model_id is None:
-        return None
-    binding = await models_store.get_binding(db, model_id)
-    if binding is None:
-        return None
-    return ModelTarget(
-        model_id=model_id,
-        provider=binding.provider,
-        provider_model_id=binding.provider_model_id,
-        base_url=binding.base_url,
-        api_key_env=binding.api_key_env,
-    )
 
 
 class StoreRunHooks:
     """Builds run contexts from Postgres and the workspace; applies finished workspaces.
 
     Args:
-        db: returns the started database.
+        models: the run's pinned model with its credentials.
         engines: to know which engines work on a workspace.
         checkpoints: workspaces and auto-apply.
     """
 
     def __init__(
         self,
-        db: Callable[[], Database],
+        models: ModelTargets,
         engines: Mapping[str, Engine],
         checkpoints: Checkpoints,
     ) -> None:
-        self._db = db
+        self._models = models
         self._engines = engines
         self.checkpoints = checkpoints
 
@@ -57,7 +39,7 @@ class StoreRunHooks:
         """The run's engine context: contract 4's pinned model (the run's resolved id, never
         the tenant's current default), its workspace and, after a pause, the stored payload
         and engine checkpoint."""
-        model = await model_target(self._db(), row["resolved_model_id"])
+        model = await self._models.target(row["resolved_model_id"])
         resume = None
         if row["checkpoint"] is not None:
             resume = ResumeState(payload=row["resume_payload"] or {}, checkpoint=row["checkpoint"])

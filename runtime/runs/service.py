@@ -22,6 +22,7 @@ from runtime import redact
 from runtime.bridge import LoopPort, Reply, ReplyTimeout
 from runtime.engine import Engine, EngineError, EngineUnavailable, PreflightRequest
 from runtime.messages import prepare_messages
+from runtime.model_credentials import ModelTargets
 from runtime.runs.broker import Broker
 from runtime.runs.deps import RunDeps, RunHooks
 from runtime.runs.errors import (
@@ -35,7 +36,6 @@ from runtime.runs.errors import (
     RunUnresponsive,
 )
 from runtime.runs.events import EventDraft, make_event
-from runtime.runs.hooks import model_target
 from runtime.runs.leases import is_orphaned
 from runtime.runs.messages import Cancel, Command, Reconcile, Resume, Submit
 from runtime.runs.run_object import run_object
@@ -79,6 +79,8 @@ class RunService:
         engines: engine name -> engine (``native``, ``opencode``, maybe ``scripted``).
         hooks: builds run contexts and applies finished workspaces.
         workspace_for: ``(app_id, user_id) -> Path | None``, for engine preflight.
+        model_targets: the run's model with its credentials, for engines whose preflight
+            reads it (None: such engines get ``model=None``).
     """
 
     def __init__(
@@ -87,8 +89,10 @@ class RunService:
         engines: Mapping[str, Engine],
         hooks: RunHooks,
         workspace_for: Any = None,
+        model_targets: ModelTargets | None = None,
     ) -> None:
         self.settings = settings
+        self.model_targets = model_targets
         self.engines = dict(engines)
         self.hooks = hooks
         self.workspace_for = workspace_for or (lambda app_id, user_id: None)
@@ -228,8 +232,8 @@ class RunService:
                     workspace=workspace,
                     # The binding lookup only for engines whose preflight reads it.
                     model=(
-                        await model_target(self.db, model.id if model else None)
-                        if engine.preflight_uses_model
+                        await self.model_targets.target(model.id if model else None)
+                        if engine.preflight_uses_model and self.model_targets is not None
                         else None
                     ),
                 )

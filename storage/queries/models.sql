@@ -6,6 +6,9 @@ INSERT INTO models (id, tenant_id, name, capability_type, status, is_active, is_
 VALUES ($1, $2, $3, $4, $5, $6, $7)
 RETURNING *;
 
+-- name: models_get
+SELECT * FROM models WHERE id = $1;
+
 -- name: models_get_visible
 SELECT * FROM models WHERE id = $1 AND (tenant_id = $2 OR tenant_id IS NULL);
 
@@ -38,9 +41,10 @@ SELECT * FROM resolve_chat_model($1, $2);
 
 -- name: models_binding_insert
 INSERT INTO model_bindings (
-    id, model_id, provider, provider_model_id, base_url, api_key_env, priority, is_enabled
+    id, model_id, provider, provider_model_id, base_url, api_key_env, priority, is_enabled,
+    api_key_ciphertext
 )
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
 RETURNING *;
 
 -- name: models_bindings_delete

@@ -10,7 +10,7 @@ BINDING = {
     "provider": "openai",
     "provider_model_id": "gpt-test",
     "base_url": "http://127.0.0.1:9/v1",
-    "api_key_env": "TEST_KEY",
+    "api_key": "sk-test-registry-key",
 }
 
 
@@ -33,7 +33,9 @@ async def test_tenant_admin_creates_and_lists_tenant_models(client, owner):
     assert model["tenant_id"] == str(owner.tenant_id)
     assert model["status"] == "active" and model["is_active"] and not model["is_default"]
     assert [b["provider_model_id"] for b in model["bindings"]] == ["gpt-test"]
-    assert model["bindings"][0]["api_key_env"] == "TEST_KEY"
+    assert model["bindings"][0]["has_api_key"] is True
+    assert model["bindings"][0]["api_key_env"] is None
+    assert "api_key" not in model["bindings"][0]
     listed = await (await client.get("/admin/models", headers=owner.headers)).get_json()
     assert [m["id"] for m in listed] == [model["id"]]
 

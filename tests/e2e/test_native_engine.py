@@ -34,6 +34,9 @@ from tests.support.scripted_openai import (
     tool_call_reply,
 )
 
+# The scripted model server listens on loopback; tenant egress refuses it by default.
+LOOPBACK = ("127.0.0.0/8",)
+
 scripted_openai = fixtures_openai.scripted_openai
 dead_openai_url = fixtures_openai.dead_openai_url
 
@@ -68,7 +71,9 @@ STALE_PATCH = """\
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data", event_coalesce_ms=30.0)
+    return load_settings(
+        data_dir=tmp_path / "data", event_coalesce_ms=30.0, egress_allowed_networks=LOOPBACK
+    )
 
 
 @pytest.fixture
@@ -247,7 +252,9 @@ async def test_endpoint_down_fails_with_clear_message(
 async def test_max_tool_iterations_is_enforced(
     scripted_openai: ScriptedOpenAI, workspace: Path, tmp_path: Path
 ) -> None:
-    settings = load_settings(data_dir=tmp_path / "data", max_tool_iterations=2)
+    settings = load_settings(
+        data_dir=tmp_path / "data", max_tool_iterations=2, egress_allowed_networks=LOOPBACK
+    )
     list_files = ScriptedToolCall("coding_agent_list_files", {})
     scripted_openai.default = tool_call_reply(list_files)
     engine = NativeEngine(settings)

@@ -64,7 +64,11 @@ def warm_dir(name: str, factory: pytest.TempPathFactory) -> Iterator[Path]:
 def engine_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings for an :class:`OpenCodeEngine` with a managed server under ``data_dir``
     (:data:`FAST_OPENCODE` plus ``overrides``)."""
-    values: dict[str, object] = {"data_dir": data_dir, **FAST_OPENCODE}
+    values: dict[str, object] = {
+        "data_dir": data_dir,
+        "egress_allowed_networks": ("127.0.0.0/8",),  # the scripted model on loopback
+        **FAST_OPENCODE,
+    }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import pytest
 
+from runtime.egress import EgressPolicy
+from runtime.engine import ModelTarget
 from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
 from tests.support import fixtures_openai
 from tests.support.scripted_openai import (
@@ -58,20 +61,19 @@ async def test_tool_calls_are_assembled_in_index_order(scripted_openai: Scripted
     assert scripted_openai.bodies[0]["tools"] == tools
 
 
-async def test_api_key_read_from_named_env(
-    scripted_openai: ScriptedOpenAI, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RW_TEST_MODEL_KEY", "sk-test-123")
+async def test_api_key_is_sent_as_the_bearer_key(scripted_openai: ScriptedOpenAI) -> None:
     scripted_openai.push(text_reply("ok"))
-    async with ModelClient(scripted_openai.base_url, api_key_env="RW_TEST_MODEL_KEY") as client:
+    async with ModelClient(scripted_openai.base_url, api_key="sk-test-123") as client:
         await _collect(client)
+        assert "sk-test-123" not in repr(client)
     assert scripted_openai.requests[-1].headers["authorization"] == "Bearer sk-test-123"
 
 
-def test_missing_api_key_env_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RW_TEST_UNSET_KEY", raising=False)
-    with pytest.raises(ModelError, match="RW_TEST_UNSET_KEY is not set") as info:
-        ModelClient("http://127.0.0.1:9/v1", api_key_env="RW_TEST_UNSET_KEY")
+def test_a_credential_problem_is_a_config_error_before_any_connection() -> None:
+    target = ModelTarget(uuid.uuid4(), "openai", "m", "http://127.0.0.1:9/v1",
+                         credential_error="the model's API key is not available")  # fmt: skip
+    with pytest.raises(ModelError, match="API key is not available") as info:
+        ModelClient.for_target(target, timeout=5, egress=EgressPolicy())
     assert info.value.kind == "config"
 
 
@@ -95,7 +97,7 @@ async def test_http_error_carries_provider_message(
     assert info.value.kind == "status" and info.value.status == status
     assert str(info.value) == (
         f"model endpoint {scripted_openai.base_url} answered HTTP {status}: "
-        f"provider says no ({status})"
+        f'"provider says no ({status})"'
     )
     assert len(scripted_openai.bodies) == 1  # no silent retries
 

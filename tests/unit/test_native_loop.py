@@ -31,6 +31,9 @@ from tests.support.scripted_openai import (
     tool_call_reply,
 )
 
+# The scripted model server listens on loopback; tenant egress refuses it by default.
+LOOPBACK = ("127.0.0.0/8",)
+
 scripted_openai = fixtures_openai.scripted_openai
 
 
@@ -63,7 +66,7 @@ class FakeToolbox:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return load_settings(data_dir=tmp_path / "data")
+    return load_settings(data_dir=tmp_path / "data", egress_allowed_networks=LOOPBACK)
 
 
 def _ctx(base_url: str | None, workspace: Path | None, user: bool = True) -> RunContext:
@@ -186,18 +189,17 @@ async def test_missing_model_or_workspace_fails(
     ]
 
 
-async def test_unset_api_key_variable_fails_the_run(
-    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+async def test_a_credential_problem_fails_the_run_before_connecting(
+    settings: Settings, scripted_openai: ScriptedOpenAI, tmp_path: Path
 ) -> None:
-    monkeypatch.delenv("RW_NATIVE_TEST_KEY", raising=False)
     engine = NativeEngine(settings, toolbox_factory=lambda s: FakeToolbox())
     ctx = _ctx(None, tmp_path)
-    target = ModelTarget(
-        uuid.uuid4(), "openai", "gpt", "http://127.0.0.1:9/v1", "RW_NATIVE_TEST_KEY"
-    )
+    target = ModelTarget(uuid.uuid4(), "openai", "gpt", scripted_openai.base_url,
+                         credential_error="the model's API key is not available")  # fmt: skip
     ctx = RunContext(**{**{f: getattr(ctx, f) for f in ctx.__slots__}, "model": target})
 
     events = await _events(engine, ctx)
 
     assert isinstance(events[-1], Failed)
-    assert "RW_NATIVE_TEST_KEY is not set" in events[-1].message
+    assert "the model's API key is not available" in events[-1].message
+    assert scripted_openai.requests == []

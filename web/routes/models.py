@@ -2,7 +2,8 @@
 
 Tenant admins list their tenant's models plus the global ones and manage their tenant's
 models; only platform admins create or change global models. Another tenant's model is
-invisible: 404 "Model not found".
+invisible: 404 "Model not found". Keys are write-only and a tenant model's endpoint must
+pass the egress policy (web/model_bindings.py, docs/security.md).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from storage import models as models_repo
 from storage.errors import ForeignKeyViolation
 from web.auth import AccessContext, Authorizer
 from web.errors import ApiError
+from web.model_bindings import prepare_bindings
 from web.schemas.common import document_errors
 from web.schemas.models import (
     ModelCreateRequest,
@@ -65,16 +67,25 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         body = await parse_json(ModelCreateRequest)
         if body.scope == "global":
             _require_platform_admin(ctx)
+        model_id = uuid.uuid4()
+        specs = await prepare_bindings(
+            body.bindings,
+            model_id=model_id,
+            tenant_model=body.scope != "global",
+            settings=services.settings,
+            box=services.secret_box,
+        )
         try:
             model, bindings = await models_repo.create_model(
                 services.db,
+                model_id=model_id,
                 tenant_id=None if body.scope == "global" else ctx.tenant_id,
                 name=body.name,
                 capability_type=body.capability_type,
                 status=body.status,
                 is_active=body.is_active,
                 is_default=body.is_default,
-                bindings=[b.spec() for b in body.bindings],
+                bindings=specs,
             )
         except ForeignKeyViolation:
             raise ApiError(403, "Tenant context required") from None
@@ -96,6 +107,17 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         if model.tenant_id is None:
             _require_platform_admin(ctx)
         body = await parse_json(ModelPatchRequest)
+        specs = None
+        if body.bindings is not None:
+            previous = await models_repo.list_bindings(services.db, [model.id])
+            specs = await prepare_bindings(
+                body.bindings,
+                model_id=model.id,
+                tenant_model=model.tenant_id is not None,
+                settings=services.settings,
+                box=services.secret_box,
+                previous=previous.get(model.id, []),
+            )
         try:
             updated, bindings = await models_repo.update_model(
                 services.db,
@@ -103,7 +125,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 is_active=body.is_active,
                 is_default=body.is_default,
                 status=body.status,
-                bindings=None if body.bindings is None else [b.spec() for b in body.bindings],
+                bindings=specs,
             )
         except models_repo.ModelNotFound:
             raise ApiError(404, MODEL_NOT_FOUND) from None

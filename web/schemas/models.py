@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, Field, RootModel
+from pydantic import BaseModel, Field, RootModel, model_validator
 
+from runtime.settings import ENV_NAME
 from storage.models import Binding, BindingSpec, Model
 from web.schemas.common import UtcDatetime
 
@@ -17,22 +18,52 @@ Status = Literal["active", "deprecated", "disabled"]
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 MAX_BINDINGS = 16
+MAX_BASE_URL = 2048
+MAX_API_KEY = 4096
 
 
 class BindingIn(BaseModel):
-    """A provider binding: how to call the model. Keys are never stored, only the env name."""
+    """A provider binding: how to call the model (docs/security.md, "Model credentials").
+
+    The key is write-only: ``api_key`` is stored encrypted and never returned (responses
+    say ``has_api_key``). ``api_key_env`` is for global models only, and only for names in
+    the operator's ``RUNWRIGHT_MODEL_KEY_ENV_ALLOWLIST``. A tenant model's ``base_url`` must
+    pass the egress policy. At most one of ``api_key`` and ``api_key_env``.
+    """
 
     provider: str = Field(min_length=1, max_length=64, description="e.g. 'openai', 'local'.")
     provider_model_id: str = Field(
         min_length=1, max_length=256, description="The provider's model name."
     )
     base_url: str = Field(
-        min_length=1, max_length=2048, description="OpenAI-compatible endpoint base URL."
+        min_length=1,
+        max_length=MAX_BASE_URL,
+        description=(
+            "OpenAI-compatible endpoint base URL (http or https, no credentials). For a "
+            "tenant model the host must be in the operator's egress allow-list and resolve "
+            "only to public addresses (loopback, private, link-local and metadata addresses "
+            "are refused unless the operator allows them)."
+        ),
+    )
+    api_key: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_API_KEY,
+        description=(
+            "Write-only: the API key, stored encrypted and never returned. On PATCH, a "
+            "binding that omits it keeps the key of the replaced binding with the same "
+            "base_url; null clears it."
+        ),
+        json_schema_extra={"writeOnly": True},
     )
     api_key_env: str | None = Field(
         default=None,
-        max_length=256,
-        description="Name of the environment variable holding the API key.",
+        max_length=128,
+        pattern=ENV_NAME.pattern,
+        description=(
+            "Global models only: an environment variable the operator allows "
+            "(RUNWRIGHT_MODEL_KEY_ENV_ALLOWLIST) holding the key."
+        ),
     )
     priority: int = Field(
         default=0,
@@ -42,19 +73,34 @@ class BindingIn(BaseModel):
     )
     is_enabled: bool = True
 
-    def spec(self) -> BindingSpec:
-        """As a storage spec."""
-        return BindingSpec(**self.model_dump())
+    @model_validator(mode="after")
+    def _one_key_source(self) -> BindingIn:
+        if self.api_key is not None and self.api_key_env is not None:
+            raise ValueError("give api_key or api_key_env, not both")
+        return self
+
+    def spec(self, *, api_key_ciphertext: bytes | None = None) -> BindingSpec:
+        """As a storage spec, with the key already sealed by the caller."""
+        return BindingSpec(
+            provider=self.provider,
+            provider_model_id=self.provider_model_id,
+            base_url=self.base_url,
+            api_key_env=self.api_key_env,
+            priority=self.priority,
+            is_enabled=self.is_enabled,
+            api_key_ciphertext=api_key_ciphertext,
+        )
 
 
 class BindingOut(BaseModel):
-    """A stored binding."""
+    """A stored binding. The key itself is never returned."""
 
     id: uuid.UUID
     provider: str
     provider_model_id: str
     base_url: str
     api_key_env: str | None
+    has_api_key: bool = Field(description="Whether an API key is stored (write-only).")
     priority: int
     is_enabled: bool
     created_at: UtcDatetime

@@ -8,7 +8,10 @@ loaded earlier lacks at most some new providers; the engine then disposes that i
 OpenCode reloads it (``POST /instance/dispose``).
 
 API keys are never written: ``apiKey`` is ``{env:NAME}`` (OpenCode substitutes the server
-process's environment) or ``"none"`` when the binding names no variable.
+process's environment) or ``"none"`` when the binding names no variable. ``NAME`` is only
+ever an operator-allowed variable of a global model: :mod:`runtime.model_credentials` sets
+``ModelTarget.api_key_env`` for nothing else, and the engine refuses other bindings first
+(``OpenCodeEngine.model_problem``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ import logging
 import weakref
 from typing import Any
 
+from runtime.egress import EgressRefused
 from runtime.engine import (
     Engine,
     EngineSession,
@@ -202,6 +203,26 @@ class OpenCodeEngine(Engine):
         from runtime.engines.opencode.session import OpenCodeSession
 
         return OpenCodeSession(self, ctx)
+
+    async def model_problem(self, model: ModelTarget) -> str | None:
+        """Why the run's model cannot be handed to OpenCode, or None (docs/security.md).
+
+        The binding's credential problem, if any; for a tenant's model, a stored key (not
+        passed to OpenCode yet) or a base URL the egress policy refuses, checked by
+        resolving it now (OpenCode connects itself, so this is checked before the run).
+        """
+        if model.credential_error is not None:
+            return model.credential_error
+        if model.operator_trusted:
+            return None
+        if model.api_key is not None:
+            return "the OpenCode engine cannot use a tenant model's stored API key; use native"
+        try:
+            await self.settings.egress_policy().resolve(model.base_url)
+        except EgressRefused as exc:
+            log.info("tenant model %s refused for OpenCode: %s", model.model_id, exc.reason)
+            return f"model endpoint could not be reached (connection failed, or {exc})"
+        return None
 
     async def ensure_provider(self, model: ModelTarget, directory: str) -> ProviderRef:
         """Make the directory's OpenCode instance know the run's model.

@@ -173,6 +173,10 @@ class OpenCodeSession(EngineSession):
         if ctx.workspace is None:
             yield _failed("OpenCode run has no workspace", SETUP_FAILED)
             return
+        problem = await self.engine.model_problem(ctx.model)
+        if problem is not None:
+            yield _failed(f"OpenCode setup failed: {problem}", SETUP_FAILED)
+            return
         workspace = ctx.workspace
         self._directory = directory = str(await asyncio.to_thread(workspace.resolve))
         try:
