@@ -24,15 +24,17 @@ def cli(settings, tmp_path):
         "DATABASE_URL": settings.database_url,
         "RUNWRIGHT_DATA_DIR": str(tmp_path / "cli-data"),
         "RUNWRIGHT_JWT_SECRET": settings.jwt_secret,
+        "RUNWRIGHT_EGRESS_ALLOWED_NETWORKS": ",".join(settings.egress_allowed_networks),
     }
 
-    async def run(*args: str) -> tuple[int, str, str]:
+    async def run(*args: str, stdin: str | None = None) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "web.cli", *args,
-            cwd=REPO, env=env,
+            cwd=REPO, env=env, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        out, err = await asyncio.wait_for(proc.communicate(), timeout=60)
+        data = None if stdin is None else stdin.encode()
+        out, err = await asyncio.wait_for(proc.communicate(data), timeout=60)
         assert proc.returncode is not None
         return proc.returncode, out.decode(), err.decode()
 
@@ -89,6 +91,29 @@ async def test_cli_expected_failures_exit_1_without_traceback(cli):
     rc, out, err = await cli("token", "--user", str(uuid.uuid4()), "--tenant", str(uuid.uuid4()))
     assert rc == 1 and err.startswith("error: no such user")
     assert "Traceback" not in err
+
+
+async def test_cli_model_add_follows_the_credential_and_egress_rules(cli, client, seed, owner):
+    """docs/security.md: the CLI registers models under the API's rules."""
+    common = ("--name", "m", "--provider", "openai", "--provider-model-id", "i")
+    tenant = ("model", "add", "--tenant", str(owner.tenant_id), *common)
+    rc, out, err = await cli(*tenant, "--base-url", "http://127.0.0.1:9/v1",
+                             "--api-key-env", "RUNWRIGHT_JWT_SECRET")  # fmt: skip
+    assert (rc, out) == (1, "") and "tenant models cannot take their key" in err
+    rc, _, err = await cli("model", "add", "--global", *common, "--base-url",
+                           "http://127.0.0.1:9/v1", "--api-key-env", "PATH")  # fmt: skip
+    assert rc == 1 and "not in RUNWRIGHT_MODEL_KEY_ENV_ALLOWLIST" in err
+    rc, _, err = await cli(*tenant, "--base-url", "http://169.254.169.254/latest")
+    assert rc == 1 and "--base-url is not allowed by the server's egress policy" in err
+
+    rc, out, err = await cli(*tenant, "--base-url", "http://127.0.0.1:9/v1", "--api-key-stdin",
+                             stdin="sk-from-stdin\n")  # fmt: skip
+    assert rc == 0, err
+    model_id = _single_id(out)
+    listed = await (await client.get("/admin/models", headers=owner.headers)).get_json()
+    [model] = [m for m in listed if m["id"] == str(model_id)]
+    assert model["bindings"][0]["has_api_key"] is True
+    assert "sk-from-stdin" not in str(listed)
 
 
 async def test_cli_usage_errors_exit_2(cli):
