@@ -4,6 +4,7 @@ Workspace and the real Toolpack (contract 7.1-7.4)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -237,7 +238,12 @@ async def test_cancel_mid_stream_closes_upstream(
 async def test_endpoint_down_fails_with_clear_message(
     engine: NativeEngine, dead_openai_url: str, workspace: Path
 ) -> None:
-    events = await _run(engine, _ctx(dead_openai_url, workspace))
+    """An operator's (global) endpoint gets the transport's cause; a tenant's gets the one
+    sentence every connect failure reads (docs/security.md: no port-scanner oracle)."""
+    ctx = _ctx(dead_openai_url, workspace)
+    assert ctx.model is not None
+    operator = dataclasses.replace(ctx, model=dataclasses.replace(ctx.model, operator_trusted=True))
+    events = await _run(engine, operator)
 
     assert isinstance(events[-1], Failed)
     assert events[-1].message == (
@@ -247,6 +253,13 @@ async def test_endpoint_down_fails_with_clear_message(
     assert events[-1].diagnostics == [
         {"code": "MODEL_ENDPOINT_ERROR", "message": events[-1].message}
     ]
+
+    events = await _run(engine, ctx)
+    assert isinstance(events[-1], Failed)
+    assert events[-1].message == (
+        f"model endpoint {dead_openai_url} could not be reached "
+        "(connection failed, or not allowed by the server's egress policy)"
+    )
 
 
 async def test_max_tool_iterations_is_enforced(
