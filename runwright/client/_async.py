@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any, TypeVar
 
 import httpx
@@ -135,7 +135,7 @@ class AsyncClient:
 
     async def stream(
         self, app_id: uuid.UUID | str, run_id: uuid.UUID | str, *, after: int = 0
-    ) -> AsyncIterator[RunEvent]:
+    ) -> AsyncGenerator[RunEvent, None]:
         """The run's events after seq ``after``, live, ending after the terminal event.
 
         A dropped connection (or a server that ends the stream early) is reconnected with

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from typing import Any, TypeVar
 
 import httpx
@@ -135,7 +135,7 @@ class Client:
 
     def stream(
         self, app_id: uuid.UUID | str, run_id: uuid.UUID | str, *, after: int = 0
-    ) -> Iterator[RunEvent]:
+    ) -> Generator[RunEvent, None, None]:
         """The run's events after seq ``after``, live, ending after the terminal event.
 
         A dropped connection (or a server that ends the stream early) is reconnected with
