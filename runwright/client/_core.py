@@ -143,7 +143,19 @@ def create_run(
             body[key] = str(value) if isinstance(value, uuid.UUID) else value
     key = idempotency_key or str(uuid.uuid4())
     return Call("POST", runs_path(app_id), Run.model_validate, json_body=body,
-                headers={"Idempotency-Key": key})  # fmt: skip
+                headers={"Idempotency-Key": sf_string(key)})  # fmt: skip
+
+
+def sf_string(text: str) -> str:
+    """``text`` as a Structured Field string (RFC 8941 3.3.3), the form the IETF
+    Idempotency-Key draft gives the header: quoted, ``\\`` and ``"`` escaped.
+
+    Raises:
+        ValueError: ``text`` has a character outside printable ASCII.
+    """
+    if any(not (0x20 <= ord(c) < 0x7F) for c in text):
+        raise ValueError("an Idempotency-Key must be printable ASCII")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def list_runs(app_id: uuid.UUID | str, limit: int = 25) -> Call[list[Run]]:
