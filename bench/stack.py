@@ -115,7 +115,13 @@ def stack(
     dsn = recreate_database(args.pg, args.db)
     with contextlib.ExitStack() as stack_:
         data_dir = stack_.enter_context(scratch_dir(f"runwright-{name}-"))
-        extra = {"RUNWRIGHT_MAX_LIVE_RUNS": str(args.max_live_runs)}
+        # The benchmarks load one tenant: its fair-share caps are lifted to the node's.
+        extra = {
+            "RUNWRIGHT_MAX_LIVE_RUNS": str(args.max_live_runs),
+            "RUNWRIGHT_MAX_LIVE_RUNS_PER_TENANT": str(args.max_live_runs),
+            "RUNWRIGHT_MAX_QUEUED_RUNS_PER_TENANT": "1000000",
+            "RUNWRIGHT_MAX_STREAMS_PER_TENANT": "100000",
+        }
         for item in args.env:
             key, _, value = item.partition("=")
             extra[key] = value

@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
 
     # --- fair shares between tenants (docs/security.md) ------------------------------------
+    # Runs of one tenant executing at once on a node; the rest wait `queued`.
+    max_live_runs_per_tenant: int = Field(default=100, ge=1, le=20000)
+    # Queued runs one tenant may have; a create beyond it answers 429 with Retry-After.
+    max_queued_runs_per_tenant: int = Field(default=2000, ge=1, le=1_000_000)
     # Open event streams one tenant may hold on a node; more answer 429 with Retry-After.
     max_streams_per_tenant: int = Field(default=1000, ge=1, le=100_000)
 

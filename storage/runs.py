@@ -72,10 +72,11 @@ class RunStore:
 
     async def creation_inputs(
         self, app_id: uuid.UUID, tenant_id: uuid.UUID, model_id: uuid.UUID | None
-    ) -> tuple[DraftHead | None, Model | None]:
-        """The app's current draft (None: no such app in the tenant, or no draft) and the
+    ) -> tuple[DraftHead | None, Model | None, int]:
+        """The app's current draft (None: no such app in the tenant, or no draft), the
         chat model a new run resolves to (:func:`storage.models.resolve_chat_model`'s rules;
-        None when nothing qualifies), read in one round trip."""
+        None when nothing qualifies) and the tenant's count of queued runs, read in one
+        round trip."""
         row = await self.db.fetchrow("runs_create_inputs", app_id, tenant_id, model_id)
         assert row is not None
         draft = (
@@ -84,7 +85,7 @@ class RunStore:
             else DraftHead(row["draft_id"], row["draft_entry_file"], row["draft_created_at"])
         )
         model = None if row["id"] is None else from_record(Model, row)
-        return draft, model
+        return draft, model, row["tenant_queued"]
 
     async def get(self, run_id: uuid.UUID) -> dict[str, Any] | None:
         """Unscoped read, for the run's own actor only."""

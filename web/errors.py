@@ -111,6 +111,11 @@ def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
             }  # fmt: skip
         case run_errors.EngineRefused():
             return 400, {"code": exc.code, "field": "engine", "message": exc.message}
+        case run_errors.TenantQueueFull():
+            return 429, {
+                "code": "TENANT_QUEUE_FULL",
+                "message": f"This tenant already has {exc.limit} queued runs; retry later.",
+            }
         case run_errors.RunNotPaused():
             return 409, "Run is not paused"
         case run_errors.RunUnresponsive():
@@ -130,7 +135,9 @@ def install_error_handlers(app: Quart) -> None:
     @app.errorhandler(run_errors.RunError)
     async def _run_error(exc: run_errors.RunError) -> Response:
         status, detail = run_error_response(exc)
-        return json_error(status, detail)
+        retry_after = getattr(exc, "retry_after_seconds", None)
+        headers = None if retry_after is None else {"Retry-After": str(retry_after)}
+        return json_error(status, detail, headers)
 
     @app.errorhandler(RequestSchemaValidationError)
     async def _schema_error(exc: RequestSchemaValidationError) -> Response:

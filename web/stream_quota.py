@@ -44,9 +44,9 @@ class StreamQuota:
     def guard(self, tenant_id: uuid.UUID, body: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         """Take a slot for ``tenant_id`` and return ``body`` wrapped to give it back.
 
-        Call on the event loop. The slot is returned when the wrapped body finishes or is closed, or, if the
-        server never starts iterating it (the client left before the response began),
-        when the wrapper is garbage-collected.
+        Call on the event loop. The slot is returned when the wrapped body finishes or
+        is closed, or, if the server never starts iterating it (the client left before
+        the response began), when the wrapper is garbage-collected.
 
         Raises:
             StreamQuotaExceeded: the tenant holds ``per_tenant`` open streams already.

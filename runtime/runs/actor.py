@@ -205,7 +205,9 @@ class RunActor(pykka.ThreadingActor):
                 reply.fail(error)
             case Resubmit():
                 assert lc.row is not None
-                self._tell_supervisor(Submit(self.run_id, workspace_key(deps.engines, lc.row)))
+                self._tell_supervisor(
+                    Submit(self.run_id, workspace_key(deps.engines, lc.row), lc.row["tenant_id"])
+                )
             case Finish():
                 if not self.finished:
                     self.finished = True

@@ -59,6 +59,19 @@ class EngineRefused(RunError):
         self.message = message
 
 
+class TenantQueueFull(RunError):
+    """The tenant already has its cap of queued runs (docs/security.md, fair shares).
+
+    ``retry_after_seconds`` tells the client when to try again.
+    """
+
+    retry_after_seconds = 10
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} queued runs per tenant")
+        self.limit = limit
+
+
 class RunNotPaused(RunError):
     """Resume of a run that is not paused (contract 1.6)."""
 

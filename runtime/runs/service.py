@@ -34,6 +34,7 @@ from runtime.runs.errors import (
     RunActorFailed,
     RunError,
     RunUnresponsive,
+    TenantQueueFull,
 )
 from runtime.runs.events import EventDraft, make_event
 from runtime.runs.leases import is_orphaned
@@ -136,6 +137,7 @@ class RunService:
             deps,
             max_live_runs=self.settings.max_live_runs,
             max_restarts=self.settings.max_actor_restarts,
+            max_live_runs_per_tenant=self.settings.max_live_runs_per_tenant,
         )
         for lease in await self.runs.list_running_leases():
             if is_orphaned(lease["lease_owner"], lease["lease_expires_at"],
@@ -144,7 +146,7 @@ class RunService:
         for run_id in await self.runs.list_queued():
             row = await self.runs.get(run_id)
             if row is not None:
-                self.supervisor.tell(Submit(run_id, self.workspace_key(row)))
+                self.supervisor.tell(Submit(run_id, self.workspace_key(row), row["tenant_id"]))
         self._heartbeat = asyncio.create_task(self._beat(), name="lease-heartbeat")
 
     async def stop(self) -> None:
@@ -191,11 +193,18 @@ class RunService:
         Raises:
             AppNotFound, RevisionConflict, InputRequired, ModelUnavailable, EngineRefused:
                 in contract 1.2's order of checks (``runtime.runs.errors``).
+            TenantQueueFull: right after the app check, when the tenant already has
+                ``max_queued_runs_per_tenant`` queued runs (counted in the same read, so
+                concurrent creates can pass the cap by at most their own number).
         """
         # The draft and the model in one round trip; the checks keep contract 1.2's order.
-        draft, model = await self.runs.creation_inputs(req.app_id, req.tenant_id, req.model_id)
+        draft, model, queued = await self.runs.creation_inputs(
+            req.app_id, req.tenant_id, req.model_id
+        )
         if draft is None:
             raise AppNotFound("Published app not found")
+        if queued >= self.settings.max_queued_runs_per_tenant:
+            raise TenantQueueFull(self.settings.max_queued_runs_per_tenant)
         if req.base_revision_id is not None and req.base_revision_id != draft.id:
             raise RevisionConflict(draft.id, draft.created_at)
         prompt = req.input.strip()
@@ -267,7 +276,7 @@ class RunService:
         )
         self.broker.publish([accepted])
         assert self.supervisor is not None
-        self.supervisor.tell(Submit(run_id, self.workspace_key(row)))
+        self.supervisor.tell(Submit(run_id, self.workspace_key(row), req.tenant_id))
         return row
 
     async def cancel(self, run_id: uuid.UUID) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The Supervisor: starts one RunActor per run, caps execution, restarts crashed actors.
 
-It keeps its own map ``run_id -> actor`` (pykka's registry is a linear scan), a FIFO of
-runs waiting for an execution slot, and a restart count per run. Lifecycle commands for a
+It keeps its own map ``run_id -> actor`` (pykka's registry is a linear scan), the runs
+waiting for an execution slot and the slots themselves (:class:`Admission`: capped per node
+and per tenant, tenants taking turns), and a restart count per run. Lifecycle commands for a
 run are forwarded to its live actor, or given to a new actor as its first message, so only
 a run's own actor ever changes that run (house rule 1).
 """
@@ -17,6 +18,7 @@ from typing import Any
 import pykka
 
 from runtime.runs.actor import RunActor
+from runtime.runs.admission import Admission, Slot
 from runtime.runs.deps import RunDeps
 from runtime.runs.messages import (
     ActorDone,
@@ -27,7 +29,6 @@ from runtime.runs.messages import (
     Recover,
     Submit,
 )
-from runtime.runs.workspaces import WorkspaceKey as Workspace
 
 log = logging.getLogger(__name__)
 
@@ -36,32 +37,35 @@ log = logging.getLogger(__name__)
 class _Live:
     ref: pykka.ActorRef
     generation: int
-    executing: bool
-    workspace: Workspace | None = None
+    slot: Slot | None  # None: a command-only actor, holding no execution slot
 
 
 class Supervisor(pykka.ThreadingActor):
     """Args:
     deps: passed to every RunActor.
     max_live_runs: at most this many runs execute at once in this process.
+    max_live_runs_per_tenant: at most this many of one tenant's runs execute at once here.
     max_restarts: crashed actors of a run are restarted this many times, then the run fails.
     """
 
     use_daemon_thread = True
 
-    def __init__(self, deps: RunDeps, *, max_live_runs: int, max_restarts: int) -> None:
+    def __init__(
+        self,
+        deps: RunDeps,
+        *,
+        max_live_runs: int,
+        max_restarts: int,
+        max_live_runs_per_tenant: int | None = None,
+    ) -> None:
         super().__init__()
         self.deps = deps
-        self.max_live_runs = max_live_runs
         self.max_restarts = max_restarts
         self.live: dict[uuid.UUID, _Live] = {}
-        # run -> its workspace key, in submission order
-        self.pending: collections.OrderedDict[uuid.UUID, Workspace | None] = (
-            collections.OrderedDict()
+        self.admission = Admission(
+            max_live=max_live_runs, max_live_per_tenant=max_live_runs_per_tenant or max_live_runs
         )
         self.restarts: collections.Counter[uuid.UUID] = collections.Counter()
-        self.executing = 0
-        self.busy: collections.Counter[Workspace] = collections.Counter()  # workspaces in use
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -83,8 +87,8 @@ class Supervisor(pykka.ThreadingActor):
 
     def _dispatch(self, message: Any) -> None:
         match message:
-            case Submit(run_id=run_id, workspace=workspace):
-                self.pending[run_id] = workspace
+            case Submit(run_id=run_id, workspace=workspace, tenant_id=tenant_id):
+                self.admission.wait(run_id, tenant_id, workspace)
                 self._fill_slots()
             case Command(run_id=run_id, command=command):
                 self._command(run_id, command)
@@ -95,34 +99,19 @@ class Supervisor(pykka.ThreadingActor):
             case _:
                 log.warning("supervisor ignored %r", message)
 
-    def _spawn(
-        self,
-        run_id: uuid.UUID,
-        generation: int,
-        first: Any,
-        *,
-        executing: bool,
-        workspace: Workspace | None = None,
-    ) -> None:
+    def _spawn(self, run_id: uuid.UUID, generation: int, first: Any, slot: Slot | None) -> None:
+        """Start an actor for ``run_id`` and give it ``first``; ``slot`` is the execution
+        slot it holds (already counted by the admission), or None for a command only."""
         ref = RunActor.start(run_id, self.deps, self.actor_ref, generation)
-        self.live[run_id] = _Live(ref, generation, executing, workspace if executing else None)
-        if executing:
-            self.executing += 1
-            if workspace is not None:
-                self.busy[workspace] += 1
+        self.live[run_id] = _Live(ref, generation, slot)
         ref.tell(first)
 
     def _fill_slots(self) -> None:
-        """Start waiting runs in order while slots are free. A run is passed over (keeping
-        its place) while its actor handles a command or another run uses its workspace:
-        two runs in one workspace would edit each other's files."""
-        for run_id, workspace in list(self.pending.items()):
-            if self.executing >= self.max_live_runs:
-                return
-            if run_id in self.live or (workspace is not None and self.busy[workspace]):
-                continue
-            del self.pending[run_id]
-            self._spawn(run_id, 0, Execute(), executing=True, workspace=workspace)
+        """Start the waiting runs the admission lets in. A run is passed over (keeping its
+        place) while its actor handles a command; the admission also passes over runs whose
+        workspace is in use (two runs in one workspace would edit each other's files)."""
+        for slot in self.admission.admit(skip=self.live.__contains__):
+            self._spawn(slot.run_id, 0, Execute(), slot)
 
     def _command(self, run_id: uuid.UUID, command: Any) -> None:
         live = self.live.get(run_id)
@@ -136,16 +125,12 @@ class Supervisor(pykka.ThreadingActor):
         # A run waiting for a slot keeps its place: the command actor may leave it queued
         # (a refused resume), and if it cancels the run, the later claim simply finds it
         # no longer queued (_fill_slots skips it while the command actor is alive).
-        self._spawn(run_id, 0, command, executing=False)
+        self._spawn(run_id, 0, command, None)
 
     def _forget(self, run_id: uuid.UUID) -> _Live | None:
         live = self.live.pop(run_id, None)
-        if live is not None and live.executing:
-            self.executing -= 1
-            if live.workspace is not None:
-                self.busy[live.workspace] -= 1
-                if not self.busy[live.workspace]:
-                    del self.busy[live.workspace]
+        if live is not None and live.slot is not None:
+            self.admission.release(live.slot)
         return live
 
     def _retire(self, run_id: uuid.UUID, generation: int) -> None:
@@ -167,9 +152,11 @@ class Supervisor(pykka.ThreadingActor):
         if count > self.max_restarts:
             log.error("run %s: actor crashed %d times (%s); failing the run", run_id, count, error)
             self.restarts.pop(run_id, None)
-            self._spawn(run_id, generation + 1, GiveUp(error), executing=False)
+            self._spawn(run_id, generation + 1, GiveUp(error), None)
         else:
             log.warning("run %s: actor crashed (%s); restart %d", run_id, error, count)
-            self._spawn(run_id, generation + 1, Recover(count), executing=True,
-                        workspace=live.workspace)  # fmt: skip
+            # The restarted actor executes: it keeps the crashed one's slot, or takes one.
+            slot = live.slot or Slot(run_id, None, None)
+            self.admission.hold(slot)
+            self._spawn(run_id, generation + 1, Recover(count), slot)
         self._fill_slots()

@@ -24,7 +24,7 @@ SELECT * FROM run;
 -- What run creation reads (contract 1.2), in one round trip: the app's current draft
 -- (draft_* columns, NULL when the app is not in that tenant or has no draft) and the chat
 -- model the run will use (the models columns, NULL when none qualifies), by the one rule
--- in resolve_chat_model (migration 0002).
+-- in resolve_chat_model (migration 0002), and how many runs the tenant has queued.
 -- name: runs_create_inputs
 WITH d AS (
     SELECT r.id, r.entry_file, r.created_at
@@ -34,7 +34,10 @@ WITH d AS (
 ), m AS (
     SELECT * FROM resolve_chat_model($2, $3::uuid)
 )
-SELECT d.id AS draft_id, d.entry_file AS draft_entry_file, d.created_at AS draft_created_at, m.*
+SELECT d.id AS draft_id, d.entry_file AS draft_entry_file, d.created_at AS draft_created_at,
+    (SELECT count(*) FROM agent_runs q WHERE q.tenant_id = $2 AND q.status = 'queued')
+        AS tenant_queued,
+    m.*
 FROM (SELECT) AS one
 LEFT JOIN d ON true
 LEFT JOIN m ON true;

@@ -70,13 +70,15 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @tag(["runs"])
     @document_request(CreateRunRequest)
     @document_response(RunResponse, 200)
-    @document_errors(400, 401, 403, 404, 409, 422)
+    @document_errors(400, 401, 403, 404, 409, 422, 429)
     async def create_run(app_id: uuid.UUID) -> dict[str, Any]:
         """Create a run on the app's current draft; it starts executing at once.
 
         Errors (contract 1.2, in this order): 409 ``REVISION_CONFLICT``; 400 "input is
         required"; 400 ``CODING_AGENT_MODEL_UNAVAILABLE``; 400
         ``CODING_AGENT_ENGINE_UNAVAILABLE`` / ``CODING_AGENT_ENGINE_UNSUPPORTED_RUNTIME``.
+        429 ``TENANT_QUEUE_FULL`` (with ``Retry-After``) when the tenant already has
+        ``RUNWRIGHT_MAX_QUEUED_RUNS_PER_TENANT`` queued runs.
         """
         ctx = await authz.app_access(app_id, WRITE)
         body = await parse_json(CreateRunRequest)
