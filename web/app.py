@@ -13,6 +13,7 @@ from quart_schema import Info, QuartSchema
 from runtime.settings import Settings
 from web.auth import Authorizer
 from web.errors import install_error_handlers
+from web.keepalive import install_body_drain
 from web.routes import apps, checkpoints, health, models, runs, viewer
 from web.services import Services, build_services
 from web.validation import install_validation
@@ -38,6 +39,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     app = Quart("runwright")
     install_validation(app)  # before blueprints: rules use the ``uuid`` converter
     install_error_handlers(app)
+    install_body_drain(app)
     QuartSchema(
         app,
         info=Info(title=API_TITLE, version=API_VERSION),

@@ -215,14 +215,13 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     """Serve the app with Hypercorn until SIGINT/SIGTERM."""
     gc.set_threshold(*GC_THRESHOLDS)
     from hypercorn.asyncio import serve
-    from hypercorn.config import Config
 
     from web.app import create_app
+    from web.server import hypercorn_config
 
-    config = Config()
-    config.bind = [f"{args.host or settings.host}:{args.port or settings.port}"]
+    bind = f"{args.host or settings.host}:{args.port or settings.port}"
+    config = hypercorn_config(bind, settings)
     config.accesslog = "-"
-    config.graceful_timeout = settings.shutdown_grace_seconds
 
     async def run() -> None:
         stop = asyncio.Event()

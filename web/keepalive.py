@@ -1,0 +1,32 @@
+"""Keep HTTP/1.1 connections usable after answers given before the body was read.
+
+Routes authorise before they read the body (contract 9 order), so a 401/403/404 can be
+ready while the client is still sending it. Hypercorn (h11) only reuses a connection whose
+request was read to its end; otherwise it closes the connection after the response, and a
+keep-alive client loses it (issue 9 item 5). So before any response leaves, the unread rest
+of the body is received and dropped, within a bound: a body over ``MAX_CONTENT_LENGTH`` or
+slower than :data:`DRAIN_SECONDS` gets ``Connection: close`` instead, said honestly in the
+response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from quart import Quart, Response, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+DRAIN_SECONDS = 10.0
+
+
+async def _drain_body(response: Response) -> Response:
+    try:
+        await asyncio.wait_for(request.body, DRAIN_SECONDS)  # type: ignore[arg-type]
+    except (TimeoutError, RequestEntityTooLarge):
+        response.headers["Connection"] = "close"
+    return response
+
+
+def install_body_drain(app: Quart) -> None:
+    """Register the drain as an ``after_request`` hook (it runs for error responses too)."""
+    app.after_request(_drain_body)
