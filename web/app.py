@@ -14,7 +14,8 @@ from runtime.settings import Settings
 from web.auth import Authorizer
 from web.errors import install_error_handlers
 from web.keepalive import install_body_drain
-from web.routes import apps, checkpoints, health, models, runs, viewer
+from web.routes import apps, checkpoints, docs, health, models, runs, viewer
+from web.security_headers import install_security_headers
 from web.services import Services, build_services
 from web.validation import install_validation
 
@@ -40,16 +41,23 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     install_validation(app)  # before blueprints: rules use the ``uuid`` converter
     install_error_handlers(app)
     install_body_drain(app)
+    install_security_headers(app)
     QuartSchema(
         app,
         info=Info(title=API_TITLE, version=API_VERSION),
         security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
         security=[{"bearer": []}],
+        # Our own /docs (web/routes/docs.py) serves Swagger UI offline; quart-schema's pages
+        # load from CDNs.
+        swagger_ui_path=None,
+        redoc_ui_path=None,
+        scalar_ui_path=None,
     )
     # After QuartSchema, which installs its own JSON provider: keep the models' field order.
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     app.register_blueprint(health.blueprint(services))
+    app.register_blueprint(docs.blueprint(API_TITLE))
     app.register_blueprint(apps.blueprint(services, authz))
     app.register_blueprint(models.blueprint(services, authz))
     app.register_blueprint(runs.blueprint(services, authz))

@@ -26,7 +26,8 @@ async def test_stream_bytes_follow_the_wire_format(client, owner, app_and_draft)
                                 headers=owner.headers)  # fmt: skip
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/event-stream")
-    assert response.headers["Cache-Control"] == "no-cache"
+    # Contract 1.5's no-cache, plus no-store on every authenticated response (issue 9).
+    assert response.headers["Cache-Control"] == "no-cache, no-store"
     assert response.headers["X-Accel-Buffering"] == "no"
     body = await response.get_data(as_text=True)
     assert body.startswith(": " + " " * 2048 + "\n\n")
