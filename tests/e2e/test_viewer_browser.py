@@ -88,9 +88,6 @@ async def stack(database_url: str, tmp_path: Path) -> AsyncIterator[Stack]:
         "RUNWRIGHT_JWT_SECRET": SECRET,
         "RUNWRIGHT_SCRIPTED_ENGINE_ENABLED": "1",
         "RUNWRIGHT_LOCAL_MODEL_AUTOSTART": "0",
-        # The tenant's scripted model listens on loopback, which tenant egress refuses by
-        # default (docs/security.md).
-        "RUNWRIGHT_EGRESS_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
     db = await Database.connect(database_url, min_size=1, max_size=2)
     try:
