@@ -157,6 +157,27 @@ class Settings(BaseSettings):
     egress_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ("*",)
     egress_allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()
 
+    # --- command sandbox (issue 9 item 1; policy in runtime/sandbox/policy.py) -----------
+    # "bwrap": every agent command runs under bubblewrap (fails closed when bwrap is
+    # missing); "none": unsandboxed, for development only (a warning is logged at start).
+    sandbox: Literal["bwrap", "none"] = "bwrap"
+    sandbox_network: bool = False  # True shares the host network with sandboxed commands
+    sandbox_uid: int = Field(default=65534, ge=1, le=2**31 - 1)
+    sandbox_gid: int = Field(default=65534, ge=1, le=2**31 - 1)
+    sandbox_cpu_seconds: int = Field(default=300, ge=1, le=86400)
+    sandbox_memory_bytes: int = Field(default=4 * 2**30, ge=2**28, le=2**40)
+    sandbox_max_processes: int = Field(default=512, ge=8, le=65536)
+    sandbox_max_file_bytes: int = Field(default=256 * 2**20, ge=2**20, le=2**40)
+    sandbox_tmp_bytes: int = Field(default=512 * 2**20, ge=2**20, le=2**36)
+    # App dependencies: installed outside the run's sandbox once per manifest hash.
+    # None = <data_dir>/deps.
+    deps_cache_dir: Path | None = None
+    deps_registry: str = Field(
+        default="https://registry.npmjs.org/", pattern=r"^https://[^\s/]+(/[^\s]*)?/$"
+    )
+    deps_install_timeout_seconds: float = Field(default=600.0, ge=10.0, le=7200.0)
+    deps_max_bytes: int = Field(default=1024 * 2**20, ge=2**20, le=2**40)
+
     @field_validator("message_budget_chars")
     @classmethod
     def _floor_budget(cls, v: int) -> int:
@@ -221,6 +242,11 @@ class Settings(BaseSettings):
     def runs_dir(self) -> Path:
         """Where per-(app, user) workspaces live."""
         return self.data_dir / "workspaces"
+
+    @property
+    def deps_dir(self) -> Path:
+        """The shared, read-only-mounted cache of installed app dependencies."""
+        return self.deps_cache_dir or self.data_dir / "deps"
 
 
 def load_settings(**overrides: object) -> Settings:

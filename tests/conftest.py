@@ -32,6 +32,7 @@ from tests.support.postgres import (
     run_sync,
     with_database,
 )
+from tests.support.sandbox import shared_deps_dir
 from tests.support.seed import Seeded, Seeder
 from web.app import create_app
 from web.services import Services, build_services
@@ -78,6 +79,7 @@ def make_settings(database_url: str, tmp_path: Path) -> Callable[..., Settings]:
             # The scripted model servers tenant models talk to listen on loopback, which the
             # default egress policy refuses (tests/security/ use that default).
             "egress_allowed_networks": ("127.0.0.0/8",),
+            "deps_cache_dir": shared_deps_dir(),
         }
         values.update(overrides)
         return load_settings(**values)

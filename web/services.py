@@ -21,6 +21,7 @@ from runtime.model_credentials import ModelTargets
 from runtime.runs.hooks import StoreRunHooks
 from runtime.runs.service import RunService
 from runtime.secret_box import SecretBox, load_secret_box
+from runtime.sandbox import announce as announce_sandbox
 from runtime.settings import Settings
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
@@ -129,6 +130,10 @@ class Services:
         if applied:
             log.info("applied migrations: %s", ", ".join(applied))
 
+    async def announce_sandbox(self) -> None:
+        """Log how agent commands will run (a warning when unsandboxed)."""
+        announce_sandbox(self.settings)
+
     async def load_jwt_secret(self) -> None:
         """Read or create the token secret (file I/O off the event loop)."""
         self._jwt_secret = await asyncio.to_thread(resolve_jwt_secret, self.settings)
@@ -157,6 +162,7 @@ def build_services(settings: Settings) -> Services:
     services.lifespan.add("migrations", services.migrate)
     services.lifespan.add("jwt_secret", services.load_jwt_secret)
     services.lifespan.add("secrets_key", services.load_secret_box)
+    services.lifespan.add("sandbox", services.announce_sandbox)
     # --- runtime components: add steps here (after migrations) ---------------------------
     services.lifespan.add(
         "default_model", services.default_model.start, services.default_model.stop

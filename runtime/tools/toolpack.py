@@ -12,9 +12,9 @@ from typing import Any
 
 from runtime import redact
 from runtime.paths import PathPolicyError
+from runtime.processes import KILL_GRACE_SECONDS
 from runtime.settings import Settings
 from runtime.tools.arguments import bind_arguments
-from runtime.tools.commands import KILL_GRACE_SECONDS
 from runtime.tools.context import ToolContext
 from runtime.tools.errors import ToolError, envelope, error_envelope
 from runtime.tools.specs import TOOLS, ToolSpec

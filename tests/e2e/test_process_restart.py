@@ -4,13 +4,8 @@ run is reconciled to ``failed`` with a diagnostic, never left ``running`` (DESIG
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
-import socket
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -19,37 +14,9 @@ import pytest
 from storage.database import Database
 from tests.support.runs import parse_sse
 from tests.support.seed import Seeder
+from tests.support.serve_process import free_port, serve
 
 SECRET = "e2e-secret-0123456789abcdef-0123456789abcdef"
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.asynccontextmanager
-async def serve(env: dict[str, str], port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "serve", "--port", str(port),
-        env=env, cwd=ROOT, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-            for _ in range(200):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await http.get("/healthz")).status_code == 200:
-                        break
-                assert proc.returncode is None, "the server exited during start-up"
-                await asyncio.sleep(0.1)
-        yield proc
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        await asyncio.wait_for(proc.wait(), 10)
 
 
 @pytest.fixture
@@ -77,7 +44,7 @@ async def test_a_killed_process_leaves_no_run_running(
         owner = await Seeder(db, SECRET).tenant_admin()
     finally:
         await db.close()
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     async with serve(env, port) as proc:
         async with httpx.AsyncClient(base_url=base, headers=owner.headers) as http:

@@ -4,7 +4,6 @@ cancellation killing the whole process group (contract 7.3, DESIGN.md 3.5)."""
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
@@ -14,47 +13,42 @@ from runtime.tools import Toolpack
 from runtime.tools.commands import check_allowlisted
 from runtime.tools.errors import ToolPermissionError
 from runtime.workspace import Workspace
+from tests.support.sandbox import host_processes, needs_bwrap
 from tests.unit.toolpack_fixtures import make_context, make_settings
 
-PY = sys.executable
+pytestmark = needs_bwrap  # every command runs in the real bwrap sandbox
 
+SPIN_MARKER = "spin-marker-7f3a"
 SCRIPTS = {
-    "ok.py": "import os\nprint('out', os.environ.get('RUNWRIGHT_JWT_SECRET'))\n",
-    "fail.py": "import sys\nsys.stderr.write('boom')\nsys.exit(3)\n",
-    "loud.py": "import time\nprint('x' * 100000, flush=True)\ntime.sleep(30)\n",
-    # The leader ignores SIGTERM (forcing the SIGKILL escalation) and starts a child in its
-    # process group; both pids are written out for the test to check.
-    "spin.py": (
-        "import signal, subprocess, sys, time\n"
-        "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
-        "child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-        "open('pids.txt', 'w').write(f'{child.pid} ' + str(__import__('os').getpid()))\n"
-        "time.sleep(60)\n"
+    "ok.js": "console.log('out', process.env.RUNWRIGHT_JWT_SECRET)\n",
+    "fail.js": "process.stderr.write('boom'); process.exitCode = 3\n",
+    "loud.js": "process.stdout.write('x'.repeat(100000)); setTimeout(() => {}, 30000)\n",
+    # The leader ignores SIGTERM (forcing the SIGKILL escalation) and starts a child; both
+    # carry a marker in their command line so the test finds them among the host's pids.
+    "spin.js": (
+        "const { spawn } = require('node:child_process');\n"
+        "process.on('SIGTERM', () => {});\n"
+        f"spawn('node', ['-e', 'setTimeout(() => {{}}, 60000)', '{SPIN_MARKER}'],"
+        " { stdio: 'ignore' });\n"
+        "setTimeout(() => {}, 60000);\n"
     ),
 }
 
 
 @pytest.fixture
 def setup(tmp_path: Path) -> tuple[Toolpack, Workspace]:
-    allow = tuple(f"{PY} {name}" for name in SCRIPTS) + ("npm run lint",)
+    allow = tuple(f"node {name}" for name in SCRIPTS) + (f"node spin.js {SPIN_MARKER}",)
+    allow += ("npm run lint",)
     cfg = make_settings(
         tmp_path,
         command_allowlist=allow,
-        test_timeout_seconds=1.5,
+        test_timeout_seconds=3,
         max_command_output_bytes=300,
     )
     ws = Workspace(tmp_path / "ws")
     for name, text in SCRIPTS.items():
         (ws.root / name).write_text(text)
     return Toolpack(cfg), ws
-
-
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie is dead, just not reaped
 
 
 async def run(tp: Toolpack, ws: Workspace, command: object) -> dict:
@@ -66,15 +60,15 @@ async def test_passing_and_failing_commands(
 ) -> None:
     tp, ws = setup
     monkeypatch.setenv("RUNWRIGHT_JWT_SECRET", "server-secret-value")
-    out = await run(tp, ws, [PY, "ok.py"])
+    out = await run(tp, ws, ["node", "ok.js"])
     assert out["status"] == "passed" and out["ok"] is True
-    assert out["command"] == f"{PY} ok.py"
+    assert out["command"] == "node ok.js"
     result = out["result"]
-    assert result["code"] == 0 and result["stdout"] == "out None\n"  # no server secrets
+    assert result["code"] == 0 and result["stdout"] == "out undefined\n"  # no server secrets
     assert result["sandbox_id"] == ws.sandbox_id and result["revision_token"].startswith(
         "sandbox-seq-"
     )
-    out = await run(tp, ws, f"{PY} fail.py")
+    out = await run(tp, ws, "node fail.js")
     assert out["status"] == "failed" and out["ok"] is False
     assert (out["result"]["code"], out["result"]["stderr"]) == (3, "boom")
 
@@ -122,31 +116,33 @@ async def test_build_precheck_respects_the_allowlist(setup: tuple[Toolpack, Work
 async def test_timeout_kills_and_output_is_capped(setup: tuple[Toolpack, Workspace]) -> None:
     tp, ws = setup
     started = time.monotonic()
-    out = await run(tp, ws, f"{PY} loud.py")
+    out = await run(tp, ws, "node loud.js")
     assert time.monotonic() - started < 10
     result = out["result"]
     assert out["status"] == "failed" and result["code"] == 124 and result["timed_out"]
     assert result["stdout"] == "x" * 300 + "... [truncated]"
-    assert "Command timed out after 1.5 seconds" in result["stderr"]
+    assert "Command timed out after 3 seconds" in result["stderr"]
 
 
 async def test_cancelling_the_call_kills_the_process_group(
     setup: tuple[Toolpack, Workspace],
 ) -> None:
     tp, ws = setup
-    task = asyncio.create_task(run(tp, ws, f"{PY} spin.py"))
-    pid_file = ws.root / "pids.txt"
-    for _ in range(200):
-        if pid_file.exists() and len(pid_file.read_text().split()) == 2:
+
+    def spinning() -> list[int]:
+        return host_processes(SPIN_MARKER.encode(), program=b"node\x00")
+
+    task = asyncio.create_task(run(tp, ws, f"node spin.js {SPIN_MARKER}"))
+    for _ in range(400):
+        if len(spinning()) == 2:
             break
         await asyncio.sleep(0.05)
-    pids = [int(p) for p in pid_file.read_text().split()]
-    assert all(alive(p) for p in pids)
+    assert len(spinning()) == 2, "the command and its child did not start"
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The call returned only after the group was gone (SIGTERM ignored -> SIGKILL).
-    assert not any(alive(p) for p in pids)
+    # The call returned only after the whole tree was gone (SIGTERM ignored -> SIGKILL).
+    assert spinning() == []
 
 
 async def test_missing_program_reports_127(tmp_path: Path) -> None:
@@ -158,3 +154,4 @@ async def test_missing_program_reports_127(tmp_path: Path) -> None:
         make_context(ws),
     )
     assert out["ok"] is False and out["result"]["code"] == 127
+    assert "definitely-not-a-program-xyz" in out["result"]["stderr"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 from runtime.tools import ToolContext, Toolpack
 from runtime.workspace import Workspace
+from tests.support.sandbox import needs_bwrap
 from tests.unit import toolpack_fixtures as fx
 from tests.unit.toolpack_fixtures import make_context, make_settings
 
@@ -96,14 +96,15 @@ async def test_apply_patch_policy_and_validation(toolpack: Toolpack, ctx: ToolCo
     assert out["code"] == "TOOL_INPUT_VALIDATION_FAILED" and out["fields"] == ["patch"]
 
 
+@needs_bwrap  # the verification commands run in the sandbox
 async def test_auto_verify_runs_first_two_allowlisted_commands(tmp_path: Path) -> None:
     ws = Workspace(tmp_path / "ws")
     ws.materialise({"src/App.tsx": APP})
-    (ws.root / "check.py").write_text("print('checked')\n")
+    (ws.root / "check.js").write_text("console.log('checked')\n")
     cfg = make_settings(
         tmp_path,
         auto_verify_patch=True,
-        command_allowlist=(f"{sys.executable} check.py", "definitely-missing-xyz", "npm run x"),
+        command_allowlist=("node check.js", "definitely-missing-xyz", "npm run x"),
     )
     tp = Toolpack(cfg)
     out = await tp.call("coding_agent_apply_patch", {"patch": GOOD}, make_context(ws))
