@@ -20,8 +20,8 @@ from runtime.engines.scripted import ScriptedEngine
 from runtime.model_credentials import ModelTargets
 from runtime.runs.hooks import StoreRunHooks
 from runtime.runs.service import RunService
-from runtime.secret_box import SecretBox, load_secret_box
 from runtime.sandbox import announce as announce_sandbox
+from runtime.secret_box import SecretBox, load_secret_box
 from runtime.settings import Settings
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres

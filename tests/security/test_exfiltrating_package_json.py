@@ -100,6 +100,8 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
         "RUNWRIGHT_DEPS_CACHE_DIR": str(shared_deps_dir()),
         "RUNWRIGHT_BUILD_TIMEOUT_SECONDS": "120",
         "EXFIL_TEST_CANARY": ENV_CANARY,
+        # the scripted model listens on loopback, which tenant egress refuses by default
+        "RUNWRIGHT_EGRESS_ALLOWED_NETWORKS": "127.0.0.0/8",
     }
 
 
