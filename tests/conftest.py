@@ -7,7 +7,8 @@
 - ``make_settings`` / ``settings``: :class:`Settings` pointing at that database, ``data_dir``
   under ``tmp_path``, a fixed JWT secret, small pools, no local model autostart.
 - ``services`` / ``app`` / ``client``: the real app built by ``create_app`` with its
-  lifespan running (``app.test_app()``), and a test client.
+  lifespan running (``tests.support.api.serving``: ``app.test_app()`` with
+  budgets that hold on a busy machine), and a test client.
 - ``db``: the app's :class:`Database` (direct repository calls in tests).
 - ``seed``: a :class:`tests.support.seed.Seeder`; ``owner``: a tenant with an owner user
   and its headers (``owner.headers``).
@@ -24,6 +25,7 @@ from quart import Quart
 
 from runtime.settings import Settings, load_settings
 from storage.database import Database
+from tests.support.api import serving
 from tests.support.postgres import (
     clone_database,
     create_template,
@@ -102,7 +104,7 @@ def services(settings: Settings) -> Services:
 async def app(settings: Settings, services: Services) -> AsyncIterator[Quart]:
     """The app with its lifespan running; stopped after the test."""
     quart_app = create_app(settings, services=services)
-    async with quart_app.test_app():
+    async with serving(quart_app, settings, services):
         yield quart_app
 
 
