@@ -36,18 +36,49 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
+# What a lost or refused connection looks like from asyncpg (the driver has no one base
+# class for it): SQLSTATE class 08 (connection exception), 57P01-57P04 (admin/crash
+# shutdown, cannot connect now, database dropped: pg_terminate_backend and pg_ctl stop),
+# 53300 (too many connections), its client-side state errors (InterfaceError, and
+# InternalClientError such as "cannot switch to state 12; another operation is in progress"
+# on a connection whose server side was terminated), and socket errors (OSError, which
+# includes TimeoutError and the refused connection of a stopped server).
+_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.exceptions.DatabaseDroppedError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+# Everything the driver raises, to be translated at this boundary.
+DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    OSError,
+)
+
+
 def translate(exc: BaseException) -> StorageError:
-    """Map an asyncpg/OS error to a storage error (the caller raises it ``from exc``)."""
+    """Map an asyncpg/OS error to a storage error (the caller raises it ``from exc``).
+
+    Returns:
+        :class:`UniqueViolation`, :class:`ForeignKeyViolation`,
+        :class:`DatabaseUnavailable` for every connection-level failure (retry later: the
+        statement may or may not have been applied), else :class:`StorageError`.
+    """
     if isinstance(exc, asyncpg.UniqueViolationError):
-        return UniqueViolation(exc.detail or str(exc))
+        return UniqueViolation(exc.detail or str(exc), constraint=exc.constraint_name)
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         return ForeignKeyViolation(exc.detail or str(exc))
-    if isinstance(exc, (OSError, asyncpg.CannotConnectNowError, asyncpg.InterfaceError)):
-        return DatabaseUnavailable(str(exc))
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
     return StorageError(str(exc))
-
-
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
 
 
 class Database:
@@ -78,7 +109,7 @@ class Database:
                 init=_init_connection,
                 reset=_keep_session,
             )
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise DatabaseUnavailable(f"cannot connect to Postgres: {exc}") from exc
         return cls(pool=pool)
 
@@ -106,7 +137,7 @@ class Database:
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 yield Database(conn=conn)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
     async def _run(self, method: str, name: str, args: tuple[Any, ...]) -> Any:
@@ -114,7 +145,7 @@ class Database:
         try:
             async with self._acquire() as conn:
                 return await getattr(conn, method)(sql, *args)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
 
     async def fetch(self, name: str, *args: Any) -> list[asyncpg.Record]:
@@ -134,5 +165,5 @@ class Database:
         try:
             async with self._acquire() as conn:
                 await conn.execute(sql)
-        except _DRIVER_ERRORS as exc:
+        except DRIVER_ERRORS as exc:
             raise translate(exc) from exc

@@ -6,11 +6,15 @@ class StorageError(Exception):
 
 
 class DatabaseUnavailable(StorageError):
-    """The database could not be reached or refused the connection."""
+    """The database could not be reached, refused the connection or dropped it mid-query."""
 
 
 class UniqueViolation(StorageError):
     """An insert or update collided with a unique constraint (e.g. an app slug)."""
+
+    def __init__(self, message: str, *, constraint: str | None = None) -> None:
+        super().__init__(message)
+        self.constraint = constraint
 
 
 class ForeignKeyViolation(StorageError):

@@ -8,6 +8,9 @@ One place decides how failures look on the wire (DESIGN.md 8.6: no 500 on bad in
 - request validation (quart-schema, bad JSON, wrong types, bad path ids) — 422 with a
   FastAPI-style list ``[{"type", "loc", "msg", "input"}]``;
 - routing 404/405 and other HTTP exceptions — their status with ``{"detail": <reason>}``;
+- the database unreachable (storage's :class:`~storage.errors.DatabaseUnavailable`, or a
+  request before the database step started) — 503 with ``Retry-After`` and
+  ``{"detail": {"code": "DATABASE_UNAVAILABLE", "message": ...}}``, never a 500;
 - anything else — logged, 500 ``{"detail": "Internal server error"}`` (never an HTML page).
 """
 
@@ -25,6 +28,8 @@ from werkzeug.exceptions import HTTPException
 
 from runtime.runs import errors as run_errors
 from runtime.runs.events import iso
+from storage.errors import DatabaseUnavailable
+from web.lifespan import NotStarted
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,14 @@ RUN_NOT_FOUND = "Coding-agent run not found"
 
 SECRET_FIELDS = frozenset({"api_key"})
 """Request fields that are write-only secrets (docs/security.md): never echoed in errors."""
+
+# RFC 9110 section 10.2.3: seconds a client should wait before retrying a 503. A restarting
+# Postgres is back within seconds; a client retrying sooner only adds load.
+RETRY_AFTER_SECONDS = 2
+DATABASE_UNAVAILABLE = {
+    "code": "DATABASE_UNAVAILABLE",
+    "message": "The database is unavailable. Retry after the Retry-After delay (seconds).",
+}
 
 # FastAPI's wording for routing failures, so clients see the reference's texts.
 _HTTP_REASONS = {404: "Not Found", 405: "Method Not Allowed"}
@@ -125,6 +138,12 @@ def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
     raise TypeError(f"no HTTP mapping for {type(exc).__name__}")
 
 
+def database_unavailable() -> Response:
+    """The 503 for an unreachable database: ``Retry-After`` and a ``DATABASE_UNAVAILABLE``
+    detail (RFC 9110 section 15.6.4)."""
+    return json_error(503, DATABASE_UNAVAILABLE, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def install_error_handlers(app: Quart) -> None:
     """Register the handlers on ``app``; call once from ``create_app``."""
 
@@ -152,6 +171,15 @@ def install_error_handlers(app: Quart) -> None:
             return json_error(422, validation_items(inner, location=[location]))
         item = {"type": "value_error", "loc": [location], "msg": str(inner), "input": None}
         return json_error(422, [item])
+
+    @app.errorhandler(DatabaseUnavailable)
+    async def _database_unavailable(exc: DatabaseUnavailable) -> Response:
+        log.warning("database unavailable while serving a request: %s", exc)
+        return database_unavailable()
+
+    @app.errorhandler(NotStarted)
+    async def _not_started(exc: NotStarted) -> Response:
+        return database_unavailable()
 
     @app.errorhandler(HTTPException)
     async def _http_error(exc: HTTPException) -> Response:

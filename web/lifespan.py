@@ -18,6 +18,10 @@ log = logging.getLogger(__name__)
 Hook = Callable[[], Awaitable[None]]
 
 
+class NotStarted(RuntimeError):
+    """A component was used before the app's lifespan started it (or after it stopped)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One component: ``start`` at boot, ``stop`` (optional) at shutdown."""

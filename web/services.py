@@ -18,6 +18,7 @@ from runtime.engines.native import NativeEngine
 from runtime.engines.opencode.engine import OpenCodeEngine
 from runtime.engines.scripted import ScriptedEngine
 from runtime.model_credentials import ModelTargets
+from runtime.readiness import Readiness
 from runtime.runs.hooks import StoreRunHooks
 from runtime.runs.service import RunService
 from runtime.sandbox import announce as announce_sandbox
@@ -25,16 +26,14 @@ from runtime.secret_box import SecretBox, load_secret_box
 from runtime.settings import Settings
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
+from storage.errors import DatabaseUnavailable
 from storage.migrate import apply_migrations
-from web.lifespan import Lifespan
+from storage.probe import DatabaseProbe
+from web.lifespan import Lifespan, NotStarted
 from web.stream_quota import StreamQuota
 from web.tokens import resolve_jwt_secret
 
 log = logging.getLogger(__name__)
-
-
-class NotStarted(RuntimeError):
-    """A component was used before the app's lifespan started it."""
 
 
 class Services:
@@ -50,6 +49,12 @@ class Services:
         self.lifespan = Lifespan(grace_seconds=settings.shutdown_grace_seconds)
         self._embedded: EmbeddedPostgres | None = None
         self._db: Database | None = None
+        self._probe: DatabaseProbe | None = None
+        interval = settings.readiness_interval_seconds
+        self._probe_timeout = 2.0 + interval
+        self.readiness = Readiness(
+            self._ping_database, interval=interval, stale_after=2 * interval + self._probe_timeout
+        )
         self._jwt_secret: str | None = None
         self.stream_quota = StreamQuota(settings.max_streams_per_tenant)
         self._secret_box: SecretBox | None = None
@@ -114,15 +119,29 @@ class Services:
         self._db = await Database.connect(
             dsn, min_size=self.settings.db_pool_min, max_size=self.settings.db_pool_max
         )
+        self._probe = DatabaseProbe(dsn, timeout=self._probe_timeout)
 
     async def stop_database(self) -> None:
         """Close the pool, then detach from the embedded Postgres if this app started it."""
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            await probe.close()
         db, self._db = self._db, None
         if db is not None:
             await db.close()
         embedded, self._embedded = self._embedded, None
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+    async def _ping_database(self) -> None:
+        """Readiness's database round trip, over the probe's own connection.
+
+        Raises:
+            DatabaseUnavailable: not started, or Postgres did not answer.
+        """
+        if self._probe is None:
+            raise DatabaseUnavailable("database is not started")
+        await self._probe.ping()
 
     async def migrate(self) -> None:
         """Apply pending migrations (idempotent; serialised by an advisory lock)."""
@@ -148,8 +167,8 @@ class Services:
 def build_services(settings: Settings) -> Services:
     """Build the components of one app and list their start order.
 
-    Order (stopped in reverse): database -> migrations -> jwt_secret -> secrets_key ->
-    default_model (the
+    Order (stopped in reverse): database -> migrations -> readiness (the probe behind
+    ``/readyz``) -> jwt_secret -> secrets_key -> default_model (the
     local SmolLM2 server when no model is registered) -> runs (broker, event writer,
     engines, Supervisor). Runtime components
     go after ``migrations`` (they need the schema), e.g.::
@@ -160,6 +179,7 @@ def build_services(settings: Settings) -> Services:
     services = Services(settings)
     services.lifespan.add("database", services.start_database, services.stop_database)
     services.lifespan.add("migrations", services.migrate)
+    services.lifespan.add("readiness", services.readiness.start, services.readiness.stop)
     services.lifespan.add("jwt_secret", services.load_jwt_secret)
     services.lifespan.add("secrets_key", services.load_secret_box)
     services.lifespan.add("sandbox", services.announce_sandbox)

@@ -8,12 +8,17 @@ buffering), then per event ``id: <seq>`` + ``data: <envelope>`` + a blank line, 
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from runtime.runs.broker import Broker
+from runtime.runs.broker import Broker, Subscription
 from runtime.runs.events import TERMINAL_TYPES, RunEvent, from_row
+from storage.errors import DatabaseUnavailable
 from storage.events import EventStore
+
+log = logging.getLogger(__name__)
 
 PRELUDE = b": " + b" " * 2048 + b"\n\n"
 KEEPALIVE = b": keep-alive\n\n"
@@ -48,45 +53,66 @@ async def stream_run(
     without one when this subscriber fell too far behind (the client resumes by id).
     When the log ends with a terminal event, ``is_active()`` (the run is queued or running
     again: it was resumed) decides whether to wait for more. Never drives or stops the run.
+    When the database becomes unreachable mid-stream the stream ends without a terminal
+    event (a reconnectable close: the client resumes by id once it is back).
     """
     sub = broker.subscribe(run_id)
     try:
         yield PRELUDE
-        last_type = None
-        start = after if after > 0 else 1
-        while True:
-            rows = await events.read_from(run_id, start, PAGE)
-            out: list[bytes] = []
-            for row in rows:
-                last_type = row.type
-                if row.seq <= after:  # the client's cursor: only its type matters
-                    continue
-                out.append(frame(from_row(row, app_id)))
-                after = row.seq
-            if out:
-                yield b"".join(out)
-            if len(rows) < PAGE:
-                break
-            start = after + 1
-        if last_type in TERMINAL_TYPES and not sub.has_after(after) and not await is_active():
-            return
-        while True:
-            batch = await sub.next_batch()
-            if batch is None:
-                return
-            if not batch:
-                yield KEEPALIVE
-                continue
-            out = []
-            for event in batch:
-                if event.seq <= after:
-                    continue
-                out.append(frame(event))
-                after = event.seq
-                if event.terminal:
-                    yield b"".join(out)
-                    return
-            if out:
-                yield b"".join(out)
+        # aclosing: a client that disconnects closes the inner generator too, at once.
+        async with contextlib.aclosing(
+            _events(sub, events, run_id, app_id, after, is_active)
+        ) as chunks:
+            async for chunk in chunks:
+                yield chunk
+    except DatabaseUnavailable as exc:
+        log.warning("stream of run %s closed: database unavailable (%s)", run_id, exc)
     finally:
         broker.unsubscribe(sub)
+
+
+async def _events(
+    sub: Subscription,
+    events: EventStore,
+    run_id: uuid.UUID,
+    app_id: uuid.UUID,
+    after: int,
+    is_active: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[bytes]:
+    """The body of :func:`stream_run` after the prelude: backlog, then live events."""
+    last_type = None
+    start = after if after > 0 else 1
+    while True:
+        rows = await events.read_from(run_id, start, PAGE)
+        out: list[bytes] = []
+        for row in rows:
+            last_type = row.type
+            if row.seq <= after:  # the client's cursor: only its type matters
+                continue
+            out.append(frame(from_row(row, app_id)))
+            after = row.seq
+        if out:
+            yield b"".join(out)
+        if len(rows) < PAGE:
+            break
+        start = after + 1
+    if last_type in TERMINAL_TYPES and not sub.has_after(after) and not await is_active():
+        return
+    while True:
+        batch = await sub.next_batch()
+        if batch is None:
+            return
+        if not batch:
+            yield KEEPALIVE
+            continue
+        out = []
+        for event in batch:
+            if event.seq <= after:
+                continue
+            out.append(frame(event))
+            after = event.seq
+            if event.terminal:
+                yield b"".join(out)
+                return
+        if out:
+            yield b"".join(out)
