@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     scripted_engine_enabled: bool = False
     event_coalesce_ms: float = Field(default=30.0, ge=0.0, le=1000.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
+    # How long an Idempotency-Key of run creation stays bound to its run (default 24 h).
+    idempotency_key_ttl_seconds: float = Field(default=86400.0, ge=1.0, le=30 * 86400.0)
     # How often readiness pings Postgres over its own connection (/readyz reads the result).
     readiness_interval_seconds: float = Field(default=1.0, ge=0.05, le=60.0)
 

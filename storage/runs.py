@@ -8,13 +8,14 @@ the run was not in one of them, so a terminal status is never overwritten.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from storage.database import Database
 from storage.events import EventRow
+from storage.idempotency import IdempotencyKey, IdempotencyKeyTaken
 from storage.models import Model
 from storage.records import from_record
 
@@ -54,20 +55,41 @@ class RunStore:
         input_params: dict[str, Any],
         created_at: datetime,
         accepted: EventRow,
+        idempotency: IdempotencyKey | None = None,
+        respond: Callable[[dict[str, Any]], Any] | None = None,
     ) -> dict[str, Any]:
         """Insert a ``queued`` run together with its event seq 1 (``accepted``, whose
         ``run_id`` must be ``run_id``): one atomic statement.
 
+        With ``idempotency`` the key is bound to the run in that same statement and
+        ``respond(row)`` (the create response) is stored with it in the same transaction;
+        when the key is already bound to a live run nothing is inserted.
+
         Raises:
             storage.errors.ForeignKeyViolation: the tenant, app, user or a model is gone.
+            storage.idempotency.IdempotencyKeyTaken: ``idempotency``'s key is bound to
+                another live run (read it with :func:`storage.idempotency.lookup`).
         """
         assert accepted.run_id == run_id and accepted.seq == 1
-        row = await self.db.fetchrow(
-            "runs_insert", run_id, tenant_id, app_id, user_id, SURFACE, base_revision_id,
+        args = (
+            run_id, tenant_id, app_id, user_id, SURFACE, base_revision_id,
             requested_model_id, resolved_model_id, engine, input_params, created_at,
             accepted.type, accepted.stage, accepted.payload, accepted.diagnostics, accepted.ts,
         )  # fmt: skip
-        assert row is not None
+        if idempotency is None:
+            row = await self.db.fetchrow("runs_insert", *args)
+            assert row is not None
+            return dict(row)
+        assert respond is not None
+        key = idempotency
+        async with self.db.transaction() as tx:
+            row = await tx.fetchrow(
+                "runs_insert_keyed", *args, key.principal, key.key, key.fingerprint,
+                float(key.ttl_seconds),
+            )  # fmt: skip
+            if row is None:
+                raise IdempotencyKeyTaken(key.key)
+            await tx.execute("idempotency_set_response", *key.scope, respond(dict(row)))
         return dict(row)
 
     async def creation_inputs(

@@ -29,6 +29,7 @@ from storage.embedded import EmbeddedPostgres
 from storage.errors import DatabaseUnavailable
 from storage.migrate import apply_migrations
 from storage.probe import DatabaseProbe
+from web.idempotency import KeySweeper
 from web.lifespan import Lifespan, NotStarted
 from web.stream_quota import StreamQuota
 from web.tokens import resolve_jwt_secret
@@ -59,6 +60,10 @@ class Services:
         self.stream_quota = StreamQuota(settings.max_streams_per_tenant)
         self._secret_box: SecretBox | None = None
         self.model_targets = ModelTargets(lambda: self.db, lambda: self.secret_box, settings)
+        # Expired Idempotency-Keys: swept hourly, or once per lifetime when that is shorter.
+        self.key_sweeper = KeySweeper(
+            lambda: self.db, interval=min(3600.0, settings.idempotency_key_ttl_seconds)
+        )
         self.checkpoints = Checkpoints(lambda: self.db, settings)
         self.default_model = DefaultModel(lambda: self.db, settings)
         engines: dict[str, Engine] = {
@@ -170,8 +175,8 @@ def build_services(settings: Settings) -> Services:
     Order (stopped in reverse): database -> migrations -> readiness (the probe behind
     ``/readyz``) -> jwt_secret -> secrets_key -> default_model (the
     local SmolLM2 server when no model is registered) -> runs (broker, event writer,
-    engines, Supervisor). Runtime components
-    go after ``migrations`` (they need the schema), e.g.::
+    engines, Supervisor) -> idempotency_sweeper (deletes expired Idempotency-Keys).
+    Runtime components go after ``migrations`` (they need the schema), e.g.::
 
         writer = EventWriter(services)            # built here, started by the lifespan
         services.lifespan.add("event_writer", writer.start, writer.stop)
@@ -188,4 +193,7 @@ def build_services(settings: Settings) -> Services:
         "default_model", services.default_model.start, services.default_model.stop
     )
     services.lifespan.add("runs", lambda: services.runs.start(services.db), services.runs.stop)
+    services.lifespan.add(
+        "idempotency_sweeper", services.key_sweeper.start, services.key_sweeper.stop
+    )
     return services

@@ -47,6 +47,7 @@ from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait
 from storage.database import Database
 from storage.events import EventStore
+from storage.idempotency import IdempotencyKey
 from storage.runs import SURFACE, RunStore
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class CreateRun:
     model_id: uuid.UUID | None = None
     messages: list[Any] = field(default_factory=list)
     script: list[dict[str, Any]] | None = None
+    # Binds the new run to an Idempotency-Key in the insert itself (issue 10, item 5).
+    idempotency: IdempotencyKey | None = None
 
 
 class RunService:
@@ -196,6 +199,8 @@ class RunService:
             TenantQueueFull: right after the app check, when the tenant already has
                 ``max_queued_runs_per_tenant`` queued runs (counted in the same read, so
                 concurrent creates can pass the cap by at most their own number).
+            storage.idempotency.IdempotencyKeyTaken: ``req.idempotency``'s key is bound to
+                another live run (nothing was created).
         """
         # The draft and the model in one round trip; the checks keep contract 1.2's order.
         draft, model, queued = await self.runs.creation_inputs(
@@ -273,6 +278,8 @@ class RunService:
             input_params=input_params,
             created_at=now,
             accepted=accepted.row,
+            idempotency=req.idempotency,
+            respond=run_object,
         )
         self.broker.publish([accepted])
         assert self.supervisor is not None

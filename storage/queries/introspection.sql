@@ -5,3 +5,6 @@ SELECT tablename FROM pg_tables WHERE schemaname = 'public';
 
 -- name: test_applied_versions
 SELECT version FROM schema_migrations ORDER BY version;
+
+-- name: test_count_idempotency_keys
+SELECT count(*) FROM run_idempotency_keys;

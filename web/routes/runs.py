@@ -24,12 +24,14 @@ from quart_schema import (
 from runtime.engines.scripted import ScriptError, validate_script
 from runtime.runs import states
 from runtime.runs.service import CreateRun
-from web import sse, stream_tickets
+from storage.idempotency import IdempotencyKeyTaken
+from web import idempotency, sse, stream_tickets
 from web.auth import RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError
 from web.schemas.common import document_errors
 from web.schemas.runs import (
     MAX_SEQ,
+    CreateRunHeaders,
     CreateRunRequest,
     ListQuery,
     ResumeRequest,
@@ -69,6 +71,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @bp.post("")
     @tag(["runs"])
     @document_request(CreateRunRequest)
+    @document_headers(CreateRunHeaders)
     @document_response(RunResponse, 200)
     @document_errors(400, 401, 403, 404, 409, 422, 429)
     async def create_run(app_id: uuid.UUID) -> dict[str, Any]:
@@ -79,6 +82,10 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         ``CODING_AGENT_ENGINE_UNAVAILABLE`` / ``CODING_AGENT_ENGINE_UNSUPPORTED_RUNTIME``.
         429 ``TENANT_QUEUE_FULL`` (with ``Retry-After``) when the tenant already has
         ``RUNWRIGHT_MAX_QUEUED_RUNS_PER_TENANT`` queued runs.
+        With ``Idempotency-Key``: a repeat of a request that created a run returns that
+        first response (200, no new run); the key with another body is 422
+        ``IDEMPOTENCY_KEY_REUSED``; 409 ``IDEMPOTENCY_KEY_BUSY`` if the key expired while
+        the request ran (retry).
         """
         ctx = await authz.app_access(app_id, WRITE)
         body = await parse_json(CreateRunRequest)
@@ -98,19 +105,32 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 script = validate_script(body.script)
             except ScriptError as exc:
                 raise _invalid(["body", "script"], str(exc), None) from None
-        row = await services.runs.create(
-            CreateRun(
-                tenant_id=ctx.tenant_id,
-                user_id=ctx.user_id,
-                app_id=app_id,
-                input=body.input,
-                engine=body.engine,
-                base_revision_id=body.base_revision_id,
-                model_id=body.model_id,
-                messages=list(body.messages or []),
-                script=script,
+        key = await idempotency.request_key(
+            ctx.tenant_id, app_id, f"{ctx.principal.kind}:{ctx.principal.subject}",
+            services.settings.idempotency_key_ttl_seconds,
+        )  # fmt: skip
+        if key is not None:
+            first = await idempotency.replay_existing(services.db, key)
+            if first is not None:
+                return first  # type: ignore[no-any-return]
+        try:
+            row = await services.runs.create(
+                CreateRun(
+                    tenant_id=ctx.tenant_id,
+                    user_id=ctx.user_id,
+                    app_id=app_id,
+                    input=body.input,
+                    engine=body.engine,
+                    base_revision_id=body.base_revision_id,
+                    model_id=body.model_id,
+                    messages=list(body.messages or []),
+                    script=script,
+                    idempotency=key,
+                )
             )
-        )
+        except IdempotencyKeyTaken:  # a concurrent duplicate created the run first
+            assert key is not None
+            return await idempotency.replay_winner(services.db, key)  # type: ignore[no-any-return]
         return services.runs.serialize(row)
 
     @bp.get("")

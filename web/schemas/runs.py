@@ -103,6 +103,27 @@ class StreamHeaders(BaseModel):
     last_event_id: int | None = Field(default=None, alias="Last-Event-ID", ge=0, le=MAX_SEQ)
 
 
+class CreateRunHeaders(BaseModel):
+    """Optional headers of run creation (documentation only; the route validates them)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description=(
+            'IETF httpapi Idempotency-Key (a Structured Field string such as "a1b2", or a '
+            "bare token; 1-255 printable ASCII characters). Repeating the request with the "
+            "same key and the same body from the same caller on the same app returns the "
+            "first response (200) without creating another run; the same key with another "
+            "body is 422 IDEMPOTENCY_KEY_REUSED. Keys expire after "
+            "RUNWRIGHT_IDEMPOTENCY_KEY_TTL_SECONDS (default 24 h)."
+        ),
+    )
+
+
 class ResumeRequest(BaseModel):
     """``POST .../resume``: the payload handed to the engine (contract 1.6)."""
 
