@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     scripted_engine_enabled: bool = False
     event_coalesce_ms: float = Field(default=30.0, ge=0.0, le=1000.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
+    # Unwritten events beyond which engines are paused until the writer catches up.
+    event_writer_max_pending: int = Field(default=100_000, ge=100, le=10_000_000)
     # How long an Idempotency-Key of run creation stays bound to its run (default 24 h).
     idempotency_key_ttl_seconds: float = Field(default=86400.0, ge=1.0, le=30 * 86400.0)
     # How often readiness pings Postgres over its own connection (/readyz reads the result).

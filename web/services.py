@@ -56,6 +56,7 @@ class Services:
         self.readiness = Readiness(
             self._ping_database, interval=interval, stale_after=2 * interval + self._probe_timeout
         )
+        self.readiness.add_check("event_writer", self._writer_check)
         self._jwt_secret: str | None = None
         self.stream_quota = StreamQuota(settings.max_streams_per_tenant)
         self._secret_box: SecretBox | None = None
@@ -137,6 +138,11 @@ class Services:
         embedded, self._embedded = self._embedded, None
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
+
+    def _writer_check(self) -> str | None:
+        """Readiness: the event writer runs and its writes succeed."""
+        writer = getattr(self.runs, "writer", None)
+        return "not started" if writer is None else writer.unhealthy_reason()
 
     async def _ping_database(self) -> None:
         """Readiness's database round trip, over the probe's own connection.

@@ -279,7 +279,13 @@ class RunActor(pykka.ThreadingActor):
             return lc.engine_start_failed(str(exc) or type(exc).__name__)
         self.token += 1
         self.task = deps.port.spawn(
-            pump(self.session, self.actor_ref, self.token, deps.coalesce_seconds)
+            pump(
+                self.session,
+                self.actor_ref,
+                self.token,
+                deps.coalesce_seconds,
+                deps.writer.wait_for_room,
+            )
         )
         return lc.engine_started()
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
 import pykka
 
@@ -50,17 +51,28 @@ class _Coalescer:
             self._ref.tell(EngineBatch(self._token, events))
 
 
-async def pump(session: EngineSession, ref: pykka.ActorRef, token: int, window: float) -> None:
+async def pump(
+    session: EngineSession,
+    ref: pykka.ActorRef,
+    token: int,
+    window: float,
+    room: Callable[[], Awaitable[None]] | None = None,
+) -> None:
     """Drive ``session.events()`` to its end and report to the actor ``ref``.
 
     Always ends with one :class:`EngineEnded` (unless the actor is gone), sent only after
     ``session.close()`` returned, so the actor knows the engine has really stopped.
+    ``room`` (the event writer's :meth:`~runtime.runs.writer.EventWriter.wait_for_room`)
+    is awaited before each engine event is taken: while the writer's backlog is over its
+    bound the engine is not read, so memory stays bounded and no event is dropped.
     """
     error: str | None = None
     cancelled = False
     coalescer = _Coalescer(ref, token, window)
     try:
         async for event in session.events():
+            if room is not None:
+                await room()
             if isinstance(event, Delta):
                 if event.content:
                     coalescer.delta(event.content)

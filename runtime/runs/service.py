@@ -118,7 +118,9 @@ class RunService:
         self._db = db
         self.runs = RunStore(db)
         self.events = EventStore(db)
-        self.writer = EventWriter(self.events, self.broker)
+        self.writer = EventWriter(
+            self.events, self.broker, max_pending=self.settings.event_writer_max_pending
+        )
         await self.broker.start()
         await self.writer.start()
         for engine in self.engines.values():

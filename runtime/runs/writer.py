@@ -3,7 +3,25 @@
 Actors hand numbered events to :meth:`EventWriter.submit` (through the loop port). One task
 drains everything submitted so far into a single ``unnest`` INSERT, and only after the
 commit publishes the batch to the broker, which is what makes subscribe-then-backlog
-gap-free. A failed write is retried with back-off; events are never dropped.
+gap-free.
+
+Failure rules (issue 10, part 2 item 1):
+
+- Events submitted are never dropped. A write that fails with any storage error (the
+  connection dropped, Postgres restarting: storage translates every driver error) is
+  retried, the same batch, with back-off from 0.05 s doubling to 5 s, until it succeeds.
+  The insert ignores rows already stored, so a retry after a write whose commit was not
+  acknowledged is harmless.
+- Only the events of a run that no longer exists (its app or tenant was deleted, a foreign
+  key violation) are discarded: the batch is then written run by run so no other run loses
+  anything.
+- The writing task is supervised: if it dies of anything unexpected it is logged and
+  started again after the same back-off (the pending events are still there).
+- Memory is bounded by back-pressure, not by discarding: past ``max_pending`` unwritten
+  events :attr:`EventWriter.over_limit` is set and :meth:`EventWriter.wait_for_room`
+  blocks the engine pumps (the producers of volume) until the backlog is under the limit.
+- :meth:`EventWriter.unhealthy_reason` says why the writer is not keeping up (retrying,
+  restarting); readiness shows it.
 """
 
 from __future__ import annotations
@@ -21,14 +39,36 @@ from storage.events import EventStore
 
 log = logging.getLogger(__name__)
 
+RETRY_FIRST_SECONDS = 0.05
+RETRY_MAX_SECONDS = 5.0
+
 
 class EventWriter:
-    """Single-task batched writer. Every method runs on the asyncio loop."""
+    """Single-task batched writer. Every method runs on the asyncio loop.
 
-    def __init__(self, store: EventStore, broker: Broker, *, max_batch: int = 2000) -> None:
+    Args:
+        store: the event repository.
+        broker: where persisted events are published.
+        max_batch: events per INSERT.
+        max_pending: unwritten events beyond which producers are held back
+            (``RUNWRIGHT_EVENT_WRITER_MAX_PENDING``).
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        broker: Broker,
+        *,
+        max_batch: int = 2000,
+        max_pending: int = 100_000,
+    ) -> None:
         self._store = store
         self._broker = broker
         self._max_batch = max_batch
+        self._max_pending = max_pending
+        self._room = asyncio.Event()
+        self._room.set()
+        self._trouble: str | None = None  # why the writer is not keeping up, or None
         self._pending: list[RunEvent] = []
         self._wake = asyncio.Event()
         self._submitted = 0  # events accepted so far
@@ -38,12 +78,37 @@ class EventWriter:
         self._task: asyncio.Task[None] | None = None
 
     def submit(self, events: list[RunEvent]) -> None:
-        """Queue events for writing (in the order given)."""
+        """Queue events for writing (in the order given). Always accepted: the bound is
+        kept by :meth:`wait_for_room`, never by refusing or dropping events."""
         self._pending.extend(events)
         for event in events:
             self._submitted += 1
             self._last_of_run[event.run_id] = self._submitted
+        if len(self._pending) >= self._max_pending:
+            self._room.clear()
         self._wake.set()
+
+    @property
+    def over_limit(self) -> bool:
+        """More than ``max_pending`` events wait to be written (producers should wait)."""
+        return not self._room.is_set()
+
+    @property
+    def pending(self) -> int:
+        """Events submitted and not yet written."""
+        return len(self._pending)
+
+    async def wait_for_room(self) -> None:
+        """Return once the unwritten backlog is under ``max_pending`` (at once when it is).
+        The engine pumps await this before handing on each batch: back-pressure."""
+        if not self._room.is_set():
+            await self._room.wait()
+
+    def unhealthy_reason(self) -> str | None:
+        """None while writes succeed; else why not (a readiness check)."""
+        if self._task is None:
+            return "not running"
+        return self._trouble
 
     async def flush(self, run_id: uuid.UUID | None = None) -> None:
         """Return once every event submitted before this call is persisted and published
@@ -56,7 +121,8 @@ class EventWriter:
         await future
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="event-writer")
+        """Start the supervised writing task."""
+        self._task = asyncio.create_task(self._supervise(), name="event-writer")
 
     async def stop(self) -> None:
         """Write what is pending, then stop."""
@@ -67,31 +133,75 @@ class EventWriter:
         await cancel_and_wait(self._task)
         self._task = None
 
+    async def _supervise(self) -> None:
+        """Run :meth:`_run`; if it dies, log it, mark the writer unhealthy and start it
+        again after a back-off. Only cancellation (``stop``) ends this task."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await self._run()
+            except Exception:
+                self._trouble = "restarting after a crash"
+                log.exception("the event writer crashed; restarting it in %.2f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+
     async def _run(self) -> None:
-        delay = 0.05
+        delay = RETRY_FIRST_SECONDS
         while True:
             if not self._pending:
+                self._trouble = None  # nothing waits to be written: healthy (also after a crash)
                 self._wake.clear()
                 await self._wake.wait()
             batch = self._pending[: self._max_batch]
             try:
-                await self._store.insert_batch([e.row for e in batch])
-            except ForeignKeyViolation:
-                # The run was deleted (its app or tenant went away): nothing to keep.
-                log.warning("dropping %d events of deleted runs", len(batch))
-            except StorageError:
-                log.exception("writing %d events failed; retrying in %.2f s", len(batch), delay)
+                written = await self._write(batch)
+            except StorageError as exc:
+                self._trouble = "retrying failed writes"
+                log.warning("writing %d events failed (%s); retrying in %.2f s",
+                            len(batch), exc, delay)  # fmt: skip
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
                 continue
-            delay = 0.05
+            if self._trouble is not None:
+                log.info("the event writer is writing again")
+            self._trouble = None
+            delay = RETRY_FIRST_SECONDS
             del self._pending[: len(batch)]
             self._persisted += len(batch)
             for event in batch:
                 if self._last_of_run.get(event.run_id, 0) <= self._persisted:
                     self._last_of_run.pop(event.run_id, None)
-            self._broker.publish(batch)
+            if len(self._pending) < self._max_pending:
+                self._room.set()
+            self._broker.publish(written)
             self._release_waiters()
+
+    async def _write(self, batch: list[RunEvent]) -> list[RunEvent]:
+        """Insert ``batch``; return the events that were stored.
+
+        Raises:
+            StorageError: nothing of the batch was written (retry it).
+        """
+        try:
+            await self._store.insert_batch([e.row for e in batch])
+            return batch
+        except ForeignKeyViolation:
+            pass
+        # Some run of the batch was deleted (its app or tenant went away): write run by
+        # run, so only the deleted runs' events are discarded.
+        by_run: dict[uuid.UUID, list[RunEvent]] = {}
+        for event in batch:
+            by_run.setdefault(event.run_id, []).append(event)
+        written: list[RunEvent] = []
+        for run_id, events in by_run.items():
+            try:
+                await self._store.insert_batch([e.row for e in events])
+            except ForeignKeyViolation:
+                log.warning("dropping %d events of deleted run %s", len(events), run_id)
+                continue
+            written.extend(events)
+        return written
 
     def _release_waiters(self) -> None:
         still: list[tuple[int, asyncio.Future[None]]] = []
