@@ -18,9 +18,7 @@ import pytest
 from runtime.settings import Settings
 from storage.database import Database
 from storage.migrate import apply_migrations
-from tests.support.cluster import Cluster, initdb_template, missing
-
-DATABASE = "runwright"
+from tests.support.cluster import DATABASE, Cluster, initdb_template, missing
 
 
 def _scratch(prefix: str) -> Path:

@@ -24,6 +24,8 @@ import asyncpg
 
 PG_BIN = Path(os.environ.get("RUNWRIGHT_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 _RUN_AS = "postgres"
+DATABASE = "runwright"
+"""The database fault tests migrate and run the app on."""
 
 
 def missing() -> str | None:
