@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
 PG=${PG:-postgresql://postgres@127.0.0.1:5432}
 if [[ -n "${QUICK:-}" ]]; then
-  RUNS=300; LAT=100; LIVE=200; SECS=20; NATIVE=200
+  RUNS=300; LAT=100; LIVE=200; SECS=20; NATIVE=200; HEALTH=300
 else
-  RUNS=3000; LAT=300; LIVE=1000; SECS=45; NATIVE=1000
+  RUNS=3000; LAT=300; LIVE=1000; SECS=45; NATIVE=1000; HEALTH=1500
 fi
 common=(--pg "$PG" --quiet-wait "${QUIET_WAIT:-90}")
 
@@ -28,4 +28,6 @@ common=(--pg "$PG" --quiet-wait "${QUIET_WAIT:-90}")
 # 1,000 threads on one core collapse the tail: the concurrency run is unpinned
 "$PY" -m bench.concurrency "${common[@]}" --runs "$LIVE" --seconds "$SECS" \
   --server-cpus '' --client-cpus ''
+# /livez, /readyz, /healthz latency while 1,500 runs are created (issue 10, item 6)
+"$PY" -m bench.health "${common[@]}" --runs "$HEALTH"
 echo "results: bench/results/"

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.support.api import create_app_via_api
 from tests.support.cluster import DATABASE, Cluster
-from tests.support.faults import assert_log_intact, event_log, wait_settled
+from tests.support.faults import assert_log_intact, final_log, wait_settled
 from tests.support.runs import create_run
 
 RUNS = 5
@@ -38,7 +38,7 @@ async def _check(cluster: Cluster, run_ids: list[str]) -> None:
     statuses = await wait_settled(dsn, run_ids, within=SETTLE_WITHIN)
     assert set(statuses.values()) == {"completed"}, statuses
     for run_id in run_ids:
-        assert_log_intact(await event_log(dsn, run_id), text="".join(CHUNKS))
+        assert_log_intact(await final_log(dsn, run_id), text="".join(CHUNKS))
 
 
 async def test_terminate_sweeps_lose_no_event_and_repeat_no_text(

@@ -17,7 +17,13 @@ from storage import models as models_store
 from storage.models import BindingSpec
 from tests.support.api import create_app_via_api
 from tests.support.cluster import DATABASE, Cluster
-from tests.support.faults import assert_log_intact, assistant_text, event_log, wait_settled
+from tests.support.faults import (
+    assert_log_intact,
+    assistant_text,
+    event_log,
+    final_log,
+    wait_settled,
+)
 from tests.support.model_process import ModelProcess, chunks_of
 from tests.support.runs import create_run
 
@@ -62,7 +68,7 @@ async def _until_some_text(dsn: str, run_id: str) -> None:
 async def _check(dsn: str, run_id: str, model: ModelProcess) -> None:
     statuses = await wait_settled(dsn, [run_id], within=WITHIN)
     assert statuses[run_id] == "failed", statuses
-    events = await event_log(dsn, run_id)
+    events = await final_log(dsn, run_id)
     assert_log_intact(events)
     text, reply = assistant_text(events), "".join(chunks_of(CHUNKS))
     assert text and reply.startswith(text) and text != reply, text

@@ -17,7 +17,13 @@ import pytest
 from runtime.processes import free_port
 from storage.database import Database
 from tests.support.cluster import DATABASE, Cluster
-from tests.support.faults import assert_log_intact, assistant_text, event_log, wait_settled
+from tests.support.faults import (
+    assert_log_intact,
+    assistant_text,
+    event_log,
+    final_log,
+    wait_settled,
+)
 from tests.support.live_server import kill, server_process
 from tests.support.seed import Seeder
 
@@ -75,19 +81,19 @@ async def test_a_killed_process_leaves_every_run_settled_and_its_log_intact(
         await _until_streaming(dsn, run_ids)
         await kill(proc)  # SIGKILL: no shutdown hook runs
 
-    async with server_process(env, port):
+    full = "".join(CHUNKS)
+    async with server_process(env, port):  # the logs are read while it still runs
         wanted = {"failed"} if policy == "fail" else {"completed"}
         statuses = await wait_settled(dsn, run_ids, within=WITHIN)
         assert set(statuses.values()) == wanted, statuses
-    full = "".join(CHUNKS)
-    for run_id in run_ids:
-        events = await event_log(dsn, run_id)
-        assert_log_intact(events)
-        text = assistant_text(events)
-        if policy == "fail":
-            assert events[-1]["payload"]["error"], events[-1]
-            assert full.startswith(text) and text != full, text
-        else:
-            assert text.endswith(full), text
-            killed_attempt = text[: len(text) - len(full)]
-            assert killed_attempt and full.startswith(killed_attempt), text
+        for run_id in run_ids:
+            events = await final_log(dsn, run_id)
+            assert_log_intact(events)
+            text = assistant_text(events)
+            if policy == "fail":
+                assert events[-1]["payload"]["error"], events[-1]
+                assert full.startswith(text) and text != full, text
+            else:
+                assert text.endswith(full), text
+                killed_attempt = text[: len(text) - len(full)]
+                assert killed_attempt and full.startswith(killed_attempt), text

@@ -65,6 +65,23 @@ async def event_log(dsn: str, run_id: str) -> list[dict[str, Any]]:
             for r in rows]  # fmt: skip
 
 
+async def final_log(dsn: str, run_id: str, *, within: float = 60.0) -> list[dict[str, Any]]:
+    """The run's log once it holds a terminal event (the status row can be written a
+    moment before the terminal event reaches the log); at most ``within`` seconds.
+
+    Raises:
+        AssertionError: no terminal event within ``within`` seconds.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        events = await event_log(dsn, run_id)
+        if any(e["type"] in TERMINAL for e in events):
+            return events
+        assert loop.time() < deadline, f"run {run_id} has no terminal event: {events[-3:]}"
+        await asyncio.sleep(0.05)
+
+
 def assistant_text(events: list[dict[str, Any]]) -> str:
     """The concatenated ``assistant.delta`` contents."""
     return "".join(e["payload"]["content"] for e in events if e["type"] == "assistant.delta")
