@@ -1,6 +1,6 @@
 """The Python client (runwright.client) against a real server on loopback: every call,
 errors carrying the API's detail, the stream's reconnect without loss or repeat, and
-retries with one Idempotency-Key."""
+retries with one Idempotency-Key (the server creates the run once)."""
 
 from __future__ import annotations
 
@@ -189,6 +189,9 @@ async def test_create_is_retried_with_the_same_idempotency_key(live: Live):
     keys = [re.search(rb"(?i)idempotency-key: ([^\r]+)\r\n", r) for r in creates]
     assert len(creates) == 2 and all(keys)
     assert keys[0].group(1) == keys[1].group(1)  # type: ignore[union-attr]
+    async with AsyncClient(live.base_url, live.token) as direct:
+        runs = await direct.list_runs(app_id)
+    assert [r.run_id for r in runs] == [run.run_id]  # the server made one run of the two tries
 
 
 async def test_unreachable_server_is_a_transport_error_after_retries():
