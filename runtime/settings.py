@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runtime.egress import EgressPolicy
@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=0, le=65535)
     jwt_secret: str | None = Field(default=None, min_length=32)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "auto": text lines on a terminal, one JSON object per line otherwise (runtime/logs.py).
+    log_format: Literal["auto", "text", "json"] = "auto"
+    # Bearer token GET /metrics requires; unset = /metrics answers 404 (off). Never a JWT.
+    metrics_token: SecretStr | None = Field(default=None, min_length=16, max_length=256)
 
     # --- runtime -------------------------------------------------------------------------
     node_id: str = Field(default_factory=default_node_id, min_length=1)

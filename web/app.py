@@ -14,7 +14,8 @@ from runtime.settings import Settings
 from web.auth import Authorizer
 from web.errors import install_error_handlers
 from web.keepalive import install_body_drain
-from web.routes import apps, checkpoints, docs, health, models, runs, viewer
+from web.request_context import install_request_context
+from web.routes import apps, checkpoints, docs, health, metrics, models, runs, viewer
 from web.security_headers import install_security_headers
 from web.services import Services, build_services
 from web.validation import install_validation
@@ -42,10 +43,15 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     install_error_handlers(app)
     install_body_drain(app)
     install_security_headers(app)
+    install_request_context(app)
     QuartSchema(
         app,
         info=Info(title=API_TITLE, version=API_VERSION),
-        security_schemes={"bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"}},
+        security_schemes={
+            "bearer": {"type": "http", "scheme": "bearer", "bearer_format": "JWT"},
+            # GET /metrics only: RUNWRIGHT_METRICS_TOKEN, not a JWT.
+            "metrics_token": {"type": "http", "scheme": "bearer"},
+        },
         security=[{"bearer": []}],
         # Our own /docs (web/routes/docs.py) serves Swagger UI offline; quart-schema's pages
         # load from CDNs.
@@ -58,6 +64,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
 
     app.register_blueprint(health.blueprint(services))
     app.register_blueprint(docs.blueprint(API_TITLE))
+    app.register_blueprint(metrics.blueprint(services))
     app.register_blueprint(apps.blueprint(services, authz))
     app.register_blueprint(models.blueprint(services, authz))
     app.register_blueprint(runs.blueprint(services, authz))

@@ -26,6 +26,7 @@ from typing import Any
 
 from quart import request
 
+from runtime.logs import bind as bind_log_context
 from storage import access as access_repo
 from storage import apps as apps_repo
 from storage.apps import App
@@ -255,6 +256,7 @@ class Authorizer:
     async def tenant_admin(self, *scopes: str) -> AccessContext:
         """Steps 1-4: for routes that act on the tenant (app list/create, models)."""
         ctx, _ = await self._chain(scopes, None, None)
+        bind_log_context(tenant_id=ctx.tenant_id)
         return ctx
 
     async def app_access(self, app_id: uuid.UUID, *scopes: str) -> AccessContext:
@@ -268,6 +270,7 @@ class Authorizer:
                 not exist *in the tenant* (another tenant's app looks the same as none).
         """
         ctx, _ = await self._chain(scopes, app_id, None)
+        bind_log_context(tenant_id=ctx.tenant_id)
         return ctx
 
     async def run_access(self, app_id: uuid.UUID, run_id: uuid.UUID, *scopes: str) -> AccessContext:
@@ -280,6 +283,7 @@ class Authorizer:
         ctx, found = await self._chain(scopes, app_id, run_id)
         if not found:
             raise ApiError(404, RUN_NOT_FOUND)
+        bind_log_context(tenant_id=ctx.tenant_id)
         return ctx
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.egress import EgressRefused
+from runtime.logs import configure_logging
 from runtime.model_credentials import key_context
 from runtime.secret_box import load_secret_box
 from runtime.settings import ENV_NAME, Settings, SettingsError, load_settings
@@ -49,10 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         settings = load_settings()
-        logging.basicConfig(
+        configure_logging(
             level=settings.log_level if args.command == "serve" else logging.WARNING,
-            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-            stream=sys.stderr,
+            log_format=settings.log_format,
+            node_id=settings.node_id,
         )
         result = args.handler(args, settings)
     except (SettingsError, CliError) as exc:
@@ -221,7 +222,6 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     bind = f"{args.host or settings.host}:{args.port or settings.port}"
     config = hypercorn_config(bind, settings)
-    config.accesslog = "-"
 
     async def run() -> None:
         stop = asyncio.Event()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from hypercorn.config import Config
 
 from runtime.settings import Settings
@@ -11,10 +13,16 @@ def hypercorn_config(bind: str, settings: Settings) -> Config:
     """A Hypercorn config serving on ``bind`` (``"host:port"``).
 
     No ``Server`` header (it would name the server and its version to every client); the
-    graceful shutdown is the settings' grace period.
+    graceful shutdown is the settings' grace period. Hypercorn's error logger gets no
+    handler of its own: its lines (``Running on ...``) go through the root handler once, as
+    text or JSON (``runtime/logs.py``); with hypercorn's default ``"-"`` it had its own
+    stderr handler *and* propagated, so each line was printed twice. No hypercorn access
+    log: the app writes its own (``web/request_context.py``, with the request id).
     """
     config = Config()
     config.bind = [bind]
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.accesslog = None
     config.include_server_header = False
     config.graceful_timeout = settings.shutdown_grace_seconds
     return config

@@ -17,6 +17,7 @@ from runtime.engine import Engine
 from runtime.engines.native import NativeEngine
 from runtime.engines.opencode.engine import OpenCodeEngine
 from runtime.engines.scripted import ScriptedEngine
+from runtime.metrics import Metrics
 from runtime.model_credentials import ModelTargets
 from runtime.readiness import Readiness
 from runtime.runs.hooks import StoreRunHooks
@@ -43,6 +44,7 @@ class Services:
     Attributes:
         settings: the one Settings object.
         lifespan: the ordered start/stop steps.
+        metrics: this app's Prometheus registry and metrics (``GET /metrics``).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -65,10 +67,11 @@ class Services:
         self.key_sweeper = KeySweeper(
             lambda: self.db, interval=min(3600.0, settings.idempotency_key_ttl_seconds)
         )
+        self.metrics = Metrics()
         self.checkpoints = Checkpoints(lambda: self.db, settings)
         self.default_model = DefaultModel(lambda: self.db, settings)
         engines: dict[str, Engine] = {
-            "native": NativeEngine(settings, checkpoints=self.checkpoints),
+            "native": NativeEngine(settings, checkpoints=self.checkpoints, metrics=self.metrics),
             "opencode": OpenCodeEngine(settings),
         }
         if settings.scripted_engine_enabled:

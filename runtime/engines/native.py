@@ -45,6 +45,7 @@ from runtime.engine import (
     ToolStarted,
 )
 from runtime.engines.native_instructions import SYSTEM_INSTRUCTIONS
+from runtime.metrics import Metrics
 from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
 from runtime.settings import Settings
 from runtime.tools.context import CheckpointHost, ToolContext
@@ -109,6 +110,8 @@ class NativeEngine(Engine):
             OpenAI SDK client with the settings' request timeout and, for a tenant's model,
             the egress policy). Clients are cached per ``(base_url, key, trusted)`` and
             closed by :meth:`stop`.
+        metrics: where model requests and tokens are counted (default: a private
+            registry nobody scrapes).
     """
 
     name = "native"
@@ -121,8 +124,10 @@ class NativeEngine(Engine):
         toolbox_factory: ToolboxFactory = _default_toolbox,
         checkpoints: CheckpointHost | None = None,
         client_factory: ClientFactory = _default_client,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.checkpoints = checkpoints
         self._toolbox_factory = toolbox_factory
         self._toolbox: Toolbox | None = None
@@ -222,10 +227,13 @@ class NativeSession(EngineSession):
                 messages=[*history, *transcript],
                 tools=tools,
                 max_tokens=self._settings.model_max_output_tokens,
+                include_usage=True,  # counted when the endpoint reports it (metrics)
             )
+            timing = self._engine.metrics.model_call()
             try:
                 async with contextlib.aclosing(stream) as items:
                     async for item in items:
+                        timing.item(item)
                         if isinstance(item, TextDelta):
                             parts.append(item.text)
                             yield Delta(item.text)
@@ -233,9 +241,13 @@ class NativeSession(EngineSession):
                             calls.append(item)
                         elif isinstance(item, StreamEnd):
                             pass
+                timing.ok()
             except ModelError as exc:
+                timing.failed(exc.kind)
                 yield _failed(MODEL_ERROR_CODE, str(exc))
                 return
+            finally:
+                timing.close()
             text = "".join(parts)
             if calls and tool_turns >= limit:
                 # Contract 7.1 cap: the calls of this turn are not executed.

@@ -1,0 +1,111 @@
+"""``GET /metrics`` through the app: its own token, and the numbers a real run moves
+(scripted engine; native engine against the scripted OpenAI-compatible server)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.api import create_app_via_api
+from tests.support.fixtures_openai import dead_openai_url, scripted_openai  # noqa: F401
+from tests.support.metrics import METRICS_TOKEN, metrics_headers, scrape, value
+from tests.support.runs import create_run, read_stream
+from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
+
+COMMAND = "true"  # an allowlisted command that exits 0 in the workspace
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(
+        scripted_engine_enabled=True, metrics_token=METRICS_TOKEN, command_allowlist=(COMMAND,)
+    )
+
+
+# ---- auth --------------------------------------------------------------------------------
+
+
+async def test_metrics_are_off_without_a_token(make_settings):
+    from tests.support.api import running_app
+
+    async with running_app(make_settings()) as (client, _):
+        response = await client.get("/metrics", headers=metrics_headers())
+        assert response.status_code == 404
+        assert "RUNWRIGHT_METRICS_TOKEN" in (await response.get_json())["detail"]
+
+
+async def test_metrics_need_their_own_bearer_token(client, owner):
+    missing = await client.get("/metrics")
+    assert missing.status_code == 401
+    assert await missing.get_json() == {"detail": "Missing bearer token"}
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+
+    wrong = await client.get("/metrics", headers=metrics_headers("x" * len(METRICS_TOKEN)))
+    assert wrong.status_code == 401
+    assert await wrong.get_json() == {"detail": "Invalid metrics token"}
+
+    # A tenant's JWT (the owner's, valid for the admin API) is not a metrics token.
+    tenant_jwt = await client.get("/metrics", headers=owner.headers)
+    assert tenant_jwt.status_code == 401
+
+    ok = await client.get("/metrics", headers=metrics_headers())
+    assert ok.status_code == 200
+    assert ok.headers["Content-Type"].startswith("text/plain")
+    assert "runwright_database_up 1.0" in await ok.get_data(as_text=True)
+
+
+async def test_metrics_speak_openmetrics_when_asked(client):
+    response = await client.get(
+        "/metrics",
+        headers={**metrics_headers(), "Accept": "application/openmetrics-text; version=1.0.0"},
+    )
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    assert (await response.get_data(as_text=True)).rstrip().endswith("# EOF")
+
+
+# ---- a native run ------------------------------------------------------------------------
+
+
+async def test_a_native_run_moves_the_model_token_and_command_metrics(
+    client,
+    owner,
+    make_model,
+    scripted_openai,  # noqa: F811
+):
+    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
+    app, _ = await create_app_via_api(client, owner.headers)
+    scripted_openai.push(
+        tool_call_reply(ScriptedToolCall("coding_agent_run_targeted_tests", {"command": COMMAND})),
+        text_reply("Tests pass.", chunk_size=3),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="Run the tests")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    assert events[-1]["data"]["event"] == "run.completed"
+    tool = next(e for e in events if e["data"]["event"] == "tool.completed")
+    assert tool["data"]["payload"]["output"]["ok"] is True, tool
+
+    metrics = await scrape(client)
+    assert value(metrics, "runwright_model_request_seconds_count", {"outcome": "ok"}) == 2
+    assert value(metrics, "runwright_model_first_token_seconds_count") == 2
+    # The scripted server reports usage when asked (stream_options.include_usage).
+    assert all(r.body.get("stream_options") == {"include_usage": True}
+               for r in scripted_openai.requests)  # fmt: skip
+    assert value(metrics, "runwright_model_tokens_total", {"kind": "prompt"}) > 0
+    assert value(metrics, "runwright_model_tokens_total", {"kind": "completion"}) > 0
+
+
+async def test_a_model_endpoint_that_is_down_counts_as_a_model_error(
+    client,
+    owner,
+    make_model,
+    dead_openai_url,  # noqa: F811
+):
+    await make_model(owner.tenant_id, default=True, base_url=dead_openai_url)
+    app, _ = await create_app_via_api(client, owner.headers)
+    run = await create_run(client, app["id"], owner.headers, input="hello")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    assert events[-1]["data"]["event"] == "run.failed"
+
+    metrics = await scrape(client)
+    assert value(metrics, "runwright_model_errors_total", {"kind": "connection"}) == 1
+    assert value(metrics, "runwright_model_request_seconds_count", {"outcome": "error"}) == 1
