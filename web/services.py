@@ -82,6 +82,7 @@ class Services:
             StoreRunHooks(self.model_targets, engines, self.checkpoints),
             workspace_for=self.checkpoints.workspace_root,
             model_targets=self.model_targets,
+            metrics=self.metrics,
         )
 
     @property

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from pathlib import Path
@@ -50,6 +51,8 @@ from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, 
 from runtime.settings import Settings
 from runtime.tools.context import CheckpointHost, ToolContext
 from runtime.workspace import Workspace
+
+log = logging.getLogger(__name__)
 
 __all__ = ["AGENT_NODE", "MAX_TOOL_MESSAGE_CHARS", "NativeEngine", "Toolbox"]
 
@@ -244,6 +247,7 @@ class NativeSession(EngineSession):
                 timing.ok()
             except ModelError as exc:
                 timing.failed(exc.kind)
+                log.warning("model request failed (%s): %s", exc.kind, exc)
                 yield _failed(MODEL_ERROR_CODE, str(exc))
                 return
             finally:

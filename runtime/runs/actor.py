@@ -19,6 +19,7 @@ from typing import Any
 import pykka
 
 from runtime.engine import CancelOutcome, EngineSession, RunContext
+from runtime.logs import bind as bind_log_context
 from runtime.runs import states
 from runtime.runs.deps import RunDeps
 from runtime.runs.effects import (
@@ -94,6 +95,9 @@ class RunActor(pykka.ThreadingActor):
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
+    def on_start(self) -> None:
+        bind_log_context(run_id=self.run_id)  # this thread's log lines concern this run
+
     def on_receive(self, message: Any) -> Any:
         try:
             self._dispatch(message)
@@ -123,7 +127,10 @@ class RunActor(pykka.ThreadingActor):
             case Recover(attempt=attempt):
                 effects = lc.execute(attempt)
             case EngineBatch(token=token, events=events) if token == self.token:
+                had_text = lc.mapper.saw_text
                 effects = lc.engine_events(events)
+                if lc.mapper.saw_text and not had_text and lc.row is not None:
+                    self.deps.metrics.run_first_delta(lc.row)
             case EngineEnded(token=token, error=error) if token == self.token:
                 self.task = None
                 effects = lc.engine_ended(error)
@@ -164,6 +171,7 @@ class RunActor(pykka.ThreadingActor):
                 row = self._db(self._flush_then(deps.runs.get(self.run_id)))
                 if row is not None:
                     self.next_seq = row["last_event_seq"] + 1
+                    bind_log_context(tenant_id=row["tenant_id"], app_id=row["published_app_id"])
                 return lc.loaded(row)
             case Claim(take_over=take_over, expected=expected):
                 take = deps.runs.reclaim if take_over else deps.runs.claim
@@ -174,6 +182,7 @@ class RunActor(pykka.ThreadingActor):
                 )
                 if row is not None:
                     self.next_seq = row["last_event_seq"] + 1
+                    bind_log_context(tenant_id=row["tenant_id"], app_id=row["published_app_id"])
                 return lc.claimed(row)
             case StartEngine(attempt=attempt):
                 return self._start_engine(attempt)
@@ -265,6 +274,9 @@ class RunActor(pykka.ThreadingActor):
         row = self._db(coro)
         if row is not None and write.target == states.QUEUED:
             self.next_seq = 0  # the next execution continues after the stored events
+        elif row is not None:  # this actor ended the run
+            self.deps.metrics.run_finished(row)
+            log.info("run ended %s", row["status"], extra={"engine": row["execution_engine"]})
         return row
 
     def _start_engine(self, attempt: int) -> list[Effect]:
@@ -287,6 +299,7 @@ class RunActor(pykka.ThreadingActor):
                 deps.writer.wait_for_room,
             )
         )
+        log.info("run started (attempt %d)", attempt, extra={"engine": row["execution_engine"]})
         return lc.engine_started()
 
     def _auto_apply(self) -> list[Effect]:

@@ -105,6 +105,10 @@ class Broker:
     def subscriber_count(self, run_id: uuid.UUID) -> int:
         return len(self._subs.get(run_id, ()))
 
+    def subscriber_total(self) -> int:
+        """Open subscriptions over all runs (read when metrics are scraped)."""
+        return sum(len(subs) for subs in list(self._subs.values()))
+
     async def start(self) -> None:
         """Start the one keep-alive ticker (cheaper than a timer per stream)."""
         self._ticker = asyncio.create_task(self._tick_forever(), name="sse-keepalive")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.bridge import LoopPort
 from runtime.engine import Engine, RunContext
+from runtime.metrics import Metrics
 from runtime.runs.writer import EventWriter
 from storage.runs import RunStore
 
@@ -62,3 +63,4 @@ class RunDeps:
     # Applied to every failure text a tenant can read (run.error, run.failed diagnostics):
     # server paths out (runtime.redact).
     redact: Callable[[str], str] = str
+    metrics: Metrics = field(default_factory=Metrics)  # this app's (runtime.metrics)

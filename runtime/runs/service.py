@@ -22,6 +22,7 @@ from runtime import redact
 from runtime.bridge import LoopPort, Reply, ReplyTimeout
 from runtime.engine import Engine, EngineError, EngineUnavailable, PreflightRequest
 from runtime.messages import prepare_messages
+from runtime.metrics import Metrics
 from runtime.model_credentials import ModelTargets
 from runtime.runs.broker import Broker
 from runtime.runs.deps import RunDeps, RunHooks
@@ -85,6 +86,7 @@ class RunService:
         workspace_for: ``(app_id, user_id) -> Path | None``, for engine preflight.
         model_targets: the run's model with its credentials, for engines whose preflight
             reads it (None: such engines get ``model=None``).
+        metrics: the app's metrics (default: a private registry nobody scrapes).
     """
 
     def __init__(
@@ -94,9 +96,11 @@ class RunService:
         hooks: RunHooks,
         workspace_for: Any = None,
         model_targets: ModelTargets | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
         self.model_targets = model_targets
+        self.metrics = metrics or Metrics()
         self.engines = dict(engines)
         self.hooks = hooks
         self.workspace_for = workspace_for or (lambda app_id, user_id: None)
@@ -119,8 +123,12 @@ class RunService:
         self.runs = RunStore(db)
         self.events = EventStore(db)
         self.writer = EventWriter(
-            self.events, self.broker, max_pending=self.settings.event_writer_max_pending
+            self.events,
+            self.broker,
+            max_pending=self.settings.event_writer_max_pending,
+            metrics=self.metrics,
         )
+        self.metrics.watch(self.metrics.sse_subscribers, self.broker.subscriber_total)
         await self.broker.start()
         await self.writer.start()
         for engine in self.engines.values():
@@ -137,6 +145,7 @@ class RunService:
             coalesce_seconds=self.settings.event_coalesce_ms / 1000,
             cancel_grace_seconds=max(5.0, self.settings.opencode_cancel_timeout_seconds),
             redact=redact.for_settings(self.settings.runs_dir, self.settings.data_dir).text,
+            metrics=self.metrics,
         )
         self.supervisor = Supervisor.start(
             deps,
@@ -284,6 +293,7 @@ class RunService:
             respond=run_object,
         )
         self.broker.publish([accepted])
+        self.metrics.run_created(req.engine)
         assert self.supervisor is not None
         self.supervisor.tell(Submit(run_id, self.workspace_key(row), req.tenant_id))
         return row

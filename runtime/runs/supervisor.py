@@ -70,6 +70,11 @@ class Supervisor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         try:
             self._dispatch(message)
+            self.deps.metrics.actors(
+                alive=len(self.live),
+                executing=self.admission.live,
+                waiting=self.admission.waiting(),
+            )
         except Exception:
             log.exception("supervisor failed to handle %r", message)
         except BaseException as exc:  # never escape: pykka would stop every actor

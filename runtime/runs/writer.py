@@ -31,6 +31,7 @@ import contextlib
 import logging
 import uuid
 
+from runtime.metrics import Metrics
 from runtime.runs.broker import Broker
 from runtime.runs.events import RunEvent
 from runtime.tasks import cancel_and_wait
@@ -52,6 +53,9 @@ class EventWriter:
         max_batch: events per INSERT.
         max_pending: unwritten events beyond which producers are held back
             (``RUNWRIGHT_EVENT_WRITER_MAX_PENDING``).
+        metrics: gets each written batch's size and lag
+            (:meth:`runtime.metrics.Metrics.events_written`) and reads the number of
+            pending events when scraped.
     """
 
     def __init__(
@@ -61,7 +65,10 @@ class EventWriter:
         *,
         max_batch: int = 2000,
         max_pending: int = 100_000,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
+        self._metrics.watch(self._metrics.writer_pending, lambda: len(self._pending))
         self._store = store
         self._broker = broker
         self._max_batch = max_batch
@@ -174,6 +181,7 @@ class EventWriter:
                     self._last_of_run.pop(event.run_id, None)
             if len(self._pending) < self._max_pending:
                 self._room.set()
+            self._metrics.events_written(len(batch), batch[0].row.ts)
             self._broker.publish(written)
             self._release_waiters()
 

@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import dead_openai_url, scripted_openai  # noqa: F401
 from tests.support.metrics import METRICS_TOKEN, metrics_headers, scrape, value
-from tests.support.runs import create_run, read_stream
+from tests.support.runs import LiveStream, create_run, read_stream, runs_url, wait_status
 from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
 
 COMMAND = "true"  # an allowlisted command that exits 0 in the workspace
@@ -63,6 +65,94 @@ async def test_metrics_speak_openmetrics_when_asked(client):
     assert (await response.get_data(as_text=True)).rstrip().endswith("# EOF")
 
 
+# ---- a scripted run ----------------------------------------------------------------------
+
+
+async def test_a_scripted_run_moves_the_run_event_and_stream_metrics(client, owner):
+    app, _ = await create_app_via_api(client, owner.headers)
+    before = await scrape(client)
+    script = [{"deltas": ["Hel", "lo"]}, {"sleep_ms": 300}, {"delta": "!"}]
+    run = await create_run(client, app["id"], owner.headers, input="hi", engine="scripted",
+                           script=script)  # fmt: skip
+    url = runs_url(app["id"], f"/{run['run_id']}/stream")
+    async with LiveStream(client, url, owner.headers) as stream:
+        await stream.until(lambda events: len(events) >= 3)
+        during = await scrape(client)
+        assert value(during, "runwright_sse_subscribers") == 1
+        await stream.until(lambda events: events[-1]["data"]["event"] == "run.completed")
+    after = await scrape(client)
+
+    labels = {"engine": "scripted"}
+    assert value(after, "runwright_runs_created_total", labels) == (
+        value(before, "runwright_runs_created_total", labels) + 1
+    )
+    done = {"engine": "scripted", "status": "completed"}
+    assert value(after, "runwright_runs_finished_total", done) == 1
+    assert value(after, "runwright_run_duration_seconds_count", done) == 1
+    assert value(after, "runwright_run_duration_seconds_sum", done) >= 0.3  # the sleep step
+    assert value(after, "runwright_run_first_delta_seconds_count", labels) == 1
+    # Every event of the run went through the writer (run.accepted is inserted with the run).
+    assert value(after, "runwright_event_writer_batch_size_sum") >= 5
+    assert value(after, "runwright_event_writer_lag_seconds_count") >= 1
+    assert value(after, "runwright_event_writer_pending") == 0
+    assert value(after, "runwright_run_actors") == 0
+    assert value(after, "runwright_sse_subscribers") == 0
+
+
+async def test_queue_depth_per_tenant_and_live_actors(make_settings):
+    from tests.support.api import running_app
+
+    settings = make_settings(
+        scripted_engine_enabled=True, metrics_token=METRICS_TOKEN, max_live_runs=1
+    )
+    async with running_app(settings) as (client, services):
+        owner = await _owner(services)
+        app, _ = await create_app_via_api(client, owner.headers)
+        # A second app is a second workspace: only the slot cap holds its run back.
+        other_app, _ = await create_app_via_api(client, owner.headers)
+        hanging = await create_run(client, app["id"], owner.headers, input="a",
+                                   engine="scripted", script=[{"hang": True}])  # fmt: skip
+        await wait_status(client, app["id"], hanging["run_id"], owner.headers, {"running"})
+        waiting = await create_run(client, other_app["id"], owner.headers, input="b",
+                                   engine="scripted", script=[{"delta": "x"}])  # fmt: skip
+        tenant = {"tenant_id": str(owner.tenant_id)}
+        metrics = await _scrape_until(client, lambda m: value(m, "runwright_runs_waiting") == 1)
+        assert value(metrics, "runwright_queue_depth", tenant) == 1
+        assert value(metrics, "runwright_runs", {"status": "queued", "engine": "scripted"}) == 1
+        assert value(metrics, "runwright_runs", {"status": "running", "engine": "scripted"}) == 1
+        assert value(metrics, "runwright_run_actors") == 1
+        assert value(metrics, "runwright_runs_executing") == 1
+
+        cancel = await client.post(
+            runs_url(app["id"], f"/{hanging['run_id']}/cancel"), headers=owner.headers
+        )
+        assert cancel.status_code == 200
+        await wait_status(client, other_app["id"], waiting["run_id"], owner.headers,
+                          {"completed"})  # fmt: skip
+        metrics = await _scrape_until(client, lambda m: value(m, "runwright_run_actors") == 0)
+        assert value(metrics, "runwright_queue_depth", tenant) == 0  # the series is gone
+        assert value(metrics, "runwright_runs_waiting") == 0
+        cancelled = {"engine": "scripted", "status": "cancelled"}
+        assert value(metrics, "runwright_runs_finished_total", cancelled) == 1
+
+
+async def _owner(services):
+    from tests.support.seed import Seeder
+
+    return await Seeder(services.db, services.jwt_secret).tenant_admin(role="owner")
+
+
+async def _scrape_until(client, predicate, within: float = 20.0):
+    """Scrape until ``predicate(metrics)`` holds (the Supervisor updates its gauges after
+    it handled a message, a moment after the HTTP answer)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        metrics = await scrape(client)
+        if predicate(metrics) or asyncio.get_running_loop().time() > deadline:
+            return metrics
+        await asyncio.sleep(0.02)
+
+
 # ---- a native run ------------------------------------------------------------------------
 
 
@@ -92,6 +182,10 @@ async def test_a_native_run_moves_the_model_token_and_command_metrics(
                for r in scripted_openai.requests)  # fmt: skip
     assert value(metrics, "runwright_model_tokens_total", {"kind": "prompt"}) > 0
     assert value(metrics, "runwright_model_tokens_total", {"kind": "completion"}) > 0
+    native = {"engine": "native"}
+    assert value(metrics, "runwright_run_first_delta_seconds_count", native) == 1
+    done = {"engine": "native", "status": "completed"}
+    assert value(metrics, "runwright_runs_finished_total", done) == 1
 
 
 async def test_a_model_endpoint_that_is_down_counts_as_a_model_error(
@@ -109,3 +203,5 @@ async def test_a_model_endpoint_that_is_down_counts_as_a_model_error(
     metrics = await scrape(client)
     assert value(metrics, "runwright_model_errors_total", {"kind": "connection"}) == 1
     assert value(metrics, "runwright_model_request_seconds_count", {"outcome": "error"}) == 1
+    failed = {"engine": "native", "status": "failed"}
+    assert value(metrics, "runwright_runs_finished_total", failed) == 1

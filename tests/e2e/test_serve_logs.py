@@ -130,7 +130,9 @@ async def test_serve_json_logs_carry_the_ids_of_a_run(database_url: str, tmp_pat
             scraped = await http.get("/metrics", headers=metrics_headers())
             assert scraped.status_code == 200
     metrics = parse(scraped.text)
-    assert value(metrics, "runwright_database_up") == 1
+    assert value(metrics, "runwright_runs_created_total", {"engine": "scripted"}) == 1
+    done = {"engine": "scripted", "status": "completed"}
+    assert value(metrics, "runwright_runs_finished_total", done) == 1
 
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
     assert all(line["node_id"] == NODE for line in lines)
@@ -140,6 +142,10 @@ async def test_serve_json_logs_carry_the_ids_of_a_run(database_url: str, tmp_pat
     assert create["tenant_id"] == str(owner.tenant_id) and create["app_id"] == app["id"]
     stream_line = _one(lines, lambda line: line.get("path", "").endswith("/stream"))
     assert stream_line["run_id"] == run_id and stream_line["tenant_id"] == str(owner.tenant_id)
+    ids = {"run_id": run_id, "tenant_id": str(owner.tenant_id), "app_id": app["id"]}
+    for message in ("run started (attempt 0)", "run ended completed"):
+        line = _one(lines, lambda line, message=message: line["message"] == message)
+        assert {key: line.get(key) for key in ids} == ids, line
 
 
 def _one(lines: list[dict[str, Any]], predicate: Any) -> dict[str, Any]:
