@@ -211,6 +211,7 @@ class NativeSession(EngineSession):
         tool_ctx = await _tool_context(
             ctx, ctx.workspace, self._engine.checkpoints,
             lambda checkpoint, result: recorded.append(RevisionsRecorded(checkpoint, result)),
+            self._engine.metrics,
         )  # fmt: skip
 
         history = _initial_history(ctx)
@@ -306,6 +307,7 @@ async def _tool_context(
     root: Path,
     checkpoints: CheckpointHost | None,
     on_revisions: Callable[[uuid.UUID, uuid.UUID | None], None],
+    metrics: Metrics,
 ) -> ToolContext | None:
     """The server-side tool context, or None when the run has no user (contract 7.2)."""
     if ctx.user_id is None:
@@ -319,6 +321,7 @@ async def _tool_context(
         workspace=workspace,
         checkpoints=checkpoints,
         on_revisions=on_revisions,
+        metrics=metrics,
     )
 
 

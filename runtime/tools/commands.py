@@ -13,6 +13,7 @@ timeout *or* cancellation the whole tree is killed (SIGTERM, then SIGKILL after
 from __future__ import annotations
 
 import shlex
+import time
 from typing import Any
 
 from runtime.processes import CommandResult
@@ -67,6 +68,7 @@ async def _run_checked(
 ) -> tuple[str, CommandResult]:
     tokens = parse_command(value)
     check_allowlisted(tokens, settings.command_allowlist)
+    started = time.perf_counter()
     try:
         result = await Sandbox(settings).run(
             tokens,
@@ -80,7 +82,11 @@ async def _run_checked(
         raise ToolError(
             f"Installing the app's dependencies failed: {exc}", code=DEPENDENCY_INSTALL_FAILED
         ) from None
-    return shlex.join(tokens), result
+    command = shlex.join(tokens)
+    if ctx.metrics is not None:  # allowlisted, so a bounded label
+        ctx.metrics.command(command, time.perf_counter() - started, code=result.code,
+                            timed_out=result.timed_out)  # fmt: skip
+    return command, result
 
 
 def _result_body(ctx: ToolContext, command: str, result: CommandResult) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from runtime.metrics import Metrics
 from runtime.workspace import Workspace
 
 
@@ -60,6 +61,7 @@ class ToolContext:
         on_revisions: told ``(checkpoint_revision_id, result_revision_id or None)`` when a
             checkpoint tool made a revision the run must record; the engine turns it into
             an event for the run's actor (no tool or engine writes the run's row).
+        metrics: where sandboxed command durations are recorded, or None.
     """
 
     run_id: uuid.UUID
@@ -69,6 +71,7 @@ class ToolContext:
     workspace: Workspace
     checkpoints: CheckpointHost | None = None
     on_revisions: Callable[[uuid.UUID, uuid.UUID | None], None] | None = None
+    metrics: Metrics | None = None
 
     def record_revisions(self, checkpoint: uuid.UUID, result: uuid.UUID | None) -> None:
         """Report a checkpoint (and maybe result) revision for the run (contract 7.3)."""

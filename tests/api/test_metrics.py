@@ -182,6 +182,9 @@ async def test_a_native_run_moves_the_model_token_and_command_metrics(
                for r in scripted_openai.requests)  # fmt: skip
     assert value(metrics, "runwright_model_tokens_total", {"kind": "prompt"}) > 0
     assert value(metrics, "runwright_model_tokens_total", {"kind": "completion"}) > 0
+    # The allowlisted command ran in the sandbox; its duration is recorded once.
+    ok = {"command": COMMAND, "outcome": "ok"}
+    assert value(metrics, "runwright_command_duration_seconds_count", ok) == 1
     native = {"engine": "native"}
     assert value(metrics, "runwright_run_first_delta_seconds_count", native) == 1
     done = {"engine": "native", "status": "completed"}
