@@ -202,6 +202,7 @@ def bwrap_argv(
     env: Mapping[str, str] | None = None,
     privileged: bool | None = None,
     network: bool | None = None,
+    subdir: str = "",
 ) -> list[str]:
     """The full argv that runs ``command`` in a sandbox around ``workspace``.
 
@@ -215,6 +216,8 @@ def bwrap_argv(
         env: the command's environment (default :func:`sandbox_env`).
         privileged: bwrap's privileged mode (default: whether this process is root).
         network: override ``policy.network`` (the dependency installer needs the network).
+        subdir: working directory relative to the workspace (default its root); the
+            caller checked that it lies inside.
 
     Returns:
         ``[prlimit, <limits>, --, bwrap, <namespaces>, <mounts>, <env>, --, ...command]``;
@@ -254,7 +257,8 @@ def bwrap_argv(
     argv += ["--bind", str(workspace), WORKSPACE_DIR]
     if deps is not None:
         argv += ["--ro-bind", str(deps), DEPS_DIR]
-    argv += ["--chdir", WORKSPACE_DIR, "--clearenv"]
+    chdir = f"{WORKSPACE_DIR}/{subdir}" if subdir else WORKSPACE_DIR
+    argv += ["--chdir", chdir, "--clearenv"]
     for key, value in (sandbox_env() if env is None else env).items():
         argv += ["--setenv", key, value]
     argv.append("--")

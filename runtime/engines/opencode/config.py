@@ -109,6 +109,24 @@ class ProviderConfigStore:
         self.config_dir = config_dir
         self.path = config_dir / CONFIG_FILE
         self._lock = asyncio.Lock()
+        self._fixed: dict[str, Any] = {}
+
+    async def set_fixed(self, keys: dict[str, Any]) -> None:
+        """Keys written into the config now and kept on every later merge (the sandboxed
+        ``shell`` and its ``plugin``, :mod:`runtime.sandbox.shell`)."""
+        async with self._lock:
+            self._fixed = dict(keys)
+            await asyncio.to_thread(self._write_fixed)
+
+    def _write_fixed(self) -> None:
+        try:
+            config = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            config = base_config()
+        if any(config.get(k) != v for k, v in self._fixed.items()):
+            config.update(self._fixed)
+            self.config_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.path, json.dumps(config, indent=2, sort_keys=True).encode())
 
     async def ensure(self, ref: ProviderRef, entry: dict[str, Any]) -> bool:
         """Merge ``entry`` under ``ref.provider_id``; return whether the file changed."""
@@ -125,8 +143,9 @@ class ProviderConfigStore:
         merged = dict(entry)
         if isinstance(current, dict):
             merged["models"] = {**current.get("models", {}), **entry["models"]}
-        if current == merged:
+        if current == merged and all(config.get(k) == v for k, v in self._fixed.items()):
             return False
+        config.update(self._fixed)
         providers[ref.provider_id] = merged
         atomic_write(self.path, json.dumps(config, indent=2, sort_keys=True).encode())
         return True

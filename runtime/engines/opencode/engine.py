@@ -32,6 +32,9 @@ from runtime.engines.opencode.config import (
 )
 from runtime.engines.opencode.install import OpenCodeNotInstalled, locate_binary
 from runtime.engines.opencode.server import ManagedServer, ServerStartError
+from runtime.sandbox.policy import Policy
+from runtime.sandbox.shell import ShellFiles
+from runtime.sandbox.shell import install as install_shell
 from runtime.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,9 @@ class OpenCodeEngine(Engine):
         )
         config_dir = settings.opencode_config_dir or settings.data_dir / "opencode" / "config"
         self.config = ProviderConfigStore(config_dir)
+        # OpenCode's bash runs through Runwright's sandboxed shell (runtime/sandbox/shell.py)
+        self.shell_dir = settings.data_dir / "opencode" / "sandbox"
+        self.shell: ShellFiles | None = None
         self.server: ManagedServer | None = None
         self._client: OpenCodeClient | None = None
         self._start_error: str | None = None
@@ -77,6 +83,11 @@ class OpenCodeEngine(Engine):
         if not self.enabled:
             return
         s = self.settings
+        if s.sandbox == "bwrap":
+            policy = Policy.from_settings(s)
+            self.shell = await asyncio.to_thread(install_shell, self.shell_dir, policy)
+            plugin = f"file://{self.shell.plugin}"
+            await self.config.set_fixed({"shell": str(self.shell.wrapper), "plugin": [plugin]})
         if s.opencode_managed and not s.opencode_base_url:
             try:
                 binary = locate_binary(s)

@@ -10,10 +10,31 @@ request is ever left hanging.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import Any, Literal
 
 Reply = Literal["once", "reject"]
+
+PROJECT_CONFIG = (".opencode", "opencode.json", "opencode.jsonc")
+"""Workspace entries OpenCode would read as its own configuration and plugins (code it
+runs in the server process): never the model's to write."""
+
+
+def scrub_project_config(workspace: Path) -> list[str]:
+    """Remove :data:`PROJECT_CONFIG` entries from the workspace root before a session
+    (blocking; symlinks are removed, never followed). Returns the names removed."""
+    removed = []
+    for name in PROJECT_CONFIG:
+        path = workspace / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    return removed
 
 
 def session_rules(*, bash: Literal["allow", "deny"]) -> list[dict[str, str]]:
@@ -48,7 +69,9 @@ def permission_reply(request: dict[str, Any], workspace: Path) -> Reply:
     if not target.is_absolute():
         target = root / target
     try:
-        target.resolve().relative_to(root)
+        relative = target.resolve().relative_to(root)
     except ValueError:
         return "reject"
+    if relative.parts and relative.parts[0] in PROJECT_CONFIG:
+        return "reject"  # OpenCode's own config and plugins (code in the server)
     return "once"

@@ -31,6 +31,9 @@ OFFLINE_ENV = {
     "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
     "OPENCODE_DISABLE_CLAUDE_CODE": "1",
     "OPENCODE_DISABLE_EXTERNAL_SKILLS": "1",
+    # A workspace's opencode.json, .opencode/ (plugins!) and AGENTS.md are written by the
+    # model: they must never configure the server (e.g. point "shell" past the sandbox).
+    "OPENCODE_DISABLE_PROJECT_CONFIG": "1",
 }
 
 

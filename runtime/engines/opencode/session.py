@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from runtime.engine import (
@@ -35,7 +36,11 @@ from runtime.engine import (
 )
 from runtime.engines.opencode.client import OpenCodeError
 from runtime.engines.opencode.config import ProviderRef, ProviderSetupError
-from runtime.engines.opencode.policy import permission_reply, session_rules
+from runtime.engines.opencode.policy import (
+    permission_reply,
+    scrub_project_config,
+    session_rules,
+)
 from runtime.engines.opencode.translate import (
     Asked,
     Idle,
@@ -45,6 +50,9 @@ from runtime.engines.opencode.translate import (
     Translator,
     settle,
 )
+from runtime.sandbox.deps import DependencyCache, DependencyError
+from runtime.sandbox.policy import SandboxUnavailable, Tools
+from runtime.sandbox.shell import register, unregister
 
 if TYPE_CHECKING:
     from runtime.engines.opencode.client import OpenCodeClient
@@ -164,6 +172,9 @@ class OpenCodeSession(EngineSession):
             if self._pump is not None:
                 await self._pump.close()
                 self._pump = None
+            shell = self.engine.shell
+            if shell is not None and self.session_id is not None:
+                await asyncio.to_thread(unregister, shell.registry, self.session_id)
 
     async def _events(self) -> AsyncIterator[EngineEvent]:
         ctx = self.ctx
@@ -179,6 +190,10 @@ class OpenCodeSession(EngineSession):
             return
         workspace = ctx.workspace
         self._directory = directory = str(await asyncio.to_thread(workspace.resolve))
+        removed = await asyncio.to_thread(scrub_project_config, Path(directory))
+        if removed:
+            log.warning("OpenCode run %s: removed %s from the workspace (OpenCode config "
+                        "is the operator's)", ctx.run_id, ", ".join(removed))  # fmt: skip
         try:
             ref = await self.engine.ensure_provider(ctx.model, directory)
             client = self.engine.client
@@ -192,6 +207,7 @@ class OpenCodeSession(EngineSession):
                 title = f"App {ctx.app_id} run {ctx.run_id}"
                 session = await client.create_session(directory, title=title, permission=rules)
                 self.session_id = str(session["id"])
+            await self._allow_bash(Path(directory))
         except OpenCodeError as exc:
             yield _failed(f"OpenCode session could not be created: {exc}", REQUEST_FAILED)
             return
@@ -208,6 +224,22 @@ class OpenCodeSession(EngineSession):
             return
         async for event in self._consume(translator):
             yield event
+
+    async def _allow_bash(self, workspace: Path) -> None:
+        """Register the session with the sandboxed shell when bash is allowed: its bash
+        commands then run in a sandbox of ``workspace`` (and only of it), with the app's
+        dependencies installed first (a failed install leaves them out, and says why in
+        the log)."""
+        shell = self.engine.shell
+        if shell is None or self.settings.opencode_bash_permission != "allow":
+            return
+        assert self.session_id is not None
+        deps: Path | None = None
+        try:
+            deps = await DependencyCache(self.settings, Tools.find()).ensure(workspace)
+        except (DependencyError, SandboxUnavailable) as exc:
+            log.warning("OpenCode run %s: app dependencies unavailable: %s", self.ctx.run_id, exc)
+        await asyncio.to_thread(register, shell.registry, self.session_id, workspace, deps)
 
     async def _open_pump(self) -> _EventPump:
         assert self._directory is not None
