@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from runtime.engines.opencode.policy import permission_reply, scrub_project_config
 from runtime.processes import CommandResult
 from runtime.sandbox import DependencyError, Sandbox, announce
 from runtime.sandbox.deps import read_manifest
@@ -183,3 +184,25 @@ def test_a_symlinked_manifest_is_not_followed(tmp_path: Path) -> None:
     (root / "package.json").symlink_to("/etc/hostname")
     with pytest.raises(DependencyError, match="regular file"):
         read_manifest(root, REGISTRY)
+
+
+# ---- OpenCode's own configuration is not the model's -----------------------------------
+
+
+def test_opencode_project_config_is_scrubbed_and_never_edited(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    (workspace / ".opencode" / "plugin").mkdir(parents=True)
+    (workspace / "opencode.json").write_text("{}")
+    (workspace / "opencode.jsonc").symlink_to("/etc/hostname")
+    (workspace / "src").mkdir()
+    assert sorted(scrub_project_config(workspace)) == [
+        ".opencode", "opencode.json", "opencode.jsonc",
+    ]  # fmt: skip
+    assert sorted(p.name for p in workspace.iterdir()) == ["src"]
+    for path, reply in [
+        (".opencode/plugin/evil.js", "reject"),
+        ("opencode.json", "reject"),
+        ("src/App.tsx", "once"),
+    ]:
+        request = {"permission": "edit", "metadata": {"filepath": str(workspace / path)}}
+        assert permission_reply(request, workspace) == reply, path
