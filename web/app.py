@@ -14,6 +14,7 @@ from runtime.settings import Settings
 from web.auth import Authorizer
 from web.errors import install_error_handlers
 from web.keepalive import install_body_drain
+from web.openapi import RunwrightOpenAPI
 from web.request_context import install_request_context
 from web.routes import apps, checkpoints, docs, health, metrics, models, runs, viewer
 from web.security_headers import install_security_headers
@@ -58,6 +59,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
         swagger_ui_path=None,
         redoc_ui_path=None,
         scalar_ui_path=None,
+        openapi_provider_class=RunwrightOpenAPI,
     )
     # After QuartSchema, which installs its own JSON provider: keep the models' field order.
     app.json.sort_keys = False  # type: ignore[attr-defined]

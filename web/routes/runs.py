@@ -28,7 +28,7 @@ from storage.idempotency import IdempotencyKeyTaken
 from web import idempotency, sse, stream_tickets
 from web.auth import RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError
-from web.schemas.common import document_errors
+from web.schemas.common import document_content, document_errors
 from web.schemas.runs import (
     MAX_SEQ,
     CreateRunHeaders,
@@ -36,6 +36,7 @@ from web.schemas.runs import (
     ListQuery,
     ResumeRequest,
     RunResponse,
+    StreamEvent,
     StreamHeaders,
     StreamQuery,
     StreamTicketResponse,
@@ -205,6 +206,9 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @document_querystring(StreamQuery)
     @document_headers(StreamHeaders)
     @document_errors(401, 403, 404, 422, 429)
+    @document_content(
+        200, "text/event-stream", "The run's events as server-sent events.", StreamEvent
+    )
     async def stream_run(app_id: uuid.UUID, run_id: uuid.UUID) -> Response:
         """Server-sent events of the run (``text/event-stream``), from the start or after
         ``Last-Event-ID`` / ``?after=``; ends after the terminal event. Each message is

@@ -16,6 +16,7 @@ from quart import Blueprint, Response
 from quart_schema import hide, tag
 
 from web.errors import ApiError
+from web.schemas.common import document_content
 
 # For the page and its assets; the API's own responses are JSON and carry no script.
 CONTENT_SECURITY_POLICY = (
@@ -47,6 +48,7 @@ def blueprint() -> Blueprint:
 
     @bp.get("/viewer")
     @tag(["viewer"])
+    @document_content(200, "text/html", "The viewer page.")
     async def viewer_page() -> Response:
         """The run viewer page (HTML): pick an app's run, watch it live, cancel it."""
         return Response(page, content_type="text/html; charset=utf-8", headers=SECURITY_HEADERS)

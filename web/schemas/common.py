@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 from quart_schema import document_response
 
 from runtime.runs.events import iso
@@ -30,11 +30,52 @@ UtcDatetime = Annotated[
 ]
 
 
+class ValidationItem(BaseModel):
+    """One 422 item, FastAPI's shape: ``{"type", "loc", "msg", "input"}``."""
+
+    type: str = Field(description="e.g. 'missing', 'uuid_parsing', 'json_invalid'.")
+    loc: list[str | int] = Field(description="Where: 'body'/'query'/'path'/'header' first.")
+    msg: str
+    input: Any = Field(description="The offending value (null when not shown).")
+
+
+class ErrorDetail(BaseModel):
+    """A coded error, e.g. ``{"code": "REVISION_CONFLICT", "message": ..., ...}``; some
+    codes add fields (``field``, ``latest_revision_id``, ``diagnostics``, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
 class ErrorResponse(BaseModel):
     """Every error: ``detail`` is a string, a ``{code, message, ...}`` object or a list of
     validation items ``{type, loc, msg, input}``."""
 
-    detail: Any = Field(description="What went wrong; shape depends on the error.")
+    detail: str | ErrorDetail | list[ValidationItem] = Field(
+        description="What went wrong; shape depends on the error."
+    )
+
+
+def document_content(
+    status: int, media_type: str, description: str, schema: type[BaseModel] | None = None
+) -> Callable[[F], F]:
+    """Decorator: a response that is not JSON (an event stream, an HTML page), added to the
+    OpenAPI document by :class:`web.openapi.RunwrightOpenAPI` as
+    ``{status: {"description", "content": {media_type: {"schema": ...}}}}``: ``schema``'s
+    JSON schema (for ``text/event-stream``: one event), else ``{"type": "string"}``."""
+
+    def decorate(func: F) -> F:
+        documented = dict(getattr(func, CONTENT_ATTRIBUTE, {}))
+        documented[status] = (media_type, description, schema)
+        setattr(func, CONTENT_ATTRIBUTE, documented)
+        return func
+
+    return decorate
+
+
+CONTENT_ATTRIBUTE = "_runwright_content_responses"
 
 
 def document_errors(*statuses: int) -> Callable[[F], F]:

@@ -152,3 +152,34 @@ class RestoreResponse(BaseModel):
     checkpoint_id: str
     revision: RevisionResponse
     run_id: str | None
+
+
+class RunEventEnvelope(BaseModel):
+    """The JSON object in each stream event's ``data`` (contract 3.2)."""
+
+    event: str = Field(description="One of contract 3.3's types, e.g. 'assistant.delta'.")
+    run_id: uuid.UUID
+    app_id: uuid.UUID
+    seq: int = Field(ge=1, le=MAX_SEQ)
+    ts: str = Field(description="ISO 8601, UTC, '+00:00'.")
+    stage: str
+    payload: dict[str, Any]
+    diagnostics: list[dict[str, Any]]
+
+
+class StreamEvent(BaseModel):
+    """One server-sent event of a run's stream, as an EventSource reads it (contract 3.1):
+    ``id: <seq>`` and ``data: <envelope JSON>``. Comments (the prelude, ``: keep-alive``)
+    are not events."""
+
+    id: str = Field(description="The event's seq; a reconnect sends it as Last-Event-ID.")
+    event: Literal["message"] = Field(
+        default="message", description="No 'event:' line is sent: the default type."
+    )
+    data: str = Field(
+        description="The envelope as JSON text.",
+        json_schema_extra={
+            "contentMediaType": "application/json",
+            "contentSchema": RunEventEnvelope.model_json_schema(),
+        },
+    )
