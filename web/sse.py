@@ -96,7 +96,11 @@ async def _events(
         if len(rows) < PAGE:
             break
         start = after + 1
-    if last_type in TERMINAL_TYPES and not sub.has_after(after) and not await is_active():
+    # Ended: the log ends with a terminal event, or the cursor lies beyond the whole log
+    # (no row at or after it), and the run is not running again. Without the second case
+    # a cursor past a finished run's end waited forever (found by schemathesis).
+    ended = last_type in TERMINAL_TYPES or last_type is None
+    if ended and not sub.has_after(after) and not await is_active():
         return
     while True:
         batch = await sub.next_batch()
