@@ -8,9 +8,10 @@ without edits):
   malformed one is still answered 422, see :mod:`web.validation`);
 - non-JSON responses declared with :func:`web.schemas.common.document_content` (the event
   stream's ``text/event-stream``, HTML pages) get their media type;
-- authentication: an operation that documents a 401 runs the contract 9 chain, so it also
-  answers 400 (bad ``X-Tenant-ID``) and 403, and takes the optional ``X-Tenant-ID`` header;
-  an operation documenting no 401 is public and says so (``security: []``);
+- authentication: an operation that documents a 401 and no security scheme of its own runs
+  the contract 9 chain, so it also answers 400 (bad ``X-Tenant-ID``) and 403, and takes the
+  optional ``X-Tenant-ID`` header; an operation documenting no 401 is public and says so
+  (``security: []``);
 - every operation with path parameters can answer 404 and 422, every one with a query,
   header or body model 422, every one with a body 413 (over ``MAX_CONTENT_LENGTH``);
 - every error response is :class:`web.schemas.common.ErrorResponse`.
@@ -95,7 +96,9 @@ class RunwrightOpenAPI(OpenAPIProvider):
         responses = operation["responses"]
         parameters = operation["parameters"]
         statuses: set[int] = set()
-        if 401 in responses:
+        if 401 in responses and "security" in operation:
+            pass  # its own scheme (e.g. /metrics' token), not the tenant chain
+        elif 401 in responses:
             statuses |= {400, 403}
             if not any(p.get("in") == "header" and p["name"].lower() == "x-tenant-id"
                        for p in parameters):  # fmt: skip

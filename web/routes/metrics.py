@@ -22,7 +22,7 @@ from quart_schema import security_scheme, tag
 from storage import stats
 from storage.errors import StorageError
 from web.errors import ApiError
-from web.schemas.common import document_errors
+from web.schemas.common import document_content, document_errors
 from web.services import NotStarted, Services
 
 METRICS_DISABLED = "Metrics are disabled: set RUNWRIGHT_METRICS_TOKEN to enable them"
@@ -41,6 +41,7 @@ def blueprint(services: Services) -> Blueprint:
     @tag(["operations"])
     @security_scheme([{"metrics_token": []}])
     @document_errors(401, 404)
+    @document_content(200, "text/plain", "Prometheus text exposition (or OpenMetrics).")
     async def metrics() -> Response:
         """Prometheus text exposition (OpenMetrics when the scraper asks for it).
 
