@@ -5,7 +5,8 @@ Two managed registrations, both global default chat models:
 - the operator's endpoint, when ``RUNWRIGHT_DEFAULT_MODEL_BASE_URL`` and
   ``RUNWRIGHT_DEFAULT_MODEL_ID`` are set: registered at start-up, or updated to match;
 - otherwise, on a machine whose registry holds no model (or only the one Runwright manages),
-  SmolLM2 behind llama-cpp-python's OpenAI-compatible server, started on loopback.
+  the local model (runtime.local_model) behind llama-cpp-python's OpenAI-compatible
+  server, started on loopback.
 
 A model an operator registers with ``runwright model add`` or ``POST /admin/models`` is
 never touched, and its presence keeps the local model from starting.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 from runtime.local_model import (
     INSTALL_HINT,
@@ -23,6 +25,7 @@ from runtime.local_model import (
     LocalModelServer,
     LocalModelUnavailable,
 )
+from runtime.local_weights import LOCAL_WEIGHTS
 from runtime.settings import Settings
 from storage import models as models_store
 from storage.database import Database
@@ -31,7 +34,7 @@ from storage.models import BindingSpec
 log = logging.getLogger(__name__)
 
 LOCAL_PROVIDER = "runwright-local"
-LOCAL_MODEL_NAME = "SmolLM2-135M-Instruct (local)"
+LOCAL_MODEL_NAME = f"{LOCAL_WEIGHTS.name} (local)"
 CONFIGURED_PROVIDER = "runwright-configured"
 
 
@@ -62,7 +65,7 @@ class DefaultModel:
         managed = await models_store.bindings_by_provider(db, LOCAL_PROVIDER)
         if not managed and await models_store.any_model_exists(db):
             return  # the operator chose their own models
-        server = LocalModelServer(port=s.local_model_port)
+        server = LocalModelServer(port=s.local_model_port, models_dir=Path(s.data_dir) / "models")
         try:
             await server.start()
         except LocalModelUnavailable as exc:

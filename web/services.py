@@ -184,7 +184,7 @@ def build_services(settings: Settings) -> Services:
 
     Order (stopped in reverse): database -> migrations -> readiness (the probe behind
     ``/readyz``) -> jwt_secret -> secrets_key -> default_model (the
-    local SmolLM2 server when no model is registered) -> runs (broker, event writer,
+    local model server when no model is registered) -> runs (broker, event writer,
     engines, Supervisor) -> idempotency_sweeper (deletes expired Idempotency-Keys).
     Runtime components go after ``migrations`` (they need the schema), e.g.::
 

@@ -1,0 +1,326 @@
+"""Tool calls for the local model, with a grammar when the model's own JSON fails (issue 13
+item 4).
+
+llama-cpp-python's server renders a GGUF's own chat template, tools included, but returns
+whatever the model writes as plain text: a small model that answers with a Hermes-style
+``<tool_call>{"name": ..., "arguments": {...}}</tool_call>`` block (the format Qwen2.5's
+template teaches; small models often drop the tags) never reaches an OpenAI client as a
+tool call. This module is a chat handler for that server which:
+
+1. renders the prompt with the model's own template (``tokenizer.chat_template``), passing
+   the tools and the earlier tool calls and ``tool`` messages the way the template expects;
+2. samples freely and streams text as it comes; a reply whose first character is ``<`` or
+   ``{`` is a tool call and is held until it is complete;
+3. returns a call that parses and names an offered tool as an OpenAI tool call
+   (``finish_reason: "tool_calls"``); a call that does not parse is sampled again under a
+   GBNF grammar (built with llama-cpp-python's JSON-schema converter) that admits only a
+   call of an offered tool with arguments following its schema. ``tool_choice`` naming a
+   function, or ``"required"``, uses the grammar from the start.
+
+Why not the grammar every time: llama.cpp checks a grammar against every token of the
+vocabulary at every step; with Qwen's 151,936 tokens that cost about 2 s per token on two
+busy cores, against 0.3 s without (docs/local-model.md), and the model's own calls usually
+parse.
+
+The module runs as the local model server: ``python -m runtime.local_tool_calls
+<llama_cpp.server options>`` registers the handler under :data:`HANDLER_NAME` and starts
+llama-cpp-python's server, so ``--chat_format runwright-tool-calls`` selects it. It needs the
+``[local]`` extra; nothing else in Runwright imports it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import llama_cpp.llama_chat_format as chat_format
+from llama_cpp import llama_grammar
+
+__all__ = [
+    "HANDLER_NAME",
+    "looks_like_call",
+    "main",
+    "parse_tool_call",
+    "tool_call_grammar",
+    "tool_calls_handler",
+]
+
+HANDLER_NAME = "runwright-tool-calls"
+"""The ``--chat_format`` name of :func:`tool_calls_handler`."""
+
+OPEN, CLOSE = "<tool_call>", "</tool_call>"
+MAX_TEMPERATURE = 0.3
+"""Sampling temperature cap: small models pick wrong tools and break patches when sampled
+hot, and OpenAI clients (the native engine among them) usually send no temperature, which
+llama-cpp-python's server turns into 0.8."""
+
+
+def tool_call_grammar(tools: list[dict[str, Any]]) -> str:
+    """The GBNF grammar of one ``<tool_call>`` block calling one of ``tools``.
+
+    Args:
+        tools: OpenAI function tools (``{"type": "function", "function": {name,
+            parameters}}``).
+
+    Returns:
+        Grammar text whose ``root`` rule is the block.
+
+    Raises:
+        ValueError: a tool's parameter schema cannot be converted to a grammar.
+    """
+    variants = []
+    for tool in tools:
+        function = tool["function"]
+        parameters = function.get("parameters") or {"type": "object", "properties": {}}
+        variants.append({
+            "type": "object",
+            "properties": {"name": {"const": function["name"]}, "arguments": parameters},
+            "required": ["name", "arguments"],
+            "additionalProperties": False,
+        })  # fmt: skip
+    schema = {"oneOf": variants}
+    converted = llama_grammar.json_schema_to_gbnf(json.dumps(schema), ["name", "arguments"])
+    # The converter's entry rule is `root`; rename it so our own root can wrap it.
+    call_rules = "\n".join(
+        "call-json" + line[len("root") :] if line.startswith("root ::=") else line
+        for line in converted.splitlines()
+    )
+    return f'root ::= "{OPEN}\\n" call-json "\\n{CLOSE}"\n{call_rules}\n'
+
+
+def parse_tool_call(text: str, names: set[str] | None = None) -> tuple[str, str] | None:
+    """``(name, arguments JSON)`` of the first call in ``text``: a ``<tool_call>`` block or a
+    bare ``{"name": ..., "arguments": {...}}`` object. None when there is no complete, valid
+    call (for example one cut short by ``max_tokens``) or, with ``names``, when it names no
+    tool among them."""
+    body = text.strip()
+    if body.startswith(OPEN):
+        body = body[len(OPEN) :]
+        if CLOSE not in body:
+            return None
+        body = body[: body.index(CLOSE)]
+    try:
+        call, _ = json.JSONDecoder().raw_decode(body.strip())
+    except ValueError:
+        return None
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str):
+        return None
+    if names is not None and call["name"] not in names:
+        return None
+    arguments = call.get("arguments", {})
+    if isinstance(arguments, str):  # some models send the OpenAI string form
+        try:
+            arguments = json.loads(arguments)
+        except ValueError:
+            return None
+    if not isinstance(arguments, dict):
+        return None
+    return call["name"], json.dumps(arguments, ensure_ascii=False)
+
+
+def looks_like_call(text: str) -> bool:
+    """Whether a reply that starts with ``text`` is a tool call rather than prose."""
+    head = text.lstrip()
+    return head.startswith(("<", "{"))
+
+
+def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages as chat templates expect them: tool-call arguments as objects, not the
+    JSON strings the OpenAI protocol carries, and ``None`` content as empty text."""
+    out = []
+    for message in messages:
+        item = dict(message)
+        if item.get("content") is None:
+            item["content"] = ""
+        calls = []
+        for call in item.get("tool_calls") or ():
+            function = dict(call.get("function") or {})
+            try:
+                function["arguments"] = json.loads(function.get("arguments") or "{}")
+            except ValueError:
+                pass  # keep the model's text as it was
+            calls.append({**call, "function": function})
+        if calls:
+            item["tool_calls"] = calls
+        out.append(item)
+    return out
+
+
+def _formatter(llama: Any) -> chat_format.Jinja2ChatFormatter:
+    metadata = llama.metadata
+    template = metadata.get("tokenizer.chat_template")
+    if not template:
+        raise ValueError(f"{HANDLER_NAME}: the model has no chat template")
+
+    def token(key: str) -> str:
+        ident = metadata.get(key)
+        return llama._model.token_get_text(int(ident)) if ident is not None else ""
+
+    return chat_format.Jinja2ChatFormatter(
+        template=template,
+        eos_token=token("tokenizer.ggml.eos_token_id"),
+        bos_token=token("tokenizer.ggml.bos_token_id"),
+        stop_token_ids=[llama.token_eos()],
+    )
+
+
+def tool_calls_handler(
+    *,
+    llama: Any,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    stream: bool = False,
+    temperature: float = 0.2,
+    max_tokens: int | None = None,
+    stop: str | list[str] | None = None,
+    **kwargs: Any,
+) -> Any:
+    """The llama-cpp-python chat handler (see the module docstring).
+
+    Takes the keyword arguments llama-cpp-python passes to chat handlers; sampling options
+    other than those named pass through to ``Llama.create_completion``.
+
+    Returns:
+        A chat completion dict, or an iterator of chat completion chunks when ``stream``.
+    """
+    formatter = _formatter(llama)
+    offered = list(tools or []) if tool_choice != "none" else []
+    forced = tool_choice == "required" or isinstance(tool_choice, dict)
+    if offered and isinstance(tool_choice, dict):
+        name = (tool_choice.get("function") or {}).get("name")
+        offered = [t for t in offered if t["function"]["name"] == name] or offered
+    rendered = formatter(messages=_template_messages(messages), tools=offered or None)
+    stops = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
+    options = {
+        key: value
+        for key, value in kwargs.items()
+        if key in {"top_p", "top_k", "min_p", "typical_p", "seed", "presence_penalty",
+                   "frequency_penalty", "repeat_penalty", "model", "logit_bias"}
+    }  # fmt: skip
+    options.update(
+        temperature=min(temperature, MAX_TEMPERATURE),
+        max_tokens=max_tokens,
+        stop=stops + ([rendered.stop] if isinstance(rendered.stop, str) else []),
+        stopping_criteria=rendered.stopping_criteria,
+    )
+
+    def complete(prompt: str, grammar: Any = None, streamed: bool = False) -> Any:
+        tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
+        return llama.create_completion(prompt=tokens, grammar=grammar, stream=streamed,
+                                       **options)  # fmt: skip
+
+    def constrained_call() -> tuple[str, str] | None:
+        grammar = llama_grammar.LlamaGrammar.from_string(tool_call_grammar(offered), verbose=False)
+        text = complete(rendered.prompt, grammar)["choices"][0]["text"]
+        return parse_tool_call(text, names)
+
+    names = {t["function"]["name"] for t in offered}
+    if offered and forced:
+        call = constrained_call()
+        pieces: Iterator[dict[str, Any]] = iter(())
+        return _stream_chunks(pieces, call=call) if stream else _whole(None, call=call)
+    if stream:
+        repair = constrained_call if offered else None
+        return _stream_chunks(complete(rendered.prompt, streamed=True), names, repair)
+    completion = complete(rendered.prompt)
+    text = completion["choices"][0].get("text") or ""
+    call = None
+    if offered and looks_like_call(text):
+        call = parse_tool_call(text, names) or constrained_call()
+    return _whole(completion, call=call)
+
+
+def _chunk(ident: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {
+        "id": ident,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def _call_item(name: str, arguments: str) -> dict[str, Any]:
+    return {
+        "id": f"call_{uuid.uuid4().hex[:16]}",
+        "type": "function",
+        "function": {"name": name, "arguments": arguments},
+    }
+
+
+def _stream_chunks(
+    pieces: Iterator[dict[str, Any]],
+    names: set[str] | None = None,
+    repair: Any = None,
+    call: tuple[str, str] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Text streams as it is sampled; a reply that starts like a call is held until it is
+    complete, then sent as one tool-call delta (``repair()`` re-samples it under the grammar
+    when it does not parse). ``call`` is an already decided call (no ``pieces``)."""
+    ident, model = f"chatcmpl-{uuid.uuid4().hex[:16]}", "local"
+    yield _chunk(ident, model, {"role": "assistant"}, None)
+    held: list[str] | None = None  # not None once the reply is known to be a call
+    seen = ""
+    finish: str | None = None
+    for piece in pieces:
+        model = piece.get("model", model)
+        choice = piece["choices"][0]
+        text = choice.get("text") or ""
+        finish = choice.get("finish_reason") or finish
+        if held is None and repair is not None and not seen.strip() and text.strip():
+            if looks_like_call(text):
+                held = []
+        seen += text
+        if held is not None:
+            held.append(text)
+        elif text:
+            yield _chunk(ident, model, {"content": text}, None)
+    if held is not None:
+        whole = "".join(held)
+        call = parse_tool_call(whole, names) or repair()
+        if call is None:  # not even the grammar produced a call: show what came
+            yield _chunk(ident, model, {"content": whole}, None)
+    if call is not None:
+        item = {"index": 0, **_call_item(*call)}
+        yield _chunk(ident, model, {"tool_calls": [item]}, None)
+        yield _chunk(ident, model, {}, "tool_calls")
+        return
+    yield _chunk(ident, model, {}, finish or "stop")
+
+
+def _whole(completion: dict[str, Any] | None, call: tuple[str, str] | None) -> dict[str, Any]:
+    choice = completion["choices"][0] if completion else {}
+    text = choice.get("text") or ""
+    message: dict[str, Any] = {"role": "assistant", "content": text}
+    finish = choice.get("finish_reason") or "stop"
+    if call is not None:
+        message = {"role": "assistant", "content": None, "tool_calls": [_call_item(*call)]}
+        finish = "tool_calls"
+    return {
+        "id": "chat" + (completion["id"] if completion else uuid.uuid4().hex[:16]),
+        "object": "chat.completion",
+        "created": completion["created"] if completion else int(time.time()),
+        "model": completion["model"] if completion else "local",
+        "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+        "usage": completion.get("usage") if completion else None,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Register the handler, then run llama-cpp-python's server with ``argv``."""
+    chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
+        HANDLER_NAME, tool_calls_handler, overwrite=True
+    )
+    from llama_cpp.server.__main__ import main as serve
+
+    sys.argv = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
+    serve()
+
+
+if __name__ == "__main__":
+    main()
