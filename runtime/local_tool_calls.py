@@ -44,6 +44,7 @@ __all__ = [
     "HANDLER_NAME",
     "looks_like_call",
     "main",
+    "null_content_fix",
     "parse_tool_call",
     "tool_call_grammar",
     "tool_calls_handler",
@@ -311,15 +312,58 @@ def _whole(completion: dict[str, Any] | None, call: tuple[str, str] | None) -> d
     }
 
 
+def null_content_fix(app: Any) -> Any:
+    """ASGI middleware: ``"content": null`` in chat messages becomes ``""``.
+
+    OpenAI clients send an assistant turn that only calls tools with ``content: null``;
+    llama-cpp-python's request model accepts only strings there and answers HTTP 500.
+    """
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") != "http" or not scope.get("path", "").endswith("/completions"):
+            await app(scope, receive, send)
+            return
+        chunks = []
+        while True:
+            message = await receive()
+            chunks.append(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        try:
+            data = json.loads(body)
+            for item in data.get("messages") or ():
+                if isinstance(item, dict) and "content" in item and item["content"] is None:
+                    item["content"] = ""
+            body = json.dumps(data).encode()
+        except (ValueError, AttributeError, TypeError):
+            pass  # not JSON we understand: the server answers it as it would
+        sent = False
+
+        async def replay() -> dict[str, Any]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await app(scope, replay, send)
+
+    return wrapped
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Register the handler, then run llama-cpp-python's server with ``argv``."""
+    """Register the handler, then run llama-cpp-python's server with ``argv`` (its app
+    wrapped in :func:`null_content_fix`)."""
     chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
         HANDLER_NAME, tool_calls_handler, overwrite=True
     )
-    from llama_cpp.server.__main__ import main as serve
+    import llama_cpp.server.__main__ as server_main
 
+    create_app = server_main.create_app
+    server_main.create_app = lambda **kwargs: null_content_fix(create_app(**kwargs))  # type: ignore[assignment]
     sys.argv = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
-    serve()
+    server_main.main()
 
 
 if __name__ == "__main__":

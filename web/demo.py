@@ -37,6 +37,8 @@ STARTUP_TIMEOUT = 180.0
 # A small local model answers slowly on 2 cores; keep each demo reply short unless the
 # operator chose a cap (RUNWRIGHT_MODEL_MAX_OUTPUT_TOKENS).
 DEMO_MAX_OUTPUT_TOKENS = 256
+WAIT_REPORT_AFTER = 2.0  # seconds of model silence before the "waiting" line appears
+WAIT_REPORT_EVERY = 15.0  # its repeat interval when the output is not a terminal
 
 
 class DemoError(Exception):
@@ -44,17 +46,46 @@ class DemoError(Exception):
 
 
 class Printer:
-    """Renders run events for a terminal: text as it is typed, one line per tool call."""
+    """Renders run events for a terminal: text as it is typed, one line per tool call, and a
+    "waiting for the model" line with the elapsed time while a model turn has produced
+    nothing yet (a small local model reads a long prompt for tens of seconds first)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.in_text = False
         self.count = 0
         self.started = time.monotonic()
+        self.waiting_since: float | None = None
+        self.tty = bool(getattr(out, "isatty", lambda: False)())
+        self._status_shown = False
+        self._last_report = 0.0
 
     def say(self, line: str) -> None:
+        self.clear_status()
         self.break_text()
         print(line, file=self.out, flush=True)
+
+    def clear_status(self) -> None:
+        if self._status_shown and self.tty:
+            print("\r" + " " * 72 + "\r", end="", file=self.out, flush=True)
+        self._status_shown = False
+
+    def tick(self) -> None:
+        """Called about once a second: report how long the model has been silent."""
+        if self.waiting_since is None:
+            return
+        waited = time.monotonic() - self.waiting_since
+        if waited < WAIT_REPORT_AFTER:
+            return
+        line = f"  ... waiting for the model ({waited:.0f} s; it reads the prompt first)"
+        if self.tty:
+            self.break_text()
+            print("\r" + line, end="", file=self.out, flush=True)
+            self._status_shown = True
+        elif waited - self._last_report >= WAIT_REPORT_EVERY or not self._last_report:
+            self.break_text()
+            print(line, file=self.out, flush=True)
+            self._last_report = waited
 
     def break_text(self) -> None:
         if self.in_text:
@@ -64,6 +95,13 @@ class Printer:
     def event(self, envelope: dict[str, Any]) -> None:
         self.count += 1
         kind, payload = envelope["event"], envelope["payload"]
+        self.clear_status()
+        # A model turn starts at each `plan.updated` with state "running" (and after a tool
+        # result); it is silent until its first token or tool call.
+        if kind == "plan.updated" and payload.get("state") == "running":
+            self.waiting_since, self._last_report = time.monotonic(), 0.0
+        elif kind in ("assistant.delta", "tool.started", "run.completed", "run.failed"):
+            self.waiting_since = None
         if kind == "assistant.delta":
             if not self.in_text:
                 print("  assistant: ", end="", file=self.out)
@@ -172,8 +210,13 @@ async def _drive(rw: AsyncClient, prompt: str, printer: Printer) -> dict[str, An
         run = await rw.create_run(app.id, prompt, base_revision_id=base.id)
         printer.say(f"Run {run.run_id} ({run.execution_engine}, model "
                     f"{run.resolved_model_id}) - prompt: {prompt}")  # fmt: skip
-        async for event in rw.stream(app.id, run.run_id):
-            printer.event(event.model_dump(mode="json"))
+        ticker = asyncio.create_task(_tick(printer))
+        try:
+            async for event in rw.stream(app.id, run.run_id):
+                printer.event(event.model_dump(mode="json"))
+        finally:
+            ticker.cancel()
+            printer.clear_status()
         final = await rw.get_run(app.id, run.run_id)
         printer.say(f"Status: {final.status}" + (f" - {final.error}" if final.error else ""))
         if final.result_revision_id:
@@ -185,6 +228,12 @@ async def _drive(rw: AsyncClient, prompt: str, printer: Printer) -> dict[str, An
     except RunwrightError as exc:
         raise DemoError(str(exc)) from exc
     return final.model_dump(mode="json")
+
+
+async def _tick(printer: Printer) -> None:
+    while True:
+        await asyncio.sleep(1.0)
+        printer.tick()
 
 
 def _print_changes(printer: Printer, old: dict[str, str], new: dict[str, str]) -> None:

@@ -1,6 +1,11 @@
 """``runwright demo``, the README's main job, end to end: a real process, a real Postgres,
-the real local model (SmolLM2 via llama-cpp-python) and the HTTP API (native engine issue
-item 8). Needs the [local] extra, which .ci/run installs."""
+the real local model (Qwen2.5-Coder-0.5B via llama-cpp-python with Runwright's tool-call
+handler) and the HTTP API. Needs the [local] extra, which .ci/run installs.
+
+The model reads about 2,700 prompt tokens before its first word (about a minute on 2 idle
+cores, far more on a busy machine), so the test has its own time limit. It asserts what the
+small model does reliably (the run completes, the wait is reported, events stream); whether
+it also patches the file is not reliable (docs/local-model.md)."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ pytestmark = [
 ]
 
 
+@pytest.mark.timeout(1500)
 def test_demo_runs_a_native_run_on_the_local_model(database_url: str, tmp_path: Path) -> None:
     env = {
         **os.environ,
@@ -33,13 +39,14 @@ def test_demo_runs_a_native_run_on_the_local_model(database_url: str, tmp_path: 
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1400,
         cwd=Path(__file__).resolve().parents[2],
     )
     out = result.stdout
     assert result.returncode == 0, result.stderr[-3000:] + out[-3000:]
     assert "Created app" in out and "chat-classic" in out
     assert "[plan] Coding-agent run started" in out
+    assert "... waiting for the model (" in out  # the prompt read is reported, not silent
     assert "assistant: " in out  # text streamed as it was typed
     assert "[run.completed] status=completed" in out
     assert "Status: completed" in out

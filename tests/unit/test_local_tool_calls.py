@@ -1,0 +1,43 @@
+"""The local model's tool-call handler: what counts as a call, how it is parsed, and that
+the repair grammar llama.cpp receives parses (needs llama-cpp-python, the [local] extra)."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+
+pytestmark = [
+    pytest.mark.local_model,
+    pytest.mark.skipif(
+        importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python not installed"
+    ),
+]
+
+
+def test_calls_with_or_without_tags_parse_and_unknown_tools_do_not() -> None:
+    from runtime.local_tool_calls import looks_like_call, parse_tool_call
+
+    names = {"coding_agent_read_file"}
+    bare = '{\n "name": "coding_agent_read_file", "arguments": {"path": "src/App.tsx"}\n}'
+    tagged = f"<tool_call>\n{bare}\n</tool_call>"
+    expected = ("coding_agent_read_file", '{"path": "src/App.tsx"}')
+    assert parse_tool_call(bare, names) == expected
+    assert parse_tool_call(tagged, names) == expected
+    assert parse_tool_call('{"name": "rm_rf", "arguments": {}}', names) is None
+    assert parse_tool_call("<tool_call>\n{\"name\": \"coding_agent_read_file\"", names) is None
+    assert looks_like_call("  {") and looks_like_call("<tool_call>")
+    assert not looks_like_call("I changed the heading.")
+
+
+def test_the_repair_grammar_of_the_real_toolpack_parses() -> None:
+    from llama_cpp import llama_grammar
+
+    from runtime.local_tool_calls import tool_call_grammar
+    from runtime.settings import Settings
+    from runtime.tools import Toolpack
+
+    grammar = tool_call_grammar(Toolpack(Settings()).openai_tools())
+    assert grammar.startswith('root ::= "<tool_call>\\n" call-json')
+    assert '"\\"coding_agent_apply_patch\\""' in grammar
+    llama_grammar.LlamaGrammar.from_string(grammar, verbose=False)
