@@ -1,4 +1,4 @@
-"""The one bridge between the asyncio loop and pykka actor threads (DESIGN.md section 2).
+"""The one bridge between the asyncio loop and pykka actor threads (docs/design.md section 2).
 
 - Loop -> actor: ``ref.tell(message)`` only. A handler that needs an answer puts a
   :class:`Reply` in the message and awaits :meth:`Reply.wait`; the actor answers with

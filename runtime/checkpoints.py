@@ -4,7 +4,7 @@ One object serves the three callers of the same rules: the run actor (prepare a 
 workspace, turn the finished workspace into a revision), the agent's checkpoint tools
 (:class:`runtime.tools.CheckpointHost`) and the restore route.
 
-Where we do better than the reference (DESIGN.md 8.11, contract section 11): auto-apply
+Where we do better than the reference (docs/design.md 8.11, contract section 11): auto-apply
 creates no revision when the workspace did not change, and it applies only on top of the
 run's base revision: if the app's draft moved meanwhile the run fails with
 ``REVISION_CONFLICT`` instead of silently overwriting someone else's work.

@@ -1,6 +1,6 @@
 """The egress policy for destinations a tenant chooses (model ``base_url``, later webhooks).
 
-DESIGN.md section 7 and issue 9 item 3: the operator is trusted, tenants are not. A URL a
+docs/design.md section 7 and issue 9 item 3: the operator is trusted, tenants are not. A URL a
 tenant supplies may only reach hosts the operator's allow-list names, and by default never
 an address inside the operator's own network: loopback, private (RFC 1918, IPv6 ULA),
 link-local, CGNAT (100.64/10), multicast, unspecified, reserved and documentation ranges,

@@ -1,4 +1,4 @@
-"""The engine interface (DESIGN.md section 5) and the events an engine yields.
+"""The engine interface (docs/design.md section 5) and the events an engine yields.
 
 An engine never touches the database or the run's state: it yields :data:`EngineEvent`
 values from an async iterator running on the asyncio loop, and the run's actor decides what
@@ -138,7 +138,7 @@ class ModelTarget:
 
 @dataclass(frozen=True, slots=True)
 class ResumeState:
-    """Handed to an engine when a paused run continues (contract 1.6, DESIGN.md 8.4)."""
+    """Handed to an engine when a paused run continues (contract 1.6, docs/design.md 8.4)."""
 
     payload: dict[str, Any]
     checkpoint: dict[str, Any]
@@ -147,7 +147,7 @@ class ResumeState:
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """Everything an engine may know about its run. Built server-side only: nothing in a
-    model's tool arguments can change it (DESIGN.md 8.7).
+    model's tool arguments can change it (docs/design.md 8.7).
 
     ``input_params`` is the stored ``{input, messages, context}`` of contract section 2;
     ``workspace`` is the run's working directory (None until workspaces exist for it);

@@ -5,7 +5,7 @@ binding: ``base_url`` plus its key). Its
 :meth:`ModelClient.stream` yields :class:`TextDelta` values as tokens arrive, then every
 assembled :class:`ToolCall`, then one :class:`StreamEnd`. Every failure — connection refused,
 HTTP 4xx/5xx, timeout, a broken stream — is raised as one typed :class:`ModelError` whose
-message names the endpoint (DESIGN.md section 5: "model endpoint down -> run failed with a
+message names the endpoint (docs/design.md section 5: "model endpoint down -> run failed with a
 clear diagnostic").
 
 Cancelling the task that iterates :meth:`ModelClient.stream` closes the HTTP response, so the

@@ -1,4 +1,4 @@
-"""The one workspace path policy (contract section 7.5, tightened by DESIGN.md 8.9).
+"""The one workspace path policy (contract section 7.5, tightened by docs/design.md 8.9).
 
 Every path that names a file of an app — in a revision's files map, in a tool call, in a
 patch — goes through :func:`normalize_path`. It never touches the filesystem; callers that
@@ -21,7 +21,7 @@ ALLOWED_EXTENSIONS = frozenset(
 
 POLICY_CODE = "BUILDER_PATCH_POLICY_VIOLATION"
 
-# Length limits in UTF-8 bytes (DESIGN.md 8.9 / issue 9): a name longer than Linux's
+# Length limits in UTF-8 bytes (docs/design.md 8.9 / issue 9): a name longer than Linux's
 # NAME_MAX (255) cannot be created on any common filesystem, so a revision holding one would
 # fail every later run that materialises it; 1,024 keeps whole paths far below PATH_MAX
 # (4,096) even under a deep data directory.

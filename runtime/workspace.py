@@ -171,7 +171,7 @@ class Workspace:
         return files
 
     def changed_since(self, files: Mapping[str, str]) -> bool:
-        """Whether the workspace differs from a revision's files map (DESIGN.md 8.11: no
+        """Whether the workspace differs from a revision's files map (docs/design.md 8.11: no
         revision is created when nothing changed). Keys are compared after normalisation."""
         wanted = {normalize_path(p, check_extension=False): t for p, t in files.items()}
         return self.snapshot() != wanted

@@ -1,7 +1,7 @@
 """Published apps and their draft revisions (contract section 8).
 
 Revisions are immutable: a change is a new draft revision whose parent is the current draft,
-and the app's draft pointer moves to it with a conditional UPDATE (DESIGN.md section 8.11's
+and the app's draft pointer moves to it with a conditional UPDATE (docs/design.md section 8.11's
 neighbour: no lost update when two writers race).
 """
 

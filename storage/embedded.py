@@ -1,7 +1,7 @@
 """A private Postgres server under the data directory, for machines without one.
 
 Backed by the ``pgserver`` wheel (Postgres binaries shipped on PyPI). Used when
-``DATABASE_URL`` is unset (DESIGN.md section 6).
+``DATABASE_URL`` is unset (docs/design.md section 6).
 """
 
 from __future__ import annotations

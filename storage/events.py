@@ -1,4 +1,4 @@
-"""Repository for the run event log (``run_events``), DESIGN.md section 4.
+"""Repository for the run event log (``run_events``), docs/design.md section 4.
 
 Batches are written with one ``unnest`` INSERT plus one counter UPDATE, as a single
 statement (measured ~150k rows/s against ~7k/s for one INSERT per event).

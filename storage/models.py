@@ -1,6 +1,6 @@
 """The model registry: models, provider bindings and chat-model resolution.
 
-Contract section 4 with DESIGN.md 8.10: the automatic choice is deterministic (tenant before
+Contract section 4 with docs/design.md 8.10: the automatic choice is deterministic (tenant before
 global, then oldest first) and skips models whose ``status`` is not ``active``.
 A binding's key is either sealed (``api_key_ciphertext``: storage never sees a plaintext
 key; runtime/secret_box.py seals and opens it) or, for global models, the name of an
@@ -187,7 +187,7 @@ async def list_bindings(
 async def resolve_chat_model(
     db: Database, *, tenant_id: uuid.UUID, model_id: uuid.UUID | None
 ) -> Model | None:
-    """Pick the chat model a run uses (contract section 4, DESIGN.md 8.10).
+    """Pick the chat model a run uses (contract section 4, docs/design.md 8.10).
 
     Explicit ``model_id``: the model if it is active, capability ``chat`` and the tenant's or
     global; its ``status`` is not checked (as the contract says). Auto (``None``): the

@@ -116,7 +116,7 @@ class RunStore:
     async def get_for_app(
         self, run_id: uuid.UUID, app_id: uuid.UUID, tenant_id: uuid.UUID
     ) -> dict[str, Any] | None:
-        """The run if it belongs to this app *and* tenant (DESIGN.md 8.8), else None."""
+        """The run if it belongs to this app *and* tenant (docs/design.md 8.8), else None."""
         return _row(await self.db.fetchrow("runs_get_for_app", run_id, app_id, tenant_id, SURFACE))
 
     async def list_for_app(
@@ -138,7 +138,7 @@ class RunStore:
     ) -> dict[str, Any] | None:
         """Move the run to ``running`` with a lease if it is in one of ``expected`` (the
         table's sources: ``queued``); None otherwise (so one executor per run, ever:
-        DESIGN.md 8.1)."""
+        docs/design.md 8.1)."""
         return _row(
             await self.db.fetchrow("runs_claim", run_id, owner, lease_seconds, list(expected))
         )

@@ -274,7 +274,7 @@ class Authorizer:
         return ctx
 
     async def run_access(self, app_id: uuid.UUID, run_id: uuid.UUID, *scopes: str) -> AccessContext:
-        """Steps 1-5, then the run must exist in the app and tenant (DESIGN.md 8.8): for run
+        """Steps 1-5, then the run must exist in the app and tenant (docs/design.md 8.8): for run
         routes that do not need the run's row (stream, resume, cancel).
 
         Raises:

@@ -1,6 +1,6 @@
 """Every error response of the API: ``{"detail": <string or object or list>}``.
 
-One place decides how failures look on the wire (DESIGN.md 8.6: no 500 on bad input):
+One place decides how failures look on the wire (docs/design.md 8.6: no 500 on bad input):
 
 - :class:`ApiError` — raised by routes and auth with the contract's status and detail;
 - typed run errors (:mod:`runtime.runs.errors`) — mapped by :func:`run_error_response`,

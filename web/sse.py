@@ -1,4 +1,4 @@
-"""Server-sent events: the one place for framing, replay and resume (DESIGN.md section 4).
+"""Server-sent events: the one place for framing, replay and resume (docs/design.md section 4).
 
 Wire format (contract 3.1 plus ids): a prelude comment of 2048 spaces (defeats proxy
 buffering), then per event ``id: <seq>`` + ``data: <envelope>`` + a blank line, and a

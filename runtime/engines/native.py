@@ -10,14 +10,14 @@ Events (runtime.engine): ``PlanUpdated {node, span_id, state, iteration}`` befor
 turn, ``Delta`` text as streamed (the run's pump coalesces it), ``ToolStarted`` /
 ``ToolFinished`` per call (one span id per call), then
 ``Completed(output={"last_agent_output", "messages", "iterations", "stopped_reason"})``,
-or ``Failed`` with the model client's message when the endpoint fails (DESIGN.md 5: a
+or ``Failed`` with the model client's message when the endpoint fails (docs/design.md 5: a
 model endpoint that is down fails the run with a clear diagnostic).
 
 Cancelling the consuming task stops the model stream (the HTTP response is closed) and any
 running tool at once; native cancel is always confirmed (contract 7.1).
 
 The tool context is built from the :class:`RunContext` only: nothing in a model's arguments
-can change the run, tenant, app, user or workspace a tool acts on (DESIGN.md 8.7).
+can change the run, tenant, app, user or workspace a tool acts on (docs/design.md 8.7).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The scripted engine: deterministic runs for tests and benchmarks (DESIGN.md section 5).
+"""The scripted engine: deterministic runs for tests and benchmarks (docs/design.md section 5).
 
 Off unless ``RUNWRIGHT_SCRIPTED_ENGINE_ENABLED`` is set; never chosen unless a run asks for
 ``engine: "scripted"``. A run's script is a list of steps, each an object with one key:

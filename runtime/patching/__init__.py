@@ -1,4 +1,4 @@
-"""The patch engine of the coding toolpack (contract 7.4, improved per DESIGN.md 8.9).
+"""The patch engine of the coding toolpack (contract 7.4, improved per docs/design.md 8.9).
 
 Pure Python, no database: apply a unified diff or a ``*** Begin Patch`` envelope to a
 workspace directory and report in the contract's shapes.

@@ -45,7 +45,7 @@ def apply_patch(
        never matches) -> ``PATCH_PRECONDITION_FAILED``, before parsing;
     3. a ``GIT binary patch`` or ``Binary files `` line -> ``PATCH_BINARY_NOT_SUPPORTED``;
     4. parse as unified diff, else as Begin Patch, else ``PATCH_PARSE_FAILED``;
-    5. every path through the workspace policy (ours, DESIGN.md 8.9) -> any rejection is
+    5. every path through the workspace policy (ours, docs/design.md 8.9) -> any rejection is
        ``PATCH_POLICY_VIOLATION`` and nothing is written, whatever ``atomic`` says;
     6. every file section computed in memory, in patch order, each seeing the earlier ones;
     7. with failures: ``atomic=True`` -> ``PATCH_HUNK_MISMATCH``, nothing written;

@@ -29,6 +29,6 @@ DELETE_NOT_ALLOWED: Final = "delete_not_allowed"
 FILE_MISSING: Final = "file_missing"
 TARGET_EXISTS: Final = "target_exists"
 INVALID_ADD_FILE_PATCH: Final = "invalid_add_file_patch"
-# Ours (DESIGN.md 8.9: the path policy applies to apply_patch); the contract has no reason
+# Ours (docs/design.md 8.9: the path policy applies to apply_patch); the contract has no reason
 # for it because the reference never rejected a patch path.
 PATH_POLICY_VIOLATION: Final = "path_policy_violation"

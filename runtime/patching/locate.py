@@ -1,6 +1,6 @@
 """Place hunks and segments in a file's lines and splice the changes in.
 
-Unified hunks (ours, DESIGN.md 8.9: offset search): a hunk is tried at its declared line
+Unified hunks (ours, docs/design.md 8.9: offset search): a hunk is tried at its declared line
 first (shifted by how far the previous hunk of the file moved, as ``patch`` does); if its
 context and removed lines do not match there, the lines ``target+1, target-1, target+2, ...``
 are tried up to :data:`MAX_HUNK_OFFSET` away, nearest first and later before earlier at equal

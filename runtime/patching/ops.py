@@ -1,6 +1,6 @@
 """Work out what one file section of a patch does to the workspace, in memory.
 
-Rules per operation (contract 7.4 plus DESIGN.md 8.9):
+Rules per operation (contract 7.4 plus docs/design.md 8.9):
 
 - create: refused by ``allow_create=False`` (``create_not_allowed``) or when the name is
   taken (``target_exists``); a unified create is its hunks applied to an empty file.

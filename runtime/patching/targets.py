@@ -1,6 +1,6 @@
 """Patch paths: the ``strip`` rule, git quoting, and the workspace policy.
 
-The strip rule (ours, replacing the reference's "always strip, 0 means 1"; DESIGN.md 8.9):
+The strip rule (ours, replacing the reference's "always strip, 0 means 1"; docs/design.md 8.9):
 with ``strip=N`` (1..3) the first N components of a patch path are removed **only when the
 first component is a git side prefix** ``a`` or ``b`` and more than N components exist;
 any other path is used as written. ``strip=0`` never removes anything. So with the default

@@ -1,4 +1,4 @@
-"""Everything that belongs to a run (DESIGN.md sections 2-4 and 9).
+"""Everything that belongs to a run (docs/design.md sections 2-4 and 9).
 
 - :mod:`~runtime.runs.states`: the one transition table.
 - :mod:`~runtime.runs.lifecycle`: the run's rules as a plain object returning effects.

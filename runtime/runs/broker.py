@@ -1,4 +1,4 @@
-"""Live event fan-out: one bounded queue per SSE subscriber (DESIGN.md section 4).
+"""Live event fan-out: one bounded queue per SSE subscriber (docs/design.md section 4).
 
 Runs on the asyncio loop only. The event writer publishes each batch *after* it is
 persisted, so a subscriber that registers first and then reads the stored backlog sees

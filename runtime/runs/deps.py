@@ -44,7 +44,7 @@ class RunHooks(Protocol):
         self, row: dict[str, Any], ctx: RunContext | None
     ) -> AppliedRevision | None:
         """Turn the finished workspace into a draft revision + checkpoint; None when
-        nothing changed (DESIGN.md 8.11). Raises on validation failure."""
+        nothing changed (docs/design.md 8.11). Raises on validation failure."""
 
 
 @dataclass(frozen=True, slots=True)

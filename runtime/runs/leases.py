@@ -1,6 +1,6 @@
 """Who owns a running run: lease owners are node ids, by default ``<host>:<pid>``.
 
-At start-up a process reconciles the runs it can prove are orphaned (DESIGN.md 8.12):
+At start-up a process reconciles the runs it can prove are orphaned (docs/design.md 8.12):
 those with no owner, those owned by its own node id (set explicitly and reused across a
 restart), those whose lease lapsed, and those owned by a ``<host>:<pid>`` on this host whose
 process is gone. A live process's runs are never touched, so several processes may share

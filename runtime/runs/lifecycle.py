@@ -6,7 +6,7 @@ I/O and starts no threads. Its RunActor carries the effects out and feeds their 
 back (``claimed``, ``loaded``, ``status_written``, ...). Tests drive it directly
 (tests/unit/test_lifecycle.py).
 
-Rules it implements (DESIGN.md sections 3 and 8, contract 1.6, 1.7 and 3.3):
+Rules it implements (docs/design.md sections 3 and 8, contract 1.6, 1.7 and 3.3):
 
 - Execution: claim (``queued -> running``; a restarted actor takes its ``running`` run
   over), ``plan.updated``, start the engine; engine events become event drafts; the engine's

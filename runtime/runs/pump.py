@@ -1,6 +1,6 @@
 """The engine pump: runs an engine session on the asyncio loop and feeds its actor.
 
-Token deltas are coalesced before they cross into the actor thread (DESIGN.md section 2):
+Token deltas are coalesced before they cross into the actor thread (docs/design.md section 2):
 the first delta goes at once (latency), later ones at most every ``window`` seconds, and
 any other event flushes the pending text first so the order is kept.
 """

@@ -118,7 +118,7 @@ class RunService:
 
     async def start(self, db: Database) -> None:
         """Start broker, writer, engines and Supervisor; reconcile runs a previous process
-        left behind (DESIGN.md 8.12) and resubmit queued runs."""
+        left behind (docs/design.md 8.12) and resubmit queued runs."""
         self._db = db
         self.runs = RunStore(db)
         self.events = EventStore(db)
@@ -178,7 +178,7 @@ class RunService:
 
     async def _beat(self) -> None:
         """Every third of the lease: extend this node's leases, then reap runs whose lease
-        lapsed elsewhere (their process died; DESIGN.md 9). Our own leases were just
+        lapsed elsewhere (their process died; docs/design.md 9). Our own leases were just
         extended, so only other nodes' runs can be lapsed here."""
         interval = self.settings.lease_seconds / 3
         while True:
@@ -199,7 +199,7 @@ class RunService:
     # ---- commands ------------------------------------------------------------------------
 
     async def create(self, req: CreateRun) -> dict[str, Any]:
-        """Create a run and start it in the background (contract 1.2, DESIGN.md 8.1).
+        """Create a run and start it in the background (contract 1.2, docs/design.md 8.1).
 
         Returns:
             The stored run row (status ``queued``).
@@ -299,7 +299,7 @@ class RunService:
         return row
 
     async def cancel(self, run_id: uuid.UUID) -> dict[str, Any]:
-        """Cancel a run and return its row afterwards (contract 1.7, DESIGN.md 8.3).
+        """Cancel a run and return its row afterwards (contract 1.7, docs/design.md 8.3).
 
         Raises:
             RunUnresponsive, RunActorFailed: the run's actor did not answer in time, or
@@ -309,7 +309,7 @@ class RunService:
         return await self._command(run_id, Cancel(reply), reply)
 
     async def resume(self, run_id: uuid.UUID, payload: dict[str, Any]) -> dict[str, Any]:
-        """Resume a paused run with ``payload`` (contract 1.6, DESIGN.md 8.4).
+        """Resume a paused run with ``payload`` (contract 1.6, docs/design.md 8.4).
 
         Raises:
             RunNotPaused: the run is not paused.

@@ -1,4 +1,4 @@
-"""The run state machine: the one transition table (DESIGN.md section 3).
+"""The run state machine: the one transition table (docs/design.md section 3).
 
 ``queued -> running -> completed | failed | cancelled | paused``, ``paused -> queued``.
 Every status write in storage is ``UPDATE ... WHERE status = ANY(<sources>)`` with the
@@ -28,7 +28,7 @@ TRANSITIONS: Final[dict[str, frozenset[str]]] = {
     PAUSED: frozenset({RUNNING}),
     # queued: resume of a paused run, or the "requeue" restart policy for a running one
     QUEUED: frozenset({PAUSED, RUNNING}),
-    # cancel works before start, while running and while paused (DESIGN.md 8.3)
+    # cancel works before start, while running and while paused (docs/design.md 8.3)
     CANCELLED: frozenset({QUEUED, RUNNING, PAUSED}),
     # failure: engine error, unconfirmed cancel, crash limit, process restart
     FAILED: frozenset({QUEUED, RUNNING, PAUSED}),

@@ -1,4 +1,4 @@
-"""The batched event writer: persist, then publish (DESIGN.md section 4).
+"""The batched event writer: persist, then publish (docs/design.md section 4).
 
 Actors hand numbered events to :meth:`EventWriter.submit` (through the loop port). One task
 drains everything submitted so far into a single ``unnest`` INSERT, and only after the

@@ -9,7 +9,7 @@ tool's declared :class:`Field` list:
 - each field is looked up by its name and aliases, then in nested objects up to depth 5;
   an alias whose value is an object (``{"source": {"path": ...}}``) is searched inside;
 - server-side identity keys (:data:`IGNORED_KEYS`: ``run_id``, ``tenant_id``, ``context``
-  ...) are never read, so a model cannot redirect a tool (DESIGN.md 8.7).
+  ...) are never read, so a model cannot redirect a tool (docs/design.md 8.7).
 
 Only declared fields come out of :func:`bind_arguments`; nothing else in the arguments is
 ever seen by a tool.

@@ -1,4 +1,4 @@
-"""What a tool knows about its caller: built server-side only (DESIGN.md 7 and 8.7).
+"""What a tool knows about its caller: built server-side only (docs/design.md 7 and 8.7).
 
 A model's tool arguments never reach these fields: ``run_id``, ``tenant_id``, ``app_id``,
 ``user_id`` or ``context`` keys in the arguments are ignored by the argument normaliser.

@@ -214,7 +214,7 @@ class StreamCursor:
 
     ``accept`` returns each event at most once (by seq), so nothing is yielded twice
     whatever a reconnect replays; ``headers`` resumes right after the last one
-    (``Last-Event-ID``, the server's resume rule: DESIGN.md section 4).
+    (``Last-Event-ID``, the server's resume rule: docs/design.md section 4).
     """
 
     def __init__(self, after: int = 0) -> None:

@@ -1,4 +1,4 @@
-"""Bad input is always a documented 4xx with a JSON ``detail``, never a 500 (DESIGN.md 8.6)."""
+"""Bad input is always a documented 4xx with a JSON ``detail``, never a 500 (docs/design.md 8.6)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Native runs through the HTTP API against a scripted OpenAI-compatible server on loopback:
 tools on the run's workspace, auto-apply into a revision and checkpoint, restore, cancel,
-and a model endpoint that is down (contract 1.8-1.9, 3.3-3.4, 7, 8; DESIGN.md 8.7, 8.11)."""
+and a model endpoint that is down (contract 1.8-1.9, 3.3-3.4, 7, 8; docs/design.md 8.7, 8.11)."""
 
 from __future__ import annotations
 

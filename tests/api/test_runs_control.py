@@ -1,5 +1,5 @@
 """Cancel, resume, the execution cap, actor crashes and process restarts
-(contract 1.6-1.7; DESIGN.md 3, 8.3, 8.4, 8.12; contract section 10 scenarios 16-17)."""
+(contract 1.6-1.7; docs/design.md 3, 8.3, 8.4, 8.12; contract section 10 scenarios 16-17)."""
 
 from __future__ import annotations
 
@@ -175,7 +175,7 @@ async def test_a_run_failed_elsewhere_gets_no_second_terminal_event(
     client, owner, app_and_draft, db, services
 ):
     """If another process reconciled the run while it executed here, the late engine
-    result neither overwrites the status nor adds a terminal event (DESIGN.md 8.3)."""
+    result neither overwrites the status nor adds a terminal event (docs/design.md 8.3)."""
     app, _ = app_and_draft
     run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
                            script=[{"sleep_ms": 300}, {"delta": "late"}])  # fmt: skip

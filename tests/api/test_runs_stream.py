@@ -1,5 +1,5 @@
 """The SSE stream: framing, envelopes, terminal sequences, replay and resume
-(contract section 3; DESIGN.md section 4 and 8.2; contract section 10 scenarios 11-15)."""
+(contract section 3; docs/design.md section 4 and 8.2; contract section 10 scenarios 11-15)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The Supervisor: the execution cap, crashed actors, and runs a dead process left behind
-(DESIGN.md sections 2-3 and 8.12)."""
+(docs/design.md sections 2-3 and 8.12)."""
 
 from __future__ import annotations
 

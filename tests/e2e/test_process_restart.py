@@ -1,5 +1,5 @@
 """A real ``runwright serve`` process killed with SIGKILL mid-run: at the next start its
-run is reconciled to ``failed`` with a diagnostic, never left ``running`` (DESIGN.md 8.12)."""
+run is reconciled to ``failed`` with a diagnostic, never left ``running`` (docs/design.md 8.12)."""
 
 from __future__ import annotations
 

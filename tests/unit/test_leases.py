@@ -1,4 +1,4 @@
-"""Which running runs a starting process may reconcile (DESIGN.md 8.12)."""
+"""Which running runs a starting process may reconcile (docs/design.md 8.12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The patch engine (contract 7.4 and 10 "test_patch_runtime.py", DESIGN.md 8.9)."""
+"""The patch engine (contract 7.4 and 10 "test_patch_runtime.py", docs/design.md 8.9)."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def test_begin_patch_update_file_with_bare_marker(tmp_path: Path) -> None:
     assert read(tmp_path, APP) == "import x;\nconst title = 'new';\nexport default title;\n"
 
 
-# ---- strip (DESIGN.md 8.9: strip 0 honoured, only git-prefixed paths stripped) ------------
+# ---- strip (docs/design.md 8.9: strip 0 honoured, only git-prefixed paths stripped) ------------
 
 
 @pytest.mark.parametrize(
@@ -192,7 +192,7 @@ def test_strip_out_of_range_is_rejected(tmp_path: Path, strip: int) -> None:
         apply_patch(tmp_path, "x", strip=strip)
 
 
-# ---- trailing newlines (DESIGN.md 8.9: preserved) -----------------------------------------
+# ---- trailing newlines (docs/design.md 8.9: preserved) -----------------------------------------
 
 
 def test_trailing_newline_is_preserved(tmp_path: Path) -> None:
@@ -234,7 +234,7 @@ def test_begin_patch_preserves_missing_final_newline(tmp_path: Path) -> None:
     assert read(tmp_path, APP) == "A\nb"
 
 
-# ---- path policy (DESIGN.md 8.9: it applies to apply_patch too) ---------------------------
+# ---- path policy (docs/design.md 8.9: it applies to apply_patch too) ---------------------------
 
 
 @pytest.mark.parametrize(
@@ -310,7 +310,7 @@ def test_deleting_blocked_file_is_still_rejected(tmp_path: Path) -> None:
     assert (tmp_path / "node_modules/x.js").exists()
 
 
-# ---- offset search (DESIGN.md 8.9), reported in hunk_offsets -----------------------------
+# ---- offset search (docs/design.md 8.9), reported in hunk_offsets -----------------------------
 
 
 def test_hunk_found_at_offset_and_reported(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Chat-model resolution and binding choice (contract 4, DESIGN.md 8.10) on a real database."""
+"""Chat-model resolution and binding choice (contract 4, docs/design.md 8.10) on a real database."""
 
 from __future__ import annotations
 

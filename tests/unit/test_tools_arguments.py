@@ -159,7 +159,7 @@ async def test_missing_required_fields_envelope(toolpack: Toolpack, ctx: ToolCon
     }
 
 
-# ---- DESIGN.md 8.7: identity comes from the server-side context only -----------------------
+# ---- docs/design.md 8.7: identity comes from the server-side context only -----------------------
 
 
 async def test_model_supplied_identity_arguments_are_ignored(

@@ -1,5 +1,5 @@
 """run_targeted_tests / build_worker_precheck: allowlist, timeout, output cap, and
-cancellation killing the whole process group (contract 7.3, DESIGN.md 3.5)."""
+cancellation killing the whole process group (contract 7.3, docs/design.md 3.5)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """Coding-agent run routes: create, list, get, stream, resume, cancel (contract 1.1-1.7).
 
 Each route runs the auth chain first (contract 9) and looks runs up by run id, app *and*
-tenant (DESIGN.md 8.8). Lifecycle commands go to the run's actor through the run service;
-streams only watch (DESIGN.md 8.1).
+tenant (docs/design.md 8.8). Lifecycle commands go to the run's actor through the run service;
+streams only watch (docs/design.md 8.1).
 """
 
 from __future__ import annotations

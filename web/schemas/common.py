@@ -17,7 +17,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 def iso_utc(value: datetime) -> str:
     """ISO 8601 in UTC with ``+00:00``, e.g. ``"2026-02-18T09:30:00.123456+00:00"``.
 
-    Naive datetimes are taken as UTC. One format on every wire (DESIGN.md section 6): the
+    Naive datetimes are taken as UTC. One format on every wire (docs/design.md section 6): the
     same function formats REST objects and SSE envelopes (contract 3.1 names ``+00:00``).
     """
     if value.tzinfo is None:

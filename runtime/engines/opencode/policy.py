@@ -1,4 +1,4 @@
-"""What an unattended OpenCode session may do (DESIGN.md section 7: paths never leave the
+"""What an unattended OpenCode session may do (docs/design.md section 7: paths never leave the
 workspace).
 
 Two layers: the ruleset sent with ``POST /session`` makes OpenCode ask before every edit and

@@ -1,4 +1,4 @@
-"""One run on OpenCode: session, prompt, event stream, settlement, cancel (DESIGN.md 3.5, 5).
+"""One run on OpenCode: session, prompt, event stream, settlement, cancel (docs/design.md 3.5, 5).
 
 Flow of :meth:`OpenCodeSession.events`:
 
