@@ -11,7 +11,7 @@ except ``tenant_id`` on the queue-depth gauge (one series per tenant with queued
 ``command`` (one per operator-allowlisted command). The writer observes once per batch,
 not per event; gauges that mirror a component's state are read when scraped.
 
-Sources (DESIGN.md section 4 for the writer, 2 for actors and slots, contract 3 for events).
+Sources (docs/design.md section 4 for the writer, 2 for actors and slots, contract 3 for events).
 """
 
 from __future__ import annotations
