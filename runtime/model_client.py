@@ -38,6 +38,8 @@ __all__ = [
     "StreamEnd",
     "TextDelta",
     "ToolCall",
+    "provider_message",
+    "safe_excerpt",
 ]
 
 NO_API_KEY = "not-needed"
@@ -323,7 +325,7 @@ class ModelClient:
                 f"{where} is unreachable: {cause}", endpoint=self.base_url, kind="connection"
             )
         if isinstance(exc, openai.APIStatusError):
-            detail = self._excerpt(_provider_message(exc.body))
+            detail = self._excerpt(provider_message(exc.body))
             return ModelError(
                 f"{where} answered HTTP {exc.status_code}" + (f": {detail}" if detail else ""),
                 endpoint=self.base_url,
@@ -349,10 +351,11 @@ class ModelClient:
         return safe_excerpt(text)
 
 
-def safe_excerpt(text: str, limit: int = _EXCERPT_CAP) -> str:
+def safe_excerpt(text: str, limit: int = _EXCERPT_CAP, *, quote: bool = True) -> str:
     """What an untrusted server said, fit for a run's error: whitespace collapsed, at most
     ``limit`` characters, control and format characters (terminal escapes, bidi overrides)
-    escaped as ``\\uXXXX``, in double quotes; "" for empty text."""
+    escaped as ``\\uXXXX``, in double quotes unless ``quote`` is False; "" for empty
+    text."""
     text = " ".join(text.split())
     if not text:
         return ""
@@ -362,7 +365,7 @@ def safe_excerpt(text: str, limit: int = _EXCERPT_CAP) -> str:
         f"\\u{ord(ch):04x}" if unicodedata.category(ch) in _UNSAFE_CATEGORIES or ch in '"\\' else ch
         for ch in text
     )
-    return f'"{escaped}"'
+    return f'"{escaped}"' if quote else escaped
 
 
 def _connect_timeout(exc: BaseException) -> bool:
@@ -407,8 +410,9 @@ def _merge(part: _PartialCall, piece: Any) -> None:
         part.arguments.append(function.arguments)
 
 
-def _provider_message(body: object) -> str:
-    """The human message of an OpenAI-style error body (``{message}`` or a string)."""
+def provider_message(body: object) -> str:
+    """The human message of an OpenAI-style error body (``{message}`` or a string); the
+    SDK hands over the body's ``error`` object when there is one."""
     if isinstance(body, dict):
         message = body.get("message") or body.get("detail") or body.get("error")
         if isinstance(message, str):

@@ -410,3 +410,36 @@ async def test_cancel_against_a_frozen_server_fails_the_run_closed(
     assert events[-1]["data"]["payload"]["status"] == "failed"
     final = await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"})
     assert final["error"] == result["error"]
+
+
+@opencode_only
+async def test_a_tenant_key_reaches_the_model_through_the_relay_never_opencode(
+    client: Any,
+    owner: Any,
+    services: Any,
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+) -> None:
+    """docs/security.md: OpenCode gets a loopback relay URL and no key; the relay adds the
+    tenant's key (opened from its sealed form) and connects under the egress policy."""
+    key = "sk-opencode-tenant-key-0123456789"
+    binding = {"provider": "openai", "provider_model_id": "scripted-model",
+               "base_url": scripted_openai.base_url, "api_key": key}  # fmt: skip
+    created = await client.post("/admin/models", headers=owner.headers,
+                                json={"name": "keyed", "bindings": [binding]})  # fmt: skip
+    assert created.status_code == 200, await created.get_data(as_text=True)
+    model_id = (await created.get_json())["id"]
+    app, _ = await create_app_via_api(client, owner.headers)
+    scripted_openai.push(text_reply("keyed hello"))
+
+    run = await create_run(client, app["id"], owner.headers, input="say hello",
+                           engine="opencode", model_id=model_id)  # fmt: skip
+    text, events = await read_stream(client, app["id"], run["run_id"], owner.headers,
+                                     within=RUN_WITHIN)  # fmt: skip
+
+    assert types(events)[-1] == "run.completed", text
+    assert "".join(_deltas(events)) == "keyed hello"
+    assert scripted_openai.requests[-1].headers["authorization"] == f"Bearer {key}"
+    engine = services.runs.engines["opencode"]
+    config = engine.config.path.read_text()
+    assert key not in config and key not in text
+    assert scripted_openai.base_url not in config and engine.relay.base_url in config

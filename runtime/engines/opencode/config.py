@@ -10,8 +10,8 @@ OpenCode reloads it (``POST /instance/dispose``).
 API keys are never written: ``apiKey`` is ``{env:NAME}`` (OpenCode substitutes the server
 process's environment) or ``"none"`` when the binding names no variable. ``NAME`` is only
 ever an operator-allowed variable of a global model: :mod:`runtime.model_credentials` sets
-``ModelTarget.api_key_env`` for nothing else, and the engine refuses other bindings first
-(``OpenCodeEngine.model_problem``).
+``ModelTarget.api_key_env`` for nothing else. A tenant's model is written with the loopback
+relay's URL and no key (``model_proxy.py``).
 """
 
 from __future__ import annotations

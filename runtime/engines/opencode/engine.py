@@ -9,6 +9,7 @@ keeps one HTTP client, the generated provider config and the health cache, and o
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import weakref
 from typing import Any
@@ -31,6 +32,7 @@ from runtime.engines.opencode.config import (
     provider_entry,
 )
 from runtime.engines.opencode.install import OpenCodeNotInstalled, locate_binary
+from runtime.engines.opencode.model_proxy import ModelProxy
 from runtime.engines.opencode.server import ManagedServer, ServerStartError
 from runtime.sandbox.policy import Policy
 from runtime.sandbox.shell import ShellFiles
@@ -63,6 +65,9 @@ class OpenCodeEngine(Engine):
         # OpenCode's bash runs through Runwright's sandboxed shell (runtime/sandbox/shell.py)
         self.shell_dir = settings.data_dir / "opencode" / "sandbox"
         self.shell: ShellFiles | None = None
+        self.relay = ModelProxy(
+            settings.egress_policy(), read_timeout=settings.opencode_upstream_deadline_seconds
+        )
         self.server: ManagedServer | None = None
         self._client: OpenCodeClient | None = None
         self._start_error: str | None = None
@@ -82,6 +87,7 @@ class OpenCodeEngine(Engine):
         """
         if not self.enabled:
             return
+        await self.relay.start()
         s = self.settings
         if s.sandbox == "bwrap":
             policy = Policy.from_settings(s)
@@ -133,12 +139,14 @@ class OpenCodeEngine(Engine):
         )
 
     async def stop(self) -> None:
-        """Close the client and stop the managed server (SIGTERM, then SIGKILL)."""
+        """Close the client, stop the managed server (SIGTERM, then SIGKILL), then the
+        model relay."""
         if self._client is not None:
             await self._client.aclose()
             self._client = None
         if self.server is not None:
             await self.server.stop()
+        await self.relay.stop()
 
     @property
     def client(self) -> OpenCodeClient:
@@ -218,16 +226,14 @@ class OpenCodeEngine(Engine):
     async def model_problem(self, model: ModelTarget) -> str | None:
         """Why the run's model cannot be handed to OpenCode, or None (docs/security.md).
 
-        The binding's credential problem, if any; for a tenant's model, a stored key (not
-        passed to OpenCode yet) or a base URL the egress policy refuses, checked by
-        resolving it now (OpenCode connects itself, so this is checked before the run).
+        The binding's credential problem, if any; for a tenant's model, a base URL the
+        egress policy refuses (checked now for a prompt, clear failure; the relay checks
+        again at each connect).
         """
         if model.credential_error is not None:
             return model.credential_error
         if model.operator_trusted:
             return None
-        if model.api_key is not None:
-            return "the OpenCode engine cannot use a tenant model's stored API key; use native"
         try:
             await self.settings.egress_policy().resolve(model.base_url)
         except EgressRefused as exc:
@@ -249,6 +255,10 @@ class OpenCodeEngine(Engine):
             ProviderSetupError: OpenCode still does not list the provider.
         """
         s = self.settings
+        if not model.operator_trusted:
+            # OpenCode reaches a tenant's endpoint only through the relay (key and egress).
+            relayed = self.relay.route(model)
+            model = dataclasses.replace(model, base_url=relayed, api_key=None, api_key_env=None)
         ref, entry = provider_entry(
             model,
             context_tokens=s.opencode_model_context_tokens,
