@@ -117,22 +117,26 @@ class Checkpoints:
         entry_file = base.entry_file if base else apps_store.DEFAULT_ENTRY_FILE
         files = validate_project(files, entry_file, self.settings)
         try:
-            revision = await apps_store.create_draft_revision(
-                self.db,
-                app_id=app_id,
-                tenant_id=fresh["tenant_id"],
-                files=files,
-                entry_file=entry_file,
-                base_revision_id=fresh["base_revision_id"],
-                created_by=fresh["user_id"],
-            )
+            # The revision and the run's link to it commit together: an auto-apply retried
+            # after a database error finds the link and reuses the revision (above) instead
+            # of conflicting with the draft its own first attempt made.
+            async with self.db.transaction() as tx:
+                revision = await apps_store.create_draft_revision(
+                    tx,
+                    app_id=app_id,
+                    tenant_id=fresh["tenant_id"],
+                    files=files,
+                    entry_file=entry_file,
+                    base_revision_id=fresh["base_revision_id"],
+                    created_by=fresh["user_id"],
+                )
+                await RunStore(tx).set_revisions(fresh["id"], revision.id, revision.id)
         except RevisionConflict as exc:
             latest = exc.latest.id if exc.latest else None
             raise AutoApplyConflict(
                 "The app's draft changed while the run was working "
                 f"(current draft {latest}); the run's changes were not applied"
             ) from exc
-        await runs.set_revisions(fresh["id"], revision.id, revision.id)
         return AppliedRevision(revision.id, revision.id, revision.entry_file, len(files))
 
     # ---- checkpoints -------------------------------------------------------------------

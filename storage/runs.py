@@ -14,12 +14,17 @@ from datetime import datetime
 from typing import Any
 
 from storage.database import Database
-from storage.events import EventRow
+from storage.events import EventRow, EventStore
 from storage.idempotency import IdempotencyKey, IdempotencyKeyTaken
 from storage.models import Model
 from storage.records import from_record
 
 SURFACE = "published_app_coding_agent"
+
+
+#: Builds the events written in the same transaction as a status change, from the row as
+#: the change left it (seqs continue after its ``last_event_seq``).
+EventsFor = Callable[[dict[str, Any]], Sequence[EventRow]]
 
 
 def _row(record: Any) -> dict[str, Any] | None:
@@ -160,11 +165,13 @@ class RunStore:
         expected: Sequence[str],
         error: str | None = None,
         output: dict[str, Any] | None = None,
+        events: EventsFor | None = None,
     ) -> dict[str, Any] | None:
         """Write a terminal status (completed, failed, cancelled) if the run is in one of
-        ``expected``; sets ``completed_at`` and releases the lease."""
-        return _row(
-            await self.db.fetchrow("runs_finish", run_id, status, error, output, list(expected))
+        ``expected``; sets ``completed_at`` and releases the lease. ``events`` (see
+        :meth:`_write`) are written in the same transaction."""
+        return await self._write(
+            "runs_finish", (run_id, status, error, output, list(expected)), events
         )
 
     async def pause(
@@ -174,17 +181,53 @@ class RunStore:
         expected: Sequence[str],
         checkpoint: dict[str, Any],
         output: dict[str, Any],
+        events: EventsFor | None = None,
     ) -> dict[str, Any] | None:
         """``running -> paused``, keeping the engine checkpoint for the resume."""
-        return _row(
-            await self.db.fetchrow("runs_pause", run_id, checkpoint, output, list(expected))
-        )
+        return await self._write("runs_pause", (run_id, checkpoint, output, list(expected)), events)
 
     async def requeue(
-        self, run_id: uuid.UUID, *, expected: Sequence[str], resume_payload: Any = None
+        self,
+        run_id: uuid.UUID,
+        *,
+        expected: Sequence[str],
+        resume_payload: Any = None,
+        events: EventsFor | None = None,
     ) -> dict[str, Any] | None:
-        """Back to ``queued`` (resume, or the requeue restart policy), storing the payload."""
-        return _row(await self.db.fetchrow("runs_requeue", run_id, resume_payload, list(expected)))
+        """Back to ``queued`` (resume, the requeue restart policy, a drain), storing the
+        payload; releases the lease."""
+        return await self._write("runs_requeue", (run_id, resume_payload, list(expected)), events)
+
+    async def _write(
+        self, name: str, args: tuple[Any, ...], events: EventsFor | None
+    ) -> dict[str, Any] | None:
+        """Run a conditional status write; with ``events``, in one transaction with the
+        events ``events(row)`` builds from the written row (a run's terminal sequence is
+        stored whole or not at all, so a retried or repeated finish never doubles it).
+
+        Returns:
+            The written row (its ``last_event_seq`` includes the new events), or None when
+            the run was not in an expected status (nothing written).
+
+        Raises:
+            storage.errors.StorageError: nothing of it was written.
+        """
+        if events is None:
+            return _row(await self.db.fetchrow(name, *args))
+        async with self.db.transaction() as tx:
+            record = await tx.fetchrow(name, *args)
+            if record is None:
+                return None
+            row = dict(record)
+            rows = list(events(row))
+            if rows:
+                await EventStore(tx).insert_batch(rows)
+                row["last_event_seq"] = max(row["last_event_seq"], *(r.seq for r in rows))
+            return row
+
+    async def record_outcome(self, run_id: uuid.UUID, outcome: dict[str, Any]) -> None:
+        """Record the engine's result before the run is finalised (``engine_outcome``)."""
+        await self.db.execute("runs_record_outcome", run_id, outcome)
 
     async def set_engine_ref(self, run_id: uuid.UUID, ref: str) -> None:
         """Store the engine's upstream handle (e.g. an OpenCode session id)."""

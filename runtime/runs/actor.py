@@ -6,6 +6,12 @@ does no network I/O itself: database calls run on the asyncio loop through
 :class:`runtime.bridge.LoopPort` (blocking this actor's thread, never the loop), and the
 engine session runs on the loop as a task (:mod:`runtime.runs.pump`) that reports back by
 ``tell``. Only this actor changes its run's status (house rule 1).
+
+A database error while carrying out an effect (Postgres restarting, a connection dropped)
+does not crash the actor: that one effect, and the ones queued after it, are retried with
+back-off (0.1 s doubling to 5 s) until the database answers, while the actor keeps taking
+messages (their effects queue behind). Nothing already done is done again: a run whose
+engine finished is never restarted because its finish hit a database error.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from runtime.runs.effects import (
     Emit,
     Finish,
     Load,
+    RecordOutcome,
     RecordRevisions,
     Refuse,
     Resubmit,
@@ -40,8 +47,8 @@ from runtime.runs.effects import (
     StopEngine,
     WriteStatus,
 )
-from runtime.runs.events import RunEvent, make_event
-from runtime.runs.lifecycle import RunLifecycle
+from runtime.runs.events import EventDraft, RunEvent, make_event
+from runtime.runs.lifecycle import RunLifecycle, terminal_event
 from runtime.runs.messages import (
     ActorDone,
     ActorFailed,
@@ -54,13 +61,26 @@ from runtime.runs.messages import (
     Reconcile,
     Recover,
     Resume,
+    RetryEffects,
     StopOverdue,
     Submit,
 )
 from runtime.runs.pump import pump
 from runtime.runs.workspaces import workspace_key
+from storage.errors import ForeignKeyViolation, StorageError, UniqueViolation
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 5.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an effect that raised ``exc`` may succeed when retried: database and
+    connection errors and timeouts, not constraint violations or programming errors."""
+    if isinstance(exc, (ForeignKeyViolation, UniqueViolation)):
+        return False
+    return isinstance(exc, (StorageError, TimeoutError, ConnectionError, OSError))
 
 
 class RunActor(pykka.ThreadingActor):
@@ -92,6 +112,9 @@ class RunActor(pykka.ThreadingActor):
         self.session: EngineSession | None = None
         self.task: Any = None  # concurrent future of the pump task
         self.finished = False
+        # Effects waiting for a retry after a database error (the failed one first).
+        self.pending: collections.deque[Effect] | None = None
+        self.retry_delay = RETRY_FIRST_SECONDS
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -146,6 +169,11 @@ class RunActor(pykka.ThreadingActor):
                 effects = lc.reconcile(policy)
             case GiveUp(error=error):
                 effects = lc.give_up(error)
+            case RetryEffects():
+                queue, self.pending = self.pending, None
+                if queue:
+                    self._run_queue(queue)
+                return
             case EngineBatch() | EngineEnded() | CancelAnswered() | StopOverdue():
                 effects = []  # from an engine session this actor no longer runs
             case _:
@@ -156,11 +184,36 @@ class RunActor(pykka.ThreadingActor):
 
     def _carry_out(self, effects: list[Effect]) -> None:
         """Perform effects in order; an effect's result goes back to the lifecycle at
-        once, and the effects it returns run before the rest of the list."""
-        queue = collections.deque(effects)
+        once, and the effects it returns run before the rest of the list. While an effect
+        waits for its retry, new effects queue behind it (the order is kept)."""
+        if self.pending is not None:
+            self.pending.extend(effects)
+            return
+        self._run_queue(collections.deque(effects))
+
+    def _run_queue(self, queue: collections.deque[Effect]) -> None:
         while queue:
-            follow = self._perform(queue.popleft())
+            effect = queue[0]
+            try:
+                follow = self._perform(effect)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                self._retry_later(queue, effect, exc)
+                return
+            queue.popleft()
             queue.extendleft(reversed(follow))
+            self.retry_delay = RETRY_FIRST_SECONDS
+
+    def _retry_later(
+        self, queue: collections.deque[Effect], effect: Effect, exc: Exception
+    ) -> None:
+        """Keep ``queue`` (``effect`` first) and retry it after the back-off delay."""
+        delay, self.retry_delay = self.retry_delay, min(self.retry_delay * 2, RETRY_MAX_SECONDS)
+        log.warning("run %s: %s failed (%s: %s); retrying in %.1f s", self.run_id,
+                    type(effect).__name__, type(exc).__name__, exc, delay)  # fmt: skip
+        self.pending = queue
+        self.deps.port.call(_later, self.deps.port, delay, self.actor_ref, RetryEffects())
 
     def _perform(self, effect: Effect) -> list[Effect]:
         deps, lc = self.deps, self.lifecycle
@@ -188,6 +241,8 @@ class RunActor(pykka.ThreadingActor):
                 return self._start_engine(attempt)
             case WriteStatus():
                 return lc.status_written(self._write_status(effect))
+            case RecordOutcome(outcome=outcome):
+                self._db(self._flush_then(deps.runs.record_outcome(self.run_id, outcome)))
             case AutoApply():
                 return self._auto_apply()
             case SetEngineRef(ref=ref):
@@ -236,47 +291,66 @@ class RunActor(pykka.ThreadingActor):
             raise
         return await coro
 
-    def _emit(self, drafts: tuple[Any, ...]) -> None:
+    def _emit(self, drafts: tuple[EventDraft, ...]) -> None:
         if not drafts:
             return
         row = self.lifecycle.row
         assert row is not None
         if self.next_seq == 0:  # a command actor: continue after the stored events
             self.next_seq = row["last_event_seq"] + 1
-        now = datetime.now(UTC)
-        events: list[RunEvent] = []
-        for draft in drafts:
-            events.append(
-                make_event(
-                    draft, run_id=self.run_id, app_id=row["published_app_id"], seq=self.next_seq,
-                    ts=now,
-                )
-            )  # fmt: skip
-            self.next_seq += 1
+        events = self._number(list(drafts), row, self.next_seq)
+        self.next_seq += len(events)
         self.deps.port.call(self.deps.writer.submit, events)
 
+    def _number(self, drafts: list[EventDraft], row: dict[str, Any], first: int) -> list[RunEvent]:
+        """Encode ``drafts`` as the run's events ``first``, ``first + 1``, ..."""
+        now = datetime.now(UTC)
+        return [
+            make_event(draft, run_id=self.run_id, app_id=row["published_app_id"],
+                       seq=first + i, ts=now)
+            for i, draft in enumerate(drafts)
+        ]  # fmt: skip
+
     def _write_status(self, write: WriteStatus) -> dict[str, Any] | None:
-        runs = self.deps.runs
-        if write.target == states.PAUSED:
-            coro = runs.pause(
-                self.run_id, expected=write.expected, checkpoint=write.checkpoint or {},
-                output=write.output or {},
-            )  # fmt: skip
-        elif write.target == states.QUEUED:
-            coro = runs.requeue(
-                self.run_id, expected=write.expected, resume_payload=write.resume_payload
-            )
-        else:
-            coro = runs.finish(
-                self.run_id, write.target, expected=write.expected, error=write.error,
-                output=write.output,
-            )  # fmt: skip
-        row = self._db(coro)
-        if row is not None and write.target == states.QUEUED:
-            self.next_seq = 0  # the next execution continues after the stored events
-        elif row is not None:  # this actor ended the run
-            self.deps.metrics.run_finished(row)
-            log.info("run ended %s", row["status"], extra={"engine": row["execution_engine"]})
+        """The conditional status write and its events, in one transaction, after every
+        event submitted before; the new events are published once committed."""
+        runs, run_id, broker = self.deps.runs, self.run_id, self.deps.broker
+        written: list[RunEvent] = []
+
+        def events_for(row: dict[str, Any]) -> list[Any]:
+            drafts = list(write.events)
+            if write.terminal is not None:
+                drafts.append(terminal_event(row, write.terminal))
+            written[:] = self._number(drafts, row, row["last_event_seq"] + 1)
+            return [event.row for event in written]
+
+        async def run() -> dict[str, Any] | None:
+            await self.deps.writer.flush(run_id)
+            if write.target == states.PAUSED:
+                row = await runs.pause(
+                    run_id, expected=write.expected, checkpoint=write.checkpoint or {},
+                    output=write.output or {}, events=events_for,
+                )  # fmt: skip
+            elif write.target == states.QUEUED:
+                row = await runs.requeue(
+                    run_id, expected=write.expected, resume_payload=write.resume_payload,
+                    events=events_for,
+                )  # fmt: skip
+            else:
+                row = await runs.finish(
+                    run_id, write.target, expected=write.expected, error=write.error,
+                    output=write.output, events=events_for,
+                )  # fmt: skip
+            if row is not None and written:
+                broker.publish(written)
+            return row
+
+        row = self._db(run())
+        if row is not None:
+            self.next_seq = row["last_event_seq"] + 1
+            if write.target != states.QUEUED:  # this actor ended the run
+                self.deps.metrics.run_finished(row)
+                log.info("run ended %s", row["status"], extra={"engine": row["execution_engine"]})
         return row
 
     def _start_engine(self, attempt: int) -> list[Effect]:
@@ -287,6 +361,8 @@ class RunActor(pykka.ThreadingActor):
             self.ctx = self._db(deps.hooks.build_context(row, attempt))
             self.session = deps.engines[row["execution_engine"]].open(self.ctx)
         except Exception as exc:
+            if is_transient(exc):
+                raise  # retried: the engine has not started
             log.exception("run %s could not start its engine", self.run_id)
             return lc.engine_start_failed(str(exc) or type(exc).__name__)
         self.token += 1
@@ -308,6 +384,8 @@ class RunActor(pykka.ThreadingActor):
         try:
             applied = self._db(self.deps.hooks.auto_apply(lc.row, self.ctx), timeout=300)
         except Exception as exc:  # a validation error fails the run (contract 3.3)
+            if is_transient(exc):
+                raise  # retried: auto-apply is idempotent (an applied result is reused)
             log.info("auto-apply of run %s failed: %s", self.run_id, exc)
             detail = getattr(exc, "detail", None)
             return lc.apply_failed(

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from runtime.bridge import LoopPort
 from runtime.engine import Engine, RunContext
 from runtime.metrics import Metrics
+from runtime.runs.broker import Broker
 from runtime.runs.writer import EventWriter
 from storage.runs import RunStore
 
@@ -54,6 +55,7 @@ class RunDeps:
     port: LoopPort
     runs: RunStore
     writer: EventWriter
+    broker: Broker
     engines: Mapping[str, Engine]
     hooks: RunHooks
     node_id: str

@@ -73,7 +73,14 @@ class DetachEngine:
 class WriteStatus:
     """A conditional status write: the run moves to ``target`` only from one of
     ``expected`` (a subset of the transition table's sources for ``target``). Answers with
-    :meth:`RunLifecycle.status_written` (None: the run was no longer in ``expected``)."""
+    :meth:`RunLifecycle.status_written` (None: the run was no longer in ``expected``).
+
+    ``events`` and, when ``terminal`` is not None, the terminal event built from the
+    written row with ``terminal`` as its diagnostics
+    (:func:`runtime.runs.lifecycle.terminal_event`) are stored in the same transaction as
+    the status, after every event submitted before: all of it or nothing, so retrying the
+    write, or finishing the run again after a crash, never repeats an event.
+    """
 
     target: str
     expected: tuple[str, ...]
@@ -81,6 +88,17 @@ class WriteStatus:
     output: dict[str, Any] | None = None
     checkpoint: dict[str, Any] | None = None
     resume_payload: dict[str, Any] | None = None
+    events: tuple[EventDraft, ...] = ()
+    terminal: tuple[dict[str, Any], ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordOutcome:
+    """Persist the run's submitted events, then record the engine's result on the run
+    (``engine_outcome``) before anything else of the finish happens: from here on the run
+    is finalised from the record, never by running its engine again."""
+
+    outcome: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,5 +159,6 @@ class Finish:
 
 Effect = (
     Load | Claim | StartEngine | CancelEngine | StopEngine | DetachEngine | WriteStatus
-    | AutoApply | SetEngineRef | RecordRevisions | Emit | Answer | Refuse | Resubmit | Finish
+    | RecordOutcome | AutoApply | SetEngineRef | RecordRevisions | Emit | Answer | Refuse
+    | Resubmit | Finish
 )  # fmt: skip

@@ -18,8 +18,11 @@ Rules it implements (docs/design.md sections 3 and 8, contract 1.6, 1.7 and 3.3)
   another node.
 - Resume only from ``paused``; reconcile (a run left ``running`` by a dead process) by the
   restart policy; give up after too many actor crashes.
-- Every terminal write is followed by exactly one terminal event; a write that finds the
-  run already moved (another writer won) emits none and answers waiters with the run as is.
+- Exactly once (issue 10): a completed engine's result is recorded on the run before the
+  finish starts; a run claimed or reconciled with a recorded result is finalised from it
+  without its engine. A terminal status is written in one transaction with its events
+  (revision, checkpoint, fallback text, terminal event); a write that finds the run already
+  moved (another writer won) emits nothing and answers waiters with the run as it is.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from runtime.runs.effects import (
     Emit,
     Finish,
     Load,
+    RecordOutcome,
     RecordRevisions,
     Refuse,
     Resubmit,
@@ -121,9 +125,7 @@ class _Settle:
 
 @dataclass(frozen=True, slots=True)
 class _Terminal:
-    """A final status write (completed, failed, cancelled, paused)."""
-
-    diagnostics: tuple[dict[str, Any], ...]
+    """A final status write (completed, failed, cancelled, paused) with its events."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,6 @@ class _Requeued:
     """``-> queued`` by resume (``reply`` set) or by the requeue restart policy."""
 
     reply: Answerable | None
-    summary: str | None = None
 
 
 _Intent = _Execute | _Cancel | _Resume | _Reconcile | _GiveUp | _Settle
@@ -261,13 +262,17 @@ class RunLifecycle:
             case _Reconcile(policy=policy):
                 if row is None or row["status"] != states.RUNNING:
                     return self._settled()
+                if recorded_completion(row) is not None:  # finished work: finalise it
+                    return self._claim(take_over=True)
                 if policy == "requeue":
+                    plan = EventDraft("plan.updated", {"summary": "Run requeued after a restart"})
                     return self._write_status(
-                        _Requeued(None, "Run requeued after a restart"),
+                        _Requeued(None),
                         WriteStatus(
-                            states.QUEUED, states.sources(states.QUEUED, only=(states.RUNNING,))
+                            states.QUEUED, states.sources(states.QUEUED, only=(states.RUNNING,)),
+                            events=(plan,),
                         ),
-                    )
+                    )  # fmt: skip
                 return self._fail(
                     RESTARTED_MESSAGE, [{"code": "RUN_INTERRUPTED", "message": RESTARTED_MESSAGE}]
                 )
@@ -285,6 +290,11 @@ class RunLifecycle:
         if row is None:
             return self._load(_Settle()) if self.waiters else self._settled()
         self.row = row
+        recorded = recorded_completion(row)
+        if recorded is not None:  # the engine's work is done: finish it, never redo it
+            self.outcome, self.mapper.saw_text = recorded
+            self.phase = Phase.WRITING
+            return [AutoApply()]
         if self.waiters:  # cancelled while the claim was under way: never start
             return self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)
         self.phase = Phase.STARTING
@@ -325,16 +335,9 @@ class RunLifecycle:
                 return [Refuse(write.reply, RunNotPaused("Run is not paused")), *self._settled()]
             return self._load(_Settle())
         self.row = row
-        match write:
-            case _Terminal(diagnostics=diagnostics):
-                return [Emit((terminal_event(row, diagnostics),)), *self._settled()]
-            case _Requeued(reply=reply, summary=summary):
-                effects: list[Effect] = []
-                if reply is not None:
-                    effects.append(Answer(reply, row))
-                if summary is not None:
-                    effects.append(Emit((EventDraft("plan.updated", {"summary": summary}),)))
-                return [*effects, Resubmit(), *self._settled()]
+        if isinstance(write, _Requeued):
+            answer: list[Effect] = [] if write.reply is None else [Answer(write.reply, row)]
+            return [*answer, Resubmit(), *self._settled()]
         return self._settled()
 
     def applied(self, revision: Any | None) -> list[Effect]:
@@ -352,10 +355,10 @@ class RunLifecycle:
             text = final_text(self.outcome.output, prompt)
             drafts.append(EventDraft("assistant.delta", {"content": text}))
         write = WriteStatus(
-            states.COMPLETED, states.sources(states.COMPLETED), output=self.outcome.output
-        )
-        emitted: list[Effect] = [Emit(tuple(drafts))] if drafts else []
-        return [*emitted, *self._write_status(_Terminal(()), write)]
+            states.COMPLETED, states.sources(states.COMPLETED), output=self.outcome.output,
+            events=tuple(drafts), terminal=(),
+        )  # fmt: skip
+        return self._write_status(_Terminal(), write)
 
     def apply_failed(self, message: str, diagnostics: list[dict[str, Any]]) -> list[Effect]:
         """Result of :class:`AutoApply`: the workspace cannot become a revision (a
@@ -408,13 +411,15 @@ class RunLifecycle:
         if isinstance(outcome, Completed):
             self.phase = Phase.WRITING
             self._write = None
-            return [AutoApply()]
+            record = {"kind": "completed", "output": outcome.output,
+                      "saw_text": self.mapper.saw_text}  # fmt: skip
+            return [RecordOutcome(record), AutoApply()]
         if isinstance(outcome, Paused):
             write = WriteStatus(
                 states.PAUSED, states.sources(states.PAUSED),
-                checkpoint=outcome.checkpoint, output=outcome.output,
+                checkpoint=outcome.checkpoint, output=outcome.output, terminal=(),
             )  # fmt: skip
-            return self._write_status(_Terminal(()), write)
+            return self._write_status(_Terminal(), write)
         if isinstance(outcome, Failed):
             return self._fail(outcome.message, outcome.diagnostics)
         return self._fail(NO_RESULT_MESSAGE, [])
@@ -452,9 +457,8 @@ class RunLifecycle:
         return [effect]
 
     def _write_terminal(self, target: str, diagnostics: tuple[dict[str, Any], ...]) -> list[Effect]:
-        return self._write_status(
-            _Terminal(diagnostics), WriteStatus(target, states.sources(target))
-        )
+        write = WriteStatus(target, states.sources(target), terminal=diagnostics)
+        return self._write_status(_Terminal(), write)
 
     def _fail(self, message: str, diagnostics: list[dict[str, Any]]) -> list[Effect]:
         redact = self._redact
@@ -463,8 +467,11 @@ class RunLifecycle:
             {**d, "message": redact(d["message"])} if isinstance(d.get("message"), str) else d
             for d in diagnostics
         ]
-        write = WriteStatus(states.FAILED, states.sources(states.FAILED), error=message)
-        return self._write_status(_Terminal(failure_diagnostics(message, diagnostics)), write)
+        write = WriteStatus(
+            states.FAILED, states.sources(states.FAILED), error=message,
+            terminal=failure_diagnostics(message, diagnostics),
+        )  # fmt: skip
+        return self._write_status(_Terminal(), write)
 
     def _finish_cancel(self, outcome: CancelOutcome) -> list[Effect]:
         self.engine_live = False
@@ -490,6 +497,16 @@ class RunLifecycle:
         if row is None:
             return [*(Refuse(w, RunNotFound("run not found")) for w in waiters), Finish()]
         return [*(Answer(w, row) for w in waiters), Finish()]
+
+
+def recorded_completion(row: dict[str, Any]) -> tuple[Completed, bool] | None:
+    """The completed engine result recorded on ``row`` (and whether its text was streamed),
+    or None when the engine's work is not recorded."""
+    record = row.get("engine_outcome")
+    if not isinstance(record, dict) or record.get("kind") != "completed":
+        return None
+    output = record.get("output")
+    return Completed(output if isinstance(output, dict) else {}), bool(record.get("saw_text"))
 
 
 def terminal_event(row: dict[str, Any], diagnostics: tuple[dict[str, Any], ...]) -> EventDraft:

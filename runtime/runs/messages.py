@@ -128,6 +128,11 @@ class CancelAnswered:
 
 
 @dataclass(frozen=True, slots=True)
+class RetryEffects:
+    """Time to retry the effect that failed on a database error (and those after it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StopOverdue:
     """The engine of session ``token`` did not stop in time after a cancel."""
 

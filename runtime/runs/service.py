@@ -138,6 +138,7 @@ class RunService:
             port=LoopPort(loop),
             runs=self.runs,
             writer=self.writer,
+            broker=self.broker,
             engines=self.engines,
             hooks=self.hooks,
             node_id=self.settings.node_id,

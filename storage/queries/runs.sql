@@ -98,6 +98,9 @@ SET status = 'queued', resume_payload = COALESCE($2, resume_payload), completed_
 WHERE id = $1 AND status = ANY($3::text[])
 RETURNING *;
 
+-- name: runs_record_outcome
+UPDATE agent_runs SET engine_outcome = $2 WHERE id = $1;
+
 -- name: runs_set_engine_ref
 UPDATE agent_runs SET engine_run_ref = $2 WHERE id = $1;
 

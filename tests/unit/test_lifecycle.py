@@ -38,6 +38,7 @@ from runtime.runs.effects import (
     Emit,
     Finish,
     Load,
+    RecordOutcome,
     RecordRevisions,
     Refuse,
     Resubmit,
@@ -47,7 +48,8 @@ from runtime.runs.effects import (
     WriteStatus,
 )
 from runtime.runs.errors import RunActorFailed, RunNotFound, RunNotPaused
-from runtime.runs.lifecycle import RESTARTED_MESSAGE, Phase, RunLifecycle
+from runtime.runs.events import EventDraft
+from runtime.runs.lifecycle import RESTARTED_MESSAGE, Phase, RunLifecycle, terminal_event
 
 RUN_ID = uuid.uuid4()
 APP_ID = uuid.uuid4()
@@ -71,15 +73,23 @@ class Table:
     """The run's status column: applies a write only from an expected status (the
     conditional UPDATE), and checks every write against the transition table."""
 
-    def __init__(self, status: str) -> None:
-        self.row = make_row(status)
+    def __init__(self, status: str, **extra: Any) -> None:
+        self.row = make_row(status, **extra)
+        self.stored: list[EventDraft] = []  # events written with the status writes
 
     def write(self, effect: WriteStatus) -> dict[str, Any] | None:
         assert set(effect.expected) <= states.TRANSITIONS[effect.target], effect
         if self.row["status"] not in effect.expected:
             return None
         self.row = {**self.row, "status": effect.target, "error_message": effect.error}
+        self.stored.extend(effect.events)
+        if effect.terminal is not None:
+            self.stored.append(terminal_event(self.row, effect.terminal))
         return self.row
+
+    @property
+    def types(self) -> list[str]:
+        return [draft.type for draft in self.stored]
 
     def claim(self, effect: Claim) -> dict[str, Any] | None:
         if not effect.take_over:
@@ -135,16 +145,17 @@ def test_a_run_completes_with_the_contract_terminal_sequence() -> None:
     lc, table = running()
     assert emitted(lc.engine_events((Delta("Done: "), Delta("blue")))) == ["assistant.delta"] * 2
     assert lc.engine_events((Completed({"last_agent_output": "blue"}),)) == []
-    assert lc.engine_ended(None) == [AutoApply()]
+    record = {"kind": "completed", "output": {"last_agent_output": "blue"}, "saw_text": True}
+    assert lc.engine_ended(None) == [RecordOutcome(record), AutoApply()]  # recorded first
     revision = AppliedRevision(uuid.uuid4(), uuid.uuid4(), "src/main.tsx", 3)
-    effects = lc.applied(revision)
-    assert emitted(effects) == ["revision.created", "checkpoint.created"]  # text was streamed
-    assert effects[-1] == WriteStatus(
-        states.COMPLETED, (states.RUNNING,), output={"last_agent_output": "blue"}
-    )
-    final = write(lc, table, effects)
-    assert emitted(final) == ["run.completed"] and kinds(final)[-1] is Finish
-    assert final[0].drafts[0].payload["status"] == "completed"  # type: ignore[union-attr]
+    [effect] = lc.applied(revision)
+    assert isinstance(effect, WriteStatus)
+    assert (effect.target, effect.expected) == (states.COMPLETED, (states.RUNNING,))
+    assert effect.output == {"last_agent_output": "blue"}
+    assert write(lc, table, [effect]) == [Finish()]
+    # one transaction: the terminal sequence of contract 3.3 with the status (text streamed)
+    assert table.types == ["revision.created", "checkpoint.created", "run.completed"]
+    assert table.stored[-1].payload["status"] == "completed"
     assert lc.phase is Phase.DONE
 
 
@@ -152,19 +163,20 @@ def test_a_run_that_streamed_no_text_gets_the_fallback_assistant_text() -> None:
     lc, table = running()
     lc.engine_events((Completed({"last_agent_output": "All set."}),))
     lc.engine_ended(None)
-    effects = lc.applied(None)  # nothing changed: no revision
-    assert emitted(effects) == ["assistant.delta"]
-    assert effects[0].drafts[0].payload == {"content": "All set."}  # type: ignore[union-attr]
+    write(lc, table, lc.applied(None))  # nothing changed: no revision
+    assert table.types == ["assistant.delta", "run.completed"]
+    assert table.stored[0].payload == {"content": "All set."}
 
 
 def test_engine_failure_and_silent_end_fail_the_run() -> None:
     lc, table = running()
     lc.engine_events((Failed("model said no", [{"code": "MODEL_ERROR", "message": ""}]),))
     effects = lc.engine_ended(None)
-    assert effects == [WriteStatus(states.FAILED, states.sources(states.FAILED),
-                                   error="model said no")]  # fmt: skip
-    final = write(lc, table, effects)
-    [event] = final[0].drafts  # type: ignore[union-attr]
+    [effect] = effects
+    assert isinstance(effect, WriteStatus) and effect.error == "model said no"
+    assert (effect.target, effect.expected) == (states.FAILED, states.sources(states.FAILED))
+    write(lc, table, effects)
+    [event] = table.stored
     assert event.type == "run.failed"
     assert event.diagnostics == ({"code": "MODEL_ERROR", "message": "model said no"},)
 
@@ -181,8 +193,8 @@ def test_auto_apply_refusal_fails_the_run() -> None:
     lc.engine_ended(None)
     detail = {"code": "REVISION_CONFLICT", "message": "draft moved"}
     effects = lc.apply_failed("draft moved", [detail])
-    final = write(lc, table, effects)
-    assert emitted(final) == ["run.failed"]
+    write(lc, table, effects)
+    assert table.types == ["run.failed"]
     assert table.row["status"] == states.FAILED
 
 
@@ -192,7 +204,8 @@ def test_engine_start_failure_fails_the_run() -> None:
     lc.claimed(table.claim(lc.execute(0)[0]))  # type: ignore[arg-type]
     effects = lc.engine_start_failed("no workspace")
     assert effects[-1].error == "no workspace"  # type: ignore[union-attr]
-    assert emitted(write(lc, table, effects)) == ["run.failed"]
+    write(lc, table, effects)
+    assert table.types == ["run.failed"]
 
 
 def test_a_run_someone_else_claimed_is_left_alone() -> None:
@@ -222,8 +235,9 @@ def test_pause_writes_paused_and_ends_the_stream_with_run_completed() -> None:
     lc.engine_events((Paused({"step": 2}, {"messages": []}),))
     effects = lc.engine_ended(None)
     assert effects == [WriteStatus(states.PAUSED, (states.RUNNING,), checkpoint={"step": 2},
-                                   output={"messages": []})]  # fmt: skip
-    assert emitted(write(lc, table, effects)) == ["run.completed"]
+                                   output={"messages": []}, terminal=())]  # fmt: skip
+    write(lc, table, effects)
+    assert table.types == ["run.completed"]
 
 
 # ---- cancel --------------------------------------------------------------------------------
@@ -235,11 +249,13 @@ def test_cancel_before_start_cancels_the_queued_run() -> None:
     waiter = Waiter()
     assert lc.cancel(waiter) == [Load()]
     effects = lc.loaded(table.row)
-    assert effects == [WriteStatus(states.CANCELLED, states.sources(states.CANCELLED))]
+    [effect] = effects
+    assert isinstance(effect, WriteStatus) and effect.target == states.CANCELLED
+    assert effect.expected == states.sources(states.CANCELLED)
     final = write(lc, table, effects)
-    assert emitted(final) == ["run.failed"]
-    assert final[0].drafts[0].diagnostics == ({"message": "run cancelled"},)  # type: ignore[union-attr]
-    assert final[1:] == [Answer(waiter, table.row), Finish()]
+    assert table.types == ["run.failed"]
+    assert table.stored[0].diagnostics == ({"message": "run cancelled"},)
+    assert final == [Answer(waiter, table.row), Finish()]
     # the execution that was waiting for a slot finds nothing to claim
     late = RunLifecycle()
     assert late.claimed(table.claim(late.execute(0)[0])) == [Finish()]  # type: ignore[arg-type]
@@ -253,10 +269,10 @@ def test_cancel_mid_run_waits_for_the_engine_to_stop() -> None:
     assert lc.cancel_answered(CancelOutcome(True)) == [StopEngine()]
     assert table.row["status"] == states.RUNNING  # nothing written before the engine stopped
     effects = lc.engine_ended(None)
-    assert effects == [DetachEngine(), WriteStatus(states.CANCELLED, states.sources("cancelled"))]
+    assert effects[0] == DetachEngine() and effects[1].target == states.CANCELLED  # type: ignore[union-attr]
     final = write(lc, table, effects)
-    assert emitted(final) == ["run.failed"]
-    assert final[1:] == [Answer(first, table.row), Answer(second, table.row), Finish()]
+    assert table.types == ["run.failed"]
+    assert final == [Answer(first, table.row), Answer(second, table.row), Finish()]
     assert lc.engine_events((Completed({}),)) == []  # a late result changes nothing
 
 
@@ -274,10 +290,10 @@ def test_an_unconfirmed_cancel_fails_the_run() -> None:
     diagnostics = [{"code": "OPENCODE_CANCEL_UNCONFIRMED", "message": "abort not confirmed"}]
     lc.cancel_answered(CancelOutcome(False, diagnostics))
     effects = lc.engine_ended(None)
-    assert effects[-1] == WriteStatus(states.FAILED, states.sources(states.FAILED),
-                                      error="abort not confirmed")  # fmt: skip
-    final = write(lc, table, effects)
-    assert final[0].drafts[0].diagnostics == tuple(diagnostics)  # type: ignore[union-attr]
+    assert effects[-1].error == "abort not confirmed"  # type: ignore[union-attr]
+    write(lc, table, effects)
+    assert table.row["status"] == states.FAILED
+    assert table.stored[0].diagnostics == tuple(diagnostics)
 
 
 def test_an_engine_that_does_not_stop_fails_the_run_after_the_grace() -> None:
@@ -351,11 +367,12 @@ def test_resume_of_a_run_that_is_not_paused_is_refused() -> None:
 def test_reconcile_fails_an_orphaned_run_by_default() -> None:
     table = Table(states.RUNNING)
     lc = RunLifecycle()
-    effects = lc.loaded(table.row) if lc.reconcile("fail") == [Load()] else []
-    assert effects == [WriteStatus(states.FAILED, states.sources(states.FAILED),
-                                   error=RESTARTED_MESSAGE)]  # fmt: skip
-    final = write(lc, table, effects)
-    assert final[0].drafts[0].diagnostics[0]["code"] == "RUN_INTERRUPTED"  # type: ignore[union-attr]
+    assert lc.reconcile("fail") == [Load()]
+    effects = lc.loaded(table.row)
+    assert effects[-1].error == RESTARTED_MESSAGE  # type: ignore[union-attr]
+    write(lc, table, effects)
+    assert table.row["status"] == states.FAILED
+    assert table.stored[0].diagnostics[0]["code"] == "RUN_INTERRUPTED"
 
 
 def test_reconcile_requeues_under_the_requeue_policy() -> None:
@@ -363,9 +380,11 @@ def test_reconcile_requeues_under_the_requeue_policy() -> None:
     lc = RunLifecycle()
     lc.reconcile("requeue")
     effects = lc.loaded(table.row)
-    assert effects == [WriteStatus(states.QUEUED, (states.RUNNING,))]
-    final = write(lc, table, effects)
-    assert emitted(final) == ["plan.updated"] and kinds(final)[1:] == [Resubmit, Finish]
+    [effect] = effects
+    assert isinstance(effect, WriteStatus)
+    assert (effect.target, effect.expected) == (states.QUEUED, (states.RUNNING,))
+    assert write(lc, table, effects) == [Resubmit(), Finish()]
+    assert table.types == ["plan.updated"]
 
 
 def test_reconcile_leaves_a_run_executing_here_or_already_settled() -> None:
@@ -403,9 +422,9 @@ def test_a_crash_answers_every_waiter_and_give_up_fails_the_run() -> None:
     lc = RunLifecycle()
     assert lc.give_up("boom") == [Load()]
     effects = lc.loaded(table.row)
-    final = write(lc, table, effects)
+    write(lc, table, effects)
     assert table.row["status"] == states.FAILED
-    assert final[0].drafts[0].diagnostics[0]["code"] == "RUN_ACTOR_CRASHED"  # type: ignore[union-attr]
+    assert table.stored[-1].diagnostics[0]["code"] == "RUN_ACTOR_CRASHED"
 
 
 def test_a_cancel_during_a_resume_is_carried_out_after_it() -> None:
@@ -445,3 +464,35 @@ def test_every_status_write_in_sql_takes_its_sources_as_a_parameter() -> None:
         where = text.split("WHERE", 1)[1]
         assert re.search(r"status = ANY\(\$\d+::text\[\]\)", where), name
         assert not re.search(r"status\s*(=|IN)\s*\(?'", where), name
+
+
+# ---- exactly once ----------------------------------------------------------------------
+
+
+def test_a_run_with_recorded_work_is_finished_without_its_engine() -> None:
+    """An actor restarted after the engine's result was recorded (the old one crashed in
+    auto-apply or the final write) finishes the run from the record."""
+    record = {"kind": "completed", "output": {"last_agent_output": "done"}, "saw_text": False}
+    table = Table(states.RUNNING, engine_outcome=record)
+    lc = RunLifecycle()
+    lc.execute(1)
+    claim = lc.loaded(table.row)
+    assert lc.claimed(table.claim(claim[0])) == [AutoApply()]  # type: ignore[arg-type]
+    assert not any(isinstance(e, StartEngine) for e in claim)
+    assert write(lc, table, lc.applied(None)) == [Finish()]
+    # the text was never streamed: the fallback comes from the recorded output, once
+    assert table.types == ["assistant.delta", "run.completed"]
+    assert table.stored[0].payload == {"content": "done"}
+
+
+def test_reconcile_finishes_recorded_work_whatever_the_policy() -> None:
+    record = {"kind": "completed", "output": {}, "saw_text": True}
+    for policy in ("fail", "requeue"):
+        table = Table(states.RUNNING, engine_outcome=record)
+        lc = RunLifecycle()
+        lc.reconcile(policy)
+        [claim] = lc.loaded(table.row)
+        assert claim == Claim(True, (states.RUNNING,))
+        assert lc.claimed(table.claim(claim)) == [AutoApply()]  # type: ignore[arg-type]
+        write(lc, table, lc.applied(None))
+        assert table.row["status"] == states.COMPLETED and table.types == ["run.completed"]
