@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     max_live_runs: int = Field(default=500, ge=1, le=20000)
     max_actor_restarts: int = Field(default=3, ge=0, le=100)
     restart_policy: Literal["fail", "requeue"] = "fail"
+    # SIGTERM: runs still executing after the grace period are handed back by this policy.
+    drain_policy: Literal["requeue", "fail"] = "requeue"
     lease_seconds: float = Field(default=30.0, ge=2.0)
     scripted_engine_enabled: bool = False
     event_coalesce_ms: float = Field(default=30.0, ge=0.0, le=1000.0)

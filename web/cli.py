@@ -219,6 +219,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
 
     from web.app import create_app
     from web.server import hypercorn_config
+    from web.services import build_services
 
     bind = f"{args.host or settings.host}:{args.port or settings.port}"
     config = hypercorn_config(bind, settings)
@@ -228,7 +229,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve(create_app(settings), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        services = build_services(settings)
+
+        async def shutdown() -> None:
+            # Drain the runs before Hypercorn closes connections and the lifespan stops:
+            # live runs get the grace period, the rest are handed back, streams end.
+            await stop.wait()
+            await services.runs.drain()
+
+        app = create_app(settings, services=services)
+        await serve(app, config, shutdown_trigger=shutdown)  # type: ignore[arg-type]
 
     asyncio.run(run())
 

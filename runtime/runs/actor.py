@@ -58,6 +58,7 @@ from runtime.runs.messages import (
     EngineEnded,
     Execute,
     GiveUp,
+    HandBack,
     Reconcile,
     Recover,
     Resume,
@@ -169,6 +170,8 @@ class RunActor(pykka.ThreadingActor):
                 effects = lc.reconcile(policy)
             case GiveUp(error=error):
                 effects = lc.give_up(error)
+            case HandBack(policy=policy):
+                effects = lc.hand_back(policy)
             case RetryEffects():
                 queue, self.pending = self.pending, None
                 if queue:

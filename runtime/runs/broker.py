@@ -25,6 +25,13 @@ class Subscription:
 
     __slots__ = ("run_id", "_items", "_maxsize", "_wake", "overflowed", "_active", "_ping")
 
+    def close(self) -> None:
+        """End the subscription like an overflow: the stream closes without a terminal
+        event and the client resumes from its last id (a reconnectable close)."""
+        self.overflowed = True
+        self._items.clear()
+        self._wake.set()
+
     def __init__(self, run_id: uuid.UUID, maxsize: int) -> None:
         self.run_id = run_id
         self._items: collections.deque[RunEvent] = collections.deque()
@@ -77,11 +84,25 @@ class Broker:
         self._queue_max = queue_max
         self._keepalive = keepalive_seconds
         self._ticker: asyncio.Task[None] | None = None
+        self._closed = False
 
     def subscribe(self, run_id: uuid.UUID) -> Subscription:
+        """A new subscription (already closed once :meth:`close_all` ran: its stream
+        replays the stored events and ends, reconnectable)."""
         sub = Subscription(run_id, self._queue_max)
         self._subs.setdefault(run_id, set()).add(sub)
+        if self._closed:
+            sub.close()
         return sub
+
+    def close_all(self) -> None:
+        """Shutdown: close every subscription, now and later (each stream ends without a
+        terminal event; its client reconnects by id to another process or the next
+        start)."""
+        self._closed = True
+        for subs in list(self._subs.values()):
+            for sub in list(subs):
+                sub.close()
 
     def unsubscribe(self, sub: Subscription) -> None:
         subs = self._subs.get(sub.run_id)

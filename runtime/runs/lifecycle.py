@@ -68,6 +68,8 @@ from runtime.runs.run_object import run_object
 from runtime.runs.translate import EventMapper
 
 RESTARTED_MESSAGE = "Run was interrupted: the Runwright process running it stopped or restarted"
+SHUTDOWN_MESSAGE = "Run was stopped: the Runwright process running it shut down"
+HANDED_BACK_MESSAGE = "The Runwright process running this run shut down; the run is queued again"
 CANCEL_UNCONFIRMED_DEFAULT = "Engine cancellation could not be confirmed"
 NO_RESULT_MESSAGE = "Engine stopped without reporting a result"
 CANCELLED_DIAGNOSTICS = ({"message": "run cancelled"},)
@@ -130,9 +132,11 @@ class _Terminal:
 
 @dataclass(frozen=True, slots=True)
 class _Requeued:
-    """``-> queued`` by resume (``reply`` set) or by the requeue restart policy."""
+    """``-> queued`` by resume (``reply`` set), the requeue restart policy, or a hand-back
+    at shutdown (``resubmit`` False: another process or the next start takes it)."""
 
     reply: Answerable | None
+    resubmit: bool = True
 
 
 _Intent = _Execute | _Cancel | _Resume | _Reconcile | _GiveUp | _Settle
@@ -171,6 +175,7 @@ class RunLifecycle:
         self.mapper = EventMapper()
         self._intent: _Intent | None = None
         self._write: _Write | None = None
+        self._handback: str | None = None  # the shutdown policy once a hand-back began
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -210,6 +215,19 @@ class RunLifecycle:
         if self.phase not in (Phase.IDLE, Phase.DONE):
             return []
         return self._load(_Reconcile(policy))
+
+    def hand_back(self, policy: str) -> list[Effect]:
+        """Shutdown after the grace period (DESIGN.md 9): stop the engine, then hand the
+        run back by ``policy``: ``requeue`` (queued again, lease released, a
+        ``plan.updated`` with a ``RUN_REQUEUED`` diagnostic) or ``fail``. An engine that
+        cannot confirm its stop fails the run (fail-closed, as for cancel); a result the
+        engine reported before it stopped is finished normally. Only an executing run is
+        handed back; any other phase ends on its own."""
+        if self.phase is not Phase.RUNNING:
+            return []
+        self._handback = policy
+        self.phase = Phase.CANCELLING
+        return [CancelEngine()]
 
     def give_up(self, error: str) -> list[Effect]:
         """The run's actors crashed more often than allowed: fail the run."""
@@ -337,7 +355,8 @@ class RunLifecycle:
         self.row = row
         if isinstance(write, _Requeued):
             answer: list[Effect] = [] if write.reply is None else [Answer(write.reply, row)]
-            return [*answer, Resubmit(), *self._settled()]
+            resubmit: list[Effect] = [Resubmit()] if write.resubmit else []
+            return [*answer, *resubmit, *self._settled()]
         return self._settled()
 
     def applied(self, revision: Any | None) -> list[Effect]:
@@ -405,6 +424,10 @@ class RunLifecycle:
             if self.cancel_outcome is None:
                 return []  # wait for the engine's answer to cancel()
             return self._finish_cancel(self.cancel_outcome)
+        return self._engine_result(error)
+
+    def _engine_result(self, error: str | None) -> list[Effect]:
+        """The engine stopped on its own: its result decides the end (contract 3.3)."""
         outcome = self.outcome
         if error is not None:
             return self._fail(error, [])
@@ -475,6 +498,22 @@ class RunLifecycle:
 
     def _finish_cancel(self, outcome: CancelOutcome) -> list[Effect]:
         self.engine_live = False
+        if self._handback is not None and not self.waiters:  # shutdown, no user cancel
+            if self.outcome is not None:  # the engine finished first: keep its result
+                return [DetachEngine(), *self._engine_result(None)]
+            if outcome.confirmed and self._handback == "requeue":
+                note = EventDraft(
+                    "plan.updated", {"summary": HANDED_BACK_MESSAGE, "requeued": True},
+                    ({"code": "RUN_REQUEUED", "message": HANDED_BACK_MESSAGE},),
+                )  # fmt: skip
+                write = WriteStatus(
+                    states.QUEUED, states.sources(states.QUEUED, only=(states.RUNNING,)),
+                    events=(note,),
+                )  # fmt: skip
+                return [DetachEngine(), *self._write_status(_Requeued(None, False), write)]
+            if outcome.confirmed:
+                diagnostic = {"code": "RUN_INTERRUPTED", "message": SHUTDOWN_MESSAGE}
+                return [DetachEngine(), *self._fail(SHUTDOWN_MESSAGE, [diagnostic])]
         if outcome.confirmed:
             return [DetachEngine(), *self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)]
         diagnostics = outcome.diagnostics or [{"message": CANCEL_UNCONFIRMED_DEFAULT}]

@@ -54,6 +54,20 @@ class ActorFailed:
     error: str
 
 
+@dataclass(frozen=True, slots=True)
+class Drain:
+    """Shutdown: start no more runs; answer ``reply`` once no run executes here."""
+
+    reply: Reply[None]
+
+
+@dataclass(frozen=True, slots=True)
+class HandBackAll:
+    """Shutdown after the grace period: tell every executing run to hand itself back."""
+
+    policy: str
+
+
 # ---- to a RunActor ---------------------------------------------------------------------
 
 
@@ -95,6 +109,14 @@ class Resume:
 @dataclass(frozen=True, slots=True)
 class Reconcile:
     """At start-up: the run was left ``running`` by a process that is gone."""
+
+    policy: str
+
+
+@dataclass(frozen=True, slots=True)
+class HandBack:
+    """This process is shutting down: stop the engine and hand the run back by ``policy``
+    (``requeue``: queued again, lease released; ``fail``: failed)."""
 
     policy: str
 

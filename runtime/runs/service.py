@@ -39,7 +39,15 @@ from runtime.runs.errors import (
 )
 from runtime.runs.events import EventDraft, make_event
 from runtime.runs.leases import is_orphaned
-from runtime.runs.messages import Cancel, Command, Reconcile, Resume, Submit
+from runtime.runs.messages import (
+    Cancel,
+    Command,
+    Drain,
+    HandBackAll,
+    Reconcile,
+    Resume,
+    Submit,
+)
 from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
 from runtime.runs.workspaces import workspace_key
@@ -113,6 +121,7 @@ class RunService:
         self.writer: EventWriter
         self.supervisor: pykka.ActorRef | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._draining = False
 
     # ---- lifecycle (lifespan steps) --------------------------------------------------
 
@@ -164,6 +173,45 @@ class RunService:
                 self.supervisor.tell(Submit(run_id, self.workspace_key(row), row["tenant_id"]))
         self._heartbeat = asyncio.create_task(self._beat(), name="lease-heartbeat")
 
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` began: this process takes no new work (readiness red)."""
+        return self._draining
+
+    async def drain(self) -> None:
+        """Graceful shutdown of the runs (DESIGN.md 9, issue 10): call on SIGTERM, before
+        the lifespan stops.
+
+        1. :attr:`draining` turns True; the Supervisor starts no more runs (queued ones
+           stay queued in Postgres) and the lease reaper takes no other node's runs.
+        2. Live runs get ``shutdown_grace_seconds`` to end on their own.
+        3. The rest are handed back by ``drain_policy`` (``requeue``: queued again with the
+           lease released and a ``RUN_REQUEUED`` note; ``fail``), each once its engine
+           stopped; this waits up to the cancel grace plus 10 s for it.
+        4. Every open event stream ends without a terminal event (the client reconnects
+           with ``Last-Event-ID``, to this run on another process or the next start).
+
+        Idempotent; a no-op before :meth:`start`.
+        """
+        if self._draining or self.supervisor is None:
+            return
+        self._draining = True
+        reply: Reply[None] = Reply(asyncio.get_running_loop())
+        self.supervisor.tell(Drain(reply))
+        try:
+            await reply.wait(self.settings.shutdown_grace_seconds)
+        except ReplyTimeout:
+            log.info("drain: handing back the runs still executing (%s)",
+                     self.settings.drain_policy)  # fmt: skip
+            self.supervisor.tell(HandBackAll(self.settings.drain_policy))
+            bound = max(5.0, self.settings.opencode_cancel_timeout_seconds) + 10.0
+            try:
+                await reply.wait(bound)
+            except ReplyTimeout:
+                log.error("drain: runs still executing after %.0f s; the next start "
+                          "reconciles them", bound)  # fmt: skip
+        self.broker.close_all()
+
     async def stop(self) -> None:
         """Stop the Supervisor (and every RunActor), then the writer after a final flush."""
         await cancel_and_wait(self._heartbeat)
@@ -186,6 +234,8 @@ class RunService:
             await asyncio.sleep(interval)
             try:
                 await self.runs.heartbeat(self.settings.node_id, self.settings.lease_seconds)
+                if self._draining:  # shutting down: take no other node's runs
+                    continue
                 for run_id in await self.runs.list_lapsed():
                     assert self.supervisor is not None
                     self.supervisor.tell(Command(run_id, Reconcile(self.settings.restart_policy)))

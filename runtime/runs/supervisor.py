@@ -24,8 +24,11 @@ from runtime.runs.messages import (
     ActorDone,
     ActorFailed,
     Command,
+    Drain,
     Execute,
     GiveUp,
+    HandBack,
+    HandBackAll,
     Recover,
     Submit,
 )
@@ -66,6 +69,11 @@ class Supervisor(pykka.ThreadingActor):
             max_live=max_live_runs, max_live_per_tenant=max_live_runs_per_tenant or max_live_runs
         )
         self.restarts: collections.Counter[uuid.UUID] = collections.Counter()
+        # Shutdown (DESIGN.md 9: SIGTERM drains): no new starts while draining; the
+        # replies wait for the last executing run; a hand-back policy once the grace ended.
+        self.draining = False
+        self.drained: list[Any] = []
+        self.handback: str | None = None
 
     def on_receive(self, message: Any) -> Any:
         try:
@@ -101,6 +109,15 @@ class Supervisor(pykka.ThreadingActor):
                 self._retire(run_id, generation)
             case ActorFailed(run_id=run_id, generation=generation, error=error):
                 self._restart(run_id, generation, error)
+            case Drain(reply=reply):
+                self.draining = True
+                self.drained.append(reply)
+                self._check_drained()
+            case HandBackAll(policy=policy):
+                self.handback = policy
+                for live in self.live.values():
+                    if live.slot is not None:
+                        live.ref.tell(HandBack(policy))
             case _:
                 log.warning("supervisor ignored %r", message)
 
@@ -115,8 +132,18 @@ class Supervisor(pykka.ThreadingActor):
         """Start the waiting runs the admission lets in. A run is passed over (keeping its
         place) while its actor handles a command; the admission also passes over runs whose
         workspace is in use (two runs in one workspace would edit each other's files)."""
+        if self.draining:  # the runs stay queued in Postgres for the next process
+            self._check_drained()
+            return
         for slot in self.admission.admit(skip=self.live.__contains__):
             self._spawn(slot.run_id, 0, Execute(), slot)
+
+    def _check_drained(self) -> None:
+        """Answer the drain once no run executes here any more."""
+        if self.drained and not any(live.slot is not None for live in self.live.values()):
+            replies, self.drained = self.drained, []
+            for reply in replies:
+                reply.set(None)
 
     def _command(self, run_id: uuid.UUID, command: Any) -> None:
         live = self.live.get(run_id)
@@ -164,4 +191,6 @@ class Supervisor(pykka.ThreadingActor):
             slot = live.slot or Slot(run_id, None, None)
             self.admission.hold(slot)
             self._spawn(run_id, generation + 1, Recover(count), slot)
+            if self.handback is not None:  # shutting down: the new actor hands it back too
+                self.live[run_id].ref.tell(HandBack(self.handback))
         self._fill_slots()

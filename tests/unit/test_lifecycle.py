@@ -496,3 +496,56 @@ def test_reconcile_finishes_recorded_work_whatever_the_policy() -> None:
         assert lc.claimed(table.claim(claim)) == [AutoApply()]  # type: ignore[arg-type]
         write(lc, table, lc.applied(None))
         assert table.row["status"] == states.COMPLETED and table.types == ["run.completed"]
+
+
+# ---- shutdown: hand-back -----------------------------------------------------------------
+
+
+def test_hand_back_requeues_a_run_once_its_engine_stopped() -> None:
+    lc, table = running()
+    assert lc.hand_back("requeue") == [CancelEngine()]
+    assert lc.cancel_answered(CancelOutcome(True)) == [StopEngine()]
+    assert table.row["status"] == states.RUNNING  # nothing written before the engine stopped
+    effects = lc.engine_ended(None)
+    assert effects[0] == DetachEngine()
+    [write_effect] = effects[1:]
+    assert isinstance(write_effect, WriteStatus)
+    assert (write_effect.target, write_effect.expected) == (states.QUEUED, (states.RUNNING,))
+    assert write(lc, table, effects) == [Finish()]  # not resubmitted here: shutting down
+    assert table.types == ["plan.updated"]
+    assert table.stored[0].diagnostics[0]["code"] == "RUN_REQUEUED"
+
+
+def test_hand_back_under_the_fail_policy_and_unconfirmed_stops_fail_the_run() -> None:
+    lc, table = running()
+    lc.hand_back("fail")
+    lc.cancel_answered(CancelOutcome(True))
+    write(lc, table, lc.engine_ended(None))
+    assert table.row["status"] == states.FAILED
+    assert table.stored[0].diagnostics[0]["code"] == "RUN_INTERRUPTED"
+
+    lc, table = running()
+    lc.hand_back("requeue")
+    lc.cancel_answered(CancelOutcome(False, [{"code": "OPENCODE_CANCEL_UNCONFIRMED",
+                                              "message": "abort not confirmed"}]))  # fmt: skip
+    write(lc, table, lc.engine_ended(None))
+    assert table.row["status"] == states.FAILED  # never requeued while it may still run
+
+
+def test_hand_back_keeps_a_result_the_engine_reported_first() -> None:
+    lc, table = running()
+    lc.hand_back("requeue")
+    lc.engine_events((Delta("done"), Completed({})))
+    lc.engine_ended(None)
+    effects = lc.cancel_answered(CancelOutcome(True))
+    assert kinds(effects) == [DetachEngine, RecordOutcome, AutoApply]
+    write(lc, table, lc.applied(None))
+    assert table.row["status"] == states.COMPLETED
+
+
+def test_hand_back_leaves_runs_that_are_not_executing_here() -> None:
+    assert RunLifecycle().hand_back("requeue") == []
+    lc, table = running()
+    lc.engine_events((Completed({}),))
+    lc.engine_ended(None)  # finishing on its own
+    assert lc.hand_back("requeue") == []
