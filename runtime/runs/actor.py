@@ -116,6 +116,7 @@ class RunActor(pykka.ThreadingActor):
         # Effects waiting for a retry after a database error (the failed one first).
         self.pending: collections.deque[Effect] | None = None
         self.retry_delay = RETRY_FIRST_SECONDS
+        self.claim_retried = False  # a claim failed once: its commit may have been lost
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -216,6 +217,8 @@ class RunActor(pykka.ThreadingActor):
         log.warning("run %s: %s failed (%s: %s); retrying in %.1f s", self.run_id,
                     type(effect).__name__, type(exc).__name__, exc, delay)  # fmt: skip
         self.pending = queue
+        if isinstance(effect, Claim):
+            self.claim_retried = True
         self.deps.port.call(_later, self.deps.port, delay, self.actor_ref, RetryEffects())
 
     def _perform(self, effect: Effect) -> list[Effect]:
@@ -236,6 +239,8 @@ class RunActor(pykka.ThreadingActor):
                         take(self.run_id, deps.node_id, deps.lease_seconds, expected=expected)
                     )
                 )
+                if row is None and self.claim_retried and not take_over:
+                    row = self._db(self._own_claim())
                 if row is not None:
                     self.next_seq = row["last_event_seq"] + 1
                     bind_log_context(tenant_id=row["tenant_id"], app_id=row["published_app_id"])
@@ -283,6 +288,18 @@ class RunActor(pykka.ThreadingActor):
 
     def _db(self, coro: Any, timeout: float = 60.0) -> Any:
         return self.deps.port.run(coro, timeout)
+
+    async def _own_claim(self) -> dict[str, Any] | None:
+        """After a retried claim found the run no longer queued: the first attempt may have
+        committed with its answer lost. A run ``running`` under this node's lease is then
+        ours (one actor per run per process): take it, so it is not left running."""
+        deps = self.deps
+        row = await deps.runs.get(self.run_id)
+        if row is None or row["status"] != states.RUNNING or row["lease_owner"] != deps.node_id:
+            return None
+        return await deps.runs.reclaim(
+            self.run_id, deps.node_id, deps.lease_seconds, expected=(states.RUNNING,)
+        )
 
     async def _flush_then(self, coro: Any) -> Any:
         """Persist the run's submitted events first, so the row read or claimed after it
