@@ -8,8 +8,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import pytest
-
 from tests.support.api import create_app_via_api
 from tests.support.cluster import DATABASE, Cluster
 from tests.support.faults import assert_log_intact, final_log, wait_settled
@@ -43,10 +41,6 @@ async def _check(cluster: Cluster, run_ids: list[str]) -> None:
         assert_log_intact(await final_log(dsn, run_id), text="".join(CHUNKS))
 
 
-@pytest.mark.skip(
-    reason="waits for issue 10 item 2 (engine `core`): an actor whose own database call is "
-    "cut still crashes and re-runs its engine, so the text can appear twice"
-)
 async def test_terminate_sweeps_lose_no_event_and_repeat_no_text(
     cluster: Cluster, client: Any, owner: Any
 ) -> None:
