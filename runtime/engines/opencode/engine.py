@@ -109,6 +109,10 @@ class OpenCodeEngine(Engine):
                 username=s.opencode_username,
                 start_timeout=s.opencode_start_timeout_seconds,
                 stop_grace=s.opencode_stop_grace_seconds,
+                key_env_names=(
+                    *s.model_key_env_allowlist,
+                    *([s.default_model_api_key_env] if s.default_model_api_key_env else []),
+                ),
             )
             await self._start_server()
         else:

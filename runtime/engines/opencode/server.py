@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import secrets
+from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
@@ -41,14 +42,27 @@ class ServerStartError(Exception):
     """The managed OpenCode server did not become healthy."""
 
 
-def server_env(home: Path, config_dir: Path, password: str) -> dict[str, str]:
+# What the managed server inherits from Runwright's environment: what node and TLS need.
+# Nothing else: the server process reads files for the model (its own file tools), so the
+# JWT secret, database URL and other secrets must not be in its /proc/self/environ.
+INHERITED_ENV = (
+    "PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS",
+)  # fmt: skip
+
+
+def server_env(
+    home: Path, config_dir: Path, password: str, key_env_names: Iterable[str] = ()
+) -> dict[str, str]:
     """The managed server's environment.
 
-    Inherits the parent's variables (PATH, model API keys named by bindings) minus any
-    ``OPENCODE_*`` ones, then sets HOME/XDG_* under ``home``, the offline switches,
+    Inherits only :data:`INHERITED_ENV` and ``key_env_names`` (the variables the operator
+    allows global models to read their API key from, referenced as ``{env:NAME}`` in the
+    provider config), then sets HOME/XDG_* under ``home``, the offline switches,
     ``OPENCODE_CONFIG_DIR`` and ``OPENCODE_SERVER_PASSWORD``.
     """
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCODE_")}
+    names = (*INHERITED_ENV, *key_env_names)
+    env = {k: os.environ[k] for k in names if k in os.environ and not k.startswith("OPENCODE_")}
     env.update(
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
@@ -73,6 +87,7 @@ class ManagedServer:
         username: basic-auth user (OpenCode's default ``opencode``).
         start_timeout: seconds to wait for ``/global/health``.
         stop_grace: seconds between SIGTERM and SIGKILL.
+        key_env_names: environment variables passed on for global models' API keys.
     """
 
     def __init__(
@@ -85,8 +100,10 @@ class ManagedServer:
         username: str = "opencode",
         start_timeout: float = 60.0,
         stop_grace: float = 5.0,
+        key_env_names: Iterable[str] = (),
     ) -> None:
         self.binary = binary
+        self.key_env_names = tuple(key_env_names)
         self.root = root
         self.config_dir = config_dir
         self.password = password or secrets.token_urlsafe(24)
@@ -134,7 +151,7 @@ class ManagedServer:
             "--port",
             str(port),
             cwd=self.root,
-            env=server_env(home, self.config_dir, self.password),
+            env=server_env(home, self.config_dir, self.password, self.key_env_names),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=self._log,
             stderr=self._log,
