@@ -59,6 +59,8 @@ class Services:
             self._ping_database, interval=interval, stale_after=2 * interval + self._probe_timeout
         )
         self.readiness.add_check("event_writer", self._writer_check)
+        # SIGTERM: the process drains (takes no new runs) until it exits.
+        self.readiness.add_check("draining", lambda: "draining" if self.runs.draining else None)
         self._jwt_secret: str | None = None
         self.stream_quota = StreamQuota(settings.max_streams_per_tenant)
         self._secret_box: SecretBox | None = None

@@ -54,3 +54,17 @@ async def test_readyz_answers_while_every_pool_connection_is_busy(
     finally:
         release.set()
         await asyncio.gather(*holders)
+
+
+async def test_readyz_is_red_while_the_process_drains(client: Any, services: Any) -> None:
+    """SIGTERM's first step (issue 10, item 4): once the runs service drains, readiness
+    says so (take the process out of rotation); liveness stays green."""
+    assert (await client.get("/readyz")).status_code == 200
+    await services.runs.drain()
+    ready = await client.get("/readyz")
+    assert ready.status_code == 503
+    detail = (await ready.get_json())["detail"]
+    assert detail["code"] == "NOT_READY"
+    assert detail["checks"]["draining"] == "draining"
+    assert detail["checks"]["database"] == "ok"
+    assert (await client.get("/livez")).status_code == 200
