@@ -55,3 +55,16 @@ async def test_terminate_sweeps_lose_no_event_and_repeat_no_text(
     await _check(cluster, run_ids)
     ready = await client.get("/readyz")
     assert ready.status_code == 200, await ready.get_data(as_text=True)
+
+
+async def test_postgres_stop_and_start_mid_run_loses_nothing(
+    cluster: Cluster, client: Any, owner: Any
+) -> None:
+    """Postgres stopped (fast) for two seconds while five runs stream, then started: the
+    writer and the actors wait for it, and every run completes once with its whole text."""
+    run_ids = await _start_runs(client, owner)
+    await asyncio.sleep(0.3)  # the runs are streaming
+    await cluster.stop("fast")
+    await asyncio.sleep(2.0)  # down long enough for every run to hit it
+    await cluster.start()
+    await _check(cluster, run_ids)
