@@ -4,6 +4,7 @@ started on the loop (the same ids, through the context the task was created in).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -18,6 +19,25 @@ from tests.support.fixtures_openai import dead_openai_url  # noqa: F401
 from tests.support.runs import create_run, read_stream, runs_url
 
 NODE = "node-under-test"
+
+
+async def _lines_once(
+    json_lines: Callable[[], list[dict[str, Any]]],
+    done: Callable[[list[dict[str, Any]]], bool],
+    within: float = 20.0,
+) -> list[dict[str, Any]]:
+    """The lines once ``done(lines)`` holds: the actor logs "run ended" after the terminal
+    event is stored and published, so a stream can end a moment before that line."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not done(lines := json_lines()):
+        assert asyncio.get_running_loop().time() < deadline, lines
+        await asyncio.sleep(0.02)
+    return lines
+
+
+def _ended(status: str, count: int = 1) -> Callable[[list[dict[str, Any]]], bool]:
+    message = f"run ended {status}"
+    return lambda lines: sum(line["message"] == message for line in lines) >= count
 
 
 @pytest.fixture
@@ -56,7 +76,7 @@ async def test_the_lines_of_a_failing_native_run_carry_its_ids(
     assert events[-1]["data"]["event"] == "run.failed"
 
     ids = {"run_id": run_id, "tenant_id": str(owner.tenant_id), "app_id": app["id"]}
-    lines = json_lines()
+    lines = await _lines_once(json_lines, _ended("failed"))
     assert all(line["node_id"] == NODE for line in lines)
 
     def one(predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
@@ -87,5 +107,6 @@ async def test_lines_of_other_runs_do_not_carry_this_runs_ids(client, owner, jso
     second = await create_run(client, app["id"], owner.headers, input="b", engine="scripted",
                               script=[{"delta": "y"}])  # fmt: skip
     await read_stream(client, app["id"], second["run_id"], owner.headers)
-    ended = [line for line in json_lines() if line["message"] == "run ended completed"]
+    lines = await _lines_once(json_lines, _ended("completed", count=2))
+    ended = [line for line in lines if line["message"] == "run ended completed"]
     assert sorted(line["run_id"] for line in ended) == sorted([first["run_id"], second["run_id"]])
