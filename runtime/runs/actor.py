@@ -78,10 +78,12 @@ RETRY_MAX_SECONDS = 5.0
 
 def is_transient(exc: BaseException) -> bool:
     """Whether an effect that raised ``exc`` may succeed when retried: database and
-    connection errors and timeouts, not constraint violations or programming errors."""
+    connection errors and timeouts, not constraint violations, programming errors or file
+    system errors (a workspace that is not a directory stays so: the run must fail, not
+    retry forever; storage already turns a lost database connection into StorageError)."""
     if isinstance(exc, (ForeignKeyViolation, UniqueViolation)):
         return False
-    return isinstance(exc, (StorageError, TimeoutError, ConnectionError, OSError))
+    return isinstance(exc, (StorageError, TimeoutError, ConnectionError))
 
 
 class RunActor(pykka.ThreadingActor):
