@@ -118,6 +118,12 @@ class RunStore:
         """Unscoped read, for the run's own actor only."""
         return _row(await self.db.fetchrow("runs_get", run_id))
 
+    async def turn_text(self, run_id: uuid.UUID) -> str:
+        """The assistant text the run's log already holds for its current turn (every
+        ``assistant.delta`` since the last ``run.completed``, concatenated): what an attempt
+        interrupted by a crash, a restart or a hand-back streamed before it stopped."""
+        return str(await self.db.fetchval("events_turn_text", run_id) or "")
+
     async def get_for_app(
         self, run_id: uuid.UUID, app_id: uuid.UUID, tenant_id: uuid.UUID
     ) -> dict[str, Any] | None:

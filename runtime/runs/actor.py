@@ -380,6 +380,8 @@ class RunActor(pykka.ThreadingActor):
         row = lc.row
         assert row is not None
         try:
+            # An interrupted attempt's text is in the log already (see EventMapper).
+            replayed = self._db(self._flush_then(deps.runs.turn_text(self.run_id)))
             self.ctx = self._db(deps.hooks.build_context(row, attempt))
             self.session = deps.engines[row["execution_engine"]].open(self.ctx)
         except Exception as exc:
@@ -398,7 +400,7 @@ class RunActor(pykka.ThreadingActor):
             )
         )
         log.info("run started (attempt %d)", attempt, extra={"engine": row["execution_engine"]})
-        return lc.engine_started()
+        return lc.engine_started(replayed)
 
     def _auto_apply(self) -> list[Effect]:
         lc = self.lifecycle

@@ -322,12 +322,14 @@ class RunLifecycle:
             plan = {"summary": "Coding-agent run restarted", "attempt": self.attempt}
         return [Emit((EventDraft("plan.updated", plan),)), StartEngine(self.attempt)]
 
-    def engine_started(self) -> list[Effect]:
-        """Result of :class:`StartEngine`: the pump task runs."""
+    def engine_started(self, replayed: str = "") -> list[Effect]:
+        """Result of :class:`StartEngine`: the pump task runs. ``replayed``: the assistant
+        text the log already holds for this turn (an interrupted attempt's), which the new
+        attempt's text is not logged twice for (see :class:`EventMapper`)."""
         if self.phase is not Phase.STARTING:
             return []
         self.engine_live = True
-        self.mapper = EventMapper()
+        self.mapper = EventMapper(replayed)
         self.outcome = None
         self.cancel_outcome = None
         if self.waiters:  # a cancel arrived while the engine was being opened
@@ -410,7 +412,9 @@ class RunLifecycle:
             elif isinstance(event, (Completed, Failed, Paused)):
                 self.outcome = event
             else:
-                drafts.append(self.mapper.draft(event))
+                draft = self.mapper.draft(event)
+                notice = self.mapper.diverged()
+                drafts.extend(d for d in (notice, draft) if d is not None)
         if drafts:
             effects.append(Emit(tuple(drafts)))
         return effects

@@ -25,3 +25,12 @@ LIMIT $3;
 
 -- name: events_last_seq
 SELECT last_event_seq FROM agent_runs WHERE id = $1;
+
+-- name: events_turn_text
+-- The assistant text already logged in the run's current turn: every assistant.delta after
+-- the last run.completed (a paused run's stream ends with one; its resume starts a new turn).
+SELECT coalesce(string_agg(payload->>'content', '' ORDER BY seq), '')
+FROM run_events
+WHERE run_id = $1 AND type = 'assistant.delta'
+  AND seq > coalesce(
+      (SELECT max(seq) FROM run_events WHERE run_id = $1 AND type = 'run.completed'), 0);

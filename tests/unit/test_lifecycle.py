@@ -159,6 +159,50 @@ def test_a_run_completes_with_the_contract_terminal_sequence() -> None:
     assert lc.phase is Phase.DONE
 
 
+def restarted(replayed: str) -> RunLifecycle:
+    """A lifecycle whose restarted engine runs; the log already holds ``replayed``."""
+    lc = RunLifecycle()
+    [claim] = lc.execute(0)
+    lc.claimed(Table(states.QUEUED).claim(claim))
+    assert lc.engine_started(replayed) == []
+    return lc
+
+
+def texts(effects: list[Effect]) -> list[str]:
+    return [
+        d.payload["content"] for e in effects if isinstance(e, Emit) for d in e.drafts
+        if d.type == "assistant.delta"
+    ]  # fmt: skip
+
+
+def test_a_restarted_attempt_does_not_log_the_interrupted_attempts_text_again() -> None:
+    lc = restarted("Hello wor")
+    # the new attempt repeats the logged text in other chunks, then goes on
+    assert lc.engine_events((Delta("Hel"), Delta("lo "))) == []
+    assert texts(lc.engine_events((Delta("wo"), Delta("rld"), Delta("!")))) == ["ld", "!"]
+    lc.engine_events((Completed({"last_agent_output": "Hello world!"}),))
+    lc.engine_ended(None)
+    [write_status] = lc.applied(None)
+    # text was streamed (by the earlier attempt): no fallback delta in the terminal sequence
+    assert isinstance(write_status, WriteStatus)
+    assert [d.type for d in write_status.events] == []
+
+
+def test_a_restarted_attempt_that_says_something_else_is_logged_with_a_diagnostic() -> None:
+    lc = restarted("Hello wor")
+    effects = lc.engine_events((Delta("Hello"), Delta(" there")))
+    drafts = [d for e in effects if isinstance(e, Emit) for d in e.drafts]
+    assert [d.type for d in drafts] == ["plan.updated", "assistant.delta"]
+    assert drafts[0].diagnostics[0]["code"] == "RUN_REPLY_DIVERGED"
+    assert drafts[1].payload == {"content": "there"}  # from where it differs
+    assert texts(lc.engine_events((Delta(" now"),))) == [" now"]  # reported once
+
+
+def test_a_first_attempt_logs_every_chunk() -> None:
+    lc = restarted("")
+    assert texts(lc.engine_events((Delta("a"), Delta("a")))) == ["a", "a"]
+
+
 def test_a_run_that_streamed_no_text_gets_the_fallback_assistant_text() -> None:
     lc, table = running()
     lc.engine_events((Completed({"last_agent_output": "All set."}),))
