@@ -217,7 +217,7 @@ class RunLifecycle:
         return self._load(_Reconcile(policy))
 
     def hand_back(self, policy: str) -> list[Effect]:
-        """Shutdown after the grace period (DESIGN.md 9): stop the engine, then hand the
+        """Shutdown after the grace period (docs/design.md section 9): stop the engine, then hand the
         run back by ``policy``: ``requeue`` (queued again, lease released, a
         ``plan.updated`` with a ``RUN_REQUEUED`` diagnostic) or ``fail``. An engine that
         cannot confirm its stop fails the run (fail-closed, as for cancel); a result the

@@ -179,7 +179,7 @@ class RunService:
         return self._draining
 
     async def drain(self) -> None:
-        """Graceful shutdown of the runs (DESIGN.md 9, issue 10): call on SIGTERM, before
+        """Graceful shutdown of the runs (docs/design.md section 9, issue 10): call on SIGTERM, before
         the lifespan stops.
 
         1. :attr:`draining` turns True; the Supervisor starts no more runs (queued ones

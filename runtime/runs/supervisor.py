@@ -69,7 +69,7 @@ class Supervisor(pykka.ThreadingActor):
             max_live=max_live_runs, max_live_per_tenant=max_live_runs_per_tenant or max_live_runs
         )
         self.restarts: collections.Counter[uuid.UUID] = collections.Counter()
-        # Shutdown (DESIGN.md 9: SIGTERM drains): no new starts while draining; the
+        # Shutdown (docs/design.md section 9: SIGTERM drains): no new starts while draining; the
         # replies wait for the last executing run; a hand-back policy once the grace ended.
         self.draining = False
         self.drained: list[Any] = []

@@ -1,5 +1,5 @@
 """OpenCode engine pieces that need no OpenCode binary: event translation on the recorded
-payload shapes (notes section 1.5), settlement, permission policy, provider config,
+payload shapes (docs/opencode.md section 5), settlement, permission policy, provider config,
 preflight of a disabled or unreachable engine, cancel without an upstream."""
 
 from __future__ import annotations

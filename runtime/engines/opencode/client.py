@@ -1,4 +1,4 @@
-"""A small async client for OpenCode's official HTTP API (notes section 1.5).
+"""A small async client for OpenCode's official HTTP API (docs/opencode.md section 4).
 
 Every call names the instance with ``?directory=<abs path>`` and carries HTTP basic auth
 when a password is configured (``OPENCODE_SERVER_PASSWORD`` on the server). Errors are

@@ -1,4 +1,4 @@
-"""Install and locate the pinned OpenCode binary (notes section 1.1).
+"""Install and locate the pinned OpenCode binary (docs/opencode.md section 1).
 
 CI and operators run::
 

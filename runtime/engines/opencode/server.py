@@ -1,4 +1,4 @@
-"""A Runwright-managed ``opencode serve`` process (notes sections 1.2 and 1.5).
+"""A Runwright-managed ``opencode serve`` process (docs/opencode.md sections 2 and 4).
 
 The server runs offline and isolated: its own HOME and XDG directories under
 ``<data_dir>/opencode/home``, the ``OPENCODE_DISABLE_*`` switches of the notes, our

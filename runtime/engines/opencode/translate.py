@@ -1,7 +1,7 @@
 """OpenCode ``/event`` frames -> engine events, and a finished session -> its result.
 
 Pure functions and one small stateful :class:`Translator` per run; no I/O, so the recorded
-payload shapes of notes section 1.5 test them directly. Rules (contract Appendix A, in our
+payload shapes of docs/opencode.md section 5 test them directly. Rules (contract Appendix A, in our
 words):
 
 - only frames whose ``properties.sessionID`` is the run's session count;
