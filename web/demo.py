@@ -26,6 +26,7 @@ from runtime.settings import Settings
 from runwright.client import AsyncClient, RunwrightError
 from storage import tenancy
 from web.app import create_app
+from web.server import hypercorn_config
 from web.services import build_services
 from web.tokens import mint_token
 
@@ -136,10 +137,10 @@ async def run_demo(settings: Settings, prompt: str, out: TextIO = sys.stdout) ->
     app = create_app(settings, services=services)
     port = free_port()
     from hypercorn.asyncio import serve
-    from hypercorn.config import Config
 
-    config = Config()
-    config.bind = [f"127.0.0.1:{port}"]
+    # The same server settings as `runwright serve` (no Server header, one log path),
+    # with a short grace: the demo's only run has ended when it stops.
+    config = hypercorn_config(f"127.0.0.1:{port}", settings)
     config.graceful_timeout = 5.0
     stop = asyncio.Event()
     print(f"Starting Runwright on http://127.0.0.1:{port} "
@@ -177,12 +178,12 @@ async def _wait_healthy(http: httpx.AsyncClient, server: asyncio.Task[Any]) -> N
                 "set DATABASE_URL to a reachable Postgres."
             )
         try:
-            if (await http.get("/healthz")).status_code == 200:
+            if (await http.get("/readyz")).status_code == 200:
                 return
         except httpx.TransportError:
             pass
         await asyncio.sleep(0.25)
-    raise DemoError(f"the server did not answer /healthz within {STARTUP_TIMEOUT:g} s")
+    raise DemoError(f"the server was not ready (/readyz) within {STARTUP_TIMEOUT:g} s")
 
 
 async def _seed(services: Any) -> tuple[str, uuid.UUID]:
