@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # --- HTTP ----------------------------------------------------------------------------
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    # `runwright serve` processes behind the port, each its own node (web/workers.py).
+    workers: int = Field(default=1, ge=1, le=64)
     jwt_secret: str | None = Field(default=None, min_length=32)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "auto": text lines on a terminal, one JSON object per line otherwise (runtime/logs.py).

@@ -99,6 +99,12 @@ def _port(value: str) -> int:
     return number
 
 
+def _workers(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 64:
+        raise argparse.ArgumentTypeError(f"not a worker count 1..64: {value!r}")
+    return int(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse tree; every command and sub-command has ``--help``."""
     parser = argparse.ArgumentParser(
@@ -111,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP server (Hypercorn)")
     serve.add_argument("--host", help="bind address (default: RUNWRIGHT_HOST)")
     serve.add_argument("--port", type=_port, help="port (default: RUNWRIGHT_PORT)")
+    serve.add_argument(
+        "--workers", type=_workers,
+        help="server processes behind the port, each its own node (default: RUNWRIGHT_WORKERS)",
+    )  # fmt: skip
+    # A worker of `serve --workers N`: serve on the parent's listening socket (web/workers.py).
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     serve.set_defaults(handler=cmd_serve)
 
     migrate = commands.add_parser("migrate", help="apply pending database migrations")
@@ -213,7 +225,21 @@ GC_THRESHOLDS = (50_000, 20, 10)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
-    """Serve the app with Hypercorn until SIGINT/SIGTERM."""
+    """Serve the app with Hypercorn until SIGINT/SIGTERM; with ``--workers N`` > 1, run N
+    such processes behind the port under a supervising parent (web/workers.py)."""
+    workers = args.workers or settings.workers
+    if workers > 1 and args.listen_fd is None:
+        from web.workers import WorkersFailed, run_workers
+
+        try:
+            status = run_workers(
+                settings, args.host or settings.host, args.port or settings.port, workers
+            )
+        except WorkersFailed as exc:
+            raise CliError(str(exc)) from None
+        if status:
+            raise CliError("serve --workers stopped after a failure (see the log above)")
+        return
     gc.set_threshold(*GC_THRESHOLDS)
     from hypercorn.asyncio import serve
 
@@ -221,7 +247,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> None:
     from web.server import hypercorn_config
     from web.services import build_services
 
-    bind = f"{args.host or settings.host}:{args.port or settings.port}"
+    bind = (
+        f"fd://{args.listen_fd}"
+        if args.listen_fd is not None
+        else f"{args.host or settings.host}:{args.port or settings.port}"
+    )
     config = hypercorn_config(bind, settings)
 
     async def run() -> None:

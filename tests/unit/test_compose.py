@@ -45,3 +45,14 @@ def test_compose_passes_the_secret_and_the_model_endpoint_through() -> None:
     assert "RUNWRIGHT_JWT_SECRET: " + "s" * 40 in result.stdout
     assert "RUNWRIGHT_DEFAULT_MODEL_BASE_URL: http://host.docker.internal:8080/v1" in result.stdout
     assert "RUNWRIGHT_DEFAULT_MODEL_ID: my-model" in result.stdout
+
+
+def test_compose_runs_two_replicas_on_one_database() -> None:
+    result = _config(RUNWRIGHT_JWT_SECRET="s" * 40)
+    assert result.returncode == 0, result.stderr
+    services = result.stdout.split("services:\n", 1)[1]
+    for name in ("runwright:", "runwright-2:"):
+        assert f"\n  {name}\n" in services
+    dsn = "DATABASE_URL: postgresql://runwright:runwright@postgres:5432/runwright"
+    assert services.count(dsn) == 2
+    assert "published: 8000" in services and "published: 8001" in services
