@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 from hypercorn.asyncio import serve
@@ -26,14 +27,19 @@ ROOT = Path(__file__).resolve().parents[2]
 START_BUDGET_SECONDS = 60.0
 
 
-async def wait_healthy(base_url: str, alive: Callable[[], bool] = lambda: True) -> None:
-    """Poll ``/healthz`` until 200 (budget :data:`START_BUDGET_SECONDS`).
+async def wait_healthy(
+    base_url: str,
+    alive: Callable[[], bool] = lambda: True,
+    *,
+    budget: float = START_BUDGET_SECONDS,
+) -> None:
+    """Poll ``/healthz`` until 200 (within ``budget`` seconds).
 
     Raises:
         AssertionError: ``alive()`` turned false, or the budget ran out.
     """
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + START_BUDGET_SECONDS
+    deadline = loop.time() + budget
     async with httpx.AsyncClient(base_url=base_url, timeout=5.0) as http:
         while True:
             assert alive(), "the server exited during start-up"
@@ -72,16 +78,31 @@ async def server_process(
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """Run ``python -m web.cli serve --port PORT`` with ``env`` until healthy; yields the
     process; kills its process group on exit (a test may kill it sooner)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "web.cli", "serve", "--port", str(port),
-        env=env, cwd=ROOT, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    proc = await spawn_server(env, port)
     try:
         await wait_healthy(f"http://127.0.0.1:{port}", lambda: proc.returncode is None)
         yield proc
     finally:
         await kill(proc)
+
+
+async def spawn_server(
+    env: dict[str, str], port: int, output: Path | None = None
+) -> asyncio.subprocess.Process:
+    """Start ``python -m web.cli serve --port PORT`` with exactly ``env`` in a new session
+    (its own process group, so signals reach it and its children alike); its stdout and
+    stderr go to ``output`` (appended) or nowhere. Does not wait for it to be ready."""
+    sink: Any = subprocess.DEVNULL
+    if output is not None:
+        sink = open(output, "ab")  # noqa: ASYNC230, SIM115 - a local append; the child keeps its own copy
+    try:
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "web.cli", "serve", "--port", str(port),
+            env=env, cwd=ROOT, start_new_session=True, stdout=sink, stderr=sink,
+        )  # fmt: skip
+    finally:
+        if output is not None:
+            sink.close()
 
 
 async def kill(proc: asyncio.subprocess.Process) -> None:
