@@ -76,10 +76,16 @@ class Failed:
 @dataclass(frozen=True, slots=True)
 class Paused:
     """Terminal for this session: the run waits for a resume payload. ``checkpoint`` is
-    engine state stored on the run and handed back on resume."""
+    engine state stored on the run and handed back on resume.
+
+    ``approval``: the tool call waiting for a person
+    (:meth:`runtime.approvals.PendingApproval.as_dict`): the run's actor stores it in the
+    checkpoint (key ``approval``), emits ``approval.requested`` with it and starts the
+    pause timeout; the resume must decide it (:func:`runtime.approvals.check_resume`)."""
 
     checkpoint: dict[str, Any] = field(default_factory=dict)
     output: dict[str, Any] = field(default_factory=dict)
+    approval: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,6 +78,10 @@ class Settings(BaseSettings):
     idempotency_key_ttl_seconds: float = Field(default=86400.0, ge=1.0, le=30 * 86400.0)
     # How often readiness pings Postgres over its own connection (/readyz reads the result).
     readiness_interval_seconds: float = Field(default=1.0, ge=0.05, le=60.0)
+    # A run paused on an approval request fails closed after this long without a decision
+    # (a run's own approval_timeout_seconds wins); the sweep looks this often.
+    approval_timeout_seconds: float = Field(default=86400.0, ge=1.0, le=30 * 86400.0)
+    approval_sweep_seconds: float = Field(default=5.0, ge=0.05, le=3600.0)
 
     # --- fair shares between tenants (docs/security.md) ------------------------------------
     # Runs of one tenant executing at once on a node; the rest wait `queued`.

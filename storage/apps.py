@@ -233,3 +233,22 @@ async def _insert_revision(
         created_by,
     )
     return returned(Revision, row)
+
+
+async def get_approval_policy(
+    db: Database, *, app_id: uuid.UUID, tenant_id: uuid.UUID
+) -> str | None:
+    """The app's default approval policy for new runs (migration 0013), None when the app
+    is not in that tenant."""
+    row = await db.fetchrow("apps_get_agent_settings", app_id, tenant_id)
+    return None if row is None else str(row["approval_policy"])
+
+
+async def set_approval_policy(
+    db: Database, *, app_id: uuid.UUID, tenant_id: uuid.UUID, policy: str
+) -> str | None:
+    """Set the app's default approval policy (one of ``none``, ``commands``, ``patches``,
+    ``all``; the column's CHECK enforces it); None when the app is not in that tenant.
+    Runs already created keep theirs."""
+    row = await db.fetchrow("apps_set_approval_policy", app_id, tenant_id, policy)
+    return None if row is None else str(row["approval_policy"])

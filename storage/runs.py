@@ -38,6 +38,8 @@ class DraftHead:
     id: uuid.UUID
     entry_file: str
     created_at: datetime
+    approval_policy: str = "none"
+    """The app's default approval policy (runtime/approvals.py)."""
 
 
 class RunStore:
@@ -109,7 +111,12 @@ class RunStore:
         draft = (
             None
             if row["draft_id"] is None
-            else DraftHead(row["draft_id"], row["draft_entry_file"], row["draft_created_at"])
+            else DraftHead(
+                row["draft_id"],
+                row["draft_entry_file"],
+                row["draft_created_at"],
+                row["draft_approval_policy"],
+            )  # fmt: skip
         )
         model = None if row["id"] is None else from_record(Model, row)
         return draft, model, row["tenant_queued"]
@@ -188,9 +195,33 @@ class RunStore:
         checkpoint: dict[str, Any],
         output: dict[str, Any],
         events: EventsFor | None = None,
+        approval_timeout: float | None = None,
     ) -> dict[str, Any] | None:
-        """``running -> paused``, keeping the engine checkpoint for the resume."""
-        return await self._write("runs_pause", (run_id, checkpoint, output, list(expected)), events)
+        """``running -> paused``, keeping the engine checkpoint for the resume; with
+        ``approval_timeout`` (seconds) the pause fails closed once that long has passed
+        (``approval_expires_at``, swept by :meth:`list_approval_expired`)."""
+        return await self._write(
+            "runs_pause", (run_id, checkpoint, output, list(expected), approval_timeout), events
+        )
+
+    async def expire_approval(
+        self,
+        run_id: uuid.UUID,
+        status: str,
+        *,
+        expected: Sequence[str],
+        error: str | None,
+        events: EventsFor | None = None,
+    ) -> dict[str, Any] | None:
+        """Fail a run paused on an approval request whose timeout passed (by the
+        database's clock); None when it is not (resumed, cancelled or not yet expired)."""
+        return await self._write(
+            "runs_expire_approval", (run_id, status, error, list(expected)), events
+        )
+
+    async def list_approval_expired(self, limit: int = 100) -> list[uuid.UUID]:
+        """Runs paused on an approval request past their timeout, oldest expiry first."""
+        return [r["id"] for r in await self.db.fetch("runs_list_approval_expired", limit)]
 
     async def requeue(
         self,

@@ -16,7 +16,17 @@ from web.errors import install_error_handlers
 from web.keepalive import install_body_drain
 from web.openapi import RunwrightOpenAPI
 from web.request_context import install_request_context
-from web.routes import apps, checkpoints, docs, health, metrics, models, runs, viewer
+from web.routes import (
+    agent_settings,
+    apps,
+    checkpoints,
+    docs,
+    health,
+    metrics,
+    models,
+    runs,
+    viewer,
+)
 from web.security_headers import install_security_headers
 from web.services import Services, build_services
 from web.validation import install_validation
@@ -70,6 +80,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     app.register_blueprint(apps.blueprint(services, authz))
     app.register_blueprint(models.blueprint(services, authz))
     app.register_blueprint(runs.blueprint(services, authz))
+    app.register_blueprint(agent_settings.blueprint(services, authz))
     app.register_blueprint(checkpoints.blueprint(services, authz))
     app.register_blueprint(viewer.blueprint())
 

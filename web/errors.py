@@ -131,6 +131,13 @@ def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
             }
         case run_errors.RunNotPaused():
             return 409, "Run is not paused"
+        case run_errors.ApprovalNotPending():
+            detail = {"code": "APPROVAL_NOT_PENDING", "message": exc.message}
+            if exc.pending_request_id is not None:
+                detail["pending_request_id"] = exc.pending_request_id
+            return 409, detail
+        case run_errors.ApprovalInvalid():
+            return 422, {"code": exc.code, "field": exc.field, "message": exc.message}
         case run_errors.RunUnresponsive():
             return 503, "The run did not answer in time; try again"
         case run_errors.RunActorFailed():

@@ -13,6 +13,12 @@ turn, ``Delta`` text as streamed (the run's pump coalesces it), ``ToolStarted`` 
 or ``Failed`` with the model client's message when the endpoint fails (docs/design.md 5: a
 model endpoint that is down fails the run with a clear diagnostic).
 
+Approvals (issue 12, runtime/approvals.py): a call the run's policy marks is not run; the
+session ends with ``Paused`` carrying the pending request and the loop's state (history,
+transcript, turn count, the turn's unanswered calls). A session opened with that state and
+the person's decision continues from it without asking the model again: an approved call
+runs (with edited arguments if given), a rejected one answers the model with the reason.
+
 Cancelling the consuming task stops the model stream (the HTTP response is closed) and any
 running tool at once; native cancel is always confirmed (contract 7.1).
 
@@ -28,9 +34,11 @@ import json
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from runtime import approvals
 from runtime.engine import (
     Completed,
     Delta,
@@ -39,6 +47,7 @@ from runtime.engine import (
     EngineSession,
     Failed,
     ModelTarget,
+    Paused,
     PlanUpdated,
     RevisionsRecorded,
     RunContext,
@@ -63,6 +72,9 @@ MAX_TOOL_MESSAGE_CHARS = 60_000
 """A tool envelope longer than this (as JSON) is cut before it goes back to the model."""
 
 USER_SCOPE_ERROR = "Coding-agent tools require a user-scoped run"
+STATE_KEY = "native"
+"""The key of the loop's state in a paused run's checkpoint."""
+STATE_VERSION = 1
 MODEL_ERROR_CODE = "MODEL_ENDPOINT_ERROR"
 """Diagnostics code of a run failed by its model endpoint."""
 
@@ -214,21 +226,37 @@ class NativeSession(EngineSession):
             self._engine.metrics,
         )  # fmt: skip
 
-        history = _initial_history(ctx)
-        transcript: list[dict[str, Any]] = []
-        span = str(uuid.uuid4())
+        policy = approvals.run_policy(ctx.input_params)
+        try:
+            loop, decision = _start_state(ctx)
+        except ValueError as exc:  # a stored state this code cannot read: fail closed
+            yield _failed("ENGINE_STATE_INVALID", f"native engine: cannot resume: {exc}")
+            return
         limit = self._settings.max_tool_iterations
-        tool_turns = 0
-        text = ""
         while True:
+            # The calls of the model's last turn, in order; each may wait for a person.
+            while loop.pending:
+                call = loop.pending[0]
+                if decision is not None:
+                    steps = self._decided(toolbox, call, decision, tool_ctx, recorded, loop)
+                    decision = None
+                elif approvals.tool_needs_approval(policy, call.name):
+                    yield _pause(loop, call)
+                    return
+                else:
+                    steps = self._run_call(toolbox, call, call, tool_ctx, recorded, loop)
+                async for event in steps:
+                    yield event
+                loop.pending.pop(0)
             yield PlanUpdated(
-                {"node": AGENT_NODE, "span_id": span, "state": "running", "iteration": tool_turns}
-            )
+                {"node": AGENT_NODE, "span_id": loop.span, "state": "running",
+                 "iteration": loop.tool_turns}
+            )  # fmt: skip
             parts: list[str] = []
             calls: list[ToolCall] = []
             stream = client.stream(
                 model=ctx.model.provider_model_id,
-                messages=[*history, *transcript],
+                messages=[*loop.history, *loop.transcript],
                 tools=tools,
                 max_tokens=self._settings.model_max_output_tokens,
                 include_usage=True,  # counted when the endpoint reports it (metrics)
@@ -254,32 +282,72 @@ class NativeSession(EngineSession):
             finally:
                 timing.close()
             text = "".join(parts)
-            if calls and tool_turns >= limit:
+            if calls and loop.tool_turns >= limit:
                 # Contract 7.1 cap: the calls of this turn are not executed.
                 text = text.strip() or _limit_text(limit)
-                transcript.append({"role": "assistant", "content": text})
-                yield Completed(
-                    _output(text, history, transcript, tool_turns, "max_tool_iterations")
-                )
+                loop.transcript.append({"role": "assistant", "content": text})
+                yield Completed(_output(text, loop, "max_tool_iterations"))
                 return
             assistant: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:
                 assistant["tool_calls"] = [call.as_message_item() for call in calls]
-            transcript.append(assistant)
+            loop.transcript.append(assistant)
             if not calls:
-                yield Completed(_output(text, history, transcript, tool_turns, "stop"))
+                yield Completed(_output(text, loop, "stop"))
                 return
-            tool_turns += 1
-            for call in calls:
-                span_id = str(uuid.uuid4())
-                yield ToolStarted(tool=call.name, span_id=span_id, input=_input_of(call))
-                output = await self._call_tool(toolbox, call, tool_ctx)
-                while recorded:  # the run's actor records them before the tool's result
-                    yield recorded.pop(0)
-                yield ToolFinished(tool=call.name, span_id=span_id, output=output)
-                transcript.append(
-                    {"role": "tool", "tool_call_id": call.id, "content": _tool_content(output)}
-                )
+            loop.tool_turns += 1
+            loop.pending = list(calls)
+
+    async def _run_call(
+        self,
+        toolbox: Toolbox,
+        call: ToolCall,
+        run: ToolCall,
+        tool_ctx: ToolContext | None,
+        recorded: list[RevisionsRecorded],
+        loop: _LoopState,
+    ) -> AsyncIterator[EngineEvent]:
+        """Run ``run`` (``call``, or it with a reviewer's arguments) and answer ``call``."""
+        span_id = str(uuid.uuid4())
+        yield ToolStarted(tool=call.name, span_id=span_id, input=_input_of(run))
+        output = await self._call_tool(toolbox, run, tool_ctx)
+        while recorded:  # the run's actor records them before the tool's result
+            yield recorded.pop(0)
+        yield ToolFinished(tool=call.name, span_id=span_id, output=output)
+        told = output
+        if run is not call:  # the model learns its call ran with other arguments
+            told = {"reviewer_edited_arguments": _input_of(run), "result": output}
+        loop.transcript.append(
+            {"role": "tool", "tool_call_id": call.id, "content": _tool_content(told)}
+        )
+
+    async def _decided(
+        self,
+        toolbox: Toolbox,
+        call: ToolCall,
+        decision: approvals.Decision,
+        tool_ctx: ToolContext | None,
+        recorded: list[RevisionsRecorded],
+        loop: _LoopState,
+    ) -> AsyncIterator[EngineEvent]:
+        """A person's decision on ``call``: approved, it runs (with the edited arguments
+        if any; the toolpack validates them as it does a model's); rejected, the model gets
+        the reason as the call's result (``tool.failed``, ``APPROVAL_REJECTED``)."""
+        if decision.approve:
+            run = call
+            if decision.arguments is not None:
+                run = ToolCall(call.id, call.name, json.dumps(decision.arguments))
+            async for event in self._run_call(toolbox, call, run, tool_ctx, recorded, loop):
+                yield event
+            return
+        reason = decision.message or "no reason given"
+        output = {"error": f"A reviewer rejected this call: {reason}", "code": "APPROVAL_REJECTED"}
+        span_id = str(uuid.uuid4())
+        yield ToolStarted(tool=call.name, span_id=span_id, input=_input_of(call))
+        yield ToolFinished(tool=call.name, span_id=span_id, output=output)
+        loop.transcript.append(
+            {"role": "tool", "tool_call_id": call.id, "content": _tool_content(output)}
+        )
 
     async def _call_tool(
         self, toolbox: Toolbox, call: ToolCall, tool_ctx: ToolContext | None
@@ -325,6 +393,83 @@ async def _tool_context(
     )
 
 
+@dataclass(slots=True)
+class _LoopState:
+    """Where the agent loop stands: all a paused run needs to continue without asking the
+    model again (stored as the run's checkpoint ``native``; docs/architecture.md).
+
+    ``history``: system instructions and the run's chat history; ``transcript``: the
+    model's turns and tool results since; ``tool_turns``: model turns that called tools
+    (the contract 7.1 cap); ``pending``: the last turn's calls not yet answered, the first
+    being the one a pause waits on; ``span``: the agent node's span id."""
+
+    history: list[dict[str, Any]]
+    transcript: list[dict[str, Any]] = field(default_factory=list)
+    tool_turns: int = 0
+    pending: list[ToolCall] = field(default_factory=list)
+    span: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form kept in Postgres (``agent_runs.checkpoint``)."""
+        return {
+            "version": STATE_VERSION,
+            "history": self.history,
+            "transcript": self.transcript,
+            "tool_turns": self.tool_turns,
+            "pending": [{"id": c.id, "name": c.name, "arguments": c.arguments}
+                        for c in self.pending],
+            "span": self.span,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, state: Any) -> _LoopState:
+        """Read :meth:`as_dict`'s form back.
+
+        Raises:
+            ValueError: not a state this version wrote.
+        """
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise ValueError("unknown engine state version")
+        try:
+            return cls(
+                history=list(state["history"]),
+                transcript=list(state["transcript"]),
+                tool_turns=int(state["tool_turns"]),
+                pending=[ToolCall(str(c["id"]), str(c["name"]), str(c["arguments"]))
+                         for c in state["pending"]],
+                span=str(state["span"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed engine state ({exc!r})") from None
+
+
+def _start_state(ctx: RunContext) -> tuple[_LoopState, approvals.Decision | None]:
+    """A fresh loop, or, for a run resumed from a pause on approval, the stored loop and
+    the decision on its first pending call.
+
+    Raises:
+        ValueError: the stored state or the decision cannot be used (the run fails).
+    """
+    resume = ctx.resume
+    stored = resume.checkpoint.get(STATE_KEY) if resume is not None else None
+    if resume is None or stored is None:
+        return _LoopState(_initial_history(ctx)), None
+    loop = _LoopState.from_dict(stored)
+    pending = approvals.pending_of(resume.checkpoint)
+    decision = approvals.Decision.from_payload(resume.payload)
+    if not loop.pending or pending is None:
+        raise ValueError("the stored state has no pending tool call")
+    if decision is None or decision.request_id != pending.get("request_id"):
+        raise ValueError("no decision on the pending approval request")
+    return loop, decision
+
+
+def _pause(loop: _LoopState, call: ToolCall) -> Paused:
+    """Pause before ``call`` until a person decides it (issue 12)."""
+    request = approvals.PendingApproval(str(uuid.uuid4()), call.name, _input_of(call))
+    return Paused(checkpoint={STATE_KEY: loop.as_dict()}, approval=request.as_dict())
+
+
 def _initial_history(ctx: RunContext) -> list[dict[str, Any]]:
     """System instructions, then the run's normalised chat history (contract 5), which
     already ends with the prompt; a bare prompt when the history is empty."""
@@ -361,20 +506,14 @@ def _limit_text(limit: int) -> str:
     )
 
 
-def _output(
-    text: str,
-    history: list[dict[str, Any]],
-    transcript: list[dict[str, Any]],
-    turns: int,
-    reason: str,
-) -> dict[str, Any]:
+def _output(text: str, loop: _LoopState, reason: str) -> dict[str, Any]:
     """The final output: ``last_agent_output`` and ``messages`` (contract 3.5 reads them;
     ``messages`` is the conversation without the system instructions), the number of
     tool-calling turns and why the loop stopped (``stop`` or ``max_tool_iterations``)."""
     return {
         "last_agent_output": text,
-        "messages": [*history[1:], *transcript],
-        "iterations": turns,
+        "messages": [*loop.history[1:], *loop.transcript],
+        "iterations": loop.tool_turns,
         "stopped_reason": reason,
     }
 

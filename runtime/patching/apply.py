@@ -103,7 +103,7 @@ def apply_patch(
             )
     if is_binary_patch(patch):
         return finish(codes.PATCH_BINARY_NOT_SUPPORTED, "Binary patches are not supported")
-    ops = _parse(patch, strip)
+    ops = parse_patch(patch, strip)
     if not ops:
         return finish(codes.PATCH_PARSE_FAILED, NO_HUNKS)
 
@@ -201,7 +201,7 @@ def check_preconditions(root: Path, expected: Mapping[str, str]) -> list[Failure
     return failures
 
 
-def _parse(patch: str, strip: int) -> list[FileOp]:
+def parse_patch(patch: str, strip: int) -> list[FileOp]:
     """Unified diff first (contract 7.4), Begin Patch when the unified reading changes
     nothing; a unified reading made only of parse issues is kept for its failure items."""
     unified = parse_unified(patch, strip)

@@ -57,6 +57,7 @@ from runtime.runs.messages import (
     EngineBatch,
     EngineEnded,
     Execute,
+    ExpireApproval,
     GiveUp,
     HandBack,
     Reconcile,
@@ -167,8 +168,10 @@ class RunActor(pykka.ThreadingActor):
                 effects = lc.stop_overdue()
             case Cancel(reply=reply):
                 effects = lc.cancel(reply)
-            case Resume(payload=payload, reply=reply):
-                effects = lc.resume(payload, reply)
+            case Resume(payload=payload, reply=reply, approval=approval):
+                effects = lc.resume(payload, reply, approval)
+            case ExpireApproval():
+                effects = lc.expire_approval()
             case Reconcile(policy=policy):
                 effects = lc.reconcile(policy)
             case GiveUp(error=error):
@@ -352,6 +355,12 @@ class RunActor(pykka.ThreadingActor):
                 row = await runs.pause(
                     run_id, expected=write.expected, checkpoint=write.checkpoint or {},
                     output=write.output or {}, events=events_for,
+                    approval_timeout=write.approval_timeout,
+                )  # fmt: skip
+            elif write.if_expired:
+                row = await runs.expire_approval(
+                    run_id, write.target, expected=write.expected, error=write.error,
+                    events=events_for,
                 )  # fmt: skip
             elif write.target == states.QUEUED:
                 row = await runs.requeue(

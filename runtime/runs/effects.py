@@ -80,6 +80,8 @@ class WriteStatus:
     (:func:`runtime.runs.lifecycle.terminal_event`) are stored in the same transaction as
     the status, after every event submitted before: all of it or nothing, so retrying the
     write, or finishing the run again after a crash, never repeats an event.
+
+    ``approval_timeout`` and ``if_expired``: see the fields (issue 12, approvals).
     """
 
     target: str
@@ -90,6 +92,10 @@ class WriteStatus:
     resume_payload: dict[str, Any] | None = None
     events: tuple[EventDraft, ...] = ()
     terminal: tuple[dict[str, Any], ...] | None = None
+    #: ``paused`` on an approval request: the pause fails closed after this many seconds.
+    approval_timeout: float | None = None
+    #: Write only if the run's pause on approval has expired (the timeout sweep).
+    if_expired: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -82,3 +82,26 @@ class RunUnresponsive(RunError):
 
 class RunActorFailed(RunError):
     """The run's actor crashed while handling a command; the Supervisor restarts it."""
+
+
+class ApprovalNotPending(RunError):
+    """A resume names an approval the run is not waiting for: the run is not paused on an
+    approval request, or ``request_id`` is not the pending one (409).
+
+    ``pending_request_id`` is the one the run waits for (None: it waits for none)."""
+
+    def __init__(self, message: str, pending_request_id: str | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pending_request_id = pending_request_id
+
+
+class ApprovalInvalid(RunError):
+    """A resume of a run paused on an approval lacks its decision, or carries edited
+    arguments the tool would refuse (422; ``code`` is the tool's or ``APPROVAL_*``)."""
+
+    def __init__(self, code: str, message: str, field: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field

@@ -28,6 +28,8 @@ STAGES: dict[str, str] = {
     "checkpoint.created": "checkpoint",
     "run.completed": "run",
     "run.failed": "run",
+    # Additive (issue 12): a tool call waits for a person; the run pauses after it.
+    "approval.requested": "tool",
 }
 TERMINAL_TYPES = frozenset({"run.completed", "run.failed"})
 

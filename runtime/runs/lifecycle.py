@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from runtime import approvals
 from runtime.assistant_text import final_text
 from runtime.engine import (
     CancelOutcome,
@@ -62,7 +63,13 @@ from runtime.runs.effects import (
     StopEngine,
     WriteStatus,
 )
-from runtime.runs.errors import RunActorFailed, RunNotFound, RunNotPaused, RunUnresponsive
+from runtime.runs.errors import (
+    RunActorFailed,
+    RunError,
+    RunNotFound,
+    RunNotPaused,
+    RunUnresponsive,
+)
 from runtime.runs.events import EventDraft
 from runtime.runs.run_object import run_object
 from runtime.runs.translate import EventMapper
@@ -108,6 +115,12 @@ class _Cancel:
 class _Resume:
     payload: dict[str, Any]
     reply: Answerable
+    approval: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Expire:
+    """The approval timeout sweep found the run's pause expired."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,7 +152,7 @@ class _Requeued:
     resubmit: bool = True
 
 
-_Intent = _Execute | _Cancel | _Resume | _Reconcile | _GiveUp | _Settle
+_Intent = _Execute | _Cancel | _Resume | _Expire | _Reconcile | _GiveUp | _Settle
 _Write = _Terminal | _Requeued
 
 #: Phases in which an engine session belongs to this actor (started or being started).
@@ -201,13 +214,24 @@ class RunLifecycle:
         # answered when the current work settles (see _settled).
         return []
 
-    def resume(self, payload: dict[str, Any], reply: Answerable) -> list[Effect]:
-        """Resume a paused run with ``payload`` (contract 1.6)."""
+    def resume(
+        self, payload: dict[str, Any], reply: Answerable, approval: dict[str, Any] | None = None
+    ) -> list[Effect]:
+        """Resume a paused run with ``payload`` (contract 1.6) and, for a run paused on an
+        approval request, the decision ``approval`` (checked against the pending request
+        by :func:`runtime.approvals.check_resume`; stored as the payload's ``approval``)."""
         if self.phase in EXECUTING or self.phase is Phase.WRITING:
             return [Refuse(reply, RunNotPaused("Run is not paused"))]
         if self.phase is Phase.LOADING:  # busy deciding another command: ask again
             return [Refuse(reply, RunUnresponsive("The run is busy; try again"))]
-        return self._load(_Resume(payload, reply))
+        return self._load(_Resume(payload, reply, approval))
+
+    def expire_approval(self) -> list[Effect]:
+        """The sweep found the run paused on an approval past its timeout: fail it closed
+        (``APPROVAL_TIMEOUT``), if the conditional write still finds it so."""
+        if self.phase not in (Phase.IDLE, Phase.DONE):
+            return []
+        return self._load(_Expire())
 
     def reconcile(self, policy: str) -> list[Effect]:
         """The run may have been left ``running`` by a dead process: settle it by
@@ -267,9 +291,15 @@ class RunLifecycle:
                     # another node owns it; report it unchanged.
                     return self._settled()
                 return self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)
-            case _Resume(payload=payload, reply=reply):
+            case _Resume(payload=payload, reply=reply, approval=approval):
                 if row is None or row["status"] != states.PAUSED:
                     return [Refuse(reply, RunNotPaused("Run is not paused")), *self._settled()]
+                try:
+                    approvals.check_resume(row.get("checkpoint"), approval)
+                except RunError as exc:
+                    return [Refuse(reply, exc), *self._settled()]
+                if approval is not None:
+                    payload = {**payload, "approval": approval}
                 return self._write_status(
                     _Requeued(reply),
                     WriteStatus(
@@ -277,6 +307,19 @@ class RunLifecycle:
                         resume_payload=payload,
                     ),
                 )  # fmt: skip
+            case _Expire():
+                if row is None or row["status"] != states.PAUSED:
+                    return self._settled()
+                pending = approvals.pending_of(row.get("checkpoint")) or {}
+                timeout = approvals.run_timeout(row["input_params"]) or 0
+                message = f"No approval decision within {timeout:g} seconds: the run failed closed"
+                diagnostic = {"code": "APPROVAL_TIMEOUT", "message": message,
+                              "request_id": pending.get("request_id")}  # fmt: skip
+                write = WriteStatus(
+                    states.FAILED, states.sources(states.FAILED, only=(states.PAUSED,)),
+                    error=message, terminal=(diagnostic,), if_expired=True,
+                )  # fmt: skip
+                return self._write_status(_Terminal(), write)
             case _Reconcile(policy=policy):
                 if row is None or row["status"] != states.RUNNING:
                     return self._settled()
@@ -442,11 +485,7 @@ class RunLifecycle:
                       "saw_text": self.mapper.saw_text}  # fmt: skip
             return [RecordOutcome(record), AutoApply()]
         if isinstance(outcome, Paused):
-            write = WriteStatus(
-                states.PAUSED, states.sources(states.PAUSED),
-                checkpoint=outcome.checkpoint, output=outcome.output, terminal=(),
-            )  # fmt: skip
-            return self._write_status(_Terminal(), write)
+            return self._write_status(_Terminal(), self._pause(outcome))
         if isinstance(outcome, Failed):
             return self._fail(outcome.message, outcome.diagnostics)
         return self._fail(NO_RESULT_MESSAGE, [])
@@ -467,6 +506,22 @@ class RunLifecycle:
         return self._finish_cancel(STOP_TIMEOUT)
 
     # ---- helpers ---------------------------------------------------------------------------
+
+    def _pause(self, outcome: Paused) -> WriteStatus:
+        """The ``paused`` write; a pause on an approval request also stores the request in
+        the checkpoint, emits ``approval.requested`` and starts the run's pause timeout."""
+        checkpoint, timeout = dict(outcome.checkpoint), None
+        events: tuple[EventDraft, ...] = ()
+        if outcome.approval is not None:
+            checkpoint["approval"] = outcome.approval
+            assert self.row is not None
+            timeout = approvals.run_timeout(self.row["input_params"])
+            payload = {**outcome.approval, "timeout_seconds": timeout}
+            events = (EventDraft("approval.requested", payload),)
+        return WriteStatus(
+            states.PAUSED, states.sources(states.PAUSED), checkpoint=checkpoint,
+            output=outcome.output, events=events, terminal=(), approval_timeout=timeout,
+        )  # fmt: skip
 
     def _load(self, intent: _Intent) -> list[Effect]:
         self.phase = Phase.LOADING

@@ -34,7 +34,7 @@ class Command:
     """A lifecycle command for a run: forwarded to its live actor, or to a new one."""
 
     run_id: uuid.UUID
-    command: Cancel | Resume | Reconcile
+    command: Cancel | Resume | Reconcile | ExpireApproval
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +104,14 @@ class Resume:
 
     payload: dict[str, Any]
     reply: Reply[dict[str, Any]]
+    #: The decision on the run's pending approval request (the resume body's ``approval``).
+    approval: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExpireApproval:
+    """The approval timeout sweep: the run's pause on an approval request has expired;
+    fail it closed if it is still paused (a conditional write decides)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from runtime.runs.messages import (
     Cancel,
     Command,
     Drain,
+    ExpireApproval,
     HandBackAll,
     Reconcile,
     Resume,
@@ -82,6 +83,10 @@ class CreateRun:
     script: list[dict[str, Any]] | None = None
     # Binds the new run to an Idempotency-Key in the insert itself (issue 10, item 5).
     idempotency: IdempotencyKey | None = None
+    # Which tool calls wait for a person (runtime/approvals.py); None: the app's default.
+    approval_policy: str | None = None
+    # Seconds a pause on approval may last; None: RUNWRIGHT_APPROVAL_TIMEOUT_SECONDS.
+    approval_timeout_seconds: float | None = None
 
 
 class RunService:
@@ -121,6 +126,7 @@ class RunService:
         self.writer: EventWriter
         self.supervisor: pykka.ActorRef | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        self._approval_sweep: asyncio.Task[None] | None = None
         self._draining = False
 
     # ---- lifecycle (lifespan steps) --------------------------------------------------
@@ -172,6 +178,9 @@ class RunService:
             if row is not None:
                 self.supervisor.tell(Submit(run_id, self.workspace_key(row), row["tenant_id"]))
         self._heartbeat = asyncio.create_task(self._beat(), name="lease-heartbeat")
+        self._approval_sweep = asyncio.create_task(
+            self._sweep_approvals(), name="approval-timeout-sweep"
+        )
 
     @property
     def draining(self) -> bool:
@@ -214,6 +223,7 @@ class RunService:
 
     async def stop(self) -> None:
         """Stop the Supervisor (and every RunActor), then the writer after a final flush."""
+        await cancel_and_wait(self._approval_sweep)
         await cancel_and_wait(self._heartbeat)
         if self.supervisor is not None:
             ref, self.supervisor = self.supervisor, None
@@ -241,6 +251,25 @@ class RunService:
                     self.supervisor.tell(Command(run_id, Reconcile(self.settings.restart_policy)))
             except Exception:
                 log.exception("lease heartbeat failed")
+
+    async def _sweep_approvals(self) -> None:
+        """Every ``approval_sweep_seconds``: runs paused on an approval request past their
+        timeout (on any node; the database's clock) are told to fail closed. Each run's
+        actor fails it with a conditional UPDATE that still requires the pause expired, so
+        a resume that won the race, or another node's sweep, leaves nothing to do. Durable:
+        the deadline is a column, so a restart or another node enforces it."""
+        while True:
+            await asyncio.sleep(self.settings.approval_sweep_seconds)
+            if self._draining:
+                continue
+            try:
+                expired = await self.runs.list_approval_expired()
+            except Exception:
+                log.exception("approval timeout sweep failed")
+                continue
+            for run_id in expired:
+                assert self.supervisor is not None
+                self.supervisor.tell(Command(run_id, ExpireApproval()))
 
     @property
     def db(self) -> Database:
@@ -292,6 +321,11 @@ class RunService:
             "entry_file": draft.entry_file,
             "resolved_model_id": str(model.id) if model else None,
             "execution_engine": req.engine,
+            # Fixed at creation (issue 12): the run's policy, else its app's default.
+            "approval_policy": req.approval_policy or draft.approval_policy,
+            "approval_timeout_seconds": (
+                req.approval_timeout_seconds or self.settings.approval_timeout_seconds
+            ),
         }
         workspace = None
         if engine.uses_workspace:
@@ -359,15 +393,23 @@ class RunService:
         reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
         return await self._command(run_id, Cancel(reply), reply)
 
-    async def resume(self, run_id: uuid.UUID, payload: dict[str, Any]) -> dict[str, Any]:
-        """Resume a paused run with ``payload`` (contract 1.6, docs/design.md 8.4).
+    async def resume(
+        self,
+        run_id: uuid.UUID,
+        payload: dict[str, Any],
+        approval: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Resume a paused run with ``payload`` (contract 1.6, docs/design.md 8.4) and, when
+        it is paused on an approval request, the decision ``approval``
+        (``{request_id, decision, arguments?, message?}``, issue 12).
 
         Raises:
             RunNotPaused: the run is not paused.
+            ApprovalNotPending, ApprovalInvalid: see :func:`runtime.approvals.check_resume`.
             RunUnresponsive, RunActorFailed: as for :meth:`cancel`.
         """
         reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
-        return await self._command(run_id, Resume(payload, reply), reply)
+        return await self._command(run_id, Resume(payload, reply, approval), reply)
 
     async def _command(
         self, run_id: uuid.UUID, command: Any, reply: Reply[dict[str, Any]]

@@ -30,3 +30,12 @@ UPDATE published_apps
 SET current_draft_revision_id = $3, updated_at = now()
 WHERE id = $1 AND tenant_id = $2 AND current_draft_revision_id IS NOT DISTINCT FROM $4
 RETURNING *;
+
+-- An app's coding-agent settings (migration 0013): its default approval policy.
+-- name: apps_get_agent_settings
+SELECT approval_policy FROM published_apps WHERE id = $1 AND tenant_id = $2;
+
+-- name: apps_set_approval_policy
+UPDATE published_apps SET approval_policy = $3, updated_at = now()
+WHERE id = $1 AND tenant_id = $2
+RETURNING approval_policy;

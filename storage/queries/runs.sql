@@ -25,9 +25,10 @@ SELECT * FROM run;
 -- (draft_* columns, NULL when the app is not in that tenant or has no draft) and the chat
 -- model the run will use (the models columns, NULL when none qualifies), by the one rule
 -- in resolve_chat_model (migration 0002), and how many runs the tenant has queued.
+-- draft_approval_policy is the app's default approval policy (migration 0013).
 -- name: runs_create_inputs
 WITH d AS (
-    SELECT r.id, r.entry_file, r.created_at
+    SELECT r.id, r.entry_file, r.created_at, a.approval_policy
     FROM published_apps a
     JOIN app_revisions r ON r.id = a.current_draft_revision_id AND r.published_app_id = a.id
     WHERE a.id = $1 AND a.tenant_id = $2
@@ -35,6 +36,7 @@ WITH d AS (
     SELECT * FROM resolve_chat_model($2, $3::uuid)
 )
 SELECT d.id AS draft_id, d.entry_file AS draft_entry_file, d.created_at AS draft_created_at,
+    d.approval_policy AS draft_approval_policy,
     (SELECT count(*) FROM agent_runs q WHERE q.tenant_id = $2 AND q.status = 'queued')
         AS tenant_queued,
     m.*
@@ -84,12 +86,28 @@ SET status = $2, error_message = $3, output_result = COALESCE($4, output_result)
 WHERE id = $1 AND status = ANY($5::text[])
 RETURNING *;
 
+-- $5: seconds a pause on an approval request may last (NULL: no approval, no expiry).
 -- name: runs_pause
 UPDATE agent_runs
 SET status = 'paused', checkpoint = $2, output_result = $3, lease_owner = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL,
+    approval_expires_at = now() + make_interval(secs => $5::float8)
 WHERE id = $1 AND status = ANY($4::text[])
 RETURNING *;
+
+-- The approval timeout (issue 12): fail a paused run only while its pause is expired.
+-- name: runs_expire_approval
+UPDATE agent_runs
+SET status = $2, error_message = $3, completed_at = now(), lease_owner = NULL,
+    lease_expires_at = NULL
+WHERE id = $1 AND status = ANY($4::text[]) AND approval_expires_at < now()
+RETURNING *;
+
+-- name: runs_list_approval_expired
+SELECT id FROM agent_runs
+WHERE status = 'paused' AND approval_expires_at < now()
+ORDER BY approval_expires_at, id
+LIMIT $1;
 
 -- name: runs_requeue
 UPDATE agent_runs

@@ -443,3 +443,85 @@ async def test_a_tenant_key_reaches_the_model_through_the_relay_never_opencode(
     config = engine.config.path.read_text()
     assert key not in config and key not in text
     assert scripted_openai.base_url not in config and engine.relay.base_url in config
+
+
+# ---- approvals (issue 12 item 2: permission requests map onto pause and resume) -------------
+
+EDIT = {"filePath": "src/App.tsx", "oldString": "<h1>Chat</h1>",
+        "newString": "<h1>Approved Chat</h1>"}  # fmt: skip
+
+
+async def _paused_on_edit(
+    client: Any, owner: Any, app: dict[str, Any], scripted_openai: ScriptedOpenAI  # noqa: F811
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    scripted_openai.push(
+        tool_call_reply(ScriptedToolCall("read", {"filePath": "src/App.tsx"})),
+        tool_call_reply(ScriptedToolCall("edit", EDIT)),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="Rename the heading",
+                           engine="opencode", approval_policy="patches")  # fmt: skip
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers,
+                                  within=RUN_WITHIN)  # fmt: skip
+    assert types(events)[-2:] == ["approval.requested", "run.completed"], types(events)
+    assert events[-1]["data"]["payload"]["status"] == "paused"
+    return run, events
+
+
+@opencode_only
+async def test_an_edit_permission_waits_for_approval_then_continues_the_same_session(
+    client: Any,
+    owner: Any,
+    oc_app: tuple[dict[str, Any], dict[str, Any], uuid.UUID],
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+) -> None:
+    app, _, _ = oc_app
+    run, events = await _paused_on_edit(client, owner, app, scripted_openai)
+    request = events[-2]["data"]["payload"]
+    assert request["tool"] == "edit" and request["editable"] is False
+    assert request["arguments"]["filepath"] == "src/App.tsx"  # no server path shown
+    state = await _get_json(client, f"/admin/apps/{app['id']}/builder/state", owner.headers)
+    assert "Approved Chat" not in state["current_draft_revision"]["files"]["src/App.tsx"]
+    url = runs_url(app["id"], f"/{run['run_id']}/resume")
+    decision = {"request_id": request["request_id"], "decision": "approve"}
+    edited = await client.post(url, json={"approval": {**decision, "arguments": EDIT}},
+                               headers=owner.headers)  # fmt: skip
+    assert edited.status_code == 422
+    assert (await edited.get_json())["detail"]["code"] == "APPROVAL_ARGUMENTS_NOT_EDITABLE"
+
+    scripted_openai.push(text_reply("Renamed after approval."))
+    resumed = await client.post(url, json={"approval": decision}, headers=owner.headers)
+    assert resumed.status_code == 200, await resumed.get_data(as_text=True)
+    _, after = await read_stream(client, app["id"], run["run_id"], owner.headers,
+                                 after=events[-1]["id"], within=RUN_WITHIN)  # fmt: skip
+    kinds = types(after)
+    assert kinds[-3:] == ["revision.created", "checkpoint.created", "run.completed"], kinds
+    assert after[-1]["data"]["payload"]["status"] == "completed"
+    state = await _get_json(client, f"/admin/apps/{app['id']}/builder/state", owner.headers)
+    assert "<h1>Approved Chat</h1>" in state["current_draft_revision"]["files"]["src/App.tsx"]
+    assert len(scripted_openai.bodies) == 3  # read, edit, the answer: nothing asked twice
+
+
+@opencode_only
+async def test_a_rejected_edit_permission_tells_the_model_why(
+    client: Any,
+    owner: Any,
+    oc_app: tuple[dict[str, Any], dict[str, Any], uuid.UUID],
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+) -> None:
+    app, _, _ = oc_app
+    run, events = await _paused_on_edit(client, owner, app, scripted_openai)
+    request = events[-2]["data"]["payload"]
+    scripted_openai.push(text_reply("Left it alone."))
+    reason = "The heading is a trademark, keep it"
+    resumed = await client.post(
+        runs_url(app["id"], f"/{run['run_id']}/resume"),
+        json={"approval": {"request_id": request["request_id"], "decision": "reject",
+                           "message": reason}},
+        headers=owner.headers,
+    )  # fmt: skip
+    assert resumed.status_code == 200, await resumed.get_data(as_text=True)
+    _, after = await read_stream(client, app["id"], run["run_id"], owner.headers,
+                                 after=events[-1]["id"], within=RUN_WITHIN)  # fmt: skip
+    assert after[-1]["data"]["payload"]["status"] == "completed"
+    assert "revision.created" not in types(after)
+    assert reason in str(scripted_openai.bodies[-1]["messages"])

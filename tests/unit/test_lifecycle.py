@@ -47,7 +47,13 @@ from runtime.runs.effects import (
     StopEngine,
     WriteStatus,
 )
-from runtime.runs.errors import RunActorFailed, RunNotFound, RunNotPaused
+from runtime.runs.errors import (
+    ApprovalInvalid,
+    ApprovalNotPending,
+    RunActorFailed,
+    RunNotFound,
+    RunNotPaused,
+)
 from runtime.runs.events import EventDraft
 from runtime.runs.lifecycle import RESTARTED_MESSAGE, Phase, RunLifecycle, terminal_event
 
@@ -284,6 +290,60 @@ def test_pause_writes_paused_and_ends_the_stream_with_run_completed() -> None:
     assert table.types == ["run.completed"]
 
 
+APPROVAL = {"request_id": "req-1", "tool": "coding_agent_apply_patch", "arguments": {},
+            "editable": True}  # fmt: skip
+
+
+def test_a_pause_on_approval_stores_the_request_emits_it_and_starts_the_timeout() -> None:
+    params = {"input": "x", "context": {"approval_timeout_seconds": 60}}
+    lc, table = running(Table(states.QUEUED, input_params=params))
+    lc.engine_events((Paused({"native": {"version": 1}}, approval=APPROVAL),))
+    [effect] = lc.engine_ended(None)
+    assert isinstance(effect, WriteStatus)
+    assert effect.checkpoint == {"native": {"version": 1}, "approval": APPROVAL}
+    assert effect.approval_timeout == 60.0
+    write(lc, table, [effect])
+    assert table.types == ["approval.requested", "run.completed"]
+    assert table.stored[0].payload == {**APPROVAL, "timeout_seconds": 60.0}
+
+
+def test_resume_of_a_run_paused_on_approval_checks_the_decision() -> None:
+    table = Table(states.PAUSED, checkpoint={"approval": APPROVAL})
+    for approval, error in (
+        (None, ApprovalInvalid),
+        ({"request_id": "other", "decision": "approve"}, ApprovalNotPending),
+    ):
+        lc = RunLifecycle()
+        lc.resume({}, Waiter(), approval)
+        refuse, finish = lc.loaded(table.row)
+        assert isinstance(refuse, Refuse) and isinstance(refuse.error, error)
+        assert finish == Finish()
+    lc = RunLifecycle()
+    decision = {"request_id": "req-1", "decision": "reject", "message": "no"}
+    lc.resume({"k": 1}, Waiter(), decision)
+    [effect] = lc.loaded(table.row)
+    assert effect == WriteStatus(
+        states.QUEUED, (states.PAUSED,), resume_payload={"k": 1, "approval": decision}
+    )
+
+
+def test_an_expired_pause_fails_closed_only_while_still_paused() -> None:
+    params = {"input": "x", "context": {"approval_timeout_seconds": 5}}
+    table = Table(states.PAUSED, checkpoint={"approval": APPROVAL}, input_params=params)
+    lc = RunLifecycle()
+    assert lc.expire_approval() == [Load()]
+    [effect] = lc.loaded(table.row)
+    assert isinstance(effect, WriteStatus) and effect.if_expired
+    assert (effect.target, effect.expected) == (states.FAILED, (states.PAUSED,))
+    write(lc, table, [effect])
+    assert table.types == ["run.failed"]
+    assert table.stored[0].diagnostics[0]["code"] == "APPROVAL_TIMEOUT"
+    # Resumed meanwhile: nothing to do.
+    lc = RunLifecycle()
+    lc.expire_approval()
+    assert lc.loaded(make_row(states.QUEUED)) == [Finish()]
+
+
 # ---- cancel --------------------------------------------------------------------------------
 
 
@@ -502,7 +562,7 @@ def test_every_status_write_in_sql_takes_its_sources_as_a_parameter() -> None:
     queries = dict(re.findall(r"-- name: (\w+)\n(.*?)(?=\n-- |\Z)", sql, flags=re.S))
     writers = {name: text for name, text in queries.items() if re.search(r"SET\s+status", text)}
     assert set(writers) == {
-        "runs_claim", "runs_finish", "runs_pause", "runs_requeue"
+        "runs_claim", "runs_finish", "runs_pause", "runs_requeue", "runs_expire_approval"
     }  # fmt: skip
     for name, text in writers.items():
         where = text.split("WHERE", 1)[1]

@@ -127,6 +127,8 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                     messages=list(body.messages or []),
                     script=script,
                     idempotency=key,
+                    approval_policy=body.approval_policy,
+                    approval_timeout_seconds=body.approval_timeout_seconds,
                 )
             )
         except IdempotencyKeyTaken:  # a concurrent duplicate created the run first
@@ -269,10 +271,16 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @document_errors(401, 403, 404, 409, 422, 503)
     async def resume_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         """Resume a paused run; ``payload`` is stored and handed to the engine.
-        409 "Run is not paused"; 503 when the run's actor could not answer (retry)."""
+        A run paused on an approval request (``approval.requested``) needs ``approval``:
+        approve runs the call (with edited ``arguments`` if given), reject gives the model
+        ``message`` as the call's result. 409 "Run is not paused"; 409
+        ``APPROVAL_NOT_PENDING`` (no such pending request); 422 ``APPROVAL_REQUIRED`` or
+        the tool's code for refused edited arguments; 503 when the run's actor could not
+        answer (retry)."""
         await authz.run_access(app_id, run_id, WRITE)
         body = await parse_json(ResumeRequest)
-        return services.runs.serialize(await services.runs.resume(run_id, body.payload))
+        approval = None if body.approval is None else body.approval.model_dump(exclude_none=True)
+        return services.runs.serialize(await services.runs.resume(run_id, body.payload, approval))
 
     @bp.post("/<uuid:run_id>/cancel")
     @tag(["runs"])

@@ -14,6 +14,8 @@ from web.stream_tickets import MAX_TICKET_CHARS
 # Input bounds (issue 9 item 5). The whole body is also capped (Quart's MAX_CONTENT_LENGTH).
 MAX_INPUT_CHARS = 100_000
 MAX_MESSAGES = 500
+MAX_APPROVAL_TIMEOUT_SECONDS = 30 * 86400
+MAX_APPROVAL_MESSAGE_CHARS = 10_000
 
 
 class CreateRunRequest(BaseModel):
@@ -41,6 +43,24 @@ class CreateRunRequest(BaseModel):
     )
     script: list[dict[str, Any]] | None = Field(
         default=None, description="Steps for the `scripted` engine (tests and benchmarks)."
+    )
+    approval_policy: Literal["none", "commands", "patches", "all"] | None = Field(
+        default=None,
+        description=(
+            "Which tool calls wait for a person before they run: `commands` (tools that run "
+            "commands), `patches` (tools that write files), `all`, `none`. Null: the app's "
+            "default (PUT .../coding-agent/settings; `none` unless set). A call that needs "
+            "approval pauses the run (`approval.requested`); POST .../resume decides it."
+        ),
+    )
+    approval_timeout_seconds: float | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_APPROVAL_TIMEOUT_SECONDS,
+        description=(
+            "Seconds a pause on an approval request may last before the run fails closed "
+            "(APPROVAL_TIMEOUT). Null: RUNWRIGHT_APPROVAL_TIMEOUT_SECONDS."
+        ),
     )
 
 
@@ -124,10 +144,42 @@ class CreateRunHeaders(BaseModel):
     )
 
 
+class ApprovalDecision(BaseModel):
+    """The decision on a run's pending approval request (issue 12)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request_id: str = Field(
+        min_length=1, max_length=200, description="From the `approval.requested` event."
+    )
+    decision: Literal["approve", "reject"]
+    arguments: dict[str, Any] | None = Field(
+        default=None,
+        description=(
+            "approve only: run the call with these arguments instead of the model's. "
+            "Validated as the model's are (the path policy applies): 422 when refused."
+        ),
+    )
+    message: str | None = Field(
+        default=None,
+        max_length=MAX_APPROVAL_MESSAGE_CHARS,
+        description="reject: why; the model reads it as the call's result.",
+    )
+
+
 class ResumeRequest(BaseModel):
-    """``POST .../resume``: the payload handed to the engine (contract 1.6)."""
+    """``POST .../resume``: the payload handed to the engine (contract 1.6) and, for a run
+    paused on an approval request, the decision."""
 
     payload: dict[str, Any] = Field(default_factory=dict)
+    approval: ApprovalDecision | None = Field(
+        default=None,
+        description=(
+            "Required when the run waits for an approval (422 APPROVAL_REQUIRED otherwise); "
+            "409 APPROVAL_NOT_PENDING when it waits for none or request_id is not the "
+            "pending one."
+        ),
+    )
 
 
 class RestoreRequest(BaseModel):

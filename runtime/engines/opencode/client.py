@@ -173,11 +173,15 @@ class OpenCodeClient:
         result = await self._call("POST", f"/session/{session_id}/abort", directory=directory)
         return result is not False
 
-    async def reply_permission(self, directory: str, request_id: str, reply: str) -> None:
-        """``POST /permission/{id}/reply`` with ``once``, ``always`` or ``reject``."""
-        await self._call(
-            "POST", f"/permission/{request_id}/reply", directory=directory, body={"reply": reply}
-        )
+    async def reply_permission(
+        self, directory: str, request_id: str, reply: str, message: str | None = None
+    ) -> None:
+        """``POST /permission/{id}/reply`` with ``once``, ``always`` or ``reject`` (and, for
+        a rejection, the ``message`` the model reads)."""
+        body: dict[str, Any] = {"reply": reply}
+        if message:
+            body["message"] = message
+        await self._call("POST", f"/permission/{request_id}/reply", directory=directory, body=body)
 
     async def reject_question(self, directory: str, request_id: str) -> None:
         """``POST /question/{id}/reject``: nobody answers a model's question mid-run."""

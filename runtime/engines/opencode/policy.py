@@ -37,12 +37,16 @@ def scrub_project_config(workspace: Path) -> list[str]:
     return removed
 
 
-def session_rules(*, bash: Literal["allow", "deny"]) -> list[dict[str, str]]:
+def session_rules(
+    *, bash: Literal["allow", "deny"], ask_bash: bool = False
+) -> list[dict[str, str]]:
     """The session's permission ruleset (``[{permission, pattern, action}]``; last match
-    wins in OpenCode)."""
+    wins in OpenCode). ``ask_bash``: an allowed bash asks first (the run's approval policy
+    wants a person to decide its commands); a denied bash stays denied."""
     denied = ("webfetch", "websearch", "codesearch", "task", "question", "external_directory")
     rules = [{"permission": "edit", "pattern": "*", "action": "ask"}]
-    rules.append({"permission": "bash", "pattern": "*", "action": bash})
+    action = "ask" if bash == "allow" and ask_bash else bash
+    rules.append({"permission": "bash", "pattern": "*", "action": action})
     rules += [{"permission": name, "pattern": "*", "action": "deny"} for name in denied]
     return rules
 

@@ -13,7 +13,13 @@ Failure rules: ``session.error`` fails the run; an upstream OpenCode keeps retry
 a dropped or silent stream is reopened and the session reconciled from its status and
 messages, up to ``opencode_reconnect_attempts`` times, then fails (``OPENCODE_SERVER_LOST``);
 a failed OpenCode call fails the run with the error text (``OPENCODE_REQUEST_FAILED``).
-Permission requests are answered by :mod:`.policy` at once, questions rejected.
+Permission requests are answered by :mod:`.policy` at once, questions rejected; except that
+a request the policy would allow and the run's approval policy marks (``edit`` under
+``patches``, ``bash`` under ``commands``, any under ``all``; :mod:`runtime.approvals`) ends
+the session with :class:`Paused` instead: the OpenCode session keeps waiting for the reply,
+and the resumed run reattaches to it (``engine_run_ref``), sends the person's decision as the
+permission reply and goes on streaming. The pause survives only while that OpenCode server
+lives: a resume that finds the request gone fails the run (``OPENCODE_PAUSE_LOST``).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runtime import approvals
 from runtime.engine import (
     CancelOutcome,
     Completed,
@@ -32,6 +39,7 @@ from runtime.engine import (
     EngineRef,
     EngineSession,
     Failed,
+    Paused,
     RunContext,
 )
 from runtime.engines.opencode.client import OpenCodeError
@@ -65,6 +73,9 @@ UPSTREAM_UNREACHABLE = "OPENCODE_UPSTREAM_UNREACHABLE"
 SERVER_LOST = "OPENCODE_SERVER_LOST"
 REQUEST_FAILED = "OPENCODE_REQUEST_FAILED"
 SETUP_FAILED = "OPENCODE_SETUP_FAILED"
+PAUSE_LOST = "OPENCODE_PAUSE_LOST"
+STATE_KEY = "opencode"
+"""The key of a pause's state in the run's checkpoint: ``{session_id, permission_id}``."""
 
 
 def build_prompt(ctx: RunContext) -> str:
@@ -158,6 +169,7 @@ class OpenCodeSession(EngineSession):
         self._prompt_lock = asyncio.Lock()
         self._stopped = asyncio.Event()
         self._pump: _EventPump | None = None
+        self._policy = approvals.run_policy(ctx.input_params)
 
     # -- events --------------------------------------------------------------------------------
 
@@ -203,7 +215,10 @@ class OpenCodeSession(EngineSession):
         resumed = self.session_id is not None
         try:
             if self.session_id is None:
-                rules = session_rules(bash=self.settings.opencode_bash_permission)
+                rules = session_rules(
+                    bash=self.settings.opencode_bash_permission,
+                    ask_bash=approvals.permission_needs_approval(self._policy, "bash"),
+                )
                 title = f"App {ctx.app_id} run {ctx.run_id}"
                 session = await client.create_session(directory, title=title, permission=rules)
                 self.session_id = str(session["id"])
@@ -221,6 +236,10 @@ class OpenCodeSession(EngineSession):
             return
         if settled is not None:
             yield settled
+            return
+        lost = await self._reply_to_pause()
+        if lost is not None:
+            yield lost
             return
         async for event in self._consume(translator):
             yield event
@@ -313,7 +332,10 @@ class OpenCodeSession(EngineSession):
                     if retry_since is None:
                         retry_since = loop.time()
                 elif isinstance(out, Asked):
-                    await self._answer(out)
+                    pause = await self._answer(out)
+                    if pause is not None:
+                        yield pause
+                        return
                 elif isinstance(out, SessionFailed | Idle):
                     self._stopped.set()
                     if self._cancelling:
@@ -383,21 +405,78 @@ class OpenCodeSession(EngineSession):
             log.warning("abort of %s after upstream deadline failed: %s", self.session_id, exc)
         return _failed(message, UPSTREAM_UNREACHABLE)
 
-    async def _answer(self, asked: Asked) -> None:
+    async def _answer(self, asked: Asked) -> Paused | None:
+        """Answer a question (rejected) or a permission request: by :mod:`.policy`, or,
+        when the policy allows it and the run's approval policy marks it, by a person:
+        then the :class:`Paused` to end the session with (the request stays open)."""
         assert self._directory is not None
         request_id = str(asked.request.get("id") or "")
         if not request_id:
-            return
+            return None
         try:
             if asked.kind == "question":
                 await self.engine.client.reject_question(self._directory, request_id)
-                return
+                return None
             workspace = self.ctx.workspace
             assert workspace is not None
-            reply = await asyncio.to_thread(permission_reply, asked.request, workspace)
+            permission = str(asked.request.get("permission") or "")
+            if permission == "bash" and self.settings.opencode_bash_permission == "allow":
+                reply: str = "once"  # asked only for the person: the sandbox still applies
+            else:
+                reply = await asyncio.to_thread(permission_reply, asked.request, workspace)
+            if reply == "once" and approvals.permission_needs_approval(self._policy, permission):
+                return self._pause(request_id, permission, asked.request, workspace)
             await self.engine.client.reply_permission(self._directory, request_id, reply)
         except OpenCodeError as exc:
             log.warning("reply to OpenCode %s %s failed: %s", asked.kind, request_id, exc)
+        return None
+
+    def _pause(
+        self, request_id: str, permission: str, request: dict[str, Any], workspace: Path
+    ) -> Paused:
+        """Pause on permission request ``request_id`` (OpenCode's id is the approval's
+        request id). What the person sees: the permission, its patterns and the metadata
+        OpenCode gave (file path made workspace-relative, diff, command); not editable:
+        OpenCode runs its own call, approved or not."""
+        root = f"{workspace}/"
+        metadata = {
+            key: value.replace(root, "") if isinstance(value, str) else value
+            for key, value in (request.get("metadata") or {}).items()
+            if key in ("filepath", "diff", "command", "description")
+        }
+        patterns = [str(p).replace(root, "") for p in request.get("patterns") or []]
+        pending = approvals.PendingApproval(
+            request_id, permission, {"patterns": patterns, **metadata}, editable=False
+        )
+        state = {"session_id": self.session_id, "permission_id": request_id}
+        return Paused(checkpoint={STATE_KEY: state}, approval=pending.as_dict())
+
+    async def _reply_to_pause(self) -> Failed | None:
+        """On a run resumed from a pause on a permission request: send the person's
+        decision as OpenCode's reply (reject with the message); a Failed when the request
+        is gone (its OpenCode server restarted or the session ended)."""
+        resume = self.ctx.resume
+        state = resume.checkpoint.get(STATE_KEY) if resume is not None else None
+        if resume is None or not isinstance(state, dict):
+            return None
+        decision = approvals.Decision.from_payload(resume.payload)
+        permission_id = str(state.get("permission_id") or "")
+        if decision is None or decision.request_id != permission_id:
+            return _failed("OpenCode run resumed without a decision on its request", PAUSE_LOST)
+        assert self._directory is not None
+        reply = "once" if decision.approve else "reject"
+        message = None if decision.approve else decision.message
+        try:
+            await self.engine.client.reply_permission(
+                self._directory, permission_id, reply, message
+            )
+        except OpenCodeError as exc:
+            return _failed(
+                "The OpenCode permission request this run waited on is gone (an OpenCode "
+                f"pause lasts only while its OpenCode server runs): {exc}",
+                PAUSE_LOST,
+            )
+        return None
 
     # -- cancel --------------------------------------------------------------------------------
 

@@ -1,0 +1,297 @@
+"""Human approval of tool calls through the HTTP API, native engine against the scripted
+OpenAI server on loopback (issue 12 items 2 and 6): a marked call pauses the run with
+``approval.requested``; resume approves (maybe with edited arguments) or rejects; the model
+is never asked again for work already done; a pause without a decision fails closed."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.support.api import create_app_via_api
+from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.runs import create_run, read_stream, runs_url, types, wait_status
+from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
+
+GOOD_PATCH = """\
+--- a/src/App.tsx
++++ b/src/App.tsx
+@@ -33,3 +33,3 @@
+       <header className="chat__header">
+-        <h1>Chat</h1>
++        <h1>Runwright Chat</h1>
+       </header>
+"""
+OTHER_PATCH = GOOD_PATCH.replace("Runwright Chat", "Reviewed Chat")
+ESCAPING_PATCH = GOOD_PATCH.replace("a/src/App.tsx", "a/../outside.tsx").replace(
+    "b/src/App.tsx", "b/../outside.tsx"
+)
+
+
+@pytest.fixture
+def settings(make_settings):
+    return make_settings(scripted_engine_enabled=True, approval_sweep_seconds=0.1)
+
+
+@pytest.fixture
+async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
+    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
+    app, _ = await create_app_via_api(client, owner.headers)
+    return app
+
+
+def _call(name: str, **arguments: Any):
+    return tool_call_reply(ScriptedToolCall(name, arguments))
+
+
+async def _paused(client, app, owner, **create: Any) -> tuple[dict[str, Any], list[dict]]:
+    """Create a run, read its stream to the pause; returns (run, events)."""
+    run = await create_run(client, app["id"], owner.headers, **create)
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    assert types(events)[-2:] == ["approval.requested", "run.completed"], types(events)
+    assert events[-1]["data"]["payload"]["status"] == "paused"
+    return run, events
+
+
+async def _resume(client, app, run, owner, **body: Any):
+    return await client.post(
+        runs_url(app["id"], f"/{run['run_id']}/resume"), json=body, headers=owner.headers
+    )
+
+
+async def _draft_file(client, app, owner) -> str:
+    response = await client.get(f"/admin/apps/{app['id']}/builder/state", headers=owner.headers)
+    state = await response.get_json()
+    return str(state["current_draft_revision"]["files"]["src/App.tsx"])
+
+
+async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app = native_app
+    scripted_openai.push(
+        _call("coding_agent_read_file_range", path="src/App.tsx", start_line=30, end_line=40),
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("Renamed the heading."),
+    )
+    run, events = await _paused(
+        client, app, owner, input="Rename the heading", approval_policy="patches"
+    )
+    # The read ran without asking; the patch waits.
+    assert types(events).count("tool.completed") == 1
+    request = events[-2]["data"]
+    assert request["stage"] == "tool"
+    assert request["payload"]["tool"] == "coding_agent_apply_patch"
+    assert request["payload"]["arguments"] == {"patch": GOOD_PATCH}
+    assert "revision.created" not in types(events)
+    assert len(scripted_openai.bodies) == 2
+    assert "Runwright Chat" not in await _draft_file(client, app, owner)
+
+    response = await _resume(
+        client, app, run, owner,
+        approval={"request_id": request["payload"]["request_id"], "decision": "approve"},
+    )  # fmt: skip
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    assert (await response.get_json())["status"] in ("queued", "running", "completed")
+
+    _, after = await read_stream(
+        client, app["id"], run["run_id"], owner.headers, after=events[-1]["id"]
+    )
+    kinds = types(after)
+    assert kinds[-3:] == ["revision.created", "checkpoint.created", "run.completed"]
+    assert after[-1]["data"]["payload"]["status"] == "completed"
+    done = next(e["data"] for e in after if e["data"]["event"] == "tool.completed")
+    assert done["payload"]["tool"] == "coding_agent_apply_patch"
+    # Three model calls in all: the resume continued from the stored state.
+    assert len(scripted_openai.bodies) == 3
+    last = scripted_openai.bodies[2]["messages"]
+    assert last[-1]["role"] == "tool" and '"error"' not in last[-1]["content"]
+    assert any(m.get("tool_calls") for m in last if m["role"] == "assistant")
+    assert "<h1>Runwright Chat</h1>" in await _draft_file(client, app, owner)
+
+
+async def test_reject_tells_the_model_why(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("Understood, I left the heading alone."),
+    )
+    run, events = await _paused(client, app, owner, input="Rename it", approval_policy="all")
+    request_id = events[-2]["data"]["payload"]["request_id"]
+    response = await _resume(
+        client, app, run, owner,
+        approval={"request_id": request_id, "decision": "reject",
+                  "message": "Keep the old heading, marketing likes it"},
+    )  # fmt: skip
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    _, after = await read_stream(
+        client, app["id"], run["run_id"], owner.headers, after=events[-1]["id"]
+    )
+    failed = next(e["data"] for e in after if e["data"]["event"] == "tool.failed")
+    assert failed["diagnostics"][0]["code"] == "APPROVAL_REJECTED"
+    assert after[-1]["data"]["payload"]["status"] == "completed"
+    told = scripted_openai.bodies[1]["messages"][-1]
+    assert told["role"] == "tool"
+    assert "Keep the old heading, marketing likes it" in told["content"]
+    assert "Runwright Chat" not in await _draft_file(client, app, owner)
+
+
+async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("Done with your version."),
+    )
+    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    request_id = events[-2]["data"]["payload"]["request_id"]
+
+    # Edited arguments that leave the workspace: 422, and the run still waits.
+    for bad, code in (
+        ({"patch": ESCAPING_PATCH}, "BUILDER_PATCH_POLICY_VIOLATION"),
+        ({"diff": "   "}, "TOOL_INPUT_VALIDATION_FAILED"),
+    ):
+        refused = await _resume(
+            client, app, run, owner,
+            approval={"request_id": request_id, "decision": "approve", "arguments": bad},
+        )  # fmt: skip
+        assert refused.status_code == 422, await refused.get_data(as_text=True)
+        assert (await refused.get_json())["detail"]["code"] == code
+    assert (await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"}))
+
+    response = await _resume(
+        client, app, run, owner,
+        approval={"request_id": request_id, "decision": "approve",
+                  "arguments": {"patch": OTHER_PATCH}},
+    )  # fmt: skip
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    _, after = await read_stream(
+        client, app["id"], run["run_id"], owner.headers, after=events[-1]["id"]
+    )
+    assert after[-1]["data"]["payload"]["status"] == "completed"
+    started = next(e["data"] for e in after if e["data"]["event"] == "tool.started")
+    assert started["payload"]["input"] == {"patch": OTHER_PATCH}
+    assert "<h1>Reviewed Chat</h1>" in await _draft_file(client, app, owner)
+    told = json.loads(scripted_openai.bodies[1]["messages"][-1]["content"])
+    assert told["reviewer_edited_arguments"] == {"patch": OTHER_PATCH}
+
+
+async def test_wrong_request_and_missing_decision_are_refused(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app = native_app
+    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH))
+    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    request_id = events[-2]["data"]["payload"]["request_id"]
+
+    wrong = await _resume(
+        client, app, run, owner, approval={"request_id": "nope", "decision": "approve"}
+    )
+    assert wrong.status_code == 409
+    detail = (await wrong.get_json())["detail"]
+    assert detail["code"] == "APPROVAL_NOT_PENDING"
+    assert detail["pending_request_id"] == request_id
+
+    missing = await _resume(client, app, run, owner, payload={"go": True})
+    assert missing.status_code == 422
+    assert (await missing.get_json())["detail"]["code"] == "APPROVAL_REQUIRED"
+
+    bad_shape = await _resume(
+        client, app, run, owner, approval={"request_id": request_id, "decision": "maybe"}
+    )
+    assert bad_shape.status_code == 422
+    assert (await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"}))
+
+
+async def test_an_approval_for_a_run_not_waiting_on_one_is_409(client, owner, app_and_draft):
+    app, _ = app_and_draft
+    run = await create_run(
+        client, app["id"], owner.headers, input="x", engine="scripted",
+        script=[{"pause": {}}, {"delta": "after"}],
+    )  # fmt: skip
+    await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
+    response = await _resume(
+        client, app, run, owner, approval={"request_id": "r", "decision": "approve"}
+    )
+    assert response.status_code == 409
+    assert (await response.get_json())["detail"]["code"] == "APPROVAL_NOT_PENDING"
+    # The scripted engine's resume works as before.
+    plain = await _resume(client, app, run, owner, payload={"go": 1})
+    assert plain.status_code == 200
+    await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
+
+
+async def test_policy_none_and_the_app_default(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app = native_app
+    url = f"/admin/apps/{app['id']}/coding-agent/settings"
+    assert await (await client.get(url, headers=owner.headers)).get_json() == {
+        "approval_policy": "none"
+    }
+    # Default none: the command tool runs without asking (today's behaviour).
+    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("ok"))
+    run = await create_run(client, app["id"], owner.headers, input="Rename")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    assert "approval.requested" not in types(events)
+    assert events[-1]["data"]["payload"]["status"] == "completed"
+
+    put = await client.put(url, json={"approval_policy": "patches"}, headers=owner.headers)
+    assert put.status_code == 200 and (await put.get_json())["approval_policy"] == "patches"
+    bad = await client.put(url, json={"approval_policy": "sometimes"}, headers=owner.headers)
+    assert bad.status_code == 422
+    scripted_openai.push(_call("coding_agent_apply_patch", patch=OTHER_PATCH))
+    await _paused(client, app, owner, input="Rename again")
+    # A run's own policy wins over the app's.
+    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("ok"))
+    run = await create_run(client, app["id"], owner.headers, input="x", approval_policy="commands")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    assert events[-1]["data"]["payload"]["status"] == "completed"
+
+
+async def test_a_pause_without_a_decision_fails_closed(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    app = native_app
+    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH))
+    run, events = await _paused(
+        client, app, owner, input="Rename", approval_policy="patches", approval_timeout_seconds=1
+    )
+    assert events[-2]["data"]["payload"]["timeout_seconds"] == 1
+    failed = await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"})
+    assert "No approval decision within 1 seconds" in failed["error"]
+    _, after = await read_stream(
+        client, app["id"], run["run_id"], owner.headers, after=events[-1]["id"]
+    )
+    assert types(after) == ["run.failed"]
+    assert after[0]["data"]["diagnostics"][0]["code"] == "APPROVAL_TIMEOUT"
+    late = await _resume(
+        client, app, run, owner,
+        approval={"request_id": events[-2]["data"]["payload"]["request_id"],
+                  "decision": "approve"},
+    )  # fmt: skip
+    assert late.status_code == 409
+    assert len(scripted_openai.bodies) == 1

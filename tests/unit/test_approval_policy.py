@@ -1,0 +1,122 @@
+"""Approval policy decisions and resume checks (runtime/approvals.py; issue 12 item 2)."""
+
+from __future__ import annotations
+
+import pytest
+
+from runtime import approvals
+from runtime.runs.errors import ApprovalInvalid, ApprovalNotPending
+from runtime.tools.specs import TOOLS
+
+COMMANDS = {"coding_agent_run_targeted_tests", "coding_agent_build_worker_precheck"}
+PATCHES = {
+    "coding_agent_write_file", "coding_agent_apply_patch", "coding_agent_rename_file",
+    "coding_agent_delete_file", "coding_agent_restore_checkpoint",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("tool", [spec.name for spec in TOOLS])
+def test_each_tool_asks_exactly_under_its_policies(tool: str) -> None:
+    asks = {p for p in approvals.POLICIES if approvals.tool_needs_approval(p, tool)}
+    if tool in COMMANDS:
+        assert asks == {"commands", "all"}
+    elif tool in PATCHES:
+        assert asks == {"patches", "all"}
+    else:  # read-only tools ask only when everything does
+        assert asks == {"all"}
+
+
+def test_bare_slugs_unknown_tools_and_unknown_policies() -> None:
+    assert approvals.tool_needs_approval("commands", "run_targeted_tests")
+    assert not approvals.tool_needs_approval("patches", "no_such_tool")
+    assert approvals.tool_needs_approval("all", "no_such_tool")
+    # A policy this code does not know asks for everything (fail closed).
+    assert approvals.tool_needs_approval("sometimes", "coding_agent_read_file")
+
+
+@pytest.mark.parametrize(
+    ("policy", "permission", "asks"),
+    [
+        ("none", "bash", False), ("commands", "bash", True), ("commands", "edit", False),
+        ("patches", "edit", True), ("patches", "bash", False), ("all", "webfetch", True),
+        ("commands", "webfetch", False),
+    ],
+)  # fmt: skip
+def test_opencode_permissions_map_onto_the_same_policies(
+    policy: str, permission: str, asks: bool
+) -> None:
+    assert approvals.permission_needs_approval(policy, permission) is asks
+
+
+def test_a_run_without_a_stored_policy_asks_for_nothing() -> None:
+    assert approvals.run_policy({}) == "none"
+    assert approvals.run_policy({"context": {"approval_policy": "all"}}) == "all"
+    assert approvals.run_timeout({"context": {"approval_timeout_seconds": 30}}) == 30.0
+    assert approvals.run_timeout({"context": {}}) is None
+
+
+PENDING = {"approval": {"request_id": "r1", "tool": "coding_agent_apply_patch",
+                        "arguments": {}, "editable": True}}  # fmt: skip
+
+
+def test_resume_checks() -> None:
+    approvals.check_resume(None, None)  # an ordinary pause resumes as before
+    approvals.check_resume(PENDING, {"request_id": "r1", "decision": "reject"})
+    with pytest.raises(ApprovalNotPending) as wrong:
+        approvals.check_resume(PENDING, {"request_id": "r2", "decision": "approve"})
+    assert wrong.value.pending_request_id == "r1"
+    with pytest.raises(ApprovalNotPending):
+        approvals.check_resume({"position": 3}, {"request_id": "r1", "decision": "approve"})
+    with pytest.raises(ApprovalInvalid) as missing:
+        approvals.check_resume(PENDING, None)
+    assert missing.value.code == "APPROVAL_REQUIRED"
+
+
+@pytest.mark.parametrize(
+    ("tool", "arguments", "code"),
+    [
+        ("coding_agent_apply_patch", {"patch": "--- a/../x.ts\n+++ b/../x.ts\n@@ -1 +1 @@\n-a\n+b\n"},
+         "BUILDER_PATCH_POLICY_VIOLATION"),
+        ("coding_agent_write_file", {"path": "/etc/passwd.txt", "content": "x"},
+         "BUILDER_PATCH_POLICY_VIOLATION"),
+        ("coding_agent_rename_file", {"from_path": "src/a.ts", "to_path": "node_modules/a.ts"},
+         "BUILDER_PATCH_POLICY_VIOLATION"),
+        ("coding_agent_apply_patch", {"strip": 1}, "TOOL_INPUT_VALIDATION_FAILED"),
+    ],
+)  # fmt: skip
+def test_edited_arguments_are_checked_like_a_models(
+    tool: str, arguments: dict, code: str
+) -> None:
+    pending = {"approval": {**PENDING["approval"], "tool": tool}}
+    with pytest.raises(ApprovalInvalid) as refused:
+        approvals.check_resume(
+            pending, {"request_id": "r1", "decision": "approve", "arguments": arguments}
+        )
+    assert refused.value.code == code
+    assert refused.value.field.startswith("approval.arguments")
+
+
+def test_good_edits_pass_and_uneditable_requests_refuse_edits() -> None:
+    approvals.check_resume(
+        {"approval": {**PENDING["approval"], "tool": "coding_agent_write_file"}},
+        {"request_id": "r1", "decision": "approve",
+         "arguments": {"path": "src/ok.ts", "content": "x"}},
+    )  # fmt: skip
+    # A rejection's arguments are never used, so they are not checked.
+    approvals.check_resume(
+        PENDING, {"request_id": "r1", "decision": "reject", "arguments": {"patch": 1}}
+    )
+    opencode = {"approval": {**PENDING["approval"], "tool": "bash", "editable": False}}
+    with pytest.raises(ApprovalInvalid) as refused:
+        approvals.check_resume(
+            opencode, {"request_id": "r1", "decision": "approve", "arguments": {"x": 1}}
+        )
+    assert refused.value.code == "APPROVAL_ARGUMENTS_NOT_EDITABLE"
+
+
+def test_the_decision_read_back_from_a_resume_payload() -> None:
+    decision = approvals.Decision.from_payload(
+        {"approval": {"request_id": "r1", "decision": "reject", "message": "no"}}
+    )
+    assert decision == approvals.Decision("r1", False, None, "no")
+    assert approvals.Decision.from_payload({"go": 1}) is None
