@@ -131,13 +131,16 @@ def create_run(
     messages: list[dict[str, str]] | None = None,
     script: list[dict[str, Any]] | None = None,
     idempotency_key: str | None = None,
+    approval_policy: str | None = None,
+    approval_timeout_seconds: float | None = None,
 ) -> Call[Run]:
     """``POST .../runs`` with an ``Idempotency-Key`` (a fresh UUID unless given), the same
     on every retry of this call, so the server creates the run at most once."""
     body: dict[str, Any] = {"input": input}
     for key, value in (
         ("engine", engine), ("base_revision_id", base_revision_id), ("model_id", model_id),
-        ("messages", messages), ("script", script),
+        ("messages", messages), ("script", script), ("approval_policy", approval_policy),
+        ("approval_timeout_seconds", approval_timeout_seconds),
     ):  # fmt: skip
         if value is not None:
             body[key] = str(value) if isinstance(value, uuid.UUID) else value
@@ -174,11 +177,19 @@ def cancel_run(app_id: uuid.UUID | str, run_id: uuid.UUID | str) -> Call[Run]:
 
 
 def resume_run(
-    app_id: uuid.UUID | str, run_id: uuid.UUID | str, payload: dict[str, Any] | None = None
+    app_id: uuid.UUID | str,
+    run_id: uuid.UUID | str,
+    payload: dict[str, Any] | None = None,
+    approval: dict[str, Any] | None = None,
 ) -> Call[Run]:
-    """``POST .../resume``: not replayable (a second resume answers 409)."""
+    """``POST .../resume`` (with ``approval``, the decision on the run's pending approval
+    request: ``{request_id, decision, arguments?, message?}``): not replayable (a second
+    resume answers 409)."""
+    body: dict[str, Any] = {"payload": payload or {}}
+    if approval is not None:
+        body["approval"] = approval
     return Call("POST", runs_path(app_id, _run_suffix(run_id, "/resume")), Run.model_validate,
-                json_body={"payload": payload or {}}, replayable=False)  # fmt: skip
+                json_body=body, replayable=False)  # fmt: skip
 
 
 def stream_ticket(app_id: uuid.UUID | str, run_id: uuid.UUID | str) -> Call[StreamTicket]:

@@ -104,8 +104,9 @@ class Client:
 
     def create_run(self, app_id: uuid.UUID | str, input: str, **options: Any) -> Run:
         """Create a run; it starts executing at once. ``options``: ``engine``,
-        ``base_revision_id``, ``model_id``, ``messages``, ``script``, ``idempotency_key``
-        (default: a fresh one per call, reused by its retries)."""
+        ``base_revision_id``, ``model_id``, ``messages``, ``script``, ``approval_policy``,
+        ``approval_timeout_seconds``, ``idempotency_key`` (default: a fresh one per call,
+        reused by its retries)."""
         return self._perform(_core.create_run(app_id, input, **options))
 
     def list_runs(self, app_id: uuid.UUID | str, *, limit: int = 25) -> list[Run]:
@@ -125,9 +126,12 @@ class Client:
         app_id: uuid.UUID | str,
         run_id: uuid.UUID | str,
         payload: dict[str, Any] | None = None,
+        approval: dict[str, Any] | None = None,
     ) -> Run:
-        """Resume a paused run with ``payload`` (409 :class:`Conflict` if not paused)."""
-        return self._perform(_core.resume_run(app_id, run_id, payload))
+        """Resume a paused run with ``payload`` (409 :class:`Conflict` if not paused) and,
+        for a run waiting on an approval request, ``approval``: ``{request_id, decision:
+        "approve" | "reject", arguments?, message?}``."""
+        return self._perform(_core.resume_run(app_id, run_id, payload, approval))
 
     def stream_ticket(self, app_id: uuid.UUID | str, run_id: uuid.UUID | str) -> StreamTicket:
         """A short-lived ticket for one run's stream (for a browser's EventSource)."""

@@ -171,7 +171,7 @@ async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
         )  # fmt: skip
         assert refused.status_code == 422, await refused.get_data(as_text=True)
         assert (await refused.get_json())["detail"]["code"] == code
-    assert (await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"}))
+    assert await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
 
     response = await _resume(
         client, app, run, owner,
@@ -217,7 +217,7 @@ async def test_wrong_request_and_missing_decision_are_refused(
         client, app, run, owner, approval={"request_id": request_id, "decision": "maybe"}
     )
     assert bad_shape.status_code == 422
-    assert (await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"}))
+    assert await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
 
 
 async def test_an_approval_for_a_run_not_waiting_on_one_is_409(client, owner, app_and_draft):

@@ -452,7 +452,10 @@ EDIT = {"filePath": "src/App.tsx", "oldString": "<h1>Chat</h1>",
 
 
 async def _paused_on_edit(
-    client: Any, owner: Any, app: dict[str, Any], scripted_openai: ScriptedOpenAI  # noqa: F811
+    client: Any,
+    owner: Any,
+    app: dict[str, Any],
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     scripted_openai.push(
         tool_call_reply(ScriptedToolCall("read", {"filePath": "src/App.tsx"})),

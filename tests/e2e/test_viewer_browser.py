@@ -303,3 +303,57 @@ async def test_cancel_from_the_page(stack: Stack, browser: BrowserContext):
         assert (await rw.get_run(app_id, run_id)).status == "cancelled"
     await expect(page.locator(f"#runs li[data-run-id='{run_id}'] .status")).to_have_text(
         "cancelled")  # fmt: skip
+
+
+async def test_approve_and_reject_from_the_page(
+    stack: Stack,
+    browser: BrowserContext,
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+):
+    """A run paused on an approval request shows the call and its buttons; Approve resumes
+    it and the page follows it to its end; Reject sends the reason typed on the page."""
+    db = await Database.connect(stack.env["DATABASE_URL"], min_size=1, max_size=1)
+    try:
+        await models_store.create_model(
+            db, tenant_id=None, name="scripted", is_default=True,  # operator's: may be loopback
+            bindings=[BindingSpec(provider="openai", provider_model_id="scripted-model",
+                                  base_url=scripted_openai.base_url)],
+        )  # fmt: skip
+    finally:
+        await db.close()
+    patch = tool_call_reply(ScriptedToolCall("coding_agent_apply_patch", {"patch": PATCH}))
+    scripted_openai.push(patch, text_reply("Renamed after your approval."))
+    app_id = await _new_app(stack)
+    async with stack.client() as rw:
+        run = await rw.create_run(app_id, "Rename", approval_policy="patches")
+    run_id = str(run.run_id)
+    page = await _open_run(browser, stack, app_id, run_id)
+    await expect(page.locator("#run-status")).to_have_text("paused", timeout=BUDGET_MS)
+    await expect(page.locator(".approval .diff .add")).to_have_text(
+        ["+        <h1>Runwright Chat</h1>"])  # fmt: skip
+    await expect(page.locator("#actions")).to_be_visible()
+    await page.click("#approve")
+    await expect(page.locator(".final").last).to_contain_text(
+        "Status: completed", timeout=BUDGET_MS)  # fmt: skip
+    await expect(page.locator("#run-status")).to_have_text("completed")
+    await expect(page.locator("#actions")).to_be_hidden()
+    await expect(page.locator(".assistant .text").last).to_have_text(
+        "Renamed after your approval.")  # fmt: skip
+    seqs = await _page_seqs(page)
+    async with stack.client() as rw:  # the pause's stream, then the resumed run's
+        stored = [e.seq async for e in rw.stream(app_id, run_id)]
+        stored += [e.seq async for e in rw.stream(app_id, run_id, after=stored[-1])]
+    assert seqs == list(range(1, len(seqs) + 1)) == stored
+
+    scripted_openai.push(patch, text_reply("Left it."))
+    async with stack.client() as rw:
+        run = await rw.create_run(app_id, "Rename again", approval_policy="patches")
+    run_id = str(run.run_id)
+    await page.click("#refresh-runs")
+    await page.click(f"#runs li[data-run-id='{run_id}']", timeout=BUDGET_MS)
+    await expect(page.locator("#run-status")).to_have_text("paused", timeout=BUDGET_MS)
+    await page.fill("#approval-message", "Not today")
+    await page.click("#reject")
+    await expect(page.locator("#run-status")).to_have_text("completed", timeout=BUDGET_MS)
+    await expect(page.locator(".tool .state.failed")).to_have_count(1)
+    assert "Not today" in str(scripted_openai.bodies[-1]["messages"][-1])

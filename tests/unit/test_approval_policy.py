@@ -55,6 +55,7 @@ def test_a_run_without_a_stored_policy_asks_for_nothing() -> None:
     assert approvals.run_timeout({"context": {}}) is None
 
 
+ESCAPING = "--- a/../x.ts\n+++ b/../x.ts\n@@ -1 +1 @@\n-a\n+b\n"
 PENDING = {"approval": {"request_id": "r1", "tool": "coding_agent_apply_patch",
                         "arguments": {}, "editable": True}}  # fmt: skip
 
@@ -75,8 +76,7 @@ def test_resume_checks() -> None:
 @pytest.mark.parametrize(
     ("tool", "arguments", "code"),
     [
-        ("coding_agent_apply_patch", {"patch": "--- a/../x.ts\n+++ b/../x.ts\n@@ -1 +1 @@\n-a\n+b\n"},
-         "BUILDER_PATCH_POLICY_VIOLATION"),
+        ("coding_agent_apply_patch", {"patch": ESCAPING}, "BUILDER_PATCH_POLICY_VIOLATION"),
         ("coding_agent_write_file", {"path": "/etc/passwd.txt", "content": "x"},
          "BUILDER_PATCH_POLICY_VIOLATION"),
         ("coding_agent_rename_file", {"from_path": "src/a.ts", "to_path": "node_modules/a.ts"},
@@ -84,9 +84,7 @@ def test_resume_checks() -> None:
         ("coding_agent_apply_patch", {"strip": 1}, "TOOL_INPUT_VALIDATION_FAILED"),
     ],
 )  # fmt: skip
-def test_edited_arguments_are_checked_like_a_models(
-    tool: str, arguments: dict, code: str
-) -> None:
+def test_edited_arguments_are_checked_like_a_models(tool: str, arguments: dict, code: str) -> None:
     pending = {"approval": {**PENDING["approval"], "tool": tool}}
     with pytest.raises(ApprovalInvalid) as refused:
         approvals.check_resume(

@@ -1,4 +1,5 @@
-// Runwright run viewer: pick an app's run, watch its events live, cancel it.
+// Runwright run viewer: pick an app's run, watch its events live, cancel it, and approve or
+// reject a tool call the run waits on (approval.requested; POST .../resume with the decision).
 //
 // Auth: the bearer token is held in this module's memory only (never in a URL, a cookie
 // or browser storage). Actions (list runs, cancel) send it as `Authorization` with fetch;
@@ -52,10 +53,15 @@ function detailText(detail) {
   return String(detail);
 }
 
-async function api(method, path) {
+async function api(method, path, json) {
   const headers = { Authorization: `Bearer ${state.token}` };
   if (state.tenant) headers["X-Tenant-ID"] = state.tenant;
-  const response = await fetch(path, { method, headers, cache: "no-store", credentials: "omit" });
+  const init = { method, headers, cache: "no-store", credentials: "omit" };
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  }
+  const response = await fetch(path, init);
   let body = null;
   try {
     body = await response.json();
@@ -124,6 +130,7 @@ async function watch(runId) {
   state.spans.clear();
   $("transcript").replaceChildren();
   $("events").replaceChildren();
+  hideActions();
   $("event-count").textContent = "0";
   $("run-id").textContent = runId;
   $("run-panel").hidden = false;
@@ -136,6 +143,7 @@ async function watch(runId) {
 
 function showRun(run) {
   setStatus(run.status);
+  if (run.status !== "paused") hideActions();
   const parts = [`engine ${run.execution_engine}`, `created ${new Date(run.created_at).toLocaleString()}`];
   if (run.result_revision_id) parts.push(`revision ${run.result_revision_id}`);
   if (run.error) parts.push(`error: ${run.error}`);
@@ -193,6 +201,8 @@ function handle(event) {
   if (!TERMINAL.has(event.event) && event.event !== "run.accepted" && $("run-status").textContent === "queued") {
     setStatus("running");
   }
+  // A pending approval is decided once anything but the pause's own end follows it.
+  if (event.event !== "approval.requested" && event.event !== "run.completed") hideActions();
   const render = renderers[event.event] || renderOther;
   render(event);
   if (TERMINAL.has(event.event)) {
@@ -276,9 +286,64 @@ const renderers = {
   },
   "run.completed": (event) => finalBlock(event, event.payload.status || "completed"),
   "run.failed": (event) => finalBlock(event, "failed"),
-  // "approval.requested": once approvals exist, render the pending call here with Approve /
-  // Reject buttons in #actions that POST .../resume with the decision as its payload.
+  "approval.requested": (event) => {
+    const { tool, arguments: args, request_id: requestId } = event.payload;
+    const node = block("tool approval", "waiting for approval");
+    const head = el("div", "head");
+    head.append(el("code", "", tool), el("span", "state", "needs a decision"));
+    node.append(head);
+    const patch = patchText(args);
+    node.append(patch !== null ? diffView(patch) : el("pre", "", shown(args ?? {})));
+    showActions(requestId, tool);
+  },
 };
+
+// --- approvals ----------------------------------------------------------------------------
+
+function hideActions() {
+  const box = $("actions");
+  box.replaceChildren();
+  box.hidden = true;
+  box.dataset.requestId = "";
+}
+
+function showActions(requestId, tool) {
+  const box = $("actions");
+  box.replaceChildren();
+  box.dataset.requestId = requestId;
+  const reason = el("input", "reason");
+  reason.id = "approval-message";
+  reason.type = "text";
+  reason.placeholder = "Reason (told to the model when you reject)";
+  const approve = el("button", "", "Approve");
+  approve.id = "approve";
+  approve.type = "button";
+  const reject = el("button", "danger", "Reject");
+  reject.id = "reject";
+  reject.type = "button";
+  approve.addEventListener("click", () => decide(requestId, "approve"));
+  reject.addEventListener("click", () => decide(requestId, "reject"));
+  box.append(el("span", "small", `The run waits for a decision on ${tool}.`), reason, approve, reject);
+  box.hidden = false;
+}
+
+function decide(requestId, decision) {
+  const approval = { request_id: requestId, decision };
+  const message = $("approval-message").value.trim();
+  if (message) approval.message = message;
+  for (const id of ["approve", "reject"]) $(id).disabled = true;
+  api("POST", runsPath(`/${state.runId}/resume`), { approval })
+    .then((run) => {
+      hideActions();
+      showRun(run);
+      state.finished = false; // the paused stream ended: follow the run on after its last seq
+      return openStream();
+    })
+    .catch((e) => {
+      say(e.message);
+      for (const id of ["approve", "reject"]) $(id).disabled = false;
+    });
+}
 
 function finishTool(event, outcome) {
   const { tool, span_id: spanId, output } = event.payload;
