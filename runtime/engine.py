@@ -106,9 +106,20 @@ class RevisionsRecorded:
     result: uuid.UUID | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """The messages the engine has added to the conversation so far in this session
+    (OpenAI chat format: assistant replies with their ``tool_calls``, ``tool`` results as
+    sent back to the model), each time it grows. Only for runs of a coding-agent session
+    (``RunContext.session_id``): the run's actor keeps the latest one as the run's turns
+    for the session's next runs (:mod:`runtime.sessions.history`). Not forwarded."""
+
+    messages: tuple[dict[str, Any], ...]
+
+
 EngineEvent = (
     Delta | ToolStarted | ToolFinished | PlanUpdated | Completed | Failed | Paused | EngineRef
-    | RevisionsRecorded
+    | RevisionsRecorded | Transcript
 )  # fmt: skip
 TERMINAL_EVENTS = (Completed, Failed, Paused)
 
@@ -157,7 +168,9 @@ class RunContext:
 
     ``input_params`` is the stored ``{input, messages, context}`` of contract section 2;
     ``workspace`` is the run's working directory (None until workspaces exist for it);
-    ``attempt`` counts actor restarts (0 on the first execution).
+    ``attempt`` counts actor restarts (0 on the first execution); ``session_id`` is the
+    run's coding-agent session (None: a run without one), whose earlier turns are already
+    in ``input_params["messages"]``.
     """
 
     run_id: uuid.UUID
@@ -171,13 +184,14 @@ class RunContext:
     engine_run_ref: str | None = None
     resume: ResumeState | None = None
     attempt: int = 0
+    session_id: uuid.UUID | None = None
 
     @property
     def prompt(self) -> str:
         return str(self.input_params.get("input", ""))
 
     @property
-    def messages(self) -> list[dict[str, str]]:
+    def messages(self) -> list[dict[str, Any]]:
         return list(self.input_params.get("messages", []))
 
 

@@ -36,7 +36,7 @@ def append_prompt(messages: list[dict[str, str]], prompt: str) -> list[dict[str,
     return [*messages, turn]
 
 
-def compact(messages: list[dict[str, str]], budget_chars: int) -> list[dict[str, str]]:
+def compact(messages: list[dict[str, Any]], budget_chars: int) -> list[dict[str, Any]]:
     """Fit the history into ``budget_chars`` characters of content.
 
     Returns the list unchanged when it fits. Otherwise walks from newest to oldest: the
@@ -44,25 +44,60 @@ def compact(messages: list[dict[str, str]], budget_chars: int) -> list[dict[str,
     (a skipped message does not stop the walk), and a system note
     "Context compacted: N earlier message(s) omitted to stay within budget." is prepended
     (not counted in the budget).
+
+    A session's history (docs/design.md 10) also holds tool calls: an assistant message with
+    ``tool_calls`` and the ``tool`` results that answer it are kept or dropped together
+    (a model endpoint refuses a call without its result), costing their contents plus the
+    calls' argument strings. Plain ``{role, content}`` histories (contract 5) have no such
+    groups, so for them this is exactly the contract's walk.
     """
-    if sum(len(m["content"]) for m in messages) <= budget_chars or not messages:
+    units = _units(messages)
+    costs = [sum(_cost(m) for m in unit) for unit in units]
+    if sum(costs) <= budget_chars or not messages:
         return list(messages)
-    kept = [messages[-1]]
-    remaining = budget_chars - len(messages[-1]["content"])
-    for message in reversed(messages[:-1]):
-        cost = len(message["content"])
+    kept = [units[-1]]
+    remaining = budget_chars - costs[-1]
+    for unit, cost in zip(reversed(units[:-1]), reversed(costs[:-1]), strict=True):
         if cost <= remaining:
-            kept.append(message)
+            kept.append(unit)
             remaining -= cost
     kept.reverse()
-    dropped = len(messages) - len(kept)
+    flat = [m for unit in kept for m in unit]
+    dropped = len(messages) - len(flat)
     note = {
         "role": "system",
         "content": (
             f"Context compacted: {dropped} earlier message(s) omitted to stay within budget."
         ),
     }
-    return [note, *kept]
+    return [note, *flat]
+
+
+def _cost(message: dict[str, Any]) -> int:
+    """Characters of content, plus the argument strings of tool calls."""
+    content = message.get("content")
+    cost = len(content) if isinstance(content, str) else 0
+    for call in message.get("tool_calls") or ():
+        function = call.get("function") if isinstance(call, dict) else None
+        arguments = function.get("arguments") if isinstance(function, dict) else None
+        cost += len(arguments) if isinstance(arguments, str) else 0
+    return cost
+
+
+def _units(messages: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Messages grouped for compaction: an assistant message with ``tool_calls`` together
+    with the ``tool`` messages right after it; every other message alone."""
+    units: list[list[dict[str, Any]]] = []
+    for message in messages:
+        if (
+            message.get("role") == "tool"
+            and units
+            and (units[-1][0].get("tool_calls") and units[-1][0].get("role") == "assistant")
+        ):
+            units[-1].append(message)
+        else:
+            units.append([message])
+    return units
 
 
 def prepare_messages(items: Any, prompt: str, budget_chars: int) -> list[dict[str, str]]:

@@ -64,9 +64,11 @@ class RunStore:
         accepted: EventRow,
         idempotency: IdempotencyKey | None = None,
         respond: Callable[[dict[str, Any]], Any] | None = None,
+        session: tuple[uuid.UUID, int] | None = None,
     ) -> dict[str, Any]:
         """Insert a ``queued`` run together with its event seq 1 (``accepted``, whose
-        ``run_id`` must be ``run_id``): one atomic statement.
+        ``run_id`` must be ``run_id``): one atomic statement. ``session`` is the run's
+        session and its place in it (:meth:`storage.sessions.SessionStore.take_seq`).
 
         With ``idempotency`` the key is bound to the run in that same statement and
         ``respond(row)`` (the create response) is stored with it in the same transaction;
@@ -83,8 +85,9 @@ class RunStore:
             requested_model_id, resolved_model_id, engine, input_params, created_at,
             accepted.type, accepted.stage, accepted.payload, accepted.diagnostics, accepted.ts,
         )  # fmt: skip
+        place = session or (None, None)
         if idempotency is None:
-            row = await self.db.fetchrow("runs_insert", *args)
+            row = await self.db.fetchrow("runs_insert", *args, *place)
             assert row is not None
             return dict(row)
         assert respond is not None
@@ -92,7 +95,7 @@ class RunStore:
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
                 "runs_insert_keyed", *args, key.principal, key.key, key.fingerprint,
-                float(key.ttl_seconds),
+                float(key.ttl_seconds), *place,
             )  # fmt: skip
             if row is None:
                 raise IdempotencyKeyTaken(key.key)
@@ -179,13 +182,21 @@ class RunStore:
         error: str | None = None,
         output: dict[str, Any] | None = None,
         events: EventsFor | None = None,
+        session_turns: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
         """Write a terminal status (completed, failed, cancelled) if the run is in one of
         ``expected``; sets ``completed_at`` and releases the lease. ``events`` (see
-        :meth:`_write`) are written in the same transaction."""
-        return await self._write(
-            "runs_finish", (run_id, status, error, output, list(expected)), events
-        )
+        :meth:`_write`) and ``session_turns`` (what the run adds to its session's
+        conversation, migration 0012) are written in the same transaction."""
+        args = (run_id, status, error, output, list(expected))
+        if session_turns is None:
+            return await self._write("runs_finish", args, events)
+        async with self.db.transaction() as tx:
+            row = await RunStore(tx)._write("runs_finish", args, events)
+            if row is not None:
+                await tx.execute("runs_set_session_turns", run_id, session_turns)
+                row["session_turns"] = session_turns
+            return row
 
     async def pause(
         self,
@@ -287,6 +298,11 @@ class RunStore:
                 "runs_set_revisions", run_id, result_revision_id, checkpoint_revision_id
             )
         )
+
+    async def next_in_session(self, session_id: uuid.UUID) -> dict[str, Any] | None:
+        """The session's first queued run (``id``, ``tenant_id``, ``published_app_id``,
+        ``user_id``, ``execution_engine``), or None (migration 0012)."""
+        return _row(await self.db.fetchrow("sessions_next_queued", session_id))
 
     async def heartbeat(self, owner: str, lease_seconds: float) -> None:
         """Extend the lease of every running run this node owns."""

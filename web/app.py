@@ -25,6 +25,7 @@ from web.routes import (
     metrics,
     models,
     runs,
+    sessions,
     viewer,
 )
 from web.security_headers import install_security_headers
@@ -81,6 +82,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     app.register_blueprint(models.blueprint(services, authz))
     app.register_blueprint(runs.blueprint(services, authz))
     app.register_blueprint(agent_settings.blueprint(services, authz))
+    app.register_blueprint(sessions.blueprint(services, authz))
     app.register_blueprint(checkpoints.blueprint(services, authz))
     app.register_blueprint(viewer.blueprint())
 

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 INTERNAL_ERROR = "Internal server error"
 RUN_NOT_FOUND = "Coding-agent run not found"
+SESSION_NOT_FOUND = "Coding-agent session not found"
 
 SECRET_FIELDS = frozenset({"api_key"})
 """Request fields that are write-only secrets (docs/security.md): never echoed in errors."""
@@ -128,6 +129,19 @@ def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
             return 429, {
                 "code": "TENANT_QUEUE_FULL",
                 "message": f"This tenant already has {exc.limit} queued runs; retry later.",
+            }
+        case run_errors.SessionNotFound():
+            return 404, SESSION_NOT_FOUND
+        case run_errors.SessionBusy():
+            return 409, {
+                "code": "SESSION_BUSY",
+                "message": (
+                    f"A run of this session is {exc.active_status}; multitask_strategy "
+                    "'reject' refuses another. Wait for it to end, or create the run with "
+                    "multitask_strategy 'enqueue', 'interrupt' or 'rollback'."
+                ),
+                "session_id": str(exc.session_id),
+                "active_run_id": str(exc.active_run_id),
             }
         case run_errors.RunNotPaused():
             return 409, "Run is not paused"

@@ -53,6 +53,7 @@ from runtime.engine import (
     RunContext,
     ToolFinished,
     ToolStarted,
+    Transcript,
 )
 from runtime.engines.native_instructions import SYSTEM_INSTRUCTIONS
 from runtime.metrics import Metrics
@@ -188,6 +189,9 @@ class NativeSession(EngineSession):
     def __init__(self, engine: NativeEngine, ctx: RunContext) -> None:
         self._engine = engine
         self._ctx = ctx
+        # A session run reports its transcript as it grows (docs/design.md 10), so an
+        # interrupted run's turns are kept up to its last step.
+        self._in_session = ctx.session_id is not None
         self._settings = engine.settings
         self._events: AsyncGenerator[EngineEvent, None] | None = None
 
@@ -232,6 +236,8 @@ class NativeSession(EngineSession):
         except ValueError as exc:  # a stored state this code cannot read: fail closed
             yield _failed("ENGINE_STATE_INVALID", f"native engine: cannot resume: {exc}")
             return
+        if loop.transcript and self._in_session:  # resumed: what it had said before the pause
+            yield Transcript(tuple(loop.transcript))
         limit = self._settings.max_tool_iterations
         while True:
             # The calls of the model's last turn, in order; each may wait for a person.
@@ -286,12 +292,16 @@ class NativeSession(EngineSession):
                 # Contract 7.1 cap: the calls of this turn are not executed.
                 text = text.strip() or _limit_text(limit)
                 loop.transcript.append({"role": "assistant", "content": text})
+                if self._in_session:
+                    yield Transcript(tuple(loop.transcript))
                 yield Completed(_output(text, loop, "max_tool_iterations"))
                 return
             assistant: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:
                 assistant["tool_calls"] = [call.as_message_item() for call in calls]
             loop.transcript.append(assistant)
+            if self._in_session:
+                yield Transcript(tuple(loop.transcript))
             if not calls:
                 yield Completed(_output(text, loop, "stop"))
                 return
@@ -320,6 +330,8 @@ class NativeSession(EngineSession):
         loop.transcript.append(
             {"role": "tool", "tool_call_id": call.id, "content": _tool_content(told)}
         )
+        if self._in_session:
+            yield Transcript(tuple(loop.transcript))
 
     async def _decided(
         self,
@@ -348,6 +360,8 @@ class NativeSession(EngineSession):
         loop.transcript.append(
             {"role": "tool", "tool_call_id": call.id, "content": _tool_content(output)}
         )
+        if self._in_session:
+            yield Transcript(tuple(loop.transcript))
 
     async def _call_tool(
         self, toolbox: Toolbox, call: ToolCall, tool_ctx: ToolContext | None
@@ -472,16 +486,31 @@ def _pause(loop: _LoopState, call: ToolCall) -> Paused:
 
 def _initial_history(ctx: RunContext) -> list[dict[str, Any]]:
     """System instructions, then the run's normalised chat history (contract 5), which
-    already ends with the prompt; a bare prompt when the history is empty."""
+    already ends with the prompt; a bare prompt when the history is empty. A session run's
+    history also holds earlier tool calls and results (:mod:`runtime.sessions.history`)."""
     history: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM_INSTRUCTIONS}]
-    messages = [
-        {"role": m["role"], "content": m["content"]}
-        for m in ctx.messages
-        if isinstance(m, dict) and m.get("role") and m.get("content")
-    ]
+    messages = [item for m in ctx.messages if (item := _history_item(m)) is not None]
     if not messages and ctx.prompt.strip():
         messages = [{"role": "user", "content": ctx.prompt}]
     return history + messages
+
+
+def _history_item(message: Any) -> dict[str, Any] | None:
+    """One history message as the model gets it: ``{role, content}``, plus ``tool_calls``
+    on an assistant message and ``tool_call_id`` on a tool result; None to leave it out."""
+    if not isinstance(message, dict) or not message.get("role"):
+        return None
+    role, content = message["role"], message.get("content")
+    if role == "tool":
+        if not message.get("tool_call_id"):
+            return None
+        return {"role": "tool", "tool_call_id": message["tool_call_id"], "content": content or ""}
+    if role == "assistant" and message.get("tool_calls"):
+        return {"role": "assistant", "content": content or None,
+                "tool_calls": message["tool_calls"]}  # fmt: skip
+    if not content:
+        return None
+    return {"role": role, "content": content}
 
 
 def _input_of(call: ToolCall) -> Any:

@@ -45,6 +45,7 @@ from runtime.runs.effects import (
     SetEngineRef,
     StartEngine,
     StopEngine,
+    WakeSession,
     WriteStatus,
 )
 from runtime.runs.events import EventDraft, RunEvent, make_event
@@ -166,8 +167,8 @@ class RunActor(pykka.ThreadingActor):
                 effects = lc.cancel_answered(outcome)
             case StopOverdue(token=token) if token == self.token:
                 effects = lc.stop_overdue()
-            case Cancel(reply=reply):
-                effects = lc.cancel(reply)
+            case Cancel(reply=reply, discard=discard):
+                effects = lc.cancel(reply, discard=discard)
             case Resume(payload=payload, reply=reply, approval=approval):
                 effects = lc.resume(payload, reply, approval)
             case ExpireApproval():
@@ -285,6 +286,12 @@ class RunActor(pykka.ThreadingActor):
                 self._tell_supervisor(
                     Submit(self.run_id, workspace_key(deps.engines, lc.row), lc.row["tenant_id"])
                 )
+            case WakeSession(session_id=session_id):
+                after = self._db(deps.runs.next_in_session(session_id))
+                if after is not None:
+                    self._tell_supervisor(
+                        Submit(after["id"], workspace_key(deps.engines, after), after["tenant_id"])
+                    )
             case Finish():
                 if not self.finished:
                     self.finished = True
@@ -368,9 +375,10 @@ class RunActor(pykka.ThreadingActor):
                     events=events_for,
                 )  # fmt: skip
             else:
+                turns = None if write.session_turns is None else list(write.session_turns)
                 row = await runs.finish(
                     run_id, write.target, expected=write.expected, error=write.error,
-                    output=write.output, events=events_for,
+                    output=write.output, events=events_for, session_turns=turns,
                 )  # fmt: skip
             if row is not None and written:
                 broker.publish(written)

@@ -96,6 +96,9 @@ class WriteStatus:
     approval_timeout: float | None = None
     #: Write only if the run's pause on approval has expired (the timeout sweep).
     if_expired: bool = False
+    #: What a session run adds to its session's conversation (final statuses only;
+    #: None: nothing, e.g. a run without a session or a rolled-back one).
+    session_turns: tuple[dict[str, Any], ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +162,14 @@ class Resubmit:
 
 
 @dataclass(frozen=True, slots=True)
+class WakeSession:
+    """A run of ``session_id`` ended: submit the session's next queued run, which may
+    start now (the claim's eligibility rule, migration 0012)."""
+
+    session_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     """Tell the Supervisor this actor has nothing left to do."""
 
@@ -166,5 +177,5 @@ class Finish:
 Effect = (
     Load | Claim | StartEngine | CancelEngine | StopEngine | DetachEngine | WriteStatus
     | RecordOutcome | AutoApply | SetEngineRef | RecordRevisions | Emit | Answer | Refuse
-    | Resubmit | Finish
+    | Resubmit | WakeSession | Finish
 )  # fmt: skip

@@ -105,3 +105,20 @@ class ApprovalInvalid(RunError):
         self.code = code
         self.message = message
         self.field = field
+
+
+class SessionNotFound(RunError):
+    """The session does not exist in this app and tenant (docs/design.md 10)."""
+
+
+class SessionBusy(RunError):
+    """A run of the session is active and the create's strategy is ``reject``.
+
+    ``active_run_id`` and ``active_status`` name the run that holds the session.
+    """
+
+    def __init__(self, session_id: uuid.UUID, active_run_id: uuid.UUID, status: str) -> None:
+        super().__init__(f"session {session_id} has an active run")
+        self.session_id = session_id
+        self.active_run_id = active_run_id
+        self.active_status = status

@@ -10,6 +10,7 @@ from runtime.checkpoints import Checkpoints
 from runtime.engine import Engine, ResumeState, RunContext
 from runtime.model_credentials import ModelTargets
 from runtime.runs.deps import AppliedRevision
+from runtime.sessions.history import SessionHistory
 
 
 class StoreRunHooks:
@@ -19,6 +20,8 @@ class StoreRunHooks:
         models: the run's pinned model with its credentials.
         engines: to know which engines work on a workspace.
         checkpoints: workspaces and auto-apply.
+        history: a session run's earlier turns (default: read from the checkpoints'
+            database, compacted by its settings' message budget).
     """
 
     def __init__(
@@ -26,10 +29,14 @@ class StoreRunHooks:
         models: ModelTargets,
         engines: Mapping[str, Engine],
         checkpoints: Checkpoints,
+        history: SessionHistory | None = None,
     ) -> None:
         self._models = models
         self._engines = engines
         self.checkpoints = checkpoints
+        self.history = history or SessionHistory(
+            lambda: checkpoints.db, checkpoints.settings.message_budget_chars
+        )
 
     def _uses_workspace(self, row: dict[str, Any]) -> bool:
         engine = self._engines.get(row["execution_engine"])
@@ -38,7 +45,8 @@ class StoreRunHooks:
     async def build_context(self, row: dict[str, Any], attempt: int) -> RunContext:
         """The run's engine context: contract 4's pinned model (the run's resolved id, never
         the tenant's current default), its workspace and, after a pause, the stored payload
-        and engine checkpoint."""
+        and engine checkpoint. A session run's messages are the session's conversation
+        (:mod:`runtime.sessions.history`), read when it starts."""
         model = await self._models.target(row["resolved_model_id"])
         resume = None
         if row["checkpoint"] is not None:
@@ -47,18 +55,22 @@ class StoreRunHooks:
         if self._uses_workspace(row):
             fresh = attempt == 0 and resume is None
             workspace = await self.checkpoints.prepare(row, fresh=fresh)
+        input_params = row["input_params"]
+        if row.get("session_id") is not None:
+            input_params = {**input_params, "messages": await self.history.messages_for(row)}
         return RunContext(
             run_id=row["id"],
             tenant_id=row["tenant_id"],
             app_id=row["published_app_id"],
             user_id=row["user_id"],
             engine=row["execution_engine"],
-            input_params=row["input_params"],
+            input_params=input_params,
             model=model,
             workspace=workspace,
             engine_run_ref=row["engine_run_ref"],
             resume=resume,
             attempt=attempt,
+            session_id=row.get("session_id"),
         )
 
     async def auto_apply(

@@ -18,6 +18,11 @@ Rules it implements (docs/design.md sections 3 and 8, contract 1.6, 1.7 and 3.3)
   another node.
 - Resume only from ``paused``; reconcile (a run left ``running`` by a dead process) by the
   restart policy; give up after too many actor crashes.
+- Sessions (docs/design.md 10): a session run's final status is written with the turns it
+  adds to its session (its messages, the engine's transcript, text streamed after it), and
+  once written the session's next queued run is woken. A cancelled session run keeps its
+  work (its turns, and its file changes auto-applied as a revision, as the ``interrupt``
+  strategy needs) unless the cancel discards it (``rollback``: no turns, no revision).
 - Exactly once (issue 10): a completed engine's result is recorded on the run before the
   finish starts; a run claimed or reconciled with a recorded result is finalised from it
   without its engine. A terminal status is written in one transaction with its events
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from runtime import approvals
@@ -37,10 +42,12 @@ from runtime.assistant_text import final_text
 from runtime.engine import (
     CancelOutcome,
     Completed,
+    Delta,
     EngineRef,
     Failed,
     Paused,
     RevisionsRecorded,
+    Transcript,
 )
 from runtime.runs import states
 from runtime.runs.effects import (
@@ -61,6 +68,7 @@ from runtime.runs.effects import (
     SetEngineRef,
     StartEngine,
     StopEngine,
+    WakeSession,
     WriteStatus,
 )
 from runtime.runs.errors import (
@@ -73,6 +81,7 @@ from runtime.runs.errors import (
 from runtime.runs.events import EventDraft
 from runtime.runs.run_object import run_object
 from runtime.runs.translate import EventMapper
+from runtime.sessions.history import run_turns
 
 RESTARTED_MESSAGE = "Run was interrupted: the Runwright process running it stopped or restarted"
 SHUTDOWN_MESSAGE = "Run was stopped: the Runwright process running it shut down"
@@ -189,6 +198,15 @@ class RunLifecycle:
         self._intent: _Intent | None = None
         self._write: _Write | None = None
         self._handback: str | None = None  # the shutdown policy once a hand-back began
+        # Sessions: whether an engine session ran here, what it recorded of the
+        # conversation, the text streamed since, a cancel that discards the run's work,
+        # turns recorded with the engine's result, and an auto-apply before ``cancelled``.
+        self.engine_ran = False
+        self.transcript: tuple[dict[str, Any], ...] = ()
+        self.partial: list[str] = []
+        self.discard = False
+        self._recorded_turns: list[dict[str, Any]] | None = None
+        self._cancel_apply = False
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -202,9 +220,11 @@ class RunLifecycle:
             return self._claim(take_over=False)
         return self._load(_Execute(attempt))
 
-    def cancel(self, reply: Answerable) -> list[Effect]:
-        """Cancel (contract 1.7): the reply gets the run's row once it is settled."""
+    def cancel(self, reply: Answerable, *, discard: bool = False) -> list[Effect]:
+        """Cancel (contract 1.7): the reply gets the run's row once it is settled.
+        ``discard``: a session run's work is thrown away (``rollback``), not kept."""
         self.waiters.append(reply)
+        self.discard = self.discard or discard
         if self.phase is Phase.RUNNING:
             self.phase = Phase.CANCELLING
             return [CancelEngine()]
@@ -354,6 +374,8 @@ class RunLifecycle:
         recorded = recorded_completion(row)
         if recorded is not None:  # the engine's work is done: finish it, never redo it
             self.outcome, self.mapper.saw_text = recorded
+            turns = row["engine_outcome"].get("session_turns")
+            self._recorded_turns = turns if isinstance(turns, list) else None
             self.phase = Phase.WRITING
             return [AutoApply()]
         if self.waiters:  # cancelled while the claim was under way: never start
@@ -372,9 +394,11 @@ class RunLifecycle:
         if self.phase is not Phase.STARTING:
             return []
         self.engine_live = True
+        self.engine_ran = True
         self.mapper = EventMapper(replayed)
         self.outcome = None
         self.cancel_outcome = None
+        self.transcript, self.partial = (), []
         if self.waiters:  # a cancel arrived while the engine was being opened
             self.phase = Phase.CANCELLING
             return [CancelEngine()]
@@ -402,18 +426,25 @@ class RunLifecycle:
             answer: list[Effect] = [] if write.reply is None else [Answer(write.reply, row)]
             resubmit: list[Effect] = [Resubmit()] if write.resubmit else []
             return [*answer, *resubmit, *self._settled()]
+        session_id = row.get("session_id")
+        if session_id is not None and states.is_terminal(row["status"]):
+            return [WakeSession(session_id), *self._settled()]
         return self._settled()
 
     def applied(self, revision: Any | None) -> list[Effect]:
         """Result of :class:`AutoApply` (an ``AppliedRevision`` or None: nothing changed):
-        the rest of contract 3.3's completed sequence."""
+        the rest of contract 3.3's completed sequence (or, for a session run cancelled
+        with its work kept, ``cancelled`` after the revision's events)."""
+        if self.phase is Phase.WRITING and self._cancel_apply:
+            write = WriteStatus(
+                states.CANCELLED, states.sources(states.CANCELLED),
+                events=tuple(_revision_events(revision)), terminal=CANCELLED_DIAGNOSTICS,
+            )  # fmt: skip
+            return self._write_status(_Terminal(), write)
         if self.phase is not Phase.WRITING or not isinstance(self.outcome, Completed):
             return []
         assert self.row is not None
-        drafts: list[EventDraft] = []
-        if revision is not None:
-            drafts.append(EventDraft("revision.created", revision.revision_payload()))
-            drafts.append(EventDraft("checkpoint.created", revision.checkpoint_payload()))
+        drafts = _revision_events(revision)
         if not self.mapper.saw_text:
             prompt = str(self.row["input_params"].get("input", ""))
             text = final_text(self.outcome.output, prompt)
@@ -426,9 +457,20 @@ class RunLifecycle:
 
     def apply_failed(self, message: str, diagnostics: list[dict[str, Any]]) -> list[Effect]:
         """Result of :class:`AutoApply`: the workspace cannot become a revision (a
-        validation error or a conflict), which fails the run (contract 3.3)."""
+        validation error or a conflict), which fails the run (contract 3.3). A cancelled
+        session run is still ``cancelled``, its changes not applied (said in a diagnostic)."""
         if self.phase is not Phase.WRITING:
             return []
+        if self._cancel_apply:
+            extra = [
+                {**d, "message": self._redact(str(d.get("message") or message))}
+                for d in (diagnostics or [{"message": message}])
+            ]
+            write = WriteStatus(
+                states.CANCELLED, states.sources(states.CANCELLED),
+                terminal=(*CANCELLED_DIAGNOSTICS, *extra),
+            )  # fmt: skip
+            return self._write_status(_Terminal(), write)
         return self._fail(message, diagnostics)
 
     # ---- engine reports ------------------------------------------------------------------
@@ -444,6 +486,11 @@ class RunLifecycle:
         effects: list[Effect] = []
         drafts: list[EventDraft] = []
         for event in events:
+            if isinstance(event, Transcript):
+                self.transcript, self.partial = event.messages, []
+                continue
+            if isinstance(event, Delta) and self._in_session():
+                self.partial.append(event.content)
             if isinstance(event, (EngineRef, RevisionsRecorded)):
                 if drafts:
                     effects.append(Emit(tuple(drafts)))
@@ -483,6 +530,9 @@ class RunLifecycle:
             self._write = None
             record = {"kind": "completed", "output": outcome.output,
                       "saw_text": self.mapper.saw_text}  # fmt: skip
+            turns = self._session_turns()
+            if turns is not None:  # a restarted actor finishes from the record alone
+                record["session_turns"] = turns
             return [RecordOutcome(record), AutoApply()]
         if isinstance(outcome, Paused):
             return self._write_status(_Terminal(), self._pause(outcome))
@@ -536,7 +586,27 @@ class RunLifecycle:
     def _write_status(self, write: _Write, effect: WriteStatus) -> list[Effect]:
         self.phase = Phase.WRITING
         self._write = write
+        if states.is_terminal(effect.target):
+            turns = self._session_turns()
+            if turns is not None:
+                effect = replace(effect, session_turns=tuple(turns))
         return [effect]
+
+    def _session_turns(self) -> list[dict[str, Any]] | None:
+        """What this run adds to its session's conversation, or None: no session, a
+        discarded run, or no engine session ran here (nothing to add)."""
+        row = self.row
+        if row is None or row.get("session_id") is None or self.discard:
+            return None
+        if self._recorded_turns is not None:
+            return self._recorded_turns
+        if not self.engine_ran:
+            return None
+        final = None
+        if isinstance(self.outcome, Completed):
+            final = final_text(self.outcome.output, str(row["input_params"].get("input", "")))
+        own = row["input_params"].get("messages") or []
+        return run_turns(own, self.transcript, "".join(self.partial), final)
 
     def _write_terminal(self, target: str, diagnostics: tuple[dict[str, Any], ...]) -> list[Effect]:
         write = WriteStatus(target, states.sources(target), terminal=diagnostics)
@@ -574,10 +644,26 @@ class RunLifecycle:
                 diagnostic = {"code": "RUN_INTERRUPTED", "message": SHUTDOWN_MESSAGE}
                 return [DetachEngine(), *self._fail(SHUTDOWN_MESSAGE, [diagnostic])]
         if outcome.confirmed:
+            if self._keeps_work():  # its file changes become a revision first
+                self.phase = Phase.WRITING
+                self._cancel_apply = True
+                return [DetachEngine(), AutoApply()]
             return [DetachEngine(), *self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)]
         diagnostics = outcome.diagnostics or [{"message": CANCEL_UNCONFIRMED_DEFAULT}]
         message = str(diagnostics[0].get("message") or CANCEL_UNCONFIRMED_DEFAULT)
         return [DetachEngine(), *self._fail(message, diagnostics)]
+
+    def _in_session(self) -> bool:
+        return self.row is not None and self.row.get("session_id") is not None
+
+    def _keeps_work(self) -> bool:
+        """A cancelled session run whose engine ran keeps its work unless discarded."""
+        row = self.row
+        return (
+            row is not None
+            and row.get("session_id") is not None
+            and (self.engine_ran and not self.discard)
+        )
 
     def _refuse_waiters(self, error: Exception) -> list[Effect]:
         waiters, self.waiters = self.waiters, []
@@ -595,6 +681,17 @@ class RunLifecycle:
         if row is None:
             return [*(Refuse(w, RunNotFound("run not found")) for w in waiters), Finish()]
         return [*(Answer(w, row) for w in waiters), Finish()]
+
+
+def _revision_events(revision: Any | None) -> list[EventDraft]:
+    """``revision.created`` and ``checkpoint.created`` of an applied revision (contract 3.3),
+    none when nothing was applied."""
+    if revision is None:
+        return []
+    return [
+        EventDraft("revision.created", revision.revision_payload()),
+        EventDraft("checkpoint.created", revision.checkpoint_payload()),
+    ]
 
 
 def recorded_completion(row: dict[str, Any]) -> tuple[Completed, bool] | None:

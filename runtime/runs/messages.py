@@ -92,9 +92,11 @@ class GiveUp:
 
 @dataclass(frozen=True, slots=True)
 class Cancel:
-    """Cancel the run (contract 1.7); the reply carries the run row afterwards."""
+    """Cancel the run (contract 1.7); the reply carries the run row afterwards.
+    ``discard``: a session run's work is thrown away (``rollback``), not kept."""
 
     reply: Reply[dict[str, Any]]
+    discard: bool = False
 
 
 @dataclass(frozen=True, slots=True)

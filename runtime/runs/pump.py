@@ -83,6 +83,7 @@ async def pump(
         coalescer.send(())
     except asyncio.CancelledError:
         cancelled = True
+        coalescer.send(())  # text already received is kept (a cancelled run's partial reply)
     except pykka.ActorDeadError:
         return
     except Exception as exc:  # the engine's exception path (contract 3.3)

@@ -19,7 +19,8 @@ def _ts(value: datetime | None) -> str | None:
 
 
 def run_object(row: dict[str, Any]) -> dict[str, Any]:
-    """Serialise a run row: every contract 1.1 field, ids as strings, ISO 8601 UTC times."""
+    """Serialise a run row: every contract 1.1 field, ids as strings, ISO 8601 UTC times,
+    plus ``session_id``."""
     engine = row["execution_engine"]
     return {
         "run_id": str(row["id"]),
@@ -36,6 +37,8 @@ def run_object(row: dict[str, Any]) -> dict[str, Any]:
         "created_at": _ts(row["created_at"]),
         "started_at": _ts(row["started_at"]),
         "completed_at": _ts(row["completed_at"]),
+        # Additive (docs/design.md 10): the coding-agent session the run belongs to, or null.
+        "session_id": _id(row.get("session_id")),
     }
 
 

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,7 @@ from runtime.runs.errors import (
     RunActorFailed,
     RunError,
     RunUnresponsive,
+    SessionNotFound,
     TenantQueueFull,
 )
 from runtime.runs.events import EventDraft, make_event
@@ -53,12 +54,14 @@ from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
 from runtime.runs.workspaces import workspace_key
 from runtime.runs.writer import EventWriter
+from runtime.sessions.strategy import FollowUp, follow_up
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait
 from storage.database import Database
 from storage.events import EventStore
 from storage.idempotency import IdempotencyKey
 from storage.runs import SURFACE, RunStore
+from storage.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +90,10 @@ class CreateRun:
     approval_policy: str | None = None
     # Seconds a pause on approval may last; None: RUNWRIGHT_APPROVAL_TIMEOUT_SECONDS.
     approval_timeout_seconds: float | None = None
+    # The coding-agent session the run continues (docs/design.md 10) and what to do while a
+    # run of it is active (None: the session's own strategy).
+    session_id: uuid.UUID | None = None
+    multitask_strategy: str | None = None
 
 
 class RunService:
@@ -284,9 +291,18 @@ class RunService:
         Returns:
             The stored run row (status ``queued``).
 
+        A run with ``session_id`` is inserted under a lock on its session row, after its
+        ``multitask_strategy`` decided on the session's active runs; ``interrupt`` and
+        ``rollback`` then cancel those (verified) before this returns
+        (:mod:`runtime.sessions.strategy`).
+
         Raises:
             AppNotFound, RevisionConflict, InputRequired, ModelUnavailable, EngineRefused:
                 in contract 1.2's order of checks (``runtime.runs.errors``).
+            SessionNotFound: right after the app check, when ``session_id`` is not a
+                session of this app and tenant.
+            SessionBusy: strategy ``reject`` while a run of the session is active
+                (decided in the insert's transaction: of concurrent creates, one wins).
             TenantQueueFull: right after the app check, when the tenant already has
                 ``max_queued_runs_per_tenant`` queued runs (counted in the same read, so
                 concurrent creates can pass the cap by at most their own number).
@@ -299,6 +315,11 @@ class RunService:
         )
         if draft is None:
             raise AppNotFound("Published app not found")
+        session = None
+        if req.session_id is not None:
+            session = await SessionStore(self.db).get(req.session_id, req.app_id, req.tenant_id)
+            if session is None:
+                raise SessionNotFound("Coding-agent session not found")
         if queued >= self.settings.max_queued_runs_per_tenant:
             raise TenantQueueFull(self.settings.max_queued_runs_per_tenant)
         if req.base_revision_id is not None and req.base_revision_id != draft.id:
@@ -362,36 +383,71 @@ class RunService:
             seq=1,
             ts=now,
         )
-        row = await self.runs.insert(
-            run_id=run_id,
-            tenant_id=req.tenant_id,
-            app_id=req.app_id,
-            user_id=req.user_id,
-            base_revision_id=draft.id,
-            requested_model_id=req.model_id if model is not None else None,
-            resolved_model_id=model.id if model else None,
-            engine=req.engine,
-            input_params=input_params,
-            created_at=now,
-            accepted=accepted.row,
-            idempotency=req.idempotency,
-            respond=run_object,
-        )
+
+        async def insert(
+            store: RunStore, place: tuple[uuid.UUID, int] | None = None
+        ) -> dict[str, Any]:
+            return await store.insert(
+                run_id=run_id,
+                tenant_id=req.tenant_id,
+                app_id=req.app_id,
+                user_id=req.user_id,
+                base_revision_id=draft.id,
+                requested_model_id=req.model_id if model is not None else None,
+                resolved_model_id=model.id if model else None,
+                engine=req.engine,
+                input_params=input_params,
+                created_at=now,
+                accepted=accepted.row,
+                idempotency=req.idempotency,
+                respond=run_object,
+                session=place,
+            )
+
+        follow = FollowUp()
+        if session is None:
+            row = await insert(self.runs)
+        else:
+            strategy = req.multitask_strategy or session["multitask_strategy"]
+            row, follow = await self._insert_in_session(req, strategy, insert)
         self.broker.publish([accepted])
         self.metrics.run_created(req.engine)
         assert self.supervisor is not None
         self.supervisor.tell(Submit(run_id, self.workspace_key(row), req.tenant_id))
+        for earlier in follow.cancel:  # interrupt / rollback: newest first
+            try:
+                await self.cancel(earlier, discard=follow.discard)
+            except RunError as exc:  # the new run still waits for it to end
+                log.warning("interrupting run %s failed: %s", earlier, exc)
         return row
 
-    async def cancel(self, run_id: uuid.UUID) -> dict[str, Any]:
+    async def _insert_in_session(
+        self, req: CreateRun, strategy: str, insert: Callable[..., Awaitable[dict[str, Any]]]
+    ) -> tuple[dict[str, Any], FollowUp]:
+        """Insert a session run under the lock on its session row: the strategy decides
+        on the session's active runs and the run takes the session's next place, all in
+        one transaction (so of two concurrent ``reject`` creates exactly one inserts)."""
+        assert req.session_id is not None
+        async with self.db.transaction() as tx:
+            sessions = SessionStore(tx)
+            if await sessions.lock(req.session_id, req.app_id, req.tenant_id) is None:
+                raise SessionNotFound("Coding-agent session not found")
+            follow = follow_up(req.session_id, strategy, await sessions.active_runs(req.session_id))
+            seq = await sessions.take_seq(req.session_id)
+            row = await insert(RunStore(tx), (req.session_id, seq))
+        return row, follow
+
+    async def cancel(self, run_id: uuid.UUID, *, discard: bool = False) -> dict[str, Any]:
         """Cancel a run and return its row afterwards (contract 1.7, docs/design.md 8.3).
+        A session run keeps its work (turns, file changes as a revision) unless
+        ``discard`` (the ``rollback`` strategy).
 
         Raises:
             RunUnresponsive, RunActorFailed: the run's actor did not answer in time, or
                 crashed handling the command (the caller may retry).
         """
         reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
-        return await self._command(run_id, Cancel(reply), reply)
+        return await self._command(run_id, Cancel(reply, discard), reply)
 
     async def resume(
         self,

@@ -4,7 +4,8 @@
 -- statement. The key insert wins only when the key is free (no row, or an expired one,
 -- which is taken over); otherwise no run is inserted and no row comes back. A concurrent
 -- duplicate waits on the primary key until the first transaction ends, then sees its row.
--- $1-$16 as runs_insert; $17 principal, $18 key, $19 fingerprint, $20 ttl in seconds.
+-- $1-$16 as runs_insert; $17 principal, $18 key, $19 fingerprint, $20 ttl in seconds;
+-- $21, $22 the session and place in it (runs_insert's $17, $18).
 -- name: runs_insert_keyed
 WITH key AS (
     INSERT INTO run_idempotency_keys (
@@ -19,9 +20,9 @@ WITH key AS (
     INSERT INTO agent_runs (
         id, tenant_id, published_app_id, user_id, initiator_user_id, surface, base_revision_id,
         requested_model_id, resolved_model_id, execution_engine, status, input_params,
-        last_event_seq, created_at
+        last_event_seq, created_at, session_id, session_seq
     )
-    SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $9, 'queued', $10, 1, $11
+    SELECT $1, $2, $3, $4, $4, $5, $6, $7, $8, $9, 'queued', $10, 1, $11, $21, $22
     WHERE EXISTS (SELECT 1 FROM key)
     RETURNING *
 ), accepted AS (

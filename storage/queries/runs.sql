@@ -5,14 +5,15 @@
 
 -- A new queued run and its first event (run.accepted, seq 1) in one statement: atomic,
 -- one round trip. $12.. are that event's type, stage, payload and diagnostics (JSON text)
--- and ts; the event's run_id is the run's id.
+-- and ts; the event's run_id is the run's id. $17, $18: the run's session and its place in
+-- it (NULL, NULL for a run without a session).
 -- name: runs_insert
 WITH run AS (
     INSERT INTO agent_runs (
         id, tenant_id, published_app_id, user_id, initiator_user_id, surface, base_revision_id,
         requested_model_id, resolved_model_id, execution_engine, status, input_params,
-        last_event_seq, created_at
-    ) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, 'queued', $10, 1, $11)
+        last_event_seq, created_at, session_id, session_seq
+    ) VALUES ($1, $2, $3, $4, $4, $5, $6, $7, $8, $9, 'queued', $10, 1, $11, $17, $18)
     RETURNING *
 ), accepted AS (
     INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
@@ -64,11 +65,16 @@ WHERE published_app_id = $1 AND tenant_id = $2 AND surface = $3
 ORDER BY created_at DESC, id DESC
 LIMIT $4;
 
+-- A run of a session is claimed only when it is next in its session, and then starts
+-- from the session's latest result (migration 0012: coding_agent_session_ready, _base).
 -- name: runs_claim
 UPDATE agent_runs
 SET status = 'running', started_at = COALESCE(started_at, now()), error_message = NULL,
-    completed_at = NULL, lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3)
+    completed_at = NULL, lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3),
+    base_revision_id = CASE WHEN session_id IS NULL THEN base_revision_id
+        ELSE coding_agent_session_base(session_id, session_seq, base_revision_id) END
 WHERE id = $1 AND status = ANY($4::text[])
+  AND coding_agent_session_ready(session_id, session_seq)
 RETURNING *;
 
 -- A restarted actor keeps its running run ($4: the statuses it may hold it in).
@@ -115,6 +121,10 @@ SET status = 'queued', resume_payload = COALESCE($2, resume_payload), completed_
     lease_owner = NULL, lease_expires_at = NULL
 WHERE id = $1 AND status = ANY($3::text[])
 RETURNING *;
+
+-- What a finished session run adds to its session's conversation (migration 0012).
+-- name: runs_set_session_turns
+UPDATE agent_runs SET session_turns = $2 WHERE id = $1;
 
 -- name: runs_record_outcome
 UPDATE agent_runs SET engine_outcome = $2 WHERE id = $1;

@@ -16,6 +16,7 @@ RUN_FIELDS = {
     "run_id", "status", "execution_engine", "surface", "published_app_id", "base_revision_id",
     "result_revision_id", "checkpoint_revision_id", "requested_model_id", "resolved_model_id",
     "error", "created_at", "started_at", "completed_at",
+    "session_id",  # additive (docs/design.md 10): null for a run without a session
 }  # fmt: skip
 
 

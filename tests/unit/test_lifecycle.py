@@ -25,6 +25,7 @@ from runtime.engine import (
     Paused,
     RevisionsRecorded,
     ToolFinished,
+    Transcript,
 )
 from runtime.runs import states
 from runtime.runs.deps import AppliedRevision
@@ -45,6 +46,7 @@ from runtime.runs.effects import (
     SetEngineRef,
     StartEngine,
     StopEngine,
+    WakeSession,
     WriteStatus,
 )
 from runtime.runs.errors import (
@@ -653,3 +655,64 @@ def test_hand_back_leaves_runs_that_are_not_executing_here() -> None:
     lc.engine_events((Completed({}),))
     lc.engine_ended(None)  # finishing on its own
     assert lc.hand_back("requeue") == []
+
+
+# ---- sessions (docs/design.md 10) ------------------------------------------------------------
+
+
+SESSION_ID = uuid.uuid4()
+SESSION_INPUT = {"input": "make it blue", "messages": [{"role": "user", "content": "make it blue"}]}
+
+
+def session_run() -> tuple[RunLifecycle, Table]:
+    table = Table(states.QUEUED, session_id=SESSION_ID, session_seq=2, input_params=SESSION_INPUT)
+    return running(table)
+
+
+def test_a_session_run_finishes_with_its_turns_and_wakes_the_session() -> None:
+    lc, table = session_run()
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "a"}]}
+    lc.engine_events((Delta("looking"), Transcript((call,)), Delta("Blue now.")))
+    lc.engine_events((Completed({"last_agent_output": "Blue now."}),))
+    turns = [*SESSION_INPUT["messages"], call, {"role": "assistant", "content": "Blue now."}]
+    record_outcome, apply = lc.engine_ended(None)
+    assert record_outcome == RecordOutcome(  # a restarted actor finishes with the same turns
+        {"kind": "completed", "output": {"last_agent_output": "Blue now."}, "saw_text": True,
+         "session_turns": turns}
+    )  # fmt: skip
+    [effect] = lc.applied(None)
+    assert isinstance(effect, WriteStatus) and effect.session_turns == tuple(turns)
+    assert write(lc, table, [effect]) == [WakeSession(SESSION_ID), Finish()]
+
+
+def test_a_cancelled_session_run_keeps_its_work_unless_discarded() -> None:
+    lc, table = session_run()
+    lc.engine_events((Delta("half"),))
+    assert lc.cancel(Waiter()) == [CancelEngine()]
+    assert lc.cancel_answered(CancelOutcome(True)) == [StopEngine()]
+    assert lc.engine_ended(None) == [DetachEngine(), AutoApply()]  # its edits: a revision
+    revision = AppliedRevision(uuid.uuid4(), uuid.uuid4(), "src/main.tsx", 3)
+    [effect] = lc.applied(revision)
+    assert isinstance(effect, WriteStatus) and effect.target == states.CANCELLED
+    assert effect.session_turns == (*SESSION_INPUT["messages"],
+                                    {"role": "assistant", "content": "half"})  # fmt: skip
+    effects = write(lc, table, [effect])
+    assert table.types == ["revision.created", "checkpoint.created", "run.failed"]
+    assert kinds(effects)[0] is WakeSession
+
+    lc, table = session_run()  # rollback: nothing of it is kept
+    lc.engine_events((Delta("half"),))
+    lc.cancel(Waiter(), discard=True)
+    lc.cancel_answered(CancelOutcome(True))
+    effects = lc.engine_ended(None)
+    assert isinstance(effects[-1], WriteStatus) and effects[-1].session_turns is None
+    write(lc, table, effects)
+    assert table.types == ["run.failed"] and table.row["status"] == states.CANCELLED
+
+    lc, table = running()  # a run without a session: exactly as before
+    lc.cancel(Waiter())
+    lc.cancel_answered(CancelOutcome(True))
+    effects = lc.engine_ended(None)
+    assert kinds(effects) == [DetachEngine, WriteStatus]
+    assert effects[-1].session_turns is None  # type: ignore[union-attr]
+    assert WakeSession not in kinds(write(lc, table, effects))

@@ -83,6 +83,9 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         ``CODING_AGENT_ENGINE_UNAVAILABLE`` / ``CODING_AGENT_ENGINE_UNSUPPORTED_RUNTIME``.
         429 ``TENANT_QUEUE_FULL`` (with ``Retry-After``) when the tenant already has
         ``RUNWRIGHT_MAX_QUEUED_RUNS_PER_TENANT`` queued runs.
+        With ``session_id`` (docs/design.md 10): 404 "Coding-agent session not found" right
+        after the app check; 409 ``SESSION_BUSY`` when ``multitask_strategy`` is
+        ``reject`` and a run of the session is queued, running or paused.
         With ``Idempotency-Key``: a repeat of a request that created a run returns that
         first response (200, no new run); the key with another body is 422
         ``IDEMPOTENCY_KEY_REUSED``; 409 ``IDEMPOTENCY_KEY_BUSY`` if the key expired while
@@ -106,6 +109,11 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 script = validate_script(body.script)
             except ScriptError as exc:
                 raise _invalid(["body", "script"], str(exc), None) from None
+        if body.multitask_strategy is not None and body.session_id is None:
+            raise _invalid(
+                ["body", "multitask_strategy"], "multitask_strategy requires session_id",
+                body.multitask_strategy,
+            )  # fmt: skip
         key = await idempotency.request_key(
             ctx.tenant_id, app_id, f"{ctx.principal.kind}:{ctx.principal.subject}",
             services.settings.idempotency_key_ttl_seconds,
@@ -129,6 +137,8 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                     idempotency=key,
                     approval_policy=body.approval_policy,
                     approval_timeout_seconds=body.approval_timeout_seconds,
+                    session_id=body.session_id,
+                    multitask_strategy=body.multitask_strategy,
                 )
             )
         except IdempotencyKeyTaken:  # a concurrent duplicate created the run first

@@ -11,6 +11,8 @@ from web.schemas.apps import RevisionResponse
 from web.schemas.common import UtcDatetime
 from web.stream_tickets import MAX_TICKET_CHARS
 
+MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
+
 # Input bounds (issue 9 item 5). The whole body is also capped (Quart's MAX_CONTENT_LENGTH).
 MAX_INPUT_CHARS = 100_000
 MAX_MESSAGES = 500
@@ -62,6 +64,24 @@ class CreateRunRequest(BaseModel):
             "(APPROVAL_TIMEOUT). Null: RUNWRIGHT_APPROVAL_TIMEOUT_SECONDS."
         ),
     )
+    session_id: uuid.UUID | None = Field(
+        default=None,
+        description=(
+            "Continue this coding-agent session of the app: the model sees the session's "
+            "earlier turns and the run starts from the session's latest result. Not a "
+            "session of this app and tenant -> 404 'Coding-agent session not found'."
+        ),
+    )
+    multitask_strategy: MultitaskStrategy | None = Field(
+        default=None,
+        description=(
+            "With `session_id`: what to do while a run of the session is queued, running or "
+            "paused (default: the session's strategy). `reject` -> 409 SESSION_BUSY; "
+            "`enqueue`: start when the runs before it ended, in order; `interrupt`: cancel "
+            "them (verified), keeping their work, then start; `rollback`: as interrupt, "
+            "their work discarded (no revision). Without `session_id` -> 422."
+        ),
+    )
 
 
 class RunResponse(BaseModel):
@@ -81,6 +101,7 @@ class RunResponse(BaseModel):
     created_at: str
     started_at: str | None
     completed_at: str | None
+    session_id: str | None = Field(description="The run's coding-agent session, or null.")
 
 
 class ListQuery(BaseModel):

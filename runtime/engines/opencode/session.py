@@ -81,8 +81,13 @@ STATE_KEY = "opencode"
 def build_prompt(ctx: RunContext) -> str:
     """The prompt text: earlier messages (contract 5, already normalised) as context, then
     the run's input. The stored messages end with the input itself (contract 5 appends it),
-    so that last turn is not repeated as history."""
-    history = [m for m in ctx.messages if str(m.get("content", "")).strip()]
+    so that last turn is not repeated as history. Only text turns are given: a session's
+    earlier tool calls and results (docs/design.md 10) are the native engine's own record."""
+    history = [
+        m for m in ctx.messages
+        if m.get("role") in ("user", "assistant", "system")
+        and isinstance(m.get("content"), str) and m["content"].strip()
+    ]  # fmt: skip
     if history and history[-1] == {"role": "user", "content": ctx.prompt}:
         history.pop()
     if not history:
