@@ -187,16 +187,10 @@ class RunStore:
         """Write a terminal status (completed, failed, cancelled) if the run is in one of
         ``expected``; sets ``completed_at`` and releases the lease. ``events`` (see
         :meth:`_write`) and ``session_turns`` (what the run adds to its session's
-        conversation, migration 0012) are written in the same transaction."""
+        conversation, migration 0012; ``[]`` clears them) are written in the same
+        transaction."""
         args = (run_id, status, error, output, list(expected))
-        if session_turns is None:
-            return await self._write("runs_finish", args, events)
-        async with self.db.transaction() as tx:
-            row = await RunStore(tx)._write("runs_finish", args, events)
-            if row is not None:
-                await tx.execute("runs_set_session_turns", run_id, session_turns)
-                row["session_turns"] = session_turns
-            return row
+        return await self._write_with_turns("runs_finish", args, events, session_turns)
 
     async def pause(
         self,
@@ -207,13 +201,32 @@ class RunStore:
         output: dict[str, Any],
         events: EventsFor | None = None,
         approval_timeout: float | None = None,
+        session_turns: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
         """``running -> paused``, keeping the engine checkpoint for the resume; with
         ``approval_timeout`` (seconds) the pause fails closed once that long has passed
-        (``approval_expires_at``, swept by :meth:`list_approval_expired`)."""
-        return await self._write(
-            "runs_pause", (run_id, checkpoint, output, list(expected), approval_timeout), events
-        )
+        (``approval_expires_at``, swept by :meth:`list_approval_expired`).
+        ``session_turns`` as for :meth:`finish` (a paused session run's turns so far)."""
+        args = (run_id, checkpoint, output, list(expected), approval_timeout)
+        return await self._write_with_turns("runs_pause", args, events, session_turns)
+
+    async def _write_with_turns(
+        self,
+        name: str,
+        args: tuple[Any, ...],
+        events: EventsFor | None,
+        session_turns: list[dict[str, Any]] | None,
+    ) -> dict[str, Any] | None:
+        """:meth:`_write`, and with ``session_turns`` (None: leave them; ``[]``: clear
+        them) the run's session turns in the same transaction once the write landed."""
+        if session_turns is None:
+            return await self._write(name, args, events)
+        async with self.db.transaction() as tx:
+            row = await RunStore(tx)._write(name, args, events)
+            if row is not None:
+                await tx.execute("runs_set_session_turns", args[0], session_turns or None)
+                row["session_turns"] = session_turns or None
+            return row
 
     async def expire_approval(
         self,

@@ -358,11 +358,12 @@ class RunActor(pykka.ThreadingActor):
 
         async def run() -> dict[str, Any] | None:
             await self.deps.writer.flush(run_id)
+            turns = None if write.session_turns is None else list(write.session_turns)
             if write.target == states.PAUSED:
                 row = await runs.pause(
                     run_id, expected=write.expected, checkpoint=write.checkpoint or {},
                     output=write.output or {}, events=events_for,
-                    approval_timeout=write.approval_timeout,
+                    approval_timeout=write.approval_timeout, session_turns=turns,
                 )  # fmt: skip
             elif write.if_expired:
                 row = await runs.expire_approval(
@@ -375,7 +376,6 @@ class RunActor(pykka.ThreadingActor):
                     events=events_for,
                 )  # fmt: skip
             else:
-                turns = None if write.session_turns is None else list(write.session_turns)
                 row = await runs.finish(
                     run_id, write.target, expected=write.expected, error=write.error,
                     output=write.output, events=events_for, session_turns=turns,

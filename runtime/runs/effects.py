@@ -96,8 +96,8 @@ class WriteStatus:
     approval_timeout: float | None = None
     #: Write only if the run's pause on approval has expired (the timeout sweep).
     if_expired: bool = False
-    #: What a session run adds to its session's conversation (final statuses only;
-    #: None: nothing, e.g. a run without a session or a rolled-back one).
+    #: What a session run adds to its session's conversation, written with a final or
+    #: paused status (None: leave what is stored; ``()``: clear it, a rolled-back run).
     session_turns: tuple[dict[str, Any], ...] | None = None
 
 

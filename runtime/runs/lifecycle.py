@@ -18,11 +18,12 @@ Rules it implements (docs/design.md sections 3 and 8, contract 1.6, 1.7 and 3.3)
   another node.
 - Resume only from ``paused``; reconcile (a run left ``running`` by a dead process) by the
   restart policy; give up after too many actor crashes.
-- Sessions (docs/design.md 10): a session run's final status is written with the turns it
-  adds to its session (its messages, the engine's transcript, text streamed after it), and
-  once written the session's next queued run is woken. A cancelled session run keeps its
-  work (its turns, and its file changes auto-applied as a revision, as the ``interrupt``
-  strategy needs) unless the cancel discards it (``rollback``: no turns, no revision).
+- Sessions (docs/design.md 10): a session run's final (or paused) status is written with
+  the turns it adds to its session (its messages, the engine's transcript, text streamed
+  after it), and once a final one is written the session's next queued run is woken. A
+  cancelled session run keeps its work (its turns, and its file changes auto-applied as a
+  revision, as the ``interrupt`` strategy needs) unless the cancel discards it
+  (``rollback``: no turns, no revision).
 - Exactly once (issue 10): a completed engine's result is recorded on the run before the
   finish starts; a run claimed or reconciled with a recorded result is finalised from it
   without its engine. A terminal status is written in one transaction with its events
@@ -586,10 +587,12 @@ class RunLifecycle:
     def _write_status(self, write: _Write, effect: WriteStatus) -> list[Effect]:
         self.phase = Phase.WRITING
         self._write = write
-        if states.is_terminal(effect.target):
+        if states.is_terminal(effect.target) or effect.target == states.PAUSED:
             turns = self._session_turns()
             if turns is not None:
                 effect = replace(effect, session_turns=tuple(turns))
+            elif self.discard and self._in_session():  # what a pause recorded goes too
+                effect = replace(effect, session_turns=())
         return [effect]
 
     def _session_turns(self) -> list[dict[str, Any]] | None:

@@ -12,18 +12,11 @@ import pytest
 
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.patches import heading_patch
 from tests.support.runs import create_run, read_stream, runs_url, types, wait_status
 from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
 
-GOOD_PATCH = """\
---- a/src/App.tsx
-+++ b/src/App.tsx
-@@ -33,3 +33,3 @@
-       <header className="chat__header">
--        <h1>Chat</h1>
-+        <h1>Runwright Chat</h1>
-       </header>
-"""
+GOOD_PATCH = heading_patch("Runwright Chat")
 OTHER_PATCH = GOOD_PATCH.replace("Runwright Chat", "Reviewed Chat")
 ESCAPING_PATCH = GOOD_PATCH.replace("a/src/App.tsx", "a/../outside.tsx").replace(
     "b/src/App.tsx", "b/../outside.tsx"

@@ -12,6 +12,7 @@ import pytest
 
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import dead_openai_url, scripted_openai  # noqa: F401
+from tests.support.patches import heading_patch
 from tests.support.runs import LiveStream, create_run, read_stream, runs_url, types, wait_status
 from tests.support.scripted_openai import (
     ScriptedToolCall,
@@ -22,15 +23,7 @@ from tests.support.scripted_openai import (
 
 SLEEP_COMMAND = "sleep 31.5"  # unique, so the test can find (or not find) the process
 
-GOOD_PATCH = """\
---- a/src/App.tsx
-+++ b/src/App.tsx
-@@ -33,3 +33,3 @@
-       <header className="chat__header">
--        <h1>Chat</h1>
-+        <h1>Runwright Chat</h1>
-       </header>
-"""
+GOOD_PATCH = heading_patch("Runwright Chat")
 STALE_PATCH = GOOD_PATCH.replace("<h1>Chat</h1>", "<h1>Gossip</h1>")
 
 

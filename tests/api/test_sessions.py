@@ -14,18 +14,11 @@ import pytest
 
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.patches import heading_patch
 from tests.support.runs import LiveStream, create_run, read_stream, runs_url, types, wait_status
 from tests.support.scripted_openai import ScriptedToolCall, hang_reply, text_reply, tool_call_reply
 
-PATCH = """\
---- a/src/App.tsx
-+++ b/src/App.tsx
-@@ -33,3 +33,3 @@
-       <header className="chat__header">
--        <h1>Chat</h1>
-+        <h1>Session Chat</h1>
-       </header>
-"""
+PATCH = heading_patch("Session Chat")
 PAUSE = [{"delta": "waiting"}, {"pause": {"why": "hold the session"}}, {"delta": " done"}]
 
 
@@ -373,3 +366,32 @@ async def test_openapi_documents_sessions(client):
     assert "409" in runs["responses"]
     session = schema(detail["responses"]["200"]["content"]["application/json"]["schema"])
     assert "runs" in session["properties"]
+
+
+async def test_interrupting_a_run_paused_on_an_approval_keeps_its_turns(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """A run paused on an approval holds its session; an interrupt cancels it, and the
+    next run's model sees what it had asked, its call answered as interrupted."""
+    app, _ = native_app
+    sid = (await create_session(client, app["id"], owner.headers))["session_id"]
+    scripted_openai.push(_call("coding_agent_apply_patch", patch=PATCH), text_reply("Fine."))
+    first = await create_run(client, app["id"], owner.headers, input="Rename it",
+                             session_id=sid, approval_policy="patches")  # fmt: skip
+    await wait_status(client, app["id"], first["run_id"], owner.headers, {"paused"})
+    busy = await client.post(runs_url(app["id"]), headers=owner.headers,
+                             json={"input": "x", "session_id": sid})  # fmt: skip
+    assert busy.status_code == 409  # reject: a paused run still holds the session
+    second = await create_run(client, app["id"], owner.headers, input="Never mind",
+                              session_id=sid, multitask_strategy="interrupt")  # fmt: skip
+    one = await wait_status(client, app["id"], first["run_id"], owner.headers, {"cancelled"})
+    assert one["result_revision_id"] is None  # the patch never ran
+    await wait_status(client, app["id"], second["run_id"], owner.headers, {"completed"})
+    conversation = scripted_openai.bodies[1]["messages"][1:]
+    assert [m["role"] for m in conversation] == ["user", "assistant", "tool", "user"]
+    assert conversation[0] == {"role": "user", "content": "Rename it"}
+    assert json.loads(conversation[2]["content"])["code"] == "TOOL_INTERRUPTED"
+    assert conversation[3] == {"role": "user", "content": "Never mind"}

@@ -705,7 +705,7 @@ def test_a_cancelled_session_run_keeps_its_work_unless_discarded() -> None:
     lc.cancel(Waiter(), discard=True)
     lc.cancel_answered(CancelOutcome(True))
     effects = lc.engine_ended(None)
-    assert isinstance(effects[-1], WriteStatus) and effects[-1].session_turns is None
+    assert isinstance(effects[-1], WriteStatus) and effects[-1].session_turns == ()  # cleared
     write(lc, table, effects)
     assert table.types == ["run.failed"] and table.row["status"] == states.CANCELLED
 
@@ -716,3 +716,22 @@ def test_a_cancelled_session_run_keeps_its_work_unless_discarded() -> None:
     assert kinds(effects) == [DetachEngine, WriteStatus]
     assert effects[-1].session_turns is None  # type: ignore[union-attr]
     assert WakeSession not in kinds(write(lc, table, effects))
+
+
+def test_a_paused_session_run_keeps_its_turns_and_a_rollback_clears_them() -> None:
+    lc, table = session_run()
+    call = {"role": "assistant", "content": None, "tool_calls": [{"id": "a"}]}
+    lc.engine_events((Transcript((call,)), Paused({"native": {}})))
+    [pause] = lc.engine_ended(None)
+    assert isinstance(pause, WriteStatus) and pause.target == states.PAUSED
+    assert pause.session_turns == (*SESSION_INPUT["messages"], call)
+    write(lc, table, [pause])
+
+    command = RunLifecycle()  # a cancel of the paused run: its turns stay as stored
+    command.cancel(Waiter())
+    [cancel] = command.loaded(table.row)
+    assert isinstance(cancel, WriteStatus) and cancel.session_turns is None
+    rollback = RunLifecycle()  # a rollback forgets them
+    rollback.cancel(Waiter(), discard=True)
+    [cancel] = rollback.loaded(table.row)
+    assert isinstance(cancel, WriteStatus) and cancel.session_turns == ()
