@@ -140,13 +140,6 @@ class RunStore:
         """The run if it belongs to this app *and* tenant (docs/design.md 8.8), else None."""
         return _row(await self.db.fetchrow("runs_get_for_app", run_id, app_id, tenant_id, SURFACE))
 
-    async def list_for_app(
-        self, app_id: uuid.UUID, tenant_id: uuid.UUID, limit: int
-    ) -> list[dict[str, Any]]:
-        """Newest first (contract 1.3)."""
-        rows = await self.db.fetch("runs_list_for_app", app_id, tenant_id, SURFACE, limit)
-        return [dict(r) for r in rows]
-
     async def list_checkpoints(
         self, app_id: uuid.UUID, tenant_id: uuid.UUID, limit: int
     ) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from web.keepalive import install_body_drain
 from web.openapi import RunwrightOpenAPI
 from web.request_context import install_request_context
 from web.routes import (
+    admin_runs,
     agent_settings,
     apps,
     checkpoints,
@@ -84,6 +85,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     app.register_blueprint(agent_settings.blueprint(services, authz))
     app.register_blueprint(sessions.blueprint(services, authz))
     app.register_blueprint(checkpoints.blueprint(services, authz))
+    app.register_blueprint(admin_runs.blueprint(services, authz))
     app.register_blueprint(viewer.blueprint())
 
     app.before_serving(services.lifespan.start)

@@ -52,12 +52,6 @@ SELECT * FROM agent_runs WHERE id = $1;
 SELECT * FROM agent_runs
 WHERE id = $1 AND published_app_id = $2 AND tenant_id = $3 AND surface = $4;
 
--- name: runs_list_for_app
-SELECT * FROM agent_runs
-WHERE published_app_id = $1 AND tenant_id = $2 AND surface = $3
-ORDER BY created_at DESC, id DESC
-LIMIT $4;
-
 -- name: runs_list_checkpoints
 SELECT * FROM agent_runs
 WHERE published_app_id = $1 AND tenant_id = $2 AND surface = $3

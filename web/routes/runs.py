@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
-from quart import Blueprint, Response, jsonify, request
+from quart import Blueprint, Response, request
 from quart_schema import (
     document_headers,
     document_querystring,
@@ -25,15 +25,15 @@ from runtime.engines.scripted import ScriptError, validate_script
 from runtime.runs import states
 from runtime.runs.service import CreateRun
 from storage.idempotency import IdempotencyKeyTaken
-from web import idempotency, sse, stream_tickets
+from web import idempotency, run_listing, sse, stream_tickets
 from web.auth import RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError
 from web.schemas.common import document_content, document_errors
+from web.schemas.run_lists import RunListHeaders, RunListQuery
 from web.schemas.runs import (
     MAX_SEQ,
     CreateRunHeaders,
     CreateRunRequest,
-    ListQuery,
     ResumeRequest,
     RunResponse,
     StreamEvent,
@@ -148,15 +148,21 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
 
     @bp.get("")
     @tag(["runs"])
-    @document_querystring(ListQuery)
-    @document_response(list[RunResponse], 200)  # type: ignore[arg-type]
+    @document_querystring(RunListQuery)
+    @document_response(list[RunResponse], 200, RunListHeaders)  # type: ignore[arg-type]
     @document_errors(401, 403, 404, 422)
     async def list_runs(app_id: uuid.UUID) -> Response:
-        """The app's runs, newest first, at most ``limit`` (1..100, default 25)."""
+        """The app's runs, newest first, at most ``limit`` (1..100, default 25), filtered
+        by ``status``, ``engine``, ``session_id``, ``created_before`` / ``created_after``.
+        Paging: the
+        ``Runwright-Next-Cursor`` / ``Runwright-Prev-Cursor`` headers (and ``Link``) give
+        the ``cursor`` of the older / newer page. An unknown parameter, or a cursor that was
+        altered or belongs to another list, is a 422."""
         ctx = await authz.app_access(app_id, READ)
-        query = parse_query(ListQuery)
-        rows = await services.runs.runs.list_for_app(app_id, ctx.tenant_id, query.limit)
-        return jsonify([services.runs.serialize(r) for r in rows])
+        query = parse_query(RunListQuery)
+        return await run_listing.list_page(
+            services, query, tenant_id=ctx.tenant_id, app_id=app_id, scope_app_id=app_id
+        )
 
     @bp.get("/<uuid:run_id>")
     @tag(["runs"])

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 from quart_schema import document_response
 
 from runtime.runs.events import iso
@@ -28,6 +28,21 @@ def iso_utc(value: datetime) -> str:
 UtcDatetime = Annotated[
     datetime, PlainSerializer(iso_utc, return_type=str, when_used="json-unless-none")
 ]
+
+
+def _iso_only(value: Any) -> Any:
+    """Refuse what pydantic would read as a Unix timestamp (``-375``, ``1.5``): an
+    instant in a query is ISO 8601 text."""
+    if isinstance(value, (int, float)) or (
+        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
+    ):
+        raise ValueError("Input should be an ISO 8601 date-time")
+    return value
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
+"""A date-time parameter given as ISO 8601 text only (a naive one is taken as UTC by
+whoever reads it)."""
 
 
 class ValidationItem(BaseModel):
