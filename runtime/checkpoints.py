@@ -73,14 +73,19 @@ class Checkpoints:
     async def prepare(self, row: dict[str, Any], *, fresh: bool) -> Path:
         """The run's workspace; on a ``fresh`` start it is reset to the base revision's
         files (a restarted or resumed run keeps what it already changed)."""
-        workspace = await asyncio.to_thread(self.workspace, row["published_app_id"], row["user_id"])
+        base = None
         if fresh and row["base_revision_id"] is not None:
             base = await apps_store.get_revision(
                 self.db, revision_id=row["base_revision_id"], app_id=row["published_app_id"]
             )
+
+        def make() -> Path:  # one trip to a worker thread, not one per step
+            workspace = self.workspace(row["published_app_id"], row["user_id"])
             if base is not None:
-                await asyncio.to_thread(workspace.materialise, base.files)
-        return workspace.root
+                workspace.materialise(base.files)
+            return workspace.root
+
+        return await asyncio.to_thread(make)
 
     # ---- auto-apply ------------------------------------------------------------------
 

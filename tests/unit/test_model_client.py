@@ -160,3 +160,42 @@ async def test_list_models(scripted_openai: ScriptedOpenAI, dead_openai_url: str
     async with ModelClient(dead_openai_url) as client:
         with pytest.raises(ModelError, match="unreachable"):
             await client.list_models()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        b"[1, 2]",
+        b'{"choices": "everything"}',
+        b'{"choices": [{"delta": {"content": 5}}]}',
+        b'{"choices": [{"delta": {"tool_calls": [{"index": "a"}]}}]}',
+        b'{"choices": [{"delta": {"tool_calls": [{"index": 0, "function": {"name": 7}}]}}]}',
+    ],
+    ids=["not-an-object", "choices-not-a-list", "content-not-text", "index-not-int", "name"],
+)
+async def test_a_malformed_chunk_is_a_protocol_error(frame: bytes) -> None:
+    """Chunks are read as plain JSON (no SDK model per chunk): every field a run uses is
+    type-checked, and a wrong type fails the stream as a protocol error naming the endpoint."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass  # the request's headers; its body is not needed
+        body = b'data: {"choices": [{"delta": {"content": "ok"}}]}\n\ndata: ' + frame + b"\n\n"
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Connection: close\r\n\r\n" + body)  # fmt: skip
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ModelClient(f"http://127.0.0.1:{port}/v1") as client:
+            seen: list[object] = []
+            with pytest.raises(ModelError) as info:
+                async for event in client.stream(model="m", messages=MESSAGES):
+                    seen.append(event)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert seen == [TextDelta("ok")]
+    assert info.value.kind == "protocol" and "127.0.0.1" in str(info.value)
