@@ -369,6 +369,9 @@ async def test_a_run_executes_with_its_pinned_model_after_the_default_changes(
     scripted_openai.push(hang_reply(after_chunks=1, text="blocking"), text_reply("pinned"))
     blocker = await create_run(client, app["id"], owner.headers, input="block the workspace")
     await wait_status(client, app["id"], blocker["run_id"], owner.headers, {"running"})
+    # `running` comes before the model request: the blocker must have taken the hanging
+    # reply, or the pinned run would get it after the cancel
+    await scripted_openai.wait_for_requests(1, within=60)
     pinned = await create_run(client, app["id"], owner.headers, input="use my model")
     assert (await client.get(runs_url(app["id"], f"/{pinned['run_id']}"),
                              headers=owner.headers)).status_code == 200  # fmt: skip
