@@ -30,6 +30,7 @@ NOT_FOUND_DETAILS = {
     "Coding-agent run not found",
     "Revision not found",
     "Model not found",
+    "Coding-agent session not found",
 }
 
 
@@ -66,8 +67,16 @@ async def _tenant_a(client: Any, db: Any, seed: Any) -> tuple[Any, dict[str, Any
         bindings=[BindingSpec(provider="openai", provider_model_id="a-model",
                               base_url="http://127.0.0.1:9/v1")],
     )  # fmt: skip
+    session = await client.post(
+        f"/admin/apps/{app['id']}/coding-agent/sessions",
+        json={"title": "A-secret-session"},
+        headers=owner.headers,
+    )
+    assert session.status_code == 200, await session.get_data(as_text=True)
+    session_id = (await session.get_json())["session_id"]
     run = await create_run(client, app["id"], owner.headers, input="A-secret-prompt",
-                           engine="scripted", script=[{"delta": "A-secret-answer"}])  # fmt: skip
+                           engine="scripted", script=[{"delta": "A-secret-answer"}],
+                           session_id=session_id)  # fmt: skip
     await read_stream(client, app["id"], run["run_id"], owner.headers)  # until it completes
     restored = await client.post(
         f"/admin/apps/{app['id']}/coding-agent/checkpoints/{draft['id']}/restore",
@@ -81,6 +90,7 @@ async def _tenant_a(client: Any, db: Any, seed: Any) -> tuple[Any, dict[str, Any
         "checkpoint_id": draft["id"],
         "run_id": run["run_id"],
         "model_id": str(model.id),
+        "session_id": session_id,
         "draft": draft,
     }
     return owner, ids
@@ -95,6 +105,7 @@ async def _snapshot(client: Any, owner: Any, ids: dict[str, Any]) -> dict[str, A
         "runs": runs_url(app_id),
         "checkpoints": f"/admin/apps/{app_id}/coding-agent/checkpoints",
         "models": "/admin/models",
+        "session": f"/admin/apps/{app_id}/coding-agent/sessions/{ids['session_id']}",
     }.items():
         response = await client.get(path, headers=owner.headers)
         assert response.status_code == 200, path
@@ -104,7 +115,8 @@ async def _snapshot(client: Any, owner: Any, ids: dict[str, Any]) -> dict[str, A
 
 def _secrets(ids: dict[str, Any]) -> list[str]:
     words = [v for k, v in ids.items() if k != "draft"]
-    return [*words, "A-secret-app", "A-secret-model", "A-secret-prompt", "A-secret-answer"]
+    return [*words, "A-secret-app", "A-secret-model", "A-secret-prompt", "A-secret-answer",
+            "A-secret-session"]  # fmt: skip
 
 
 async def test_tenant_b_reaches_nothing_of_tenant_a_on_any_route(app, client, db, seed):
@@ -144,7 +156,8 @@ async def test_tenant_b_reaches_nothing_of_tenant_a_on_any_route(app, client, db
     assert len(tried) >= 14, tried
     # Every kind of route the issue names is in the matrix.
     for needle in ("/revisions/", "/builder/revisions", "/runs/<uuid:run_id>/stream",
-                   "/cancel", "/resume", "/checkpoints", "/restore", "/admin/models/"):  # fmt: skip
+                   "/cancel", "/resume", "/checkpoints", "/restore", "/admin/models/",
+                   "/sessions/<uuid:session_id>"):  # fmt: skip
         assert any(needle in t for t in tried), needle
 
     # B's lists show only B's things.
