@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     approval_timeout_seconds: float = Field(default=86400.0, ge=1.0, le=30 * 86400.0)
     approval_sweep_seconds: float = Field(default=5.0, ge=0.05, le=3600.0)
 
+    # --- several nodes on one Postgres (docs/architecture.md, "Several nodes") -----------
+    # The listener's slow poll: a lost NOTIFY delays a stream or a relayed cancel this long.
+    notify_poll_seconds: float = Field(default=2.0, ge=0.05, le=60.0)
+    # How long a cancel sent to this node waits for the node executing the run to answer.
+    command_relay_timeout_seconds: float = Field(default=20.0, ge=1.0, le=600.0)
+
     # --- fair shares between tenants (docs/security.md) ------------------------------------
     # Runs of one tenant executing at once on a node; the rest wait `queued`.
     max_live_runs_per_tenant: int = Field(default=100, ge=1, le=20000)

@@ -53,6 +53,11 @@ class EventStore:
             for r in records
         ]  # fmt: skip
 
+    async def last_seqs(self, run_ids: Sequence[uuid.UUID]) -> list[tuple[uuid.UUID, int]]:
+        """``(run_id, highest stored seq)`` of each existing run of ``run_ids``."""
+        records: list[Any] = await self.db.fetch("events_last_seqs", list(run_ids))
+        return [(r["id"], int(r["last_event_seq"] or 0)) for r in records]
+
     async def last_seq(self, run_id: uuid.UUID) -> int:
         """The highest persisted seq of the run (0 when it has none)."""
         value = await self.db.fetchval("events_last_seq", run_id)

@@ -156,6 +156,15 @@ def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
             return 503, "The run did not answer in time; try again"
         case run_errors.RunActorFailed():
             return 503, "The run's actor failed; try again"
+        case run_errors.RunOwnerUnresponsive():
+            return 503, {
+                "code": "RUN_OWNER_UNRESPONSIVE",
+                "message": (
+                    f"The node executing this run did not confirm the cancel within "
+                    f"{exc.timeout:g} s; the run is not cancelled. Retry: a node that died "
+                    "has its runs settled by the restart policy, then cancel answers at once."
+                ),
+            }
     raise TypeError(f"no HTTP mapping for {type(exc).__name__}")
 
 

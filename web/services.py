@@ -12,6 +12,7 @@ import asyncio
 import logging
 
 from runtime.checkpoints import Checkpoints
+from runtime.cluster.listener import Listener
 from runtime.default_model import DefaultModel
 from runtime.engine import Engine
 from runtime.engines.native import NativeEngine
@@ -52,6 +53,7 @@ class Services:
         self.lifespan = Lifespan(grace_seconds=settings.shutdown_grace_seconds)
         self._embedded: EmbeddedPostgres | None = None
         self._db: Database | None = None
+        self._dsn: str | None = None
         self._probe: DatabaseProbe | None = None
         interval = settings.readiness_interval_seconds
         self._probe_timeout = 2.0 + interval
@@ -59,6 +61,12 @@ class Services:
             self._ping_database, interval=interval, stale_after=2 * interval + self._probe_timeout
         )
         self.readiness.add_check("event_writer", self._writer_check)
+        # The node's LISTEN connection (streams of runs on other nodes, relayed cancels).
+        self.listener = Listener(
+            lambda: self.dsn, node_id=settings.node_id, poll_seconds=settings.notify_poll_seconds
+        )
+        self.readiness.add_check("listener", self.listener.unhealthy_reason)
+        self.readiness.add_check("event_feed", lambda: self.runs.feed_unhealthy_reason())
         # SIGTERM: the process drains (takes no new runs) until it exits.
         self.readiness.add_check("draining", lambda: "draining" if self.runs.draining else None)
         self._jwt_secret: str | None = None
@@ -85,6 +93,7 @@ class Services:
             workspace_for=self.checkpoints.workspace_root,
             model_targets=self.model_targets,
             metrics=self.metrics,
+            listener=self.listener,
         )
 
     @property
@@ -97,6 +106,17 @@ class Services:
         if self._db is None:
             raise NotStarted("database is not started")
         return self._db
+
+    @property
+    def dsn(self) -> str:
+        """The DSN the pool connected to (the embedded server's when DATABASE_URL is unset).
+
+        Raises:
+            NotStarted: before the ``database`` step ran.
+        """
+        if self._dsn is None:
+            raise NotStarted("database is not started")
+        return self._dsn
 
     @property
     def jwt_secret(self) -> str:
@@ -132,6 +152,7 @@ class Services:
             dsn, min_size=self.settings.db_pool_min, max_size=self.settings.db_pool_max
         )
         self._probe = DatabaseProbe(dsn, timeout=self._probe_timeout)
+        self._dsn = dsn
 
     async def stop_database(self) -> None:
         """Close the pool, then detach from the embedded Postgres if this app started it."""
@@ -186,7 +207,8 @@ def build_services(settings: Settings) -> Services:
 
     Order (stopped in reverse): database -> migrations -> readiness (the probe behind
     ``/readyz``) -> jwt_secret -> secrets_key -> default_model (the
-    local model server when no model is registered) -> runs (broker, event writer,
+    local model server when no model is registered) -> listener (the node's LISTEN
+    connection) -> runs (broker, event writer,
     engines, Supervisor) -> idempotency_sweeper (deletes expired Idempotency-Keys).
     Runtime components go after ``migrations`` (they need the schema), e.g.::
 
@@ -204,6 +226,7 @@ def build_services(settings: Settings) -> Services:
     services.lifespan.add(
         "default_model", services.default_model.start, services.default_model.stop
     )
+    services.lifespan.add("listener", services.listener.start, services.listener.stop)
     services.lifespan.add("runs", lambda: services.runs.start(services.db), services.runs.stop)
     services.lifespan.add(
         "idempotency_sweeper", services.key_sweeper.start, services.key_sweeper.stop

@@ -103,16 +103,17 @@ async def _events(
     if ended and not sub.has_after(after) and not await is_active():
         return
     while True:
-        batch = await sub.next_batch()
+        batch = await sub.next_batch(after)
         if batch is None:
             return
-        if not batch:
-            yield KEEPALIVE
-            continue
         out = []
+        behind = False  # stored events after the cursor are not in the batch
         for event in batch:
             if event.seq <= after:
                 continue
+            if event.seq > after + 1:  # a gap (events another node wrote): read the log
+                behind = True
+                break
             out.append(frame(event))
             after = event.seq
             if event.terminal:
@@ -120,3 +121,33 @@ async def _events(
                 return
         if out:
             yield b"".join(out)
+        if behind or sub.take_stored() > after:
+            # Another node stored them (it announced them on rw_events, or the slow poll
+            # found them): read the log after the cursor.
+            async for chunk, cursor, terminal in _stored(events, run_id, app_id, after):
+                after = cursor
+                yield chunk
+                if terminal:
+                    return
+        elif not batch:
+            yield KEEPALIVE
+
+
+async def _stored(
+    events: EventStore, run_id: uuid.UUID, app_id: uuid.UUID, after: int
+) -> AsyncIterator[tuple[bytes, int, bool]]:
+    """The stored events after seq ``after``, page by page, up to and including a terminal
+    event: ``(frames, new cursor, ended with a terminal event)``."""
+    while True:
+        rows = await events.read_from(run_id, after + 1, PAGE)
+        out: list[bytes] = []
+        for row in rows:
+            out.append(frame(from_row(row, app_id)))
+            after = row.seq
+            if row.type in TERMINAL_TYPES:
+                yield b"".join(out), after, True
+                return
+        if out:
+            yield b"".join(out), after, False
+        if len(rows) < PAGE:
+            return

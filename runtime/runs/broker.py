@@ -3,6 +3,11 @@
 Runs on the asyncio loop only. The event writer publishes each batch *after* it is
 persisted, so a subscriber that registers first and then reads the stored backlog sees
 every event: either in the backlog or live (duplicates are dropped by seq by the reader).
+
+Events of a run executing on another node are not published here: that node's insert
+announces them on ``rw_events`` and the event feed (:mod:`runtime.runs.feed`) *pokes* the
+run's subscribers with the stored seq (:meth:`Broker.poke`); each stream then reads the
+stored events after its own cursor.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ class Subscription:
     stream ends without a terminal event and the client resumes from its last id.
     """
 
-    __slots__ = ("run_id", "_items", "_maxsize", "_wake", "overflowed", "_active", "_ping")
+    __slots__ = (
+        "run_id", "_items", "_maxsize", "_wake", "overflowed", "_active", "_ping", "_stored",
+    )  # fmt: skip
 
     def close(self) -> None:
         """End the subscription like an overflow: the stream closes without a terminal
@@ -40,6 +47,7 @@ class Subscription:
         self.overflowed = False
         self._active = False  # something was delivered since the last keep-alive tick
         self._ping = False
+        self._stored = 0  # the highest stored seq a poke announced (not yet taken)
 
     def push(self, events: Iterable[RunEvent]) -> None:
         if self.overflowed:
@@ -49,6 +57,18 @@ class Subscription:
             self.overflowed = True
             self._items.clear()
         self._wake.set()
+
+    def poke(self, seq: int) -> None:
+        """The run has stored events up to ``seq`` (maybe written by another node): wake
+        the reader, which reads the ones after its cursor (:meth:`take_stored`)."""
+        if seq > self._stored:
+            self._stored = seq
+            self._wake.set()
+
+    def take_stored(self) -> int:
+        """The highest stored seq poked since the last call (0: none); resets it."""
+        seq, self._stored = self._stored, 0
+        return seq
 
     def has_after(self, seq: int) -> bool:
         """True when an event newer than ``seq`` is already queued."""
@@ -61,10 +81,12 @@ class Subscription:
             self._wake.set()
         self._active = False
 
-    async def next_batch(self) -> list[RunEvent] | None:
-        """Wait for events; return all queued ones (batch drain), ``[]`` for a keep-alive,
-        or None when the subscription overflowed."""
-        while not self._items and not self._ping and not self.overflowed:
+    async def next_batch(self, after: int = 0) -> list[RunEvent] | None:
+        """Wait for events; return all queued ones (batch drain), ``[]`` for a keep-alive
+        or for a poke beyond ``after`` (the reader's cursor: see :meth:`take_stored`), or
+        None when the subscription overflowed."""
+        while (not self._items and not self._ping and not self.overflowed
+               and self._stored <= after):  # fmt: skip
             self._wake.clear()
             await self._wake.wait()
         if self.overflowed:
@@ -122,6 +144,16 @@ class Broker:
         for run_id, batch in by_run.items():
             for sub in self._subs.get(run_id, ()):
                 sub.push(batch)
+
+    def poke(self, run_id: uuid.UUID, seq: int) -> None:
+        """Tell the run's subscribers it has stored events up to ``seq``
+        (:meth:`Subscription.poke`)."""
+        for sub in self._subs.get(run_id, ()):
+            sub.poke(seq)
+
+    def subscribed_runs(self) -> list[uuid.UUID]:
+        """The runs with at least one subscriber."""
+        return list(self._subs)
 
     def subscriber_count(self, run_id: uuid.UUID) -> int:
         return len(self._subs.get(run_id, ()))

@@ -122,3 +122,15 @@ class SessionBusy(RunError):
         self.session_id = session_id
         self.active_run_id = active_run_id
         self.active_status = status
+
+
+class RunOwnerUnresponsive(RunError):
+    """The node executing the run did not confirm a relayed cancel in time (or is gone);
+    nothing is confirmed, the caller may retry (docs/architecture.md, "Several nodes")."""
+
+    retry_after_seconds = 5
+
+    def __init__(self, owner: str, timeout: float) -> None:
+        super().__init__(f"node {owner} did not answer within {timeout:g} s")
+        self.owner = owner
+        self.timeout = timeout

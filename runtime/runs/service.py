@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,10 +21,13 @@ import pykka
 
 from runtime import redact
 from runtime.bridge import LoopPort, Reply, ReplyTimeout
+from runtime.cluster import channels
+from runtime.cluster.listener import Listener
 from runtime.engine import Engine, EngineError, EngineUnavailable, PreflightRequest
 from runtime.messages import prepare_messages
 from runtime.metrics import Metrics
 from runtime.model_credentials import ModelTargets
+from runtime.runs import states
 from runtime.runs.broker import Broker
 from runtime.runs.deps import RunDeps, RunHooks
 from runtime.runs.errors import (
@@ -34,11 +38,14 @@ from runtime.runs.errors import (
     RevisionConflict,
     RunActorFailed,
     RunError,
+    RunNotFound,
+    RunOwnerUnresponsive,
     RunUnresponsive,
     SessionNotFound,
     TenantQueueFull,
 )
 from runtime.runs.events import EventDraft, make_event
+from runtime.runs.feed import EventFeed
 from runtime.runs.leases import is_orphaned
 from runtime.runs.messages import (
     Cancel,
@@ -50,6 +57,7 @@ from runtime.runs.messages import (
     Resume,
     Submit,
 )
+from runtime.runs.relay import CommandRelay
 from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
 from runtime.runs.workspaces import workspace_key
@@ -60,12 +68,15 @@ from runtime.tasks import cancel_and_wait
 from storage.database import Database
 from storage.events import EventStore
 from storage.idempotency import IdempotencyKey
+from storage.notify import notify
 from storage.runs import SURFACE, RunStore
 from storage.sessions import SessionStore
 
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_SECONDS = 60.0
+RELAY_HOPS = 3
+"""How many owners a relayed cancel follows (a run taken over while it is relayed)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +118,9 @@ class RunService:
         model_targets: the run's model with its credentials, for engines whose preflight
             reads it (None: such engines get ``model=None``).
         metrics: the app's metrics (default: a private registry nobody scrapes).
+        listener: the node's LISTEN connection (``runtime/cluster/listener.py``): with it,
+            streams here get events other nodes store (:mod:`runtime.runs.feed`) and
+            cancel reaches runs other nodes execute (:mod:`runtime.runs.relay`).
     """
 
     def __init__(
@@ -117,8 +131,13 @@ class RunService:
         workspace_for: Any = None,
         model_targets: ModelTargets | None = None,
         metrics: Metrics | None = None,
+        listener: Listener | None = None,
     ) -> None:
         self.settings = settings
+        self.listener = listener
+        self.feed: EventFeed | None = None
+        self.relay: CommandRelay | None = None
+        self._unsubscribe: list[Any] = []
         self.model_targets = model_targets
         self.metrics = metrics or Metrics()
         self.engines = dict(engines)
@@ -153,6 +172,8 @@ class RunService:
         self.metrics.watch(self.metrics.sse_subscribers, self.broker.subscriber_total)
         await self.broker.start()
         await self.writer.start()
+        if self.listener is not None:
+            await self._join_cluster(self.listener, db)
         for engine in self.engines.values():
             await engine.start()
         loop = asyncio.get_running_loop()
@@ -188,6 +209,27 @@ class RunService:
         self._approval_sweep = asyncio.create_task(
             self._sweep_approvals(), name="approval-timeout-sweep"
         )
+
+    async def _join_cluster(self, listener: Listener, db: Database) -> None:
+        """Subscribe the event feed and the command relay to the node's listener."""
+        self.feed = EventFeed(self.broker, self.events)
+        self.relay = CommandRelay(
+            node_id=self.settings.node_id,
+            send=lambda channel, payload: notify(db, channel, payload),
+            cancel_here=lambda run_id, discard: self.cancel(run_id, discard=discard, relay=False),
+            timeout=self.settings.command_relay_timeout_seconds,
+        )
+        await self.feed.start()
+        self._unsubscribe = [
+            listener.subscribe(channels.EVENTS, self.feed.on_events),
+            listener.subscribe(channels.COMMANDS, self.relay.on_command),
+        ]
+
+    def feed_unhealthy_reason(self) -> str | None:
+        """Readiness: the event feed runs (None without a listener: nothing to feed)."""
+        if self.listener is None:
+            return None
+        return "not started" if self.feed is None else self.feed.task.unhealthy_reason()
 
     @property
     def draining(self) -> bool:
@@ -232,6 +274,12 @@ class RunService:
         """Stop the Supervisor (and every RunActor), then the writer after a final flush."""
         await cancel_and_wait(self._approval_sweep)
         await cancel_and_wait(self._heartbeat)
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        if self.relay is not None:
+            await self.relay.stop()
+        if self.feed is not None:
+            await self.feed.stop()
         if self.supervisor is not None:
             ref, self.supervisor = self.supervisor, None
             # ActorRef.stop blocks its caller: do it off the loop.
@@ -437,17 +485,50 @@ class RunService:
             row = await insert(RunStore(tx), (req.session_id, seq))
         return row, follow
 
-    async def cancel(self, run_id: uuid.UUID, *, discard: bool = False) -> dict[str, Any]:
+    async def cancel(
+        self, run_id: uuid.UUID, *, discard: bool = False, relay: bool = True
+    ) -> dict[str, Any]:
         """Cancel a run and return its row afterwards (contract 1.7, docs/design.md 8.3).
         A session run keeps its work (turns, file changes as a revision) unless
         ``discard`` (the ``rollback`` strategy).
 
+        A run executing on another node (``running`` under another lease owner) is
+        relayed to that node (:mod:`runtime.runs.relay`), which answers once its engine
+        stopped; the row is then read again. If the run moved to yet another node
+        meanwhile, the cancel follows it (at most :data:`RELAY_HOPS` relays).
+
+        Args:
+            relay: False on the owner's side of a relayed cancel (never relay again).
+
         Raises:
             RunUnresponsive, RunActorFailed: the run's actor did not answer in time, or
                 crashed handling the command (the caller may retry).
+            RunOwnerUnresponsive: the owner node did not answer within
+                ``command_relay_timeout_seconds`` (the cancel is not confirmed).
         """
         reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
-        return await self._command(run_id, Cancel(reply, discard), reply)
+        row = await self._command(run_id, Cancel(reply, discard), reply)
+        for _ in range(RELAY_HOPS):
+            owner = row.get("lease_owner")
+            if (not relay or self.relay is None or row.get("status") != states.RUNNING
+                    or owner in (None, self.settings.node_id)):  # fmt: skip
+                return row
+            await self.relay.cancel(
+                run_id, owner, functools.partial(self._left, run_id, owner), discard=discard
+            )
+            found = await self.runs.get(run_id)
+            if found is None:
+                raise RunNotFound("run not found")
+            row = found
+        if row.get("status") == states.RUNNING:
+            raise RunOwnerUnresponsive(str(row.get("lease_owner")),
+                                       self.settings.command_relay_timeout_seconds)  # fmt: skip
+        return row
+
+    async def _left(self, run_id: uuid.UUID, owner: str) -> bool:
+        """The run no longer runs under ``owner`` (a relayed cancel's answer was lost)."""
+        row = await self.runs.get(run_id)
+        return row is None or row["status"] != states.RUNNING or row.get("lease_owner") != owner
 
     async def resume(
         self,

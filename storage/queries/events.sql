@@ -2,6 +2,8 @@
 
 -- name: events_write_batch
 -- Insert a batch and advance each run's last_event_seq: one statement (one round trip, atomic).
+-- Each run of the batch is announced on rw_events as '<run_id>:<last_event_seq>' (streams on
+-- other nodes wake on it); NOTIFY is delivered only when the transaction commits.
 WITH v AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
@@ -9,11 +11,14 @@ WITH v AS (
     INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
     SELECT r, s, t, st, p::json, d::json, ts FROM v
     ON CONFLICT (run_id, seq) DO NOTHING
+), upd AS (
+    UPDATE agent_runs a
+    SET last_event_seq = GREATEST(a.last_event_seq, m.seq)
+    FROM (SELECT r, max(s) AS seq FROM v GROUP BY r) AS m
+    WHERE a.id = m.r
+    RETURNING a.id, a.last_event_seq
 )
-UPDATE agent_runs a
-SET last_event_seq = GREATEST(a.last_event_seq, m.seq)
-FROM (SELECT r, max(s) AS seq FROM v GROUP BY r) AS m
-WHERE a.id = m.r;
+SELECT pg_notify('rw_events', upd.id::text || ':' || upd.last_event_seq::text) FROM upd;
 
 -- name: events_from
 -- Events with seq >= $2, in order; payloads as their stored text (byte-identical replay).
@@ -34,3 +39,7 @@ FROM run_events
 WHERE run_id = $1 AND type = 'assistant.delta'
   AND seq > coalesce(
       (SELECT max(seq) FROM run_events WHERE run_id = $1 AND type = 'run.completed'), 0);
+
+-- name: events_last_seqs
+-- The highest stored seq of each of the runs $1 (the poll behind cross-node streams).
+SELECT id, last_event_seq FROM agent_runs WHERE id = ANY($1::uuid[]);

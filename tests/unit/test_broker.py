@@ -64,3 +64,21 @@ async def test_unsubscribe_forgets_the_run():
     assert broker.subscriber_count(RUN) == 1
     broker.unsubscribe(sub)
     assert broker.subscriber_count(RUN) == 0
+
+
+async def test_a_poke_beyond_the_cursor_wakes_the_reader_once():
+    """Events another node stored arrive as pokes (runtime/runs/feed.py): the reader wakes
+    only for a seq past its cursor, and takes the poke once."""
+    broker = Broker(queue_max=100, keepalive_seconds=60)
+    sub = broker.subscribe(RUN)
+    assert broker.subscribed_runs() == [RUN]
+    broker.poke(RUN, 4)
+    waiting = asyncio.ensure_future(sub.next_batch(after=4))  # not past the cursor: waits
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    broker.poke(RUN, 7)
+    assert await asyncio.wait_for(waiting, 5) == []
+    assert sub.take_stored() == 7
+    assert sub.take_stored() == 0
+    broker.poke(uuid.uuid4(), 9)  # another run's: nothing for this subscriber
+    assert sub.take_stored() == 0

@@ -304,8 +304,11 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @document_errors(401, 403, 404, 422, 503)
     async def cancel_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         """Cancel: answers once the engine has stopped. Terminal runs come back unchanged.
-        An engine whose stop cannot be confirmed fails the run (contract 1.7). 503 when the
-        run's actor could not answer (retry)."""
+        An engine whose stop cannot be confirmed fails the run (contract 1.7). Any node
+        accepts it: a run executing on another node is relayed there. 503 when the run's
+        actor could not answer, or ``RUN_OWNER_UNRESPONSIVE`` (with ``Retry-After``) when
+        the node executing it did not confirm within
+        ``RUNWRIGHT_COMMAND_RELAY_TIMEOUT_SECONDS``: not cancelled, retry."""
         await authz.run_access(app_id, run_id, WRITE)
         return services.runs.serialize(await services.runs.cancel(run_id))
 

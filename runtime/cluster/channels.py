@@ -1,0 +1,31 @@
+"""The NOTIFY channels nodes talk on, and their payloads (ids only; Postgres caps a payload
+at 8000 bytes and delivers it when the sending transaction commits).
+
+- :data:`WORK` (``rw_work``): a run became ``queued``; payload: the run id. Nodes with a
+  free slot wake their claim loop (the queue itself is the runs table).
+- :data:`EVENTS` (``rw_events``): ``<run_id>:<seq>``: the run has stored events up to
+  ``seq``. Sent by the event batch insert itself (``storage/queries/events.sql``), so it is
+  delivered exactly when the events are committed. Streams on every node wake on it.
+- :data:`COMMANDS` (``rw_commands``): cancel relayed to a run's owner node, and the owner's
+  answer (:mod:`runtime.runs.relay`); a small JSON object of ids and codes.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+WORK = "rw_work"
+EVENTS = "rw_events"
+COMMANDS = "rw_commands"
+
+ALL = (WORK, EVENTS, COMMANDS)
+"""Every channel a node's listener LISTENs on."""
+
+
+def parse_events(payload: str) -> tuple[uuid.UUID, int] | None:
+    """``(run_id, seq)`` of an :data:`EVENTS` payload, or None when it is malformed."""
+    run, _, seq = payload.partition(":")
+    try:
+        return uuid.UUID(run), int(seq)
+    except ValueError:
+        return None
