@@ -10,8 +10,8 @@ Protocol, on ``rw_commands`` (every node listens; a message names its target nod
   owner was stopped, or its listener was reconnecting) is dropped, so a cancel the client
   was told failed never happens later (``exp`` is wall-clock time: the nodes' clocks must
   agree to well under the timeout, as NTP keeps them).
-- answer ``{"op": "answered", "to": origin, "req": id, "ok": bool}``: the origin then reads
-  the run's row and returns it (its final status).
+- answer ``{"op": "answered", "to": origin, "req": id, "ok": bool}``: the origin then asks
+  its own actor again, which returns the run's row (its final status).
 
 The origin waits at most ``timeout`` seconds (``RUNWRIGHT_COMMAND_RELAY_TIMEOUT_SECONDS``),
 then fails closed with :class:`~runtime.runs.errors.RunOwnerUnresponsive`. It re-sends a

@@ -38,7 +38,6 @@ from runtime.runs.errors import (
     RevisionConflict,
     RunActorFailed,
     RunError,
-    RunNotFound,
     RunOwnerUnresponsive,
     RunUnresponsive,
     SessionNotFound,
@@ -494,8 +493,9 @@ class RunService:
 
         A run executing on another node (``running`` under another lease owner) is
         relayed to that node (:mod:`runtime.runs.relay`), which answers once its engine
-        stopped; the row is then read again. If the run moved to yet another node
-        meanwhile, the cancel follows it (at most :data:`RELAY_HOPS` relays).
+        stopped; then this node asks its actor again (the row, now final). If the run
+        moved to yet another node meanwhile, the cancel follows it (at most
+        :data:`RELAY_HOPS` relays).
 
         Args:
             relay: False on the owner's side of a relayed cancel (never relay again).
@@ -506,8 +506,7 @@ class RunService:
             RunOwnerUnresponsive: the owner node did not answer within
                 ``command_relay_timeout_seconds`` (the cancel is not confirmed).
         """
-        reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
-        row = await self._command(run_id, Cancel(reply, discard), reply)
+        row = await self._cancel_here(run_id, discard)
         for _ in range(RELAY_HOPS):
             owner = row.get("lease_owner")
             if (not relay or self.relay is None or row.get("status") != states.RUNNING
@@ -516,14 +515,18 @@ class RunService:
             await self.relay.cancel(
                 run_id, owner, functools.partial(self._left, run_id, owner), discard=discard
             )
-            found = await self.runs.get(run_id)
-            if found is None:
-                raise RunNotFound("run not found")
-            row = found
+            # Ask here again: a settled run comes back unchanged, one queued again meanwhile
+            # (taken over) is cancelled here, one running on yet another node is relayed.
+            row = await self._cancel_here(run_id, discard)
         if row.get("status") == states.RUNNING:
             raise RunOwnerUnresponsive(str(row.get("lease_owner")),
                                        self.settings.command_relay_timeout_seconds)  # fmt: skip
         return row
+
+    async def _cancel_here(self, run_id: uuid.UUID, discard: bool) -> dict[str, Any]:
+        """Cancel through this node's actor of the run (no relay); returns the row."""
+        reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
+        return await self._command(run_id, Cancel(reply, discard), reply)
 
     async def _left(self, run_id: uuid.UUID, owner: str) -> bool:
         """The run no longer runs under ``owner`` (a relayed cancel's answer was lost)."""
