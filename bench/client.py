@@ -134,3 +134,12 @@ def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(pct / 100 * len(ordered))))
     return ordered[rank - 1]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """``{"p50", "p99", "max"}`` of ``values``, rounded to 0.01 (``nan`` for none)."""
+    return {
+        "p50": round(percentile(values, 50), 2),
+        "p99": round(percentile(values, 99), 2),
+        "max": round(max(values, default=float("nan")), 2),
+    }

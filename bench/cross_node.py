@@ -63,21 +63,14 @@ async def measure(st: Stack, other: Server, args: argparse.Namespace) -> dict[st
 
         await asyncio.gather(*(one() for _ in range(args.runs)))
 
-    def stats(values: list[float]) -> dict[str, float]:
-        return {
-            "p50": round(client.percentile(values, 50), 2),
-            "p99": round(client.percentile(values, 99), 2),
-            "max": round(max(values, default=float("nan")), 2),
-        }
-
     return {
         "runs": args.runs,
         "events": len(lags),
         "failures": len(failures),
         "failure_samples": failures[:5],
-        "cross_node_delay_ms": stats(lags),
-        "ts_to_executing_node_stream_ms": stats(ts_local),
-        "ts_to_other_node_stream_ms": stats(ts_remote),
+        "cross_node_delay_ms": client.summary(lags),
+        "ts_to_executing_node_stream_ms": client.summary(ts_local),
+        "ts_to_other_node_stream_ms": client.summary(ts_remote),
     }
 
 
