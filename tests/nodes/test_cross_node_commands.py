@@ -79,7 +79,7 @@ async def test_cancel_fails_closed_while_the_owner_is_stopped(
     async with start_nodes(2, database_url=database_url, root=tmp_path, env=env) as nodes:
         async with nodes[0].http(owner.headers) as http:
             app_id = await create_app(http)
-            script: list[dict[str, Any]] = [{"delta": "one"}, {"sleep_ms": 3000},
+            script: list[dict[str, Any]] = [{"delta": "one"}, {"sleep_ms": 6000},
                                             {"delta": "two"}]  # fmt: skip
             run_id = await create_scripted_run(http, app_id, script)
         runner = await wait_for_owner(database_url, run_id, nodes)
