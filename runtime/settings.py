@@ -181,6 +181,21 @@ class Settings(BaseSettings):
     egress_allowed_hosts: Annotated[tuple[str, ...], NoDecode] = ("*",)
     egress_allowed_networks: Annotated[tuple[str, ...], NoDecode] = ()
 
+    # --- completion webhooks (issue 12 item 5; README "Webhooks") -------------------------
+    # False: this node writes outbox rows with run statuses but delivers none (other
+    # nodes, or a later start, deliver them).
+    webhook_delivery_enabled: bool = True
+    # Per attempt: the HTTP request (connect, send, first byte) after name resolution.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0.0, le=120.0)
+    # Attempts per delivery before it is marked failed.
+    webhook_max_attempts: int = Field(default=10, ge=1, le=100)
+    # Back-off: attempt n waits min(max, base * 2**(n-1)), jittered to half..all of it.
+    webhook_retry_base_seconds: float = Field(default=5.0, gt=0.0, le=3600.0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0.0, le=86400.0)
+    # How often an idle worker looks for due deliveries; attempts in flight per node.
+    webhook_poll_seconds: float = Field(default=1.0, ge=0.01, le=60.0)
+    webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+
     # --- command sandbox (issue 9 item 1; policy in runtime/sandbox/policy.py) -----------
     # "bwrap": every agent command runs under bubblewrap (fails closed when bwrap is
     # missing); "none": unsandboxed, for development only (a warning is logged at start).

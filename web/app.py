@@ -28,6 +28,7 @@ from web.routes import (
     runs,
     sessions,
     viewer,
+    webhooks,
 )
 from web.security_headers import install_security_headers
 from web.services import Services, build_services
@@ -86,6 +87,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     app.register_blueprint(sessions.blueprint(services, authz))
     app.register_blueprint(checkpoints.blueprint(services, authz))
     app.register_blueprint(admin_runs.blueprint(services, authz))
+    app.register_blueprint(webhooks.blueprint(services, authz))
     app.register_blueprint(viewer.blueprint())
 
     app.before_serving(services.lifespan.start)

@@ -26,6 +26,7 @@ from runtime.runs.service import RunService
 from runtime.sandbox import announce as announce_sandbox
 from runtime.secret_box import SecretBox, load_secret_box
 from runtime.settings import Settings
+from runtime.webhooks.delivery import WebhookDelivery
 from storage.database import Database
 from storage.embedded import EmbeddedPostgres
 from storage.errors import DatabaseUnavailable
@@ -86,6 +87,9 @@ class Services:
         }
         if settings.scripted_engine_enabled:
             engines["scripted"] = ScriptedEngine()
+        # Completion webhooks: the supervised delivery task (readiness red while it is down).
+        self.webhooks = WebhookDelivery(lambda: self.db, lambda: self.secret_box, settings)
+        self.readiness.add_check("webhook_delivery", self.webhooks.unhealthy_reason)
         self.runs = RunService(
             settings,
             engines,
@@ -209,7 +213,8 @@ def build_services(settings: Settings) -> Services:
     ``/readyz``) -> jwt_secret -> secrets_key -> default_model (the
     local model server when no model is registered) -> listener (the node's LISTEN
     connection) -> runs (broker, event writer,
-    engines, Supervisor) -> idempotency_sweeper (deletes expired Idempotency-Keys).
+    engines, Supervisor) -> idempotency_sweeper (deletes expired Idempotency-Keys) ->
+    webhooks (the delivery worker of the webhook outbox).
     Runtime components go after ``migrations`` (they need the schema), e.g.::
 
         writer = EventWriter(services)            # built here, started by the lifespan
@@ -231,4 +236,5 @@ def build_services(settings: Settings) -> Services:
     services.lifespan.add(
         "idempotency_sweeper", services.key_sweeper.start, services.key_sweeper.stop
     )
+    services.lifespan.add("webhooks", services.webhooks.start, services.webhooks.stop)
     return services

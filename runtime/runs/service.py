@@ -104,6 +104,8 @@ class CreateRun:
     # run of it is active (None: the session's own strategy).
     session_id: uuid.UUID | None = None
     multitask_strategy: str | None = None
+    # Gets the run object POSTed at the end (issue 12 item 5); checked by the caller.
+    webhook: str | None = None
 
 
 class RunService:
@@ -421,6 +423,8 @@ class RunService:
         input_params: dict[str, Any] = {"input": prompt, "messages": messages, "context": context}
         if req.script is not None:
             input_params["script"] = req.script
+        if req.webhook is not None:  # its end queues a delivery (migration 0011)
+            input_params["webhook"] = req.webhook
         run_id = uuid.uuid4()
         now = datetime.now(UTC)
         accepted = make_event(

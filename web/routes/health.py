@@ -34,7 +34,9 @@ class ReadyResponse(BaseModel):
     status: str = Field(examples=["ready"])
     checks: dict[str, str] = Field(
         description='Check name -> "ok" or why it fails.',
-        examples=[{"database": "ok", "event_writer": "ok", "draining": "ok"}],
+        examples=[
+            {"database": "ok", "event_writer": "ok", "webhook_delivery": "ok", "draining": "ok"}
+        ],
     )
 
 
@@ -76,7 +78,8 @@ def blueprint(services: Services) -> Blueprint:
     @document_response(ErrorResponse, 503)
     async def readyz() -> dict[str, Any]:
         """Readiness: database reachable (a dedicated probe connection, checked every
-        ``RUNWRIGHT_READINESS_INTERVAL_SECONDS``), event writer healthy, not draining.
+        ``RUNWRIGHT_READINESS_INTERVAL_SECONDS``), event writer healthy, webhook delivery
+        worker running, not draining.
         503 ``NOT_READY`` with the failing checks and ``Retry-After`` otherwise."""
         report = services.readiness.report()
         if not report.ready:

@@ -45,6 +45,7 @@ from web.services import Services
 from web.stream_quota import RETRY_AFTER_SECONDS as STREAM_RETRY_AFTER_SECONDS
 from web.stream_quota import StreamQuotaExceeded
 from web.validation import parse_json, parse_query
+from web.webhook_targets import check_webhook
 
 READ = "apps.read"
 WRITE = "apps.write"
@@ -90,6 +91,8 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         first response (200, no new run); the key with another body is 422
         ``IDEMPOTENCY_KEY_REUSED``; 409 ``IDEMPOTENCY_KEY_BUSY`` if the key expired while
         the request ran (retry).
+        With ``webhook``: 422 on ``body.webhook`` when the egress policy refuses the URL or
+        the tenant has no webhook secret.
         """
         ctx = await authz.app_access(app_id, WRITE)
         body = await parse_json(CreateRunRequest)
@@ -122,6 +125,8 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
             first = await idempotency.replay_existing(services.db, key)
             if first is not None:
                 return first  # type: ignore[no-any-return]
+        if body.webhook is not None:
+            await check_webhook(services.db, services.settings, ctx.tenant_id, body.webhook)
         try:
             row = await services.runs.create(
                 CreateRun(
@@ -139,6 +144,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                     approval_timeout_seconds=body.approval_timeout_seconds,
                     session_id=body.session_id,
                     multitask_strategy=body.multitask_strategy,
+                    webhook=body.webhook,
                 )
             )
         except IdempotencyKeyTaken:  # a concurrent duplicate created the run first

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from web.schemas.apps import RevisionResponse
 from web.schemas.common import UtcDatetime
@@ -18,6 +19,7 @@ MAX_INPUT_CHARS = 100_000
 MAX_MESSAGES = 500
 MAX_APPROVAL_TIMEOUT_SECONDS = 30 * 86400
 MAX_APPROVAL_MESSAGE_CHARS = 10_000
+MAX_WEBHOOK_URL_CHARS = 2048
 
 
 class CreateRunRequest(BaseModel):
@@ -82,6 +84,31 @@ class CreateRunRequest(BaseModel):
             "their work discarded (no revision). Without `session_id` -> 422."
         ),
     )
+    webhook: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_WEBHOOK_URL_CHARS,
+        description=(
+            "An http(s) URL that gets the run object POSTed, signed with the tenant's "
+            "webhook secret, when the run ends (completed, failed, cancelled) or pauses. "
+            "Needs a secret (POST /admin/webhooks/secret); subject to the server's egress "
+            "policy (422 when refused). README 'Webhooks'."
+        ),
+    )
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or any(c.isspace() or ord(c) < 0x20 for c in value)
+        ):
+            raise ValueError("webhook must be an absolute http or https URL")
+        return value
 
 
 class RunResponse(BaseModel):
