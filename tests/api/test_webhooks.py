@@ -17,7 +17,9 @@ import pytest
 
 from storage.webhooks import WebhookStore
 from tests.support.api import create_app_via_api, running_app
+from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.runs import create_run, runs_url, wait_status
+from tests.support.scripted_openai import ScriptedToolCall, tool_call_reply
 from tests.support.seed import Seeder
 from tests.support.webhook_receiver import (
     expected_signature,
@@ -30,6 +32,7 @@ FAST = {
     "webhook_retry_base_seconds": 0.05,
     "webhook_retry_max_seconds": 0.2,
     "webhook_poll_seconds": 0.05,
+    "approval_sweep_seconds": 0.1,
 }
 TOLERANCE_SECONDS = 300
 
@@ -110,9 +113,10 @@ async def test_a_receiver_failing_twice_gets_the_run_once_accepted(client, owner
 
 async def test_a_delivery_is_given_up_after_the_attempt_limit(make_settings):
     settings = make_settings(**FAST, webhook_max_attempts=2)
-    async with running_app(settings) as (client, services), webhook_receiver(
-        ["500", "500", "500"]
-    ) as receiver:
+    async with (
+        running_app(settings) as (client, services),
+        webhook_receiver(["500", "500", "500"]) as receiver,
+    ):
         owner = await Seeder(services.db, services.jwt_secret).tenant_admin()
         app, _ = await create_app_via_api(client, owner.headers)
         await _new_secret(client, owner.headers)
@@ -349,3 +353,31 @@ async def test_a_crashed_worker_is_restarted_and_readiness_is_red_meanwhile(
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert (await ready.get_json())["checks"]["webhook_delivery"] == "ok"
+
+
+async def test_an_approval_that_times_out_notifies_the_pause_and_the_failure(
+    client,
+    owner,
+    make_model,
+    scripted_openai,  # noqa: F811
+):
+    """Every writer of an end queues its delivery, not only the actor's finish: the approval
+    timeout's sweep fails the run with its own statement."""
+    async with webhook_receiver() as receiver:
+        await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
+        app, _ = await create_app_via_api(client, owner.headers)
+        await _new_secret(client, owner.headers)
+        scripted_openai.push(
+            tool_call_reply(ScriptedToolCall("coding_agent_delete_file", {"path": "x.ts"}))
+        )
+        run = await create_run(client, app["id"], owner.headers, input="Delete x",
+                               approval_policy="patches", approval_timeout_seconds=1,
+                               webhook=receiver.url())  # fmt: skip
+        await wait_status(client, app["id"], run["run_id"], owner.headers, {"failed"})
+        got = await receiver.wait_for(2)
+        found = await _wait_deliveries(
+            client, app["id"], run["run_id"], owner.headers, ["delivered", "delivered"]
+        )
+    assert [r.headers["runwright-event"] for r in got] == ["run.paused", "run.failed"]
+    assert [d["event"] for d in found] == ["run.paused", "run.failed"]
+    assert "No approval decision" in got[1].json()["error"]
