@@ -105,8 +105,8 @@ class AsyncClient:
     async def create_run(self, app_id: uuid.UUID | str, input: str, **options: Any) -> Run:
         """Create a run; it starts executing at once. ``options``: ``engine``,
         ``base_revision_id``, ``model_id``, ``messages``, ``script``, ``approval_policy``,
-        ``approval_timeout_seconds``, ``idempotency_key`` (default: a fresh one per call,
-        reused by its retries)."""
+        ``approval_timeout_seconds``, ``webhook``, ``idempotency_key`` (default: a fresh one
+        per call, reused by its retries)."""
         return await self._perform(_core.create_run(app_id, input, **options))
 
     async def list_runs(self, app_id: uuid.UUID | str, *, limit: int = 25) -> list[Run]:

@@ -133,14 +133,17 @@ def create_run(
     idempotency_key: str | None = None,
     approval_policy: str | None = None,
     approval_timeout_seconds: float | None = None,
+    webhook: str | None = None,
 ) -> Call[Run]:
     """``POST .../runs`` with an ``Idempotency-Key`` (a fresh UUID unless given), the same
-    on every retry of this call, so the server creates the run at most once."""
+    on every retry of this call, so the server creates the run at most once. ``webhook``:
+    a URL that gets the run object, signed, when the run ends or pauses (README
+    "Webhooks")."""
     body: dict[str, Any] = {"input": input}
     for key, value in (
         ("engine", engine), ("base_revision_id", base_revision_id), ("model_id", model_id),
         ("messages", messages), ("script", script), ("approval_policy", approval_policy),
-        ("approval_timeout_seconds", approval_timeout_seconds),
+        ("approval_timeout_seconds", approval_timeout_seconds), ("webhook", webhook),
     ):  # fmt: skip
         if value is not None:
             body[key] = str(value) if isinstance(value, uuid.UUID) else value

@@ -57,6 +57,9 @@ def test_create_sends_one_structured_field_key():
     first = create_run(APP, "x")
     assert first.headers["Idempotency-Key"] != create_run(APP, "x").headers["Idempotency-Key"]
     assert create_run(APP, "x", idempotency_key="k1").headers["Idempotency-Key"] == '"k1"'
+    assert create_run(APP, "x", webhook="https://h.example/w").json_body == {
+        "input": "x", "webhook": "https://h.example/w"
+    }  # fmt: skip
     assert sf_string('a"b\\c') == '"a\\"b\\\\c"'
     with pytest.raises(ValueError):
         sf_string("é")
