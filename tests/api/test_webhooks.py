@@ -48,6 +48,13 @@ async def _new_secret(client, headers) -> dict[str, Any]:
     return await response.get_json()
 
 
+async def _tenant(client, services) -> tuple[Any, dict[str, Any], str]:
+    """A new tenant admin, an app of theirs and the tenant's webhook secret."""
+    owner = await Seeder(services.db, services.jwt_secret).tenant_admin()
+    app, _ = await create_app_via_api(client, owner.headers)
+    return owner, app, (await _new_secret(client, owner.headers))["secret"]
+
+
 async def _deliveries(client, app_id: str, run_id: str, headers) -> list[dict[str, Any]]:
     response = await client.get(runs_url(app_id, f"/{run_id}/webhook-deliveries"), headers=headers)
     assert response.status_code == 200, await response.get_data(as_text=True)
@@ -117,9 +124,7 @@ async def test_a_delivery_is_given_up_after_the_attempt_limit(make_settings):
         running_app(settings) as (client, services),
         webhook_receiver(["500", "500", "500"]) as receiver,
     ):
-        owner = await Seeder(services.db, services.jwt_secret).tenant_admin()
-        app, _ = await create_app_via_api(client, owner.headers)
-        await _new_secret(client, owner.headers)
+        owner, app, _ = await _tenant(client, services)
         run = await create_run(client, app["id"], owner.headers, input="hi", engine="scripted",
                                webhook=receiver.url())  # fmt: skip
         [delivery] = await _wait_deliveries(
@@ -268,9 +273,7 @@ async def test_a_terminal_run_written_before_a_crash_is_delivered_after_restart(
     async with webhook_receiver() as receiver:
         quiet = make_settings(**FAST, webhook_delivery_enabled=False)
         async with running_app(quiet) as (client, services):
-            owner = await Seeder(services.db, services.jwt_secret).tenant_admin()
-            app, _ = await create_app_via_api(client, owner.headers)
-            secret = (await _new_secret(client, owner.headers))["secret"]
+            owner, app, secret = await _tenant(client, services)
             run = await create_run(client, app["id"], owner.headers, input="hi",
                                    engine="scripted", webhook=receiver.url())  # fmt: skip
             final = await wait_status(client, app["id"], run["run_id"], owner.headers,
@@ -295,9 +298,7 @@ async def test_an_attempt_cut_off_by_a_stop_is_made_again_by_the_next_process(ma
     fast = make_settings(**FAST, webhook_timeout_seconds=30.0)
     async with webhook_receiver(["hang"]) as receiver:
         async with running_app(fast) as (client, services):
-            owner = await Seeder(services.db, services.jwt_secret).tenant_admin()
-            app, _ = await create_app_via_api(client, owner.headers)
-            secret = (await _new_secret(client, owner.headers))["secret"]
+            owner, app, secret = await _tenant(client, services)
             run = await create_run(client, app["id"], owner.headers, input="hi",
                                    engine="scripted", webhook=receiver.url())  # fmt: skip
             [cut] = await receiver.wait_for(1)
@@ -381,3 +382,43 @@ async def test_an_approval_that_times_out_notifies_the_pause_and_the_failure(
     assert [r.headers["runwright-event"] for r in got] == ["run.paused", "run.failed"]
     assert [d["event"] for d in found] == ["run.paused", "run.failed"]
     assert "No approval decision" in got[1].json()["error"]
+
+
+async def test_redirects_are_not_followed(make_settings):
+    settings = make_settings(**FAST, webhook_max_attempts=1)
+    async with running_app(settings) as (client, services), webhook_receiver(["302"]) as receiver:
+        owner, app, _ = await _tenant(client, services)
+        run = await create_run(client, app["id"], owner.headers, input="hi", engine="scripted",
+                               webhook=receiver.url())  # fmt: skip
+        [delivery] = await _wait_deliveries(
+            client, app["id"], run["run_id"], owner.headers, ["failed"]
+        )
+    assert delivery["last_status_code"] == 302
+    assert [r.path for r in receiver.requests] == ["/hook"]  # never /redirected
+
+
+async def test_nodes_delivering_side_by_side_send_each_delivery_once(make_settings):
+    """Two processes on one database, both delivering: claims skip each other's rows."""
+    async with webhook_receiver() as receiver:
+        first = make_settings(**FAST, node_id="node-a")
+        second = make_settings(**FAST, node_id="node-b")
+        async with running_app(first) as (client, services), running_app(second):
+            owner, app, _ = await _tenant(client, services)
+            runs = [
+                await create_run(
+                    client,
+                    app["id"],
+                    owner.headers,
+                    input=f"run {i}",
+                    engine="scripted",
+                    webhook=receiver.url(),
+                )  # fmt: skip
+                for i in range(12)
+            ]
+            for run in runs:
+                await _wait_deliveries(
+                    client, app["id"], run["run_id"], owner.headers, ["delivered"]
+                )
+    ids = [r.headers["runwright-delivery"] for r in receiver.requests]
+    assert len(ids) == len(set(ids)) == 12
+    assert {r.json()["run_id"] for r in receiver.requests} == {r["run_id"] for r in runs}

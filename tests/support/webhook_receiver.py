@@ -2,8 +2,9 @@
 each request as its script says and records what it got (headers, body).
 
 Script items, one per request (then ``"200"`` for the rest): ``"200"``, ``"500"`` (a status
-with a short body), ``"drop"`` (read the request, close without answering), ``"hang"``
-(read the request, never answer until the server stops).
+with a short body), ``"302"`` (a redirect to ``/redirected`` here), ``"drop"`` (read the
+request, close without answering), ``"hang"`` (read the request, never answer until the
+server stops).
 """
 
 from __future__ import annotations
@@ -80,8 +81,10 @@ class WebhookReceiver:
                 await self._stop.wait()
                 return
             text = b"accepted" if action == "200" else b"receiver broke\x00\n down"
+            # A redirect points back here (a followed redirect would show as a request).
+            location = f"Location: {self.url(path='/redirected')}\r\n" if action == "302" else ""
             writer.write(
-                f"HTTP/1.1 {action} X\r\nContent-Length: {len(text)}\r\n"
+                f"HTTP/1.1 {action} X\r\nContent-Length: {len(text)}\r\n{location}"
                 "Connection: close\r\n\r\n".encode()
                 + text
             )
