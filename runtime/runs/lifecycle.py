@@ -262,8 +262,8 @@ class RunLifecycle:
         return self._load(_Reconcile(policy))
 
     def hand_back(self, policy: str) -> list[Effect]:
-        """Shutdown after the grace period (docs/design.md section 9): stop the engine, then hand the
-        run back by ``policy``: ``requeue`` (queued again, lease released, a
+        """Shutdown after the grace period (docs/design.md section 9): stop the engine, then
+        hand the run back by ``policy``: ``requeue`` (queued again, lease released, a
         ``plan.updated`` with a ``RUN_REQUEUED`` diagnostic) or ``fail``. An engine that
         cannot confirm its stop fails the run (fail-closed, as for cancel); a result the
         engine reported before it stopped is finished normally. Only an executing run is

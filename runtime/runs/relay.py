@@ -6,8 +6,9 @@ Protocol, on ``rw_commands`` (every node listens; a message names its target nod
 - request ``{"op": "cancel", "to": owner, "from": origin, "req": id, "run": run_id,
   "exp": unix time, "discard": bool}``: the owner cancels the run as if the request had
   arrived on it (the verified cancel of contract 1.7: its RunActor stops the engine, then
-  writes the status; ``discard`` as the session strategy asked), then answers. A request that arrives after ``exp`` (the origin already gave up: the
-  owner was stopped, or its listener was reconnecting) is dropped, so a cancel the client
+  writes the status; ``discard`` as the session strategy asked), then answers. A request
+  that arrives after ``exp`` (the origin already gave up: the owner was stopped, or its
+  listener was reconnecting) is dropped, so a cancel the client
   was told failed never happens later (``exp`` is wall-clock time: the nodes' clocks must
   agree to well under the timeout, as NTP keeps them).
 - answer ``{"op": "answered", "to": origin, "req": id, "ok": bool}``: the origin then asks

@@ -238,8 +238,8 @@ class RunService:
         return self._draining
 
     async def drain(self) -> None:
-        """Graceful shutdown of the runs (docs/design.md section 9, issue 10): call on SIGTERM, before
-        the lifespan stops.
+        """Graceful shutdown of the runs (docs/design.md section 9, issue 10): call on SIGTERM,
+        before the lifespan stops.
 
         1. :attr:`draining` turns True; the Supervisor starts no more runs (queued ones
            stay queued in Postgres) and the lease reaper takes no other node's runs.

@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import dead_openai_url, scripted_openai  # noqa: F401
-from tests.support.metrics import METRICS_TOKEN, metrics_headers, scrape, value
+from tests.support.metrics import METRICS_TOKEN, metrics_headers, scrape, scrape_until, value
 from tests.support.runs import LiveStream, create_run, read_stream, runs_url, wait_status
 from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
 
@@ -80,7 +80,13 @@ async def test_a_scripted_run_moves_the_run_event_and_stream_metrics(client, own
         during = await scrape(client)
         assert value(during, "runwright_sse_subscribers") == 1
         await stream.until(lambda events: events[-1]["data"]["event"] == "run.completed")
-    after = await scrape(client)
+    # The actor retires and the stream unsubscribes just after the terminal event.
+    after = await scrape_until(
+        client,
+        lambda s: (
+            value(s, "runwright_run_actors") == 0 and value(s, "runwright_sse_subscribers") == 0
+        ),
+    )
 
     labels = {"engine": "scripted"}
     assert value(after, "runwright_runs_created_total", labels) == (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -21,6 +23,20 @@ async def scrape(client: Any, token: str = METRICS_TOKEN) -> Samples:
     response = await client.get("/metrics", headers=metrics_headers(token))
     assert response.status_code == 200, await response.get_data(as_text=True)
     return parse(await response.get_data(as_text=True))
+
+
+async def scrape_until(
+    client: Any, settled: Callable[[Samples], bool], *, within: float = 60.0
+) -> Samples:
+    """Scrape until ``settled(samples)`` holds (for gauges that follow an event a client
+    sees first, e.g. an actor retiring after its terminal event); the last scrape is
+    returned, so the caller's asserts show the values when it never settled."""
+    deadline = asyncio.get_running_loop().time() + within
+    samples = await scrape(client)
+    while not settled(samples) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+        samples = await scrape(client)
+    return samples
 
 
 def parse(text: str) -> Samples:

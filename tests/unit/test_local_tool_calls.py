@@ -25,7 +25,7 @@ def test_calls_with_or_without_tags_parse_and_unknown_tools_do_not() -> None:
     assert parse_tool_call(bare, names) == expected
     assert parse_tool_call(tagged, names) == expected
     assert parse_tool_call('{"name": "rm_rf", "arguments": {}}', names) is None
-    assert parse_tool_call("<tool_call>\n{\"name\": \"coding_agent_read_file\"", names) is None
+    assert parse_tool_call('<tool_call>\n{"name": "coding_agent_read_file"', names) is None
     assert looks_like_call("  {") and looks_like_call("<tool_call>")
     assert not looks_like_call("I changed the heading.")
 

@@ -1,4 +1,5 @@
-"""The run's pinned model as an OpenCode provider (docs/design.md section 5, docs/opencode.md section 3).
+"""The run's pinned model as an OpenCode provider (docs/design.md section 5,
+docs/opencode.md section 3).
 
 Every model binding becomes one ``@ai-sdk/openai-compatible`` provider entry in a config
 file OpenCode reads per instance: ``<config dir>/opencode.json``, where the config dir is the
