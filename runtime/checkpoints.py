@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.project import validate_project
+from runtime.run_workspaces import RevisionNotCached, RunWorkspaces
 from runtime.runs.deps import AppliedRevision
 from runtime.runs.events import iso
 from runtime.settings import Settings
@@ -42,6 +43,10 @@ class AutoApplyConflict(Exception):
         return {"code": "REVISION_CONFLICT", "message": str(self)}
 
 
+class WorkspaceMissing(Exception):
+    """A completed run's workspace is gone (it finished on another machine after a crash)."""
+
+
 class Checkpoints:
     """Args:
     db: returns the started :class:`Database` (components start after construction).
@@ -51,6 +56,9 @@ class Checkpoints:
     def __init__(self, db: Callable[[], Database], settings: Settings) -> None:
         self._db = db
         self.settings = settings
+        self.workspaces = RunWorkspaces(
+            settings.runs_dir, cache_revisions=settings.workspace_cache_revisions
+        )
 
     @property
     def db(self) -> Database:
@@ -58,34 +66,46 @@ class Checkpoints:
 
     # ---- workspaces ------------------------------------------------------------------
 
-    def workspace_root(self, app_id: uuid.UUID, user_id: uuid.UUID | None) -> Path:
-        """The (app, user) workspace directory, created if missing (contract 8: one
-        workspace per app and user; a workload run uses its tenant-less "system" slot)."""
-        owner = user_id if user_id is not None else "system"
-        root = self.settings.runs_dir / str(app_id) / str(owner)
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-
-    def workspace(self, app_id: uuid.UUID, user_id: uuid.UUID | None) -> Workspace:
-        owner = user_id if user_id is not None else "system"
-        return Workspace.for_user(self.settings, app_id, owner)
+    def workspace_path(self, run_id: uuid.UUID) -> Path:
+        """Where ``run_id``'s workspace will be (its parent created): what engine preflight
+        checks and reports (contract 6: a locally resolvable workspace path)."""
+        self.workspaces.runs.mkdir(parents=True, exist_ok=True)
+        return self.workspaces.path(run_id)
 
     async def prepare(self, row: dict[str, Any], *, fresh: bool) -> Path:
-        """The run's workspace; on a ``fresh`` start it is reset to the base revision's
-        files (a restarted or resumed run keeps what it already changed)."""
-        base = None
-        if fresh and row["base_revision_id"] is not None:
-            base = await apps_store.get_revision(
-                self.db, revision_id=row["base_revision_id"], app_id=row["published_app_id"]
-            )
+        """The run's own workspace. A ``fresh`` start (re)makes it from the base revision;
+        a restarted or resumed run keeps what it already changed, unless its workspace is
+        not on this machine (then it starts again from the base revision)."""
+        run_id, revision_id = row["id"], row["base_revision_id"]
+        workspaces = self.workspaces
 
-        def make() -> Path:  # one trip to a worker thread, not one per step
-            workspace = self.workspace(row["published_app_id"], row["user_id"])
-            if base is not None:
-                workspace.materialise(base.files)
-            return workspace.root
+        def make(files: dict[str, str] | None) -> Path:  # one worker-thread trip
+            if not fresh and workspaces.exists(run_id):
+                return workspaces.path(run_id)
+            return workspaces.create(run_id, revision_id, files)
 
-        return await asyncio.to_thread(make)
+        try:
+            return await asyncio.to_thread(make, None)  # the revision is cached: no query
+        except RevisionNotCached:
+            return await asyncio.to_thread(make, await self._revision_files(row))
+
+    async def _revision_files(self, row: dict[str, Any]) -> dict[str, str]:
+        base = await apps_store.get_revision(
+            self.db, revision_id=row["base_revision_id"], app_id=row["published_app_id"]
+        )
+        return dict(base.files) if base is not None else {}
+
+    async def release(self, run_id: uuid.UUID) -> None:
+        """Remove a finished run's workspace (its revision and checkpoint are made)."""
+        await asyncio.to_thread(self.workspaces.remove, run_id)
+
+    async def sweep(self) -> list[uuid.UUID]:
+        """Start-up cleanup: remove the workspaces of runs that are no longer live
+        (terminal or deleted; queued, running and paused runs keep theirs, whichever node
+        owns them). Returns the runs whose workspace was removed."""
+        listed = await asyncio.to_thread(self.workspaces.listed_runs)
+        live = await RunStore(self.db).live_among(listed) if listed else set()
+        return await asyncio.to_thread(self.workspaces.sweep, live)
 
     # ---- auto-apply ------------------------------------------------------------------
 
@@ -98,6 +118,7 @@ class Checkpoints:
         Raises:
             ProjectValidationError: the files cannot form a valid project.
             AutoApplyConflict: the draft is no longer the run's base revision.
+            WorkspaceMissing: the run's workspace is not on this machine.
         """
         runs = RunStore(self.db)
         fresh = await runs.get(row["id"])
@@ -115,8 +136,12 @@ class Checkpoints:
         base = await apps_store.get_revision(
             self.db, revision_id=fresh["base_revision_id"], app_id=app_id
         )
-        workspace = self.workspace(app_id, fresh["user_id"])
-        files = await asyncio.to_thread(workspace.snapshot)
+        root = self.workspaces.path(fresh["id"])
+        if not await asyncio.to_thread(root.is_dir):
+            raise WorkspaceMissing(
+                "The run's workspace is not on this machine any more; its changes are lost"
+            )
+        files = await asyncio.to_thread(Workspace(root).snapshot)
         if base is not None and files == base.files:
             return None
         entry_file = base.entry_file if base else apps_store.DEFAULT_ENTRY_FILE
@@ -154,15 +179,15 @@ class Checkpoints:
         user_id: uuid.UUID | None,
         checkpoint_id: uuid.UUID,
         run_id: uuid.UUID | None = None,
-        sync_workspace: bool = False,
+        sync_workspace: Workspace | None = None,
     ) -> Revision:
         """Copy a revision's files into a new draft revision on top of the current draft,
         and relink ``run_id`` (contract 1.9, 8).
 
-        ``sync_workspace`` rewrites the user's workspace with the restored files: the
+        ``sync_workspace`` (a run's workspace) is rewritten with the restored files: the
         agent's ``restore_checkpoint`` tool needs it to keep working on them. The HTTP route
-        does not: every run resets the workspace to its own base revision when it starts,
-        and rewriting it here would pull files from under a run executing in it.
+        passes none: every run works in its own workspace made from its base revision, so
+        there is no shared workspace to re-sync.
 
         Raises:
             CheckpointNotFound: ``checkpoint_id`` is not a revision of the app.
@@ -176,9 +201,8 @@ class Checkpoints:
             self.db, app_id=app_id, tenant_id=tenant_id, files=files,
             entry_file=source.entry_file, created_by=user_id,
         )  # fmt: skip
-        if sync_workspace:
-            workspace = self.workspace(app_id, user_id)
-            await asyncio.to_thread(workspace.materialise, revision.files)
+        if sync_workspace is not None:
+            await asyncio.to_thread(sync_workspace.materialise, revision.files)
         if run_id is not None:
             await RunStore(self.db).set_revisions(run_id, revision.id, checkpoint_id)
         return revision
@@ -215,7 +239,7 @@ class Checkpoints:
         try:
             revision = await self.restore(
                 app_id=ctx.app_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id,
-                checkpoint_id=checkpoint_id, sync_workspace=True,
+                checkpoint_id=checkpoint_id, sync_workspace=ctx.workspace,
             )  # fmt: skip
         except CheckpointNotFound:
             raise ToolPermissionError("Checkpoint does not belong to this app") from None

@@ -255,15 +255,16 @@ class PreflightRequest:
     tenant_id: uuid.UUID
     app_id: uuid.UUID
     user_id: uuid.UUID | None
-    workspace: Path | None
+    workspace: Path | None  # where the run's own workspace will be made (not yet made)
     model: ModelTarget | None
 
 
 class Engine(abc.ABC):
     """An execution engine, shared by all runs of a process.
 
-    ``uses_workspace``: the run gets its (app, user) workspace, reset to the base revision
-    at a fresh start, and a completed run's workspace is auto-applied as a revision.
+    ``uses_workspace``: the run gets its own workspace, made from its base revision
+    (:mod:`runtime.run_workspaces`), and a completed run's workspace is auto-applied as a
+    revision.
     ``preflight_uses_model``: see below (engines keeping the default preflight set False).
     """
 

@@ -216,6 +216,9 @@ class Settings(BaseSettings):
     )
     deps_install_timeout_seconds: float = Field(default=600.0, ge=10.0, le=7200.0)
     deps_max_bytes: int = Field(default=1024 * 2**20, ge=2**20, le=2**40)
+    # Run workspaces (runtime/run_workspaces.py): base revisions kept on disk, ready to
+    # copy into new runs' workspaces (least recently used evicted first).
+    workspace_cache_revisions: int = Field(default=32, ge=1, le=10_000)
 
     @field_validator("message_budget_chars")
     @classmethod
@@ -279,7 +282,8 @@ class Settings(BaseSettings):
 
     @property
     def runs_dir(self) -> Path:
-        """Where per-(app, user) workspaces live."""
+        """Where run workspaces (``run/<run_id>``) and the revision cache
+        (``revisions/<revision_id>``) live."""
         return self.data_dir / "workspaces"
 
     @property

@@ -1,7 +1,7 @@
-"""A workspace: the directory on disk holding one (app, user)'s working copy (contract 7.2).
+"""A workspace: the directory on disk holding one run's working copy (contract 7.2).
 
-The workspace is shared by every run of that user on that app (and by the builder preview),
-so it lives under ``settings.runs_dir / <app_id> / <user_id>`` rather than per run. Every
+Each run has its own, made from its base revision and removed when it ends
+(:mod:`runtime.run_workspaces`: ``settings.runs_dir / "run" / <run_id>``). Every
 path a caller names goes through :func:`runtime.paths.normalize_path` and
 :func:`runtime.paths.resolve_inside`: no ``..``, no absolute paths, no symlink escapes.
 
@@ -19,15 +19,12 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import shutil
-import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from runtime.atomic_write import atomic_write
 from runtime.paths import BLOCKED_PREFIXES, PathPolicyError, normalize_path, resolve_inside
-from runtime.settings import Settings
 
 # Directories never listed, snapshotted or searched at any depth: dependency caches and VCS
 # metadata are not app source and can hold hundreds of thousands of files.
@@ -35,7 +32,6 @@ _SKIP_DIRS_ANYWHERE = frozenset({"node_modules", ".git", "__pycache__"})
 # Kept by materialise: reinstalling dependencies after every revision sync is too slow, and
 # node_modules is never part of a revision.
 _KEEP_ON_MATERIALISE = "node_modules"
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 
 
 class WorkspaceFileNotFound(FileNotFoundError):
@@ -55,7 +51,7 @@ class WorkspaceFileExists(FileExistsError):
 
 
 class Workspace:
-    """One (app, user) working directory with a persistent revision token.
+    """One run's working directory with a persistent revision token.
 
     Args:
         root: the workspace directory (created if missing).
@@ -67,21 +63,6 @@ class Workspace:
         self.root = root.resolve()
         self.sandbox_id = sandbox_id or self.root.name
         self._seq_file = self.root.parent / f".{self.root.name}.seq"
-
-    @classmethod
-    def for_user(
-        cls, settings: Settings, app_id: uuid.UUID | str, user_id: uuid.UUID | str
-    ) -> Workspace:
-        """The workspace of ``user_id`` on ``app_id`` under ``settings.runs_dir``.
-
-        Raises:
-            ValueError: an id is not a plain identifier (it becomes a directory name).
-        """
-        app, user = str(app_id), str(user_id)
-        for value in (app, user):
-            if not _SAFE_ID.match(value):
-                raise ValueError(f"invalid workspace id segment: {value!r}")
-        return cls(settings.runs_dir / app / user, sandbox_id=f"{app}:{user}")
 
     # ---- revision token ---------------------------------------------------------------
 

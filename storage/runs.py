@@ -326,3 +326,8 @@ class RunStore:
     async def list_queued(self) -> list[uuid.UUID]:
         """Queued runs, oldest first (to start after a restart)."""
         return [r["id"] for r in await self.db.fetch("runs_list_queued")]
+
+    async def live_among(self, run_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+        """The runs of ``run_ids`` that exist and are not terminal (queued, running,
+        paused): the ones whose workspaces survive the start-up cleanup."""
+        return {r["id"] for r in await self.db.fetch("runs_live_among", run_ids)}

@@ -94,7 +94,7 @@ class Services:
             settings,
             engines,
             StoreRunHooks(self.model_targets, engines, self.checkpoints),
-            workspace_for=self.checkpoints.workspace_root,
+            workspace_for=self.checkpoints.workspace_path,
             model_targets=self.model_targets,
             metrics=self.metrics,
             listener=self.listener,
@@ -195,6 +195,13 @@ class Services:
         """Log how agent commands will run (a warning when unsandboxed)."""
         announce_sandbox(self.settings)
 
+    async def sweep_workspaces(self) -> None:
+        """Remove the workspaces of runs that are no longer live (a previous process's
+        finished runs, or runs it left behind); live runs keep theirs."""
+        removed = await self.checkpoints.sweep()
+        if removed:
+            log.info("removed %d workspaces of runs no longer live", len(removed))
+
     async def load_jwt_secret(self) -> None:
         """Read or create the token secret (file I/O off the event loop)."""
         self._jwt_secret = await asyncio.to_thread(resolve_jwt_secret, self.settings)
@@ -210,7 +217,8 @@ def build_services(settings: Settings) -> Services:
     """Build the components of one app and list their start order.
 
     Order (stopped in reverse): database -> migrations -> readiness (the probe behind
-    ``/readyz``) -> jwt_secret -> secrets_key -> default_model (the
+    ``/readyz``) -> jwt_secret -> secrets_key -> sandbox -> workspaces (removes the
+    workspaces of runs no longer live) -> default_model (the
     local model server when no model is registered) -> listener (the node's LISTEN
     connection) -> runs (broker, event writer,
     engines, Supervisor) -> idempotency_sweeper (deletes expired Idempotency-Keys) ->
@@ -228,6 +236,7 @@ def build_services(settings: Settings) -> Services:
     services.lifespan.add("secrets_key", services.load_secret_box)
     services.lifespan.add("sandbox", services.announce_sandbox)
     # --- runtime components: add steps here (after migrations) ---------------------------
+    services.lifespan.add("workspaces", services.sweep_workspaces)
     services.lifespan.add(
         "default_model", services.default_model.start, services.default_model.stop
     )

@@ -41,6 +41,7 @@ from runtime.runs.effects import (
     RecordOutcome,
     RecordRevisions,
     Refuse,
+    ReleaseWorkspace,
     Resubmit,
     SetEngineRef,
     StartEngine,
@@ -69,7 +70,6 @@ from runtime.runs.messages import (
     Submit,
 )
 from runtime.runs.pump import pump
-from runtime.runs.workspaces import workspace_key
 from storage.errors import ForeignKeyViolation, StorageError, UniqueViolation
 
 log = logging.getLogger(__name__)
@@ -283,15 +283,14 @@ class RunActor(pykka.ThreadingActor):
                 reply.fail(error)
             case Resubmit():
                 assert lc.row is not None
-                self._tell_supervisor(
-                    Submit(self.run_id, workspace_key(deps.engines, lc.row), lc.row["tenant_id"])
-                )
+                self._tell_supervisor(Submit(self.run_id, lc.row["tenant_id"]))
             case WakeSession(session_id=session_id):
                 after = self._db(deps.runs.next_in_session(session_id))
                 if after is not None:
-                    self._tell_supervisor(
-                        Submit(after["id"], workspace_key(deps.engines, after), after["tenant_id"])
-                    )
+                    self._tell_supervisor(Submit(after["id"], after["tenant_id"]))
+            case ReleaseWorkspace():
+                assert lc.row is not None
+                self._db(deps.hooks.release(lc.row))
             case Finish():
                 if not self.finished:
                     self.finished = True

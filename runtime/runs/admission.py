@@ -1,16 +1,18 @@
 """Which waiting runs start executing next: fair across tenants (docs/security.md).
 
 A plain object with no I/O or threads, owned by the Supervisor. It holds the runs waiting
-for an execution slot (one FIFO per tenant), what executes now (per tenant and per
-workspace), and decides admissions:
+for an execution slot (one FIFO per tenant), what executes now (per tenant), and decides
+admissions:
 
 - at most ``max_live`` runs execute on this node, and at most ``max_live_per_tenant`` of
   one tenant: a tenant at its cap waits without holding back anyone else;
 - tenants take turns (round robin over tenants with waiting runs), so one tenant's long
   queue cannot delay another tenant's first run by more than one turn per tenant;
-- within a tenant, runs start in submission order, except that a run whose workspace is
-  in use, or that the caller says to skip (its actor is busy with a command), is passed
-  over and keeps its place.
+- within a tenant, runs start in submission order, except that a run the caller says to
+  skip (its actor is busy with a command) is passed over and keeps its place.
+
+Runs of one app or user are not held back: each run has its own workspace
+(:mod:`runtime.run_workspaces`).
 """
 
 from __future__ import annotations
@@ -20,16 +22,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
-Workspace = tuple[uuid.UUID, uuid.UUID | None]
-
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """One executing run's hold on capacity: its tenant and (maybe) its workspace."""
+    """One executing run's hold on capacity, counted against its tenant."""
 
     run_id: uuid.UUID
     tenant_id: uuid.UUID | None
-    workspace: Workspace | None
 
 
 class Admission:
@@ -43,12 +42,12 @@ class Admission:
     def __init__(self, *, max_live: int, max_live_per_tenant: int) -> None:
         self.max_live = max_live
         self.max_live_per_tenant = max_live_per_tenant
-        # tenant -> its waiting runs (run -> workspace) in submission order; the dict's own
-        # order is the round-robin turn order (a tenant moves to the back after its turn).
-        self._waiting: dict[uuid.UUID | None, dict[uuid.UUID, Workspace | None]] = {}
+        # tenant -> its waiting runs in submission order (a dict used as an ordered set);
+        # the outer dict's order is the round-robin turn order (a tenant moves to the back
+        # after its turn).
+        self._waiting: dict[uuid.UUID | None, dict[uuid.UUID, None]] = {}
         self._tenant_of: dict[uuid.UUID, uuid.UUID | None] = {}
         self._executing: collections.Counter[uuid.UUID | None] = collections.Counter()
-        self._busy: collections.Counter[Workspace] = collections.Counter()
         self.live = 0
 
     # ---- queries -----------------------------------------------------------------------
@@ -70,22 +69,18 @@ class Admission:
 
     # ---- changes -----------------------------------------------------------------------
 
-    def wait(
-        self, run_id: uuid.UUID, tenant_id: uuid.UUID | None, workspace: Workspace | None
-    ) -> None:
+    def wait(self, run_id: uuid.UUID, tenant_id: uuid.UUID | None) -> None:
         """Queue a run at the end of its tenant's FIFO (a run already waiting keeps its
         place)."""
         if run_id in self._tenant_of:
             return
         self._tenant_of[run_id] = tenant_id
-        self._waiting.setdefault(tenant_id, {})[run_id] = workspace
+        self._waiting.setdefault(tenant_id, {})[run_id] = None
 
     def hold(self, slot: Slot) -> None:
         """Count an executing run (admitted, or a crashed actor's restart)."""
         self.live += 1
         self._executing[slot.tenant_id] += 1
-        if slot.workspace is not None:
-            self._busy[slot.workspace] += 1
 
     def release(self, slot: Slot) -> None:
         """A run gave its slot back (finished, crashed or handed off)."""
@@ -93,10 +88,6 @@ class Admission:
         self._executing[slot.tenant_id] -= 1
         if self._executing[slot.tenant_id] <= 0:
             del self._executing[slot.tenant_id]
-        if slot.workspace is not None:
-            self._busy[slot.workspace] -= 1
-            if self._busy[slot.workspace] <= 0:
-                del self._busy[slot.workspace]
 
     def admit(self, skip: Callable[[uuid.UUID], bool] = lambda run_id: False) -> list[Slot]:
         """Take the runs that may start now, in fair order, and count them as executing.
@@ -126,10 +117,9 @@ class Admission:
     ) -> Slot | None:
         if self._executing[tenant_id] >= self.max_live_per_tenant:
             return None
-        for run_id, workspace in self._waiting.get(tenant_id, {}).items():
-            if skip(run_id) or (workspace is not None and self._busy[workspace]):
-                continue
-            return Slot(run_id, tenant_id, workspace)
+        for run_id in self._waiting.get(tenant_id, {}):
+            if not skip(run_id):
+                return Slot(run_id, tenant_id)
         return None
 
     def _take(self, slot: Slot) -> None:

@@ -47,6 +47,9 @@ class RunHooks(Protocol):
         """Turn the finished workspace into a draft revision + checkpoint; None when
         nothing changed (docs/design.md 8.11). Raises on validation failure."""
 
+    async def release(self, row: dict[str, Any]) -> None:
+        """The run is terminal: remove its workspace (no-op when it has none)."""
+
 
 @dataclass(frozen=True, slots=True)
 class RunDeps:

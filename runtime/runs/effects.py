@@ -170,6 +170,12 @@ class WakeSession:
 
 
 @dataclass(frozen=True, slots=True)
+class ReleaseWorkspace:
+    """The run is terminal: remove its workspace (its revision and checkpoint, if any, are
+    already made). A no-op for runs without one."""
+
+
+@dataclass(frozen=True, slots=True)
 class Finish:
     """Tell the Supervisor this actor has nothing left to do."""
 
@@ -177,5 +183,5 @@ class Finish:
 Effect = (
     Load | Claim | StartEngine | CancelEngine | StopEngine | DetachEngine | WriteStatus
     | RecordOutcome | AutoApply | SetEngineRef | RecordRevisions | Emit | Answer | Refuse
-    | Resubmit | WakeSession | Finish
+    | Resubmit | WakeSession | ReleaseWorkspace | Finish
 )  # fmt: skip

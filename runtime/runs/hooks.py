@@ -81,3 +81,8 @@ class StoreRunHooks:
         if not self._uses_workspace(row):
             return None
         return await self.checkpoints.auto_apply(row)
+
+    async def release(self, row: dict[str, Any]) -> None:
+        """Remove a terminal run's workspace (runtime/run_workspaces.py)."""
+        if self._uses_workspace(row):
+            await self.checkpoints.release(row["id"])

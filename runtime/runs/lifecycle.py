@@ -65,6 +65,7 @@ from runtime.runs.effects import (
     RecordOutcome,
     RecordRevisions,
     Refuse,
+    ReleaseWorkspace,
     Resubmit,
     SetEngineRef,
     StartEngine,
@@ -675,7 +676,8 @@ class RunLifecycle:
 
     def _settled(self) -> list[Effect]:
         """The current work is over: answer waiters with the row, or, when a cancel came
-        in meanwhile and the run is not terminal, carry the cancel out first."""
+        in meanwhile and the run is not terminal, carry the cancel out first. A terminal
+        run's workspace is released (queued, running and paused runs keep theirs)."""
         row = self.row
         if self.waiters and row is not None and row["status"] in (states.QUEUED, states.PAUSED):
             return self._load(_Cancel())
@@ -683,7 +685,8 @@ class RunLifecycle:
         self.phase = Phase.DONE
         if row is None:
             return [*(Refuse(w, RunNotFound("run not found")) for w in waiters), Finish()]
-        return [*(Answer(w, row) for w in waiters), Finish()]
+        release: list[Effect] = [ReleaseWorkspace()] if states.is_terminal(row["status"]) else []
+        return [*(Answer(w, row) for w in waiters), *release, Finish()]
 
 
 def _revision_events(revision: Any | None) -> list[EventDraft]:

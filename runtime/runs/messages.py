@@ -19,13 +19,12 @@ from runtime.engine import CancelOutcome
 class Submit:
     """A queued run wants to execute; started in order when a slot is free.
 
-    ``workspace`` names the (app, user) workspace the run works in (None for engines
-    without one): runs sharing a workspace execute one at a time. ``tenant_id`` decides
-    the run's turn and cap among tenants (:mod:`runtime.runs.admission`).
+    ``tenant_id`` decides the run's turn and cap among tenants
+    (:mod:`runtime.runs.admission`). Runs of one app execute in parallel: each works in
+    its own workspace (:mod:`runtime.run_workspaces`).
     """
 
     run_id: uuid.UUID
-    workspace: tuple[uuid.UUID, uuid.UUID | None] | None = None
     tenant_id: uuid.UUID | None = None
 
 

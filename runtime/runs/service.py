@@ -59,7 +59,6 @@ from runtime.runs.messages import (
 from runtime.runs.relay import CommandRelay
 from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
-from runtime.runs.workspaces import workspace_key
 from runtime.runs.writer import EventWriter
 from runtime.sessions.strategy import FollowUp, follow_up
 from runtime.settings import Settings
@@ -115,7 +114,8 @@ class RunService:
         settings: the process settings.
         engines: engine name -> engine (``native``, ``opencode``, maybe ``scripted``).
         hooks: builds run contexts and applies finished workspaces.
-        workspace_for: ``(app_id, user_id) -> Path | None``, for engine preflight.
+        workspace_for: ``run_id -> Path | None``, where the run's workspace will be, for
+            engine preflight.
         model_targets: the run's model with its credentials, for engines whose preflight
             reads it (None: such engines get ``model=None``).
         metrics: the app's metrics (default: a private registry nobody scrapes).
@@ -143,7 +143,7 @@ class RunService:
         self.metrics = metrics or Metrics()
         self.engines = dict(engines)
         self.hooks = hooks
-        self.workspace_for = workspace_for or (lambda app_id, user_id: None)
+        self.workspace_for = workspace_for or (lambda run_id: None)
         self.broker = Broker(
             queue_max=settings.sse_queue_max, keepalive_seconds=settings.sse_keepalive_seconds
         )
@@ -205,7 +205,7 @@ class RunService:
         for run_id in await self.runs.list_queued():
             row = await self.runs.get(run_id)
             if row is not None:
-                self.supervisor.tell(Submit(run_id, self.workspace_key(row), row["tenant_id"]))
+                self.supervisor.tell(Submit(run_id, row["tenant_id"]))
         self._heartbeat = asyncio.create_task(self._beat(), name="lease-heartbeat")
         self._approval_sweep = asyncio.create_task(
             self._sweep_approvals(), name="approval-timeout-sweep"
@@ -397,10 +397,11 @@ class RunService:
                 req.approval_timeout_seconds or self.settings.approval_timeout_seconds
             ),
         }
+        run_id = uuid.uuid4()
         workspace = None
         if engine.uses_workspace:
             try:
-                workspace = await asyncio.to_thread(self.workspace_for, req.app_id, req.user_id)
+                workspace = await asyncio.to_thread(self.workspace_for, run_id)
             except OSError as exc:  # the engine's preflight decides (contract 6: 400, not 500)
                 log.warning("workspace of app %s unavailable: %s", req.app_id, exc)
         try:
@@ -425,7 +426,6 @@ class RunService:
             input_params["script"] = req.script
         if req.webhook is not None:  # its end queues a delivery (migration 0011)
             input_params["webhook"] = req.webhook
-        run_id = uuid.uuid4()
         now = datetime.now(UTC)
         accepted = make_event(
             EventDraft("run.accepted", {"status": "queued", "surface": SURFACE}),
@@ -464,7 +464,7 @@ class RunService:
         self.broker.publish([accepted])
         self.metrics.run_created(req.engine)
         assert self.supervisor is not None
-        self.supervisor.tell(Submit(run_id, self.workspace_key(row), req.tenant_id))
+        self.supervisor.tell(Submit(run_id, req.tenant_id))
         for earlier in follow.cancel:  # interrupt / rollback: newest first
             try:
                 await self.cancel(earlier, discard=follow.discard)
@@ -569,10 +569,6 @@ class RunService:
             raise
         except RunError:
             raise
-
-    def workspace_key(self, row: dict[str, Any]) -> tuple[uuid.UUID, uuid.UUID | None] | None:
-        """The (app, user) workspace a run works in, or None when its engine has none."""
-        return workspace_key(self.engines, row)
 
     def serialize(self, row: dict[str, Any]) -> dict[str, Any]:
         return run_object(row)

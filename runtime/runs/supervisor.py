@@ -100,8 +100,8 @@ class Supervisor(pykka.ThreadingActor):
 
     def _dispatch(self, message: Any) -> None:
         match message:
-            case Submit(run_id=run_id, workspace=workspace, tenant_id=tenant_id):
-                self.admission.wait(run_id, tenant_id, workspace)
+            case Submit(run_id=run_id, tenant_id=tenant_id):
+                self.admission.wait(run_id, tenant_id)
                 self._fill_slots()
             case Command(run_id=run_id, command=command):
                 self._command(run_id, command)
@@ -130,8 +130,7 @@ class Supervisor(pykka.ThreadingActor):
 
     def _fill_slots(self) -> None:
         """Start the waiting runs the admission lets in. A run is passed over (keeping its
-        place) while its actor handles a command; the admission also passes over runs whose
-        workspace is in use (two runs in one workspace would edit each other's files)."""
+        place) while its actor handles a command."""
         if self.draining:  # the runs stay queued in Postgres for the next process
             self._check_drained()
             return
@@ -188,7 +187,7 @@ class Supervisor(pykka.ThreadingActor):
         else:
             log.warning("run %s: actor crashed (%s); restart %d", run_id, error, count)
             # The restarted actor executes: it keeps the crashed one's slot, or takes one.
-            slot = live.slot or Slot(run_id, None, None)
+            slot = live.slot or Slot(run_id, None)
             self.admission.hold(slot)
             self._spawn(run_id, generation + 1, Recover(count), slot)
             if self.handback is not None:  # shutting down: the new actor hands it back too

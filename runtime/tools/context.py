@@ -55,8 +55,8 @@ class ToolContext:
         run_id: the calling run.
         tenant_id: the run's tenant.
         app_id: the run's app.
-        user_id: the run's user actor (workspaces are per (app, user)).
-        workspace: the (app, user) workspace every file tool acts on.
+        user_id: the run's user actor.
+        workspace: the run's own workspace every file tool acts on.
         checkpoints: checkpoint backend, or None (checkpoint tools then fail cleanly).
         on_revisions: told ``(checkpoint_revision_id, result_revision_id or None)`` when a
             checkpoint tool made a revision the run must record; the engine turns it into

@@ -157,3 +157,9 @@ SELECT id FROM agent_runs WHERE status = 'queued' ORDER BY created_at, id;
 SELECT id FROM agent_runs
 WHERE status = 'running' AND lease_expires_at < now()
 ORDER BY created_at, id;
+
+-- name: runs_live_among
+-- Which of these runs are not terminal (queued, running or paused): they keep their
+-- workspaces at start-up (runtime/run_workspaces.py).
+SELECT id FROM agent_runs
+WHERE id = ANY($1::uuid[]) AND status NOT IN ('completed', 'failed', 'cancelled');

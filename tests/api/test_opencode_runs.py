@@ -165,6 +165,7 @@ async def test_text_run_streams_and_completes_on_the_apps_managed_server(
     services: Any,
     db: Any,
     own_server_pids: list[int],
+    settings: Settings,
 ) -> None:
     """Scenario 7 for real: engine and pinned model persisted, the session id stored as
     ``engine_run_ref``, deltas streamed, and the app's lifespan owns the server."""
@@ -198,8 +199,10 @@ async def test_text_run_streams_and_completes_on_the_apps_managed_server(
     assert stored["execution_engine"] == "opencode"
     assert stored["resolved_model_id"] == model_id
     assert str(stored["engine_run_ref"]).startswith("ses")
+    # the session ran in the run's own workspace, removed once the run ended
     workspace = stored["input_params"]["context"]["opencode_workspace_path"]
-    assert await asyncio.to_thread(Path(workspace).is_dir)
+    assert Path(workspace) == (settings.runs_dir / "run" / run["run_id"]).resolve()
+    assert not await asyncio.to_thread(Path(workspace).exists)
     got = await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
     assert got["execution_engine"] == "opencode" and got["completed_at"] is not None
     # the model saw the run's prompt (and no title request: one request in all)
@@ -342,9 +345,9 @@ async def test_workspace_that_is_not_a_directory_is_unsupported_runtime(
     oc_app: tuple[dict[str, Any], dict[str, Any], uuid.UUID],
     settings: Settings,
 ) -> None:
-    """Scenario 6 through HTTP: the (app, user) workspace path exists but is a file."""
+    """Scenario 6 through HTTP: the directory run workspaces are made in is a file."""
     app, _, _ = oc_app
-    path = settings.runs_dir / app["id"] / str(owner.user_id)
+    path = settings.runs_dir / "run"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("not a directory\n")
     response = await client.post(runs_url(app["id"]), json={"input": "x", "engine": "opencode"},

@@ -346,7 +346,8 @@ async def test_preflight_accepts_a_local_workspace(engine: OpenCodeEngine, works
 async def test_preflight_rejects_a_missing_workspace(
     engine: OpenCodeEngine, tmp_path: Path, missing: str
 ) -> None:
-    path = None if missing == "none" else tmp_path / "nowhere"
+    # the run's workspace is made later; the directory it goes in must exist now
+    path = None if missing == "none" else tmp_path / "nowhere" / "run-id"
     with pytest.raises(EngineUnsupportedRuntime) as err:
         await engine.preflight(_preflight(path))
     assert err.value.detail() == {

@@ -25,7 +25,6 @@ def _script() -> list[dict[str, Any]]:
 async def _start_runs(client: Any, owner: Any) -> list[str]:
     run_ids = []
     for _ in range(RUNS):
-        # One app per run: runs of one (app, user) workspace would wait for each other.
         app, _ = await create_app_via_api(client, owner.headers)
         run = await create_run(client, app["id"], owner.headers, input="stream",
                                engine="scripted", script=_script())  # fmt: skip

@@ -107,7 +107,7 @@ async def test_restore_of_revision_with_too_long_path_is_400(client, db, owner) 
 
 async def test_patch_creating_too_long_name_is_a_policy_failure(tmp_path) -> None:
     settings = make_settings(tmp_path)
-    workspace = Workspace.for_user(settings, uuid.uuid4(), uuid.uuid4())
+    workspace = Workspace(settings.runs_dir / "run" / str(uuid.uuid4()))
     workspace.materialise({"src/App.tsx": "x\n"})
     patch = f"--- /dev/null\n+++ b/src/{LONG_NAME}\n@@ -0,0 +1 @@\n+export const x = 1\n"
     out = await Toolpack(settings).call(
@@ -150,9 +150,9 @@ async def test_run_on_a_revision_with_too_long_name_shows_no_server_path(
 
 
 async def test_run_failing_on_an_os_error_shows_no_server_path(client, db, owner, settings) -> None:
-    """A real OSError while the run prepares its workspace (a file stands where the app's
-    workspace directory must go) fails the run; its error keeps the errno text and loses
-    the absolute path."""
+    """A real OSError while the run prepares its workspace (a file stands where the
+    revision cache's directory must go) fails the run; its error keeps the errno text and
+    loses the absolute path."""
     app, _ = await create_app_via_api(client, owner.headers)
     await models_store.create_model(
         db,
@@ -162,7 +162,7 @@ async def test_run_failing_on_an_os_error_shows_no_server_path(client, db, owner
         bindings=[BindingSpec(provider="openai", provider_model_id="m",
                               base_url="http://127.0.0.1:9/v1")],
     )  # fmt: skip
-    blocker = settings.runs_dir / app["id"]
+    blocker = settings.runs_dir / "revisions"
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("not a directory")
     created = await client.post(

@@ -76,7 +76,7 @@ async def test_tool_os_error_names_only_workspace_paths(
     """A real OSError (a file where a directory must go) reaches the envelope with the
     workspace-relative path only."""
     settings = load_settings(data_dir=tmp_path / "data")
-    workspace = Workspace.for_user(settings, uuid.uuid4(), uuid.uuid4())
+    workspace = Workspace(settings.runs_dir / "run" / str(uuid.uuid4()))
     workspace.materialise({"src/App.tsx": "x\n", "src/b.ts": "y\n"})
     out = await Toolpack(settings).call(tool, args, make_context(workspace))
     assert "[Errno" in str(out) and "'src/App.tsx'" in str(out), out

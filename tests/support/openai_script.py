@@ -7,6 +7,7 @@ Build replies with :func:`text_reply`, :func:`tool_call_reply`, :func:`error_rep
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,6 +71,8 @@ class Reply:
             after the headers.
         hang_before_headers: Never answer at all (the client sees a read timeout).
         usage: Sent as ``usage`` (non-stream, or stream with ``include_usage``).
+        gate: When set, answer only once the test sets this event (before the headers):
+            a run waits in its model call until the test lets it go, with no timing.
     """
 
     text_chunks: tuple[str, ...] = ()
@@ -82,6 +85,7 @@ class Reply:
     hang_after: int | None = None
     hang_before_headers: bool = False
     usage: dict[str, int] | None = None
+    gate: threading.Event | None = None
 
     @property
     def text(self) -> str:

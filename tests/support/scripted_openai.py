@@ -63,6 +63,7 @@ __all__ = [
     "tool_call_reply",
 ]
 
+GATE_POLL_SECONDS = 0.02  # how often a gated reply looks at its event (Reply.gate)
 
 # ---- the server -----------------------------------------------------------------------------
 
@@ -343,6 +344,8 @@ class ScriptedOpenAI:
         try:
             if reply.hang_before_headers:
                 await wait_or_gone(watcher, None)
+            while reply.gate is not None and not reply.gate.is_set():
+                await wait_or_gone(watcher, GATE_POLL_SECONDS)
             if reply.first_delay:
                 await wait_or_gone(watcher, reply.first_delay)
             if reply.status != 200:

@@ -42,6 +42,7 @@ from runtime.runs.effects import (
     RecordOutcome,
     RecordRevisions,
     Refuse,
+    ReleaseWorkspace,
     Resubmit,
     SetEngineRef,
     StartEngine,
@@ -160,7 +161,7 @@ def test_a_run_completes_with_the_contract_terminal_sequence() -> None:
     assert isinstance(effect, WriteStatus)
     assert (effect.target, effect.expected) == (states.COMPLETED, (states.RUNNING,))
     assert effect.output == {"last_agent_output": "blue"}
-    assert write(lc, table, [effect]) == [Finish()]
+    assert write(lc, table, [effect]) == [ReleaseWorkspace(), Finish()]
     # one transaction: the terminal sequence of contract 3.3 with the status (text streamed)
     assert table.types == ["revision.created", "checkpoint.created", "run.completed"]
     assert table.stored[-1].payload["status"] == "completed"
@@ -361,7 +362,7 @@ def test_cancel_before_start_cancels_the_queued_run() -> None:
     final = write(lc, table, effects)
     assert table.types == ["run.failed"]
     assert table.stored[0].diagnostics == ({"message": "run cancelled"},)
-    assert final == [Answer(waiter, table.row), Finish()]
+    assert final == [Answer(waiter, table.row), ReleaseWorkspace(), Finish()]
     # the execution that was waiting for a slot finds nothing to claim
     late = RunLifecycle()
     assert late.claimed(table.claim(late.execute(0)[0])) == [Finish()]  # type: ignore[arg-type]
@@ -378,7 +379,12 @@ def test_cancel_mid_run_waits_for_the_engine_to_stop() -> None:
     assert effects[0] == DetachEngine() and effects[1].target == states.CANCELLED  # type: ignore[union-attr]
     final = write(lc, table, effects)
     assert table.types == ["run.failed"]
-    assert final == [Answer(first, table.row), Answer(second, table.row), Finish()]
+    assert final == [
+        Answer(first, table.row),
+        Answer(second, table.row),
+        ReleaseWorkspace(),
+        Finish(),
+    ]
     assert lc.engine_events((Completed({}),)) == []  # a late result changes nothing
 
 
@@ -417,7 +423,9 @@ def test_cancel_of_a_terminal_run_answers_it_unchanged() -> None:
     for status in (states.COMPLETED, states.FAILED, states.CANCELLED, states.RUNNING):
         lc, waiter, row = RunLifecycle(), Waiter(), make_row(status)
         lc.cancel(waiter)
-        assert lc.loaded(row) == [Answer(waiter, row), Finish()]
+        # a terminal run's workspace is released; a running one (another node's) keeps it
+        release = [ReleaseWorkspace()] if states.is_terminal(status) else []
+        assert lc.loaded(row) == [Answer(waiter, row), *release, Finish()]
 
 
 def test_cancel_of_a_missing_run() -> None:
@@ -435,7 +443,7 @@ def test_a_lost_write_race_emits_nothing_and_answers_with_the_run_as_it_is() -> 
     effects = lc.loaded(table.row)
     table.row = make_row(states.FAILED)  # another writer settled it meanwhile
     assert write(lc, table, effects) == [Load()]
-    assert lc.loaded(table.row) == [Answer(waiter, table.row), Finish()]
+    assert lc.loaded(table.row) == [Answer(waiter, table.row), ReleaseWorkspace(), Finish()]
 
 
 # ---- resume, reconcile, restart ------------------------------------------------------
@@ -458,8 +466,9 @@ def test_resume_of_a_run_that_is_not_paused_is_refused() -> None:
     for status in (states.QUEUED, states.COMPLETED, states.RUNNING):
         lc = RunLifecycle()
         lc.resume({}, Waiter())
-        refuse, finish = lc.loaded(make_row(status))
+        refuse, *_, finish = lc.loaded(make_row(status))
         assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
+        assert finish == Finish()
     # paused when read, cancelled before the write: refused, not answered as resumed
     table = Table(states.PAUSED)
     lc = RunLifecycle()
@@ -498,7 +507,7 @@ def test_reconcile_leaves_a_run_executing_here_or_already_settled() -> None:
     assert lc.reconcile("fail") == []
     lc = RunLifecycle()
     lc.reconcile("fail")
-    assert lc.loaded(make_row(states.COMPLETED)) == [Finish()]
+    assert lc.loaded(make_row(states.COMPLETED)) == [ReleaseWorkspace(), Finish()]
 
 
 def test_a_restarted_actor_takes_its_running_run_over() -> None:
@@ -543,7 +552,7 @@ def test_a_cancel_during_a_resume_is_carried_out_after_it() -> None:
     assert after[:2] == [Answer(resumer, table.row), Resubmit()]
     assert after[2:] == [Load()]  # the cancel starts over on the queued run
     final = write(lc, table, lc.loaded(table.row))
-    assert final[-2:] == [Answer(canceller, table.row), Finish()]
+    assert final[-3:] == [Answer(canceller, table.row), ReleaseWorkspace(), Finish()]
     assert table.row["status"] == states.CANCELLED
 
 
@@ -585,7 +594,7 @@ def test_a_run_with_recorded_work_is_finished_without_its_engine() -> None:
     claim = lc.loaded(table.row)
     assert lc.claimed(table.claim(claim[0])) == [AutoApply()]  # type: ignore[arg-type]
     assert not any(isinstance(e, StartEngine) for e in claim)
-    assert write(lc, table, lc.applied(None)) == [Finish()]
+    assert write(lc, table, lc.applied(None)) == [ReleaseWorkspace(), Finish()]
     # the text was never streamed: the fallback comes from the recorded output, once
     assert table.types == ["assistant.delta", "run.completed"]
     assert table.stored[0].payload == {"content": "done"}
@@ -682,7 +691,7 @@ def test_a_session_run_finishes_with_its_turns_and_wakes_the_session() -> None:
     )  # fmt: skip
     [effect] = lc.applied(None)
     assert isinstance(effect, WriteStatus) and effect.session_turns == tuple(turns)
-    assert write(lc, table, [effect]) == [WakeSession(SESSION_ID), Finish()]
+    assert write(lc, table, [effect]) == [WakeSession(SESSION_ID), ReleaseWorkspace(), Finish()]
 
 
 def test_a_cancelled_session_run_keeps_its_work_unless_discarded() -> None:

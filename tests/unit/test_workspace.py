@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
@@ -11,20 +10,9 @@ import pytest
 from runtime.paths import PathPolicyError
 from runtime.workspace import Workspace, WorkspaceFileExists, WorkspaceFileNotFound
 from tests.unit import toolpack_fixtures as fx
-from tests.unit.toolpack_fixtures import make_settings
 
 settings = fx.settings
 workspace = fx.workspace  # pytest fixtures used by name
-
-
-def test_for_user_lives_under_data_dir_per_app_and_user(tmp_path: Path) -> None:
-    cfg = make_settings(tmp_path)
-    app, user = uuid.uuid4(), uuid.uuid4()
-    ws = Workspace.for_user(cfg, app, user)
-    assert ws.root == (tmp_path / "data" / "workspaces" / str(app) / str(user)).resolve()
-    assert ws.root.is_dir()
-    with pytest.raises(ValueError):
-        Workspace.for_user(cfg, "../escape", user)
 
 
 def test_materialise_replaces_contents_exactly(workspace: Workspace) -> None:

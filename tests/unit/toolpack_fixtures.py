@@ -35,7 +35,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def workspace(settings: Settings) -> Workspace:
-    return Workspace.for_user(settings, uuid.uuid4(), uuid.uuid4())
+    return Workspace(settings.runs_dir / "run" / str(uuid.uuid4()))
 
 
 @pytest.fixture

@@ -202,7 +202,8 @@ class OpenCodeEngine(Engine):
         """Contract 6 preflight, in order: user principal, health, local workspace.
 
         Returns:
-            ``{"opencode_workspace_path": "<abs path>"}`` for the run's context.
+            ``{"opencode_workspace_path": "<abs path>"}`` for the run's context: where the
+            run's own workspace will be (the session's directory).
 
         Raises:
             EngineUnsupportedRuntime: workload principal, or no local workspace directory.
@@ -213,11 +214,13 @@ class OpenCodeEngine(Engine):
         reason = await self.unhealthy_reason()
         if reason is not None:
             raise EngineUnavailable(f"OpenCode engine is unavailable: {reason}")
+        # The run's own workspace is made when it starts, in a local directory that must
+        # exist now (runtime/run_workspaces.py).
         workspace = request.workspace
-        if workspace is None or not await asyncio.to_thread(workspace.is_dir):
+        if workspace is None or not await asyncio.to_thread(workspace.parent.is_dir):
             raise EngineUnsupportedRuntime(LOCAL_WORKSPACE)
-        resolved = await asyncio.to_thread(workspace.resolve)
-        return {"opencode_workspace_path": str(resolved)}
+        resolved = await asyncio.to_thread(workspace.parent.resolve)
+        return {"opencode_workspace_path": str(resolved / workspace.name)}
 
     # -- sessions ------------------------------------------------------------------------------
 

@@ -76,6 +76,7 @@ SETUP_FAILED = "OPENCODE_SETUP_FAILED"
 PAUSE_LOST = "OPENCODE_PAUSE_LOST"
 STATE_KEY = "opencode"
 """The key of a pause's state in the run's checkpoint: ``{session_id, permission_id}``."""
+DISPOSE_SECONDS = 10.0  # the instance of a finished run's directory: best effort
 
 
 def build_prompt(ctx: RunContext) -> str:
@@ -169,6 +170,7 @@ class OpenCodeSession(EngineSession):
         self.settings = engine.settings
         self.session_id: str | None = ctx.engine_run_ref
         self._directory: str | None = None
+        self._disposed = False
         self._started = False
         self._cancelling = False
         self._prompt_lock = asyncio.Lock()
@@ -192,6 +194,18 @@ class OpenCodeSession(EngineSession):
             shell = self.engine.shell
             if shell is not None and self.session_id is not None:
                 await asyncio.to_thread(unregister, shell.registry, self.session_id)
+
+    async def close(self) -> None:
+        """Dispose of OpenCode's instance for this run's directory: each run has its own
+        workspace (runtime/run_workspaces.py), so the instance would otherwise stay loaded
+        in the server after the run. Best effort, bounded; a resumed run boots it again."""
+        if self._directory is None or self._disposed:
+            return
+        self._disposed = True
+        try:
+            await self.engine.client.dispose_instance(self._directory, seconds=DISPOSE_SECONDS)
+        except (OpenCodeError, RuntimeError) as exc:
+            log.info("OpenCode run %s: disposing its instance failed: %s", self.ctx.run_id, exc)
 
     async def _events(self) -> AsyncIterator[EngineEvent]:
         ctx = self.ctx

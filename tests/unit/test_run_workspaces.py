@@ -1,0 +1,110 @@
+"""Run workspaces on disk (runtime/run_workspaces.py): one private copy per run from a
+per-revision cache, never sharing an inode with the cache, bounded, swept at start-up."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+from runtime.paths import PathPolicyError
+from runtime.run_workspaces import RevisionNotCached, RunWorkspaces
+
+FILES = {"index.html": "<h1>hi</h1>\n", "src/App.tsx": "export const a = 1\n"}
+
+
+def tree(root: Path) -> dict[str, str]:
+    return {
+        p.relative_to(root).as_posix(): p.read_text()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_a_run_workspace_is_a_copy_of_its_base_revision(tmp_path: Path) -> None:
+    spaces = RunWorkspaces(tmp_path, cache_revisions=4)
+    run, revision = uuid.uuid4(), uuid.uuid4()
+    root = spaces.create(run, revision, FILES)
+    assert root == tmp_path / "run" / str(run) and spaces.exists(run)
+    assert tree(root) == FILES
+    assert spaces.cached(revision)
+    # a second run on the same revision needs no files: it copies from the cache
+    other = spaces.create(uuid.uuid4(), revision)
+    assert tree(other) == FILES
+    assert spaces.create(uuid.uuid4(), None).is_dir()  # no base revision: empty
+    with pytest.raises(RevisionNotCached):
+        spaces.create(uuid.uuid4(), uuid.uuid4())
+
+
+def test_no_run_file_shares_an_inode_with_the_cache(tmp_path: Path) -> None:
+    """A write in place (open without O_TRUNC-and-rename, as a sandboxed ``>>`` or an
+    editor does) changes only the run's copy: the cache and later runs are untouched."""
+    spaces = RunWorkspaces(tmp_path, cache_revisions=4)
+    revision = uuid.uuid4()
+    root = spaces.create(uuid.uuid4(), revision, FILES)
+    cached = tmp_path / "revisions" / str(revision) / "index.html"
+    mine = root / "index.html"
+    assert os.stat(mine).st_ino != os.stat(cached).st_ino
+    assert os.stat(mine).st_nlink == 1 and os.stat(cached).st_nlink == 1
+    with open(mine, "r+b") as handle:  # in place: same inode
+        handle.seek(0)
+        handle.write(b"<h1>PWNED</h1>\n")
+    os.chmod(mine, 0o777)
+    assert cached.read_text() == FILES["index.html"]
+    assert tree(spaces.create(uuid.uuid4(), revision)) == FILES
+
+
+def test_remaking_replaces_the_old_contents(tmp_path: Path) -> None:
+    spaces = RunWorkspaces(tmp_path, cache_revisions=4)
+    run, revision = uuid.uuid4(), uuid.uuid4()
+    root = spaces.create(run, revision, FILES)
+    (root / "stray.txt").write_text("left over")
+    assert tree(spaces.create(run, revision)) == FILES
+    spaces.remove(run)
+    assert not spaces.exists(run)
+    spaces.remove(run)  # idempotent
+
+
+def test_a_bad_path_in_a_revision_makes_nothing(tmp_path: Path) -> None:
+    spaces = RunWorkspaces(tmp_path, cache_revisions=4)
+    run, revision = uuid.uuid4(), uuid.uuid4()
+    with pytest.raises(PathPolicyError):
+        spaces.create(run, revision, {"../escape.txt": "x"})
+    assert not spaces.exists(run) and not spaces.cached(revision)
+    assert not (tmp_path / "escape.txt").exists()
+    assert [p.name for p in (tmp_path / "revisions").iterdir()] == []  # no staging left
+
+
+def test_the_cache_keeps_the_most_recently_used_revisions(tmp_path: Path) -> None:
+    spaces = RunWorkspaces(tmp_path, cache_revisions=2)
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    spaces.create(uuid.uuid4(), first, FILES)
+    spaces.create(uuid.uuid4(), second, FILES)
+    old = (tmp_path / "revisions" / str(second)).stat().st_mtime - 60
+    os.utime(tmp_path / "revisions" / str(second), (old, old))
+    spaces.create(uuid.uuid4(), first)  # used again: most recent
+    spaces.create(uuid.uuid4(), third, FILES)
+    assert sorted(p.name for p in (tmp_path / "revisions").iterdir()) == sorted(
+        [str(first), str(third)]
+    )
+
+
+def test_sweep_keeps_live_runs_and_removes_the_rest(tmp_path: Path) -> None:
+    spaces = RunWorkspaces(tmp_path, cache_revisions=4)
+    revision = uuid.uuid4()
+    live, ended = uuid.uuid4(), uuid.uuid4()
+    for run in (live, ended):
+        spaces.create(run, revision, FILES)
+        (tmp_path / "run" / f".{run}.seq").write_text("3")
+    (tmp_path / "run" / ".new-leftover").mkdir()
+    legacy = tmp_path / str(uuid.uuid4()) / str(uuid.uuid4())  # the old (app, user) layout
+    legacy.mkdir(parents=True)
+    assert spaces.sweep({live}) == [ended]
+    assert spaces.listed_runs() == [live]
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == sorted(
+        [str(live), f".{live}.seq"]
+    )
+    assert not legacy.parent.exists()
+    assert spaces.cached(revision)  # the cache is bounded on its own
