@@ -117,9 +117,34 @@ class Transcript:
     messages: tuple[dict[str, Any], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """One model call or tool call of the run ended; the run's actor records it
+    (``agent_runs.usage_*``, ``run_usage``) and, for a model call, emits ``usage.updated``
+    (issue 12 item 3).
+
+    Attributes:
+        kind: ``"model"`` or ``"tool"``.
+        name: the provider's model id, or the tool's name.
+        seconds: the call's wall time; None when the engine cannot tell (OpenCode steps).
+        prompt_tokens, completion_tokens, total_tokens: as the model's endpoint reported
+            them (:func:`runtime.usage.openai_counts`); None when it did not. Never
+            estimated.
+        call_id: identifies the call, so recording it twice counts it once.
+    """
+
+    kind: str
+    name: str
+    seconds: float | None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    call_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
 EngineEvent = (
     Delta | ToolStarted | ToolFinished | PlanUpdated | Completed | Failed | Paused | EngineRef
-    | RevisionsRecorded | Transcript
+    | RevisionsRecorded | Transcript | UsageReported
 )  # fmt: skip
 TERMINAL_EVENTS = (Completed, Failed, Paused)
 

@@ -85,8 +85,8 @@ class _DatabaseView(Collector):
 class ModelCall:
     """Times one streamed model request (from :meth:`Metrics.model_call`).
 
-    Call :meth:`item` for every streamed item (the first one stops the first-token clock;
-    a usage object is counted as tokens), then :meth:`ok` at the end of the stream or
+    Call :meth:`item` for every streamed item (the first one stops the first-token clock),
+    then :meth:`ok` at the end of the stream or
     :meth:`failed` with the error kind, and :meth:`close` in a ``finally``: a request that
     neither finished nor failed (the run was cancelled mid-stream) counts as ``cancelled``.
     The duration is recorded once, at the first of these.
@@ -105,9 +105,6 @@ class ModelCall:
         if not self._first:
             self._first = True
             self._metrics.model_first_token.observe(time.perf_counter() - self._start)
-        usage = getattr(item, "usage", None)
-        if isinstance(usage, Mapping):
-            self._metrics.tokens(usage)
 
     def ok(self) -> None:
         """The stream ended normally."""
@@ -284,11 +281,12 @@ class Metrics:
         """A timer for one model request (see :class:`ModelCall`)."""
         return ModelCall(self)
 
-    def tokens(self, usage: Mapping[str, Any]) -> None:
-        """Count an OpenAI ``usage`` object (``prompt_tokens``, ``completion_tokens``)."""
-        for kind in ("prompt", "completion"):
-            value = usage.get(f"{kind}_tokens")
-            if isinstance(value, int) and value > 0:
+    def tokens(self, prompt: int | None, completion: int | None) -> None:
+        """Count one model call's reported tokens (None: not reported). Called by the run's
+        actor when it records the call (any engine), so the counter and the runs' usage
+        agree."""
+        for kind, value in (("prompt", prompt), ("completion", completion)):
+            if value is not None and value > 0:
                 self.model_tokens.labels(kind).inc(value)
 
     def command(self, command: str, seconds: float, *, code: int, timed_out: bool) -> None:

@@ -283,6 +283,29 @@ class RunStore:
         """Record the engine's result before the run is finalised (``engine_outcome``)."""
         await self.db.execute("runs_record_outcome", run_id, outcome)
 
+    async def record_usage(
+        self,
+        run_id: uuid.UUID,
+        call_id: uuid.UUID,
+        *,
+        kind: str,
+        name: str,
+        tokens: tuple[int | None, int | None, int | None],
+        duration_ms: int | None,
+    ) -> dict[str, Any] | None:
+        """Record one call's usage (``kind`` ``model`` or ``tool``; ``tokens`` prompt,
+        completion, total, None where not reported) and add it to the run's ``usage_*``
+        sums, in one statement; a ``call_id`` recorded before adds nothing.
+
+        Returns:
+            The run row with its sums, or None when the run is gone.
+        """
+        return _row(
+            await self.db.fetchrow(
+                "runs_record_usage", run_id, call_id, kind, name, *tokens, duration_ms
+            )
+        )
+
     async def set_engine_ref(self, run_id: uuid.UUID, ref: str) -> None:
         """Store the engine's upstream handle (e.g. an OpenCode session id)."""
         await self.db.execute("runs_set_engine_ref", run_id, ref)

@@ -27,6 +27,7 @@ from web.routes import (
     models,
     runs,
     sessions,
+    usage,
     viewer,
     webhooks,
 )
@@ -88,6 +89,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     app.register_blueprint(checkpoints.blueprint(services, authz))
     app.register_blueprint(admin_runs.blueprint(services, authz))
     app.register_blueprint(webhooks.blueprint(services, authz))
+    app.register_blueprint(usage.blueprint(services, authz))
     app.register_blueprint(viewer.blueprint())
 
     app.before_serving(services.lifespan.start)

@@ -8,7 +8,9 @@ as a ``tool`` message; the loop ends when the model answers without tool calls, 
 
 Events (runtime.engine): ``PlanUpdated {node, span_id, state, iteration}`` before each model
 turn, ``Delta`` text as streamed (the run's pump coalesces it), ``ToolStarted`` /
-``ToolFinished`` per call (one span id per call), then
+``ToolFinished`` per call (one span id per call), ``UsageReported`` after each completed
+model request (its token counts as the endpoint's usage chunk gave them) and each tool
+call (its wall time), then
 ``Completed(output={"last_agent_output", "messages", "iterations", "stopped_reason"})``,
 or ``Failed`` with the model client's message when the endpoint fails (docs/design.md 5: a
 model endpoint that is down fails the run with a clear diagnostic).
@@ -32,6 +34,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -54,12 +57,14 @@ from runtime.engine import (
     ToolFinished,
     ToolStarted,
     Transcript,
+    UsageReported,
 )
 from runtime.engines.native_instructions import SYSTEM_INSTRUCTIONS
 from runtime.metrics import Metrics
 from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
 from runtime.settings import Settings
 from runtime.tools.context import CheckpointHost, ToolContext
+from runtime.usage import openai_counts
 from runtime.workspace import Workspace
 
 log = logging.getLogger(__name__)
@@ -260,12 +265,14 @@ class NativeSession(EngineSession):
             )  # fmt: skip
             parts: list[str] = []
             calls: list[ToolCall] = []
+            usage: dict[str, Any] | None = None
+            started = time.perf_counter()
             stream = client.stream(
                 model=ctx.model.provider_model_id,
                 messages=[*loop.history, *loop.transcript],
                 tools=tools,
                 max_tokens=self._settings.model_max_output_tokens,
-                include_usage=True,  # counted when the endpoint reports it (metrics)
+                include_usage=True,  # recorded when the endpoint reports it (usage)
             )
             timing = self._engine.metrics.model_call()
             try:
@@ -278,7 +285,7 @@ class NativeSession(EngineSession):
                         elif isinstance(item, ToolCall):
                             calls.append(item)
                         elif isinstance(item, StreamEnd):
-                            pass
+                            usage = item.usage
                 timing.ok()
             except ModelError as exc:
                 timing.failed(exc.kind)
@@ -287,6 +294,7 @@ class NativeSession(EngineSession):
                 return
             finally:
                 timing.close()
+            yield _model_usage(ctx.model.provider_model_id, time.perf_counter() - started, usage)
             text = "".join(parts)
             if calls and loop.tool_turns >= limit:
                 # Contract 7.1 cap: the calls of this turn are not executed.
@@ -320,10 +328,13 @@ class NativeSession(EngineSession):
         """Run ``run`` (``call``, or it with a reviewer's arguments) and answer ``call``."""
         span_id = str(uuid.uuid4())
         yield ToolStarted(tool=call.name, span_id=span_id, input=_input_of(run))
+        started = time.perf_counter()
         output = await self._call_tool(toolbox, run, tool_ctx)
+        seconds = time.perf_counter() - started
         while recorded:  # the run's actor records them before the tool's result
             yield recorded.pop(0)
         yield ToolFinished(tool=call.name, span_id=span_id, output=output)
+        yield UsageReported("tool", call.name, seconds)
         told = output
         if run is not call:  # the model learns its call ran with other arguments
             told = {"reviewer_edited_arguments": _input_of(run), "result": output}
@@ -545,6 +556,13 @@ def _output(text: str, loop: _LoopState, reason: str) -> dict[str, Any]:
         "iterations": loop.tool_turns,
         "stopped_reason": reason,
     }
+
+
+def _model_usage(model: str, seconds: float, usage: dict[str, Any] | None) -> UsageReported:
+    """The usage of one completed model request: counts only as the endpoint reported
+    them in the stream's usage chunk (none when it sent none)."""
+    prompt, completion, total = openai_counts(usage)
+    return UsageReported("model", model, seconds, prompt, completion, total)
 
 
 def _failed(code: str, message: str) -> Failed:

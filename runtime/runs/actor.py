@@ -24,7 +24,7 @@ from typing import Any
 
 import pykka
 
-from runtime.engine import CancelOutcome, EngineSession, RunContext
+from runtime.engine import CancelOutcome, EngineSession, RunContext, UsageReported
 from runtime.logs import bind as bind_log_context
 from runtime.runs import states
 from runtime.runs.deps import RunDeps
@@ -40,6 +40,7 @@ from runtime.runs.effects import (
     Load,
     RecordOutcome,
     RecordRevisions,
+    RecordUsage,
     Refuse,
     ReleaseWorkspace,
     Resubmit,
@@ -70,6 +71,7 @@ from runtime.runs.messages import (
     Submit,
 )
 from runtime.runs.pump import pump
+from runtime.usage import usage_updated
 from storage.errors import ForeignKeyViolation, StorageError, UniqueViolation
 
 log = logging.getLogger(__name__)
@@ -261,6 +263,8 @@ class RunActor(pykka.ThreadingActor):
                 return self._auto_apply()
             case SetEngineRef(ref=ref):
                 self._db(deps.runs.set_engine_ref(self.run_id, ref))
+            case RecordUsage(report=report):
+                self._record_usage(report)
             case RecordRevisions(checkpoint=checkpoint, result=result):
                 self._db(deps.runs.record_checkpoint(self.run_id, checkpoint, result))
             case CancelEngine():
@@ -390,6 +394,22 @@ class RunActor(pykka.ThreadingActor):
                 self.deps.metrics.run_finished(row)
                 log.info("run ended %s", row["status"], extra={"engine": row["execution_engine"]})
         return row
+
+    def _record_usage(self, report: UsageReported) -> None:
+        """Record a call's usage; a model call then gets its ``usage.updated`` event and
+        its tokens counted (once: a retried write raised before this point)."""
+        seconds = report.seconds
+        row = self._db(
+            self.deps.runs.record_usage(
+                self.run_id, report.call_id, kind=report.kind, name=report.name,
+                tokens=(report.prompt_tokens, report.completion_tokens, report.total_tokens),
+                duration_ms=None if seconds is None else max(0, round(seconds * 1000)),
+            )
+        )  # fmt: skip
+        if row is None or report.kind != "model":
+            return
+        self.deps.metrics.tokens(report.prompt_tokens, report.completion_tokens)
+        self._emit((EventDraft("usage.updated", usage_updated(report, row)),))
 
     def _start_engine(self, attempt: int) -> list[Effect]:
         deps, lc = self.deps, self.lifecycle

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from runtime.engine import UsageReported
 from runtime.runs.errors import RunError
 from runtime.runs.events import EventDraft
 
@@ -134,6 +135,16 @@ class RecordRevisions:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordUsage:
+    """Record one model or tool call's usage (issue 12 item 3): a ``run_usage`` row and the
+    run's sums in one statement, counted once per ``report.call_id`` however often it is
+    retried. For a model call the actor then emits ``usage.updated`` with the run's new
+    sums (:func:`runtime.usage.usage_updated`) and counts its tokens in the metrics."""
+
+    report: UsageReported
+
+
+@dataclass(frozen=True, slots=True)
 class Emit:
     """Number these drafts with the run's next seqs and hand them to the event writer."""
 
@@ -182,6 +193,6 @@ class Finish:
 
 Effect = (
     Load | Claim | StartEngine | CancelEngine | StopEngine | DetachEngine | WriteStatus
-    | RecordOutcome | AutoApply | SetEngineRef | RecordRevisions | Emit | Answer | Refuse
-    | Resubmit | WakeSession | ReleaseWorkspace | Finish
+    | RecordOutcome | AutoApply | SetEngineRef | RecordRevisions | RecordUsage | Emit | Answer
+    | Refuse | Resubmit | WakeSession | ReleaseWorkspace | Finish
 )  # fmt: skip

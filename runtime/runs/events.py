@@ -16,7 +16,7 @@ from typing import Any
 
 from storage.events import EventRow
 
-# Contract 3.3: the full vocabulary, with each type's stage.
+# Contract 3.3: the full vocabulary, with each type's stage, plus additive types.
 STAGES: dict[str, str] = {
     "run.accepted": "run",
     "plan.updated": "plan",
@@ -30,6 +30,8 @@ STAGES: dict[str, str] = {
     "run.failed": "run",
     # Additive (issue 12): a tool call waits for a person; the run pauses after it.
     "approval.requested": "tool",
+    # Additive (issue 12 item 3): a model call ended; payload {"call", "usage"}.
+    "usage.updated": "usage",
 }
 TERMINAL_TYPES = frozenset({"run.completed", "run.failed"})
 

@@ -49,6 +49,7 @@ from runtime.engine import (
     Paused,
     RevisionsRecorded,
     Transcript,
+    UsageReported,
 )
 from runtime.runs import states
 from runtime.runs.effects import (
@@ -64,6 +65,7 @@ from runtime.runs.effects import (
     Load,
     RecordOutcome,
     RecordRevisions,
+    RecordUsage,
     Refuse,
     ReleaseWorkspace,
     Resubmit,
@@ -493,12 +495,14 @@ class RunLifecycle:
                 continue
             if isinstance(event, Delta) and self._in_session():
                 self.partial.append(event.content)
-            if isinstance(event, (EngineRef, RevisionsRecorded)):
+            if isinstance(event, (EngineRef, RevisionsRecorded, UsageReported)):
                 if drafts:
                     effects.append(Emit(tuple(drafts)))
                     drafts = []
                 if isinstance(event, EngineRef):
                     effects.append(SetEngineRef(event.ref))
+                elif isinstance(event, UsageReported):
+                    effects.append(RecordUsage(event))
                 else:
                     effects.append(RecordRevisions(event.checkpoint, event.result))
             elif isinstance(event, (Completed, Failed, Paused)):

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from runtime.runs.events import iso
+from runtime.usage import usage_object
 
 KNOWN_ENGINES = frozenset({"native", "opencode", "scripted"})
 
@@ -20,7 +21,7 @@ def _ts(value: datetime | None) -> str | None:
 
 def run_object(row: dict[str, Any]) -> dict[str, Any]:
     """Serialise a run row: every contract 1.1 field, ids as strings, ISO 8601 UTC times,
-    plus ``session_id``."""
+    plus ``session_id`` and ``usage``."""
     engine = row["execution_engine"]
     return {
         "run_id": str(row["id"]),
@@ -39,6 +40,8 @@ def run_object(row: dict[str, Any]) -> dict[str, Any]:
         "completed_at": _ts(row["completed_at"]),
         # Additive (docs/design.md 10): the coding-agent session the run belongs to, or null.
         "session_id": _id(row.get("session_id")),
+        # Additive (issue 12 item 3): tokens and wall time so far (runtime/usage.py).
+        "usage": usage_object(row),
     }
 
 

@@ -45,6 +45,7 @@ from runwright.client.models import (
     Run,
     RunEvent,
     RunStatus,
+    RunUsage,
     StreamTicket,
 )
 
@@ -63,6 +64,7 @@ __all__ = [
     "Run",
     "RunEvent",
     "RunStatus",
+    "RunUsage",
     "RunwrightError",
     "StreamError",
     "StreamTicket",

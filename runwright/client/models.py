@@ -21,6 +21,19 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class RunUsage(_Model):
+    """What a run used so far; token counts are null until the model reported them."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    model_calls: int = 0
+    model_calls_without_usage: int = 0
+    model_seconds: float = 0.0
+    tool_calls: int = 0
+    tool_seconds: float = 0.0
+
+
 class Run(_Model):
     """A coding-agent run (``GET .../runs/{run_id}``)."""
 
@@ -38,6 +51,7 @@ class Run(_Model):
     created_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    usage: RunUsage | None = None
 
     @property
     def finished(self) -> bool:

@@ -163,3 +163,45 @@ ORDER BY created_at, id;
 -- workspaces at start-up (runtime/run_workspaces.py).
 SELECT id FROM agent_runs
 WHERE id = ANY($1::uuid[]) AND status NOT IN ('completed', 'failed', 'cancelled');
+
+-- One model or tool call's usage (migration 0010): the run_usage row and the run's sums in
+-- one statement. $2 is the call's id: a repeated write inserts nothing and adds nothing,
+-- and then answers the run as it is. $3 kind ('model' | 'tool'), $4 name, $5..$7 prompt,
+-- completion and total tokens (NULL: not reported), $8 duration in ms (NULL: unknown).
+-- A model call counts as unreported when it reported none of the three counts.
+-- name: runs_record_usage
+WITH call AS (
+    INSERT INTO run_usage (
+        id, run_id, tenant_id, published_app_id, model_id, kind, name,
+        prompt_tokens, completion_tokens, total_tokens, duration_ms
+    )
+    SELECT $2, r.id, r.tenant_id, r.published_app_id, r.resolved_model_id, $3, $4, $5, $6,
+        $7, $8
+    FROM agent_runs r WHERE r.id = $1
+    ON CONFLICT (id) DO NOTHING
+    RETURNING *
+), updated AS (
+    UPDATE agent_runs r SET
+        usage_prompt_tokens = CASE WHEN c.prompt_tokens IS NULL THEN r.usage_prompt_tokens
+            ELSE COALESCE(r.usage_prompt_tokens, 0) + c.prompt_tokens END,
+        usage_completion_tokens = CASE WHEN c.completion_tokens IS NULL
+            THEN r.usage_completion_tokens
+            ELSE COALESCE(r.usage_completion_tokens, 0) + c.completion_tokens END,
+        usage_total_tokens = CASE WHEN c.total_tokens IS NULL THEN r.usage_total_tokens
+            ELSE COALESCE(r.usage_total_tokens, 0) + c.total_tokens END,
+        usage_model_calls = r.usage_model_calls + (c.kind = 'model')::int,
+        usage_model_calls_unreported = r.usage_model_calls_unreported
+            + (c.kind = 'model' AND c.prompt_tokens IS NULL AND c.completion_tokens IS NULL
+               AND c.total_tokens IS NULL)::int,
+        usage_model_ms = r.usage_model_ms
+            + CASE WHEN c.kind = 'model' THEN COALESCE(c.duration_ms, 0) ELSE 0 END,
+        usage_tool_calls = r.usage_tool_calls + (c.kind = 'tool')::int,
+        usage_tool_ms = r.usage_tool_ms
+            + CASE WHEN c.kind = 'tool' THEN COALESCE(c.duration_ms, 0) ELSE 0 END
+    FROM call c
+    WHERE r.id = c.run_id
+    RETURNING r.*
+)
+SELECT * FROM updated
+UNION ALL
+SELECT * FROM agent_runs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM updated);

@@ -36,7 +36,8 @@ async def test_create_list_and_get_a_run(client, owner, app_and_draft, make_mode
     response = await client.post(runs_url(app["id"]), json=body, headers=owner.headers)
     assert response.status_code == 200
     run = await response.get_json()
-    assert set(run) == RUN_FIELDS
+    assert set(run) == RUN_FIELDS | {"usage"}  # contract 1.1 plus the additive usage
+    assert run["usage"]["model_calls"] == 0 and run["usage"]["total_tokens"] is None
     assert run["status"] == "queued"
     assert run["published_app_id"] == app["id"]
     assert run["base_revision_id"] == draft["id"]

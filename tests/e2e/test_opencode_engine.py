@@ -31,6 +31,7 @@ from runtime.engine import (
     RunContext,
     ToolFinished,
     ToolStarted,
+    UsageReported,
 )
 from runtime.engines.opencode import OpenCodeEngine
 from tests.support.fixtures_openai import dead_openai_url  # noqa: F401 - fixture
@@ -360,3 +361,20 @@ async def test_preflight_rejects_a_missing_workspace(
 async def test_preflight_rejects_a_workload_principal_first(engine: OpenCodeEngine) -> None:
     with pytest.raises(EngineUnsupportedRuntime, match="user-scoped draft sandbox session"):
         await engine.preflight(_preflight(None, user=False))
+
+
+async def test_a_step_reports_the_token_counts_the_model_sent(
+    engine: OpenCodeEngine, model_server: ScriptedOpenAI, workspace: Path
+) -> None:
+    """Usage (issue 12 item 3): OpenCode's step-finish token counts, as the scripted model
+    reported them in its stream's usage chunk, become one UsageReported per model call."""
+    usage = {"prompt_tokens": 123, "completion_tokens": 7, "total_tokens": 130}
+    model_server.push(text_reply("Counted.", usage=usage))
+
+    events = await _collect(engine.open(_ctx(workspace, model_server.base_url)))
+
+    assert isinstance(events[-1], Completed)
+    reported = [e for e in events if isinstance(e, UsageReported)]
+    assert [(e.kind, e.prompt_tokens, e.completion_tokens, e.total_tokens) for e in reported] == [
+        ("model", 123, 7, 130)
+    ]

@@ -115,6 +115,7 @@ def text_reply(
     first_delay: float = 0.0,
     finish_reason: str | None = None,
     hang_after: int | None = None,
+    usage: dict[str, int] | None = None,
 ) -> Reply:
     """A plain assistant answer.
 
@@ -126,6 +127,7 @@ def text_reply(
         first_delay: Seconds before the response starts.
         finish_reason: Overrides ``stop`` (e.g. ``length``).
         hang_after: Stop sending after this many chunks and hang (see :class:`Reply`).
+        usage: The usage to report (default: estimated from the request and reply sizes).
     """
     parts = tuple(chunks) if chunks is not None else _split(text, chunk_size)
     return Reply(
@@ -134,6 +136,7 @@ def text_reply(
         first_delay=first_delay,
         finish_reason=finish_reason,
         hang_after=hang_after,
+        usage=usage,
     )
 
 
@@ -143,13 +146,16 @@ def tool_call_reply(
     chunk_size: int = 4,
     delay: float = 0.0,
     first_delay: float = 0.0,
+    usage: dict[str, int] | None = None,
 ) -> Reply:
-    """A response that calls tools (optionally after some text)."""
+    """A response that calls tools (optionally after some text); ``usage`` as for
+    :func:`text_reply`."""
     return Reply(
         text_chunks=_split(text, chunk_size),
         tool_calls=tuple(calls),
         delay=delay,
         first_delay=first_delay,
+        usage=usage,
     )
 
 

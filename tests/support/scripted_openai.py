@@ -83,6 +83,9 @@ class ScriptedOpenAI:
         self.host = host
         self.port = 0
         self.default: Reply | Responder | None = None
+        #: Whether a stream asked with ``stream_options.include_usage`` gets its usage
+        #: chunk; False plays a compatible server that never reports usage.
+        self.send_usage = True
         self.requests: list[RecordedRequest] = []
         self._queue: deque[Reply | Responder] = deque()
         self._lock = threading.Lock()
@@ -425,7 +428,7 @@ class ScriptedOpenAI:
                 frames.append(frame({"tool_calls": [more]}))
         frames.append(frame({}, reply.final_reason()))
         options = body.get("stream_options") or {}
-        if isinstance(options, dict) and options.get("include_usage"):
+        if self.send_usage and isinstance(options, dict) and options.get("include_usage"):
             usage = reply.usage or _usage(body, reply)
             chunk = {
                 "id": cid,

@@ -1,5 +1,6 @@
 """The metrics module on its own: one registry per instance, model-call outcomes recorded
-once, usage counted only when it is numbers, the database view rendered or left out."""
+once, tokens counted only when reported and positive, the database view rendered or left
+out."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _samples(metrics: Metrics):
 
 def test_each_instance_has_its_own_registry():
     first, second = Metrics(), Metrics()
-    first.tokens({"prompt_tokens": 5})
+    first.tokens(5, None)
     assert value(_samples(first), "runwright_model_tokens_total", {"kind": "prompt"}) == 5
     assert value(_samples(second), "runwright_model_tokens_total", {"kind": "prompt"}) == 0
 
@@ -44,17 +45,18 @@ def test_a_model_call_is_recorded_once_with_its_outcome():
         assert count == 1, outcome
     assert value(samples, "runwright_model_first_token_seconds_count") == 2
     assert value(samples, "runwright_model_errors_total", {"kind": "timeout"}) == 1
-    assert value(samples, "runwright_model_tokens_total", {"kind": "prompt"}) == 7
-    assert value(samples, "runwright_model_tokens_total", {"kind": "completion"}) == 2
-
-
-def test_usage_that_is_not_a_positive_integer_is_ignored():
-    metrics = Metrics()
-    metrics.tokens({"prompt_tokens": "12", "completion_tokens": -3})
-    metrics.tokens({"prompt_tokens": None})
-    samples = _samples(metrics)
+    # Tokens are the run actor's to count (with the run's usage), not the request timer's.
     assert value(samples, "runwright_model_tokens_total", {"kind": "prompt"}) == 0
-    assert value(samples, "runwright_model_tokens_total", {"kind": "completion"}) == 0
+
+
+def test_tokens_not_reported_or_zero_count_nothing():
+    metrics = Metrics()
+    metrics.tokens(None, 0)
+    metrics.tokens(None, None)
+    metrics.tokens(3, 4)
+    samples = _samples(metrics)
+    assert value(samples, "runwright_model_tokens_total", {"kind": "prompt"}) == 3
+    assert value(samples, "runwright_model_tokens_total", {"kind": "completion"}) == 4
 
 
 def test_the_database_view_is_rendered_or_left_out():

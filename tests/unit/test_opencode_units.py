@@ -27,6 +27,7 @@ from runtime.engine import (
     RunContext,
     ToolFinished,
     ToolStarted,
+    UsageReported,
 )
 from runtime.engines.opencode import OpenCodeEngine
 from runtime.engines.opencode.config import ProviderConfigStore, provider_entry, provider_ref
@@ -505,3 +506,43 @@ async def test_an_abort_answered_false_is_unconfirmed(tmp_path: Path) -> None:
         await engine.stop()
         server.close()
         await server.wait_closed()
+
+
+def test_step_finish_and_timed_tools_report_usage_once() -> None:
+    t = Translator(SID)
+    step = {
+        "id": "prt_step",
+        "messageID": ASSISTANT_MSG,
+        "sessionID": SID,
+        "type": "step-finish",
+        "reason": "tool-calls",
+        "cost": 0,
+        "tokens": {"input": 90, "output": 12, "reasoning": 3, "cache": {"read": 10, "write": 0}},
+    }
+    finished = frame("message.part.updated", sessionID=SID, part=step)
+    bare = frame(
+        "message.part.updated",
+        sessionID=SID,
+        part={**step, "id": "prt_step2", "tokens": {}},
+    )
+    timed = tool_part("completed", input={}, output="", time={"start": 1000, "end": 3500})
+    out = feed_all(t, [assistant_message(), finished, finished, bare, timed])
+    usage = [o for o in out if isinstance(o, UsageReported)]
+    assert [(u.kind, u.name, u.seconds) for u in usage] == [
+        ("model", "m", None),
+        ("model", "m", None),
+        ("tool", "bash", 2.5),
+    ]
+    # prompt = input + cached, completion = output + reasoning; nothing invented when absent.
+    assert (usage[0].prompt_tokens, usage[0].completion_tokens, usage[0].total_tokens) == (
+        100,
+        15,
+        115,
+    )
+    assert (usage[1].prompt_tokens, usage[1].completion_tokens, usage[1].total_tokens) == (
+        None,
+        None,
+        None,
+    )
+    # Derived ids: the same frame seen again (a replayed stream) is recorded once.
+    assert usage[0].call_id == Translator(SID)._step_finished("prt_step", step)[0].call_id

@@ -111,6 +111,23 @@ class CreateRunRequest(BaseModel):
         return value
 
 
+class RunUsage(BaseModel):
+    """What a run used so far (issue 12 item 3). Token counts are the model endpoint's own
+    (``stream_options.include_usage``); null until a call reported one, never estimated."""
+
+    prompt_tokens: int | None = Field(description="Sum over model calls that reported it.")
+    completion_tokens: int | None = Field(description="Sum over model calls that reported it.")
+    total_tokens: int | None = Field(description="Sum over model calls that reported it.")
+    model_calls: int = Field(description="Model requests that completed.")
+    model_calls_without_usage: int = Field(
+        description="Of those, the ones whose endpoint reported no token counts (left out "
+        "of the sums)."
+    )
+    model_seconds: float = Field(description="Wall time of those requests, where known.")
+    tool_calls: int = Field(description="Tool calls (commands included) that ended.")
+    tool_seconds: float = Field(description="Their wall time.")
+
+
 class RunResponse(BaseModel):
     """The run object (contract 1.1); datetimes ISO 8601 UTC, nullable fields as null."""
 
@@ -129,6 +146,7 @@ class RunResponse(BaseModel):
     started_at: str | None
     completed_at: str | None
     session_id: str | None = Field(description="The run's coding-agent session, or null.")
+    usage: RunUsage
 
 
 class ListQuery(BaseModel):

@@ -12,6 +12,9 @@ words):
   :class:`ToolFinished` with ``{"error": …}`` and diagnostics ``[{message, code}]``; each
   call id starts and finishes once;
 - ``todo.updated`` -> :class:`PlanUpdated`;
+- a ``step-finish`` part (one model step) -> :class:`UsageReported` with its token counts
+  (``runtime.usage.opencode_counts``); a finished tool part whose state has ``time.start``
+  and ``time.end`` -> :class:`UsageReported` with the tool's wall time;
 - ``session.error`` -> :class:`SessionFailed` (``OPENCODE_SESSION_ERROR``);
 - ``session.status`` ``retry`` -> :class:`Retrying`; ``session.idle`` / status ``idle`` ->
   :class:`Idle`; ``permission.asked`` / ``question.asked`` -> :class:`Asked`.
@@ -19,6 +22,7 @@ words):
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +34,9 @@ from runtime.engine import (
     PlanUpdated,
     ToolFinished,
     ToolStarted,
+    UsageReported,
 )
+from runtime.usage import opencode_counts
 
 SESSION_ERROR = "OPENCODE_SESSION_ERROR"
 ASSISTANT_ERROR = "OPENCODE_ASSISTANT_ERROR"
@@ -95,6 +101,8 @@ class Translator:
     _delivered: dict[str, str] = field(default_factory=dict)
     _tools_started: set[str] = field(default_factory=set)
     _tools_finished: set[str] = field(default_factory=set)
+    _models: dict[str, str] = field(default_factory=dict)
+    _steps: set[str] = field(default_factory=set)
 
     def feed(self, frame: dict[str, Any]) -> list[Output]:
         """Translate one frame ``{"type", "properties"}``; other sessions' frames -> []."""
@@ -113,6 +121,8 @@ class Translator:
         info = props.get("info") or {}
         if info.get("id") and info.get("role"):
             self._roles[str(info["id"])] = str(info["role"])
+        if info.get("id") and isinstance(info.get("modelID"), str):
+            self._models[str(info["id"])] = info["modelID"]
         return []
 
     def _part_delta(self, props: dict[str, Any]) -> list[Output]:
@@ -134,6 +144,8 @@ class Translator:
         self._part_types[part_id] = part_type
         if part_type == "tool":
             return self._tool(part)
+        if part_type == "step-finish":
+            return self._step_finished(part_id, part)
         if part_type != "text" or self._roles.get(str(part.get("messageID"))) != "assistant":
             return []
         text = part.get("text")
@@ -148,6 +160,17 @@ class Translator:
             return []  # complete, or deltas were lost mid-way (the result still has it all)
         self._delivered[part_id] = text
         return [Progress(), Delta(text[len(sent) :])]
+
+    def _step_finished(self, part_id: str, part: dict[str, Any]) -> list[Output]:
+        """A model step ended: its token counts (once per part; the call id is derived
+        from the session and part, so a replayed frame is recorded once)."""
+        if part_id in self._steps:
+            return []
+        self._steps.add(part_id)
+        model = self._models.get(str(part.get("messageID")), "opencode")
+        prompt, completion, total = opencode_counts(part.get("tokens"))
+        call_id = uuid.uuid5(uuid.NAMESPACE_URL, f"opencode:{self.session_id}:{part_id}")
+        return [UsageReported("model", model, None, prompt, completion, total, call_id)]
 
     def _tool(self, part: dict[str, Any]) -> list[Output]:
         call_id = str(part.get("callID") or part.get("id"))
@@ -165,6 +188,7 @@ class Translator:
             self._tools_finished.add(call_id)
             output = {"output": state.get("output", ""), "title": state.get("title", "")}
             out.append(ToolFinished(tool=tool, span_id=call_id, output=output))
+            out.extend(self._tool_time(call_id, tool, state))
         elif status == "error":
             self._tools_finished.add(call_id)
             message = str(state.get("error") or "Tool failed")
@@ -176,7 +200,21 @@ class Translator:
                     diagnostics=[{"message": message, "code": TOOL_ERROR}],
                 )
             )
+            out.extend(self._tool_time(call_id, tool, state))
         return out
+
+    def _tool_time(self, call_id: str, tool: str, state: dict[str, Any]) -> list[Output]:
+        """The tool call's wall time from its state's ``time.start`` / ``time.end`` (epoch
+        milliseconds); nothing when OpenCode did not say."""
+        times = state.get("time")
+        if not isinstance(times, dict):
+            return []
+        start, end = times.get("start"), times.get("end")
+        if not isinstance(start, (int, float)) or not isinstance(end, (int, float)):
+            return []
+        seconds = max(0.0, (float(end) - float(start)) / 1000)
+        key = uuid.uuid5(uuid.NAMESPACE_URL, f"opencode:{self.session_id}:tool:{call_id}")
+        return [UsageReported("tool", tool, seconds, call_id=key)]
 
     def _todo(self, props: dict[str, Any]) -> list[Output]:
         return [PlanUpdated({"source": "opencode", "todos": props.get("todos") or []})]
