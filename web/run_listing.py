@@ -16,7 +16,6 @@ beyond it (or, for a page read forwards from a cursor, always). A first page has
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -27,15 +26,12 @@ from storage.run_pages import HIGHEST, LOWEST, RunFilter
 from web import run_cursors
 from web.errors import ApiError
 from web.run_cursors import Cursor, InvalidCursor
+from web.schemas.common import as_utc
 from web.schemas.run_lists import RunListQuery
 from web.services import Services
 
 NEXT_HEADER = "Runwright-Next-Cursor"
 PREV_HEADER = "Runwright-Prev-Cursor"
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 async def list_page(
@@ -59,8 +55,8 @@ async def list_page(
     """
     secret = services.jwt_secret
     scope = run_cursors.scope_of(tenant_id, scope_app_id)
-    upper = run_pages.before(_utc(query.created_before)) if query.created_before else HIGHEST
-    lower = run_pages.after(_utc(query.created_after)) if query.created_after else LOWEST
+    upper = run_pages.before(as_utc(query.created_before)) if query.created_before else HIGHEST
+    lower = run_pages.after(as_utc(query.created_after)) if query.created_after else LOWEST
     cursor = None
     if query.cursor is not None:
         try:

@@ -16,17 +16,13 @@ from quart_schema import document_querystring, document_response, tag
 from storage import usage as usage_repo
 from web.auth import Authorizer
 from web.errors import ApiError
-from web.schemas.common import document_errors, iso_utc
+from web.schemas.common import as_utc, document_errors, iso_utc
 from web.schemas.usage import UsageQuery, UsageResponse
 from web.services import Services
 from web.validation import parse_query
 
 READ = "apps.read"
 DEFAULT_RANGE = timedelta(days=30)
-
-
-def _utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _totals(row: dict[str, Any]) -> dict[str, Any]:
@@ -62,8 +58,8 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         model. 422 when ``from`` is not before ``to`` or a parameter is unknown."""
         ctx = await authz.tenant_admin(READ)
         query = parse_query(UsageQuery)
-        end = _utc(query.end) if query.end else datetime.now(UTC)
-        start = _utc(query.start) if query.start else end - DEFAULT_RANGE
+        end = as_utc(query.end) if query.end else datetime.now(UTC)
+        start = as_utc(query.start) if query.start else end - DEFAULT_RANGE
         if start >= end:
             raise ApiError(
                 422,

@@ -42,7 +42,12 @@ def _iso_only(value: Any) -> Any:
 
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
 """A date-time parameter given as ISO 8601 text only (a naive one is taken as UTC by
-whoever reads it)."""
+whoever reads it: :func:`as_utc`)."""
+
+
+def as_utc(value: datetime) -> datetime:
+    """``value`` with a time zone: a naive one is taken as UTC (as :func:`iso_utc` does)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class ValidationItem(BaseModel):
