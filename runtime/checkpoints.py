@@ -5,9 +5,11 @@ workspace, turn the finished workspace into a revision), the agent's checkpoint 
 (:class:`runtime.tools.CheckpointHost`) and the restore route.
 
 Where we do better than the reference (docs/design.md 8.11, contract section 11): auto-apply
-creates no revision when the workspace did not change, and it applies only on top of the
-run's base revision: if the app's draft moved meanwhile the run fails with
-``REVISION_CONFLICT`` instead of silently overwriting someone else's work.
+creates no revision when the workspace did not change, and it never overwrites someone
+else's work: if the app's draft moved while the run worked (another run of the same app,
+executing in parallel in its own workspace, applied first), the run's changes are merged
+three-way onto the current draft (:mod:`runtime.merge`), and only a real overlap fails the
+run with ``REVISION_CONFLICT`` listing the conflicting files.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from runtime.merge import merge_files
 from runtime.project import validate_project
 from runtime.run_workspaces import RevisionNotCached, RunWorkspaces
 from runtime.runs.deps import AppliedRevision
@@ -36,11 +39,36 @@ class CheckpointNotFound(LookupError):
 
 
 class AutoApplyConflict(Exception):
-    """The app's draft moved away from the run's base revision while the run worked."""
+    """The run's changes and the app's current draft overlap (or the draft kept moving).
+
+    Args:
+        paths: the conflicting files (sorted; empty when the draft kept moving).
+        draft_id: the current draft the run's changes were merged onto.
+    """
+
+    def __init__(self, paths: tuple[str, ...], draft_id: uuid.UUID | None) -> None:
+        if paths:
+            message = (
+                "The app's draft changed while the run was working and both changed "
+                f"{', '.join(paths)} in overlapping ways (current draft {draft_id}); "
+                "the run's changes were not applied"
+            )
+        else:
+            message = (
+                "The app's draft kept changing while the run's changes were applied "
+                f"(current draft {draft_id}); the run's changes were not applied"
+            )
+        super().__init__(message)
+        self.paths = paths
 
     @property
-    def detail(self) -> dict[str, str]:
-        return {"code": "REVISION_CONFLICT", "message": str(self)}
+    def detail(self) -> dict[str, Any]:
+        """The ``run.failed`` diagnostic: ``{code: REVISION_CONFLICT, message, paths}``."""
+        return {"code": "REVISION_CONFLICT", "message": str(self), "paths": list(self.paths)}
+
+
+MERGE_ATTEMPTS = 5  # merges onto a draft that keeps moving before the run gives up
+DEFAULT_ENTRY = apps_store.DEFAULT_ENTRY_FILE
 
 
 class WorkspaceMissing(Exception):
@@ -112,19 +140,28 @@ class Checkpoints:
     async def auto_apply(self, row: dict[str, Any]) -> AppliedRevision | None:
         """Turn a completed run's workspace into a new draft revision + checkpoint.
 
+        When the app's draft is still the run's base revision, the workspace's files become
+        the new draft. When the draft moved meanwhile, the run's changes are merged onto
+        the current draft (:func:`runtime.merge.merge_files`: base = the run's base
+        revision, ours = the current draft, theirs = the workspace) and the merged files
+        become the new draft, revision and checkpoint; a draft that moves again during
+        the write is merged onto again (up to :data:`MERGE_ATTEMPTS` times).
+
         Returns:
-            The revision, or None when nothing changed.
+            The revision, or None when nothing changed (or the draft already holds every
+            change the run made).
 
         Raises:
-            ProjectValidationError: the files cannot form a valid project.
-            AutoApplyConflict: the draft is no longer the run's base revision.
+            ProjectValidationError: the (merged) files cannot form a valid project.
+            AutoApplyConflict: both the run and the draft changed a file in overlapping
+                ways (``paths`` lists them), or the draft kept moving.
             WorkspaceMissing: the run's workspace is not on this machine.
         """
         runs = RunStore(self.db)
         fresh = await runs.get(row["id"])
         if fresh is None:
             return None
-        app_id = fresh["published_app_id"]
+        app_id, tenant_id = fresh["published_app_id"], fresh["tenant_id"]
         if fresh["result_revision_id"] is not None:  # the agent made a checkpoint itself
             revision = await apps_store.get_revision(
                 self.db, revision_id=fresh["result_revision_id"], app_id=app_id
@@ -142,32 +179,39 @@ class Checkpoints:
                 "The run's workspace is not on this machine any more; its changes are lost"
             )
         files = await asyncio.to_thread(Workspace(root).snapshot)
-        if base is not None and files == base.files:
+        base_files = dict(base.files) if base is not None else {}
+        if base is not None and files == base_files:
             return None
-        entry_file = base.entry_file if base else apps_store.DEFAULT_ENTRY_FILE
-        files = validate_project(files, entry_file, self.settings)
-        try:
-            # The revision and the run's link to it commit together: an auto-apply retried
-            # after a database error finds the link and reuses the revision (above) instead
-            # of conflicting with the draft its own first attempt made.
-            async with self.db.transaction() as tx:
-                revision = await apps_store.create_draft_revision(
-                    tx,
-                    app_id=app_id,
-                    tenant_id=fresh["tenant_id"],
-                    files=files,
-                    entry_file=entry_file,
-                    base_revision_id=fresh["base_revision_id"],
-                    created_by=fresh["user_id"],
-                )
-                await RunStore(tx).set_revisions(fresh["id"], revision.id, revision.id)
-        except RevisionConflict as exc:
-            latest = exc.latest.id if exc.latest else None
-            raise AutoApplyConflict(
-                "The app's draft changed while the run was working "
-                f"(current draft {latest}); the run's changes were not applied"
-            ) from exc
-        return AppliedRevision(revision.id, revision.id, revision.entry_file, len(files))
+        draft = await apps_store.current_draft(self.db, app_id=app_id, tenant_id=tenant_id)
+        for _ in range(MERGE_ATTEMPTS):
+            if draft is None or draft.id == fresh["base_revision_id"]:
+                merged = files
+            else:
+                result = merge_files(base_files, draft.files, files)
+                if result.conflicts:
+                    raise AutoApplyConflict(result.conflicts, draft.id)
+                merged = result.files
+                if merged == draft.files:
+                    return None  # the draft already holds everything the run changed
+            parent = draft or base
+            entry_file = parent.entry_file if parent is not None else DEFAULT_ENTRY
+            merged = validate_project(merged, entry_file, self.settings)
+            try:
+                # The revision and the run's link to it commit together: an auto-apply
+                # retried after a database error finds the link and reuses the revision
+                # (above) instead of merging again onto the draft it made itself.
+                async with self.db.transaction() as tx:
+                    revision = await apps_store.create_draft_revision(
+                        tx, app_id=app_id, tenant_id=tenant_id, files=merged,
+                        entry_file=entry_file, base_revision_id=draft.id if draft else None,
+                        created_by=fresh["user_id"],
+                    )  # fmt: skip
+                    await RunStore(tx).set_revisions(fresh["id"], revision.id, revision.id)
+            except RevisionConflict as exc:  # the draft moved again: merge onto the new one
+                draft = exc.latest
+                continue
+            return AppliedRevision(revision.id, revision.id, revision.entry_file, len(merged))
+        raise AutoApplyConflict((), draft.id if draft else None)
 
     # ---- checkpoints -------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from tests.support.fixtures_openai import dead_openai_url, scripted_openai  # no
 from tests.support.patches import heading_patch
 from tests.support.runs import LiveStream, create_run, read_stream, runs_url, types, wait_status
 from tests.support.scripted_openai import (
+    Reply,
     ScriptedToolCall,
     hang_reply,
     text_reply,
@@ -292,30 +294,56 @@ async def test_restore_a_checkpoint_creates_a_new_draft(
     assert await bad_run.get_json() == {"detail": "Coding-agent run not found"}
 
 
-async def test_draft_moved_during_the_run_is_a_conflict_not_an_overwrite(
+@pytest.mark.parametrize("edit", ["elsewhere", "same line"])
+async def test_a_draft_saved_during_the_run_is_merged_never_overwritten(
     client,
     owner,
     native_app,
     scripted_openai,  # noqa: F811
+    edit,
 ):
+    """A person saves the draft while the run works: the run's change is merged onto the
+    saved draft (both edits kept) unless both changed the same line, which fails the run
+    with REVISION_CONFLICT naming the file (docs/architecture.md, merge rules)."""
     app, draft = native_app
+    gate = threading.Event()
     scripted_openai.push(
         _call("coding_agent_apply_patch", patch=GOOD_PATCH),
-        text_reply("done", first_delay=0.5),
+        Reply(text_chunks=("done",), gate=gate),
     )
     run = await create_run(client, app["id"], owner.headers, input="Rename")
     url = runs_url(app["id"], f"/{run['run_id']}/stream")
     async with LiveStream(client, url, owner.headers) as stream:
-        await stream.until(lambda ev: "tool.completed" in types(ev))
-        files = dict(draft["files"], **{"README.md": "edited by a person"})
+        await stream.until(lambda ev: "tool.completed" in types(ev), within=60)
+        if edit == "elsewhere":
+            files = dict(draft["files"], **{"README.md": "edited by a person\n"})
+        else:
+            app_tsx = draft["files"]["src/App.tsx"].replace("<h1>Chat</h1>", "<h1>Talk</h1>")
+            files = dict(draft["files"], **{"src/App.tsx": app_tsx})
         moved = await client.post(
             f"/admin/apps/{app['id']}/builder/revisions",
             json={"files": files, "base_revision_id": draft["id"]}, headers=owner.headers,
         )  # fmt: skip
         assert moved.status_code == 200
-        events = await stream.until(lambda ev: types(ev)[-1] in ("run.failed", "run.completed"))
-    assert types(events)[-1] == "run.failed"
-    assert events[-1]["data"]["diagnostics"][0]["code"] == "REVISION_CONFLICT"
+        saved = await moved.get_json()
+        gate.set()
+        events = await stream.until(
+            lambda ev: types(ev)[-1] in ("run.failed", "run.completed"), within=60
+        )
+    state = await (await client.get(f"/admin/apps/{app['id']}/builder/state",
+                                    headers=owner.headers)).get_json()  # fmt: skip
+    current = state["current_draft_revision"]
+    if edit == "same line":
+        assert types(events)[-1] == "run.failed"
+        diagnostic = events[-1]["data"]["diagnostics"][0]
+        assert diagnostic["code"] == "REVISION_CONFLICT"
+        assert diagnostic["paths"] == ["src/App.tsx"]
+        assert current["files"] == files  # the person's save stands
+        return
+    assert types(events)[-1] == "run.completed"
+    assert current["source_revision_id"] == saved["id"]
+    assert current["files"]["README.md"] == "edited by a person\n"
+    assert "<h1>Runwright Chat</h1>" in current["files"]["src/App.tsx"]
 
 
 async def test_token_deltas_are_coalesced_before_the_actor(

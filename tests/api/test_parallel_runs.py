@@ -19,6 +19,7 @@ import pytest
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.openai_script import Reply
+from tests.support.patches import heading_patch
 from tests.support.runs import (
     LiveStream,
     create_run,
@@ -34,15 +35,19 @@ LIST_COMMAND = "ls -a /work /work/app /work/app/notes"
 TRUNCATE_COMMAND = "truncate -s 0 src/styles.css"  # writes in place: same inode
 WITHIN = 120.0  # generous: a loaded 2-core machine
 
-HEADING_PATCH = """\
+HEADING_PATCH = heading_patch("Runwright Chat")
+
+
+GREETING_PATCH = """\
 --- a/src/App.tsx
 +++ b/src/App.tsx
-@@ -33,3 +33,3 @@
-       <header className="chat__header">
--        <h1>Chat</h1>
-+        <h1>Runwright Chat</h1>
-       </header>
+@@ -8,3 +8,3 @@
+   role: "assistant",
+-  text: "Hello! Ask me anything.",
++  text: "Welcome! Ask me anything.",
+ };
 """
+CLASHING_PATCH = heading_patch("Gossip Chat")
 
 
 def add_file(path: str, text: str) -> str:
@@ -266,3 +271,96 @@ async def test_start_up_removes_workspaces_of_runs_no_longer_live(
         (runs_dir / name / "index.html").write_text("x")
     await services.sweep_workspaces()
     assert sorted(os.listdir(runs_dir)) == [paused["run_id"]]
+
+
+async def _gated_pair(client, owner, app, scripted_openai, b_patches):  # noqa: F811
+    """Runs A (renames the heading) and B (applies ``b_patches``), both executing at once
+    and waiting at their gates; A is let go first and completes. Returns (A, B, gate B)."""
+    gate_a, gate_b = threading.Event(), threading.Event()
+    scripted_openai.default = per_run({
+        "A: heading": [
+            call("coding_agent_apply_patch", patch=HEADING_PATCH),
+            Reply(text_chunks=("A done",), gate=gate_a),
+        ],
+        "B: edit": [
+            *(call("coding_agent_apply_patch", patch=p) for p in b_patches),
+            Reply(text_chunks=("B done",), gate=gate_b),
+        ],
+    })  # fmt: skip
+    a = await create_run(client, app["id"], owner.headers, input="A: heading")
+    b = await create_run(client, app["id"], owner.headers, input="B: edit")
+    assert a["base_revision_id"] == b["base_revision_id"]
+    await all_waiting(
+        client, app["id"], owner.headers, {a["run_id"]: 1, b["run_id"]: len(b_patches)}
+    )
+    gate_a.set()
+    done_a = await wait_status(client, app["id"], a["run_id"], owner.headers,
+                               {"completed", "failed"}, within=WITHIN)  # fmt: skip
+    assert done_a["status"] == "completed", done_a["error"]
+    return done_a, b, gate_b
+
+
+async def test_a_clean_merge_keeps_both_runs_edits(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """The draft moved (A applied) while B worked on the same file elsewhere and added a
+    file: B's changes merge onto A's revision; the new draft has both."""
+    app, draft = native_app
+    patches = [GREETING_PATCH, add_file("notes/b.md", "from B")]
+    done_a, b, gate_b = await _gated_pair(client, owner, app, scripted_openai, patches)
+    gate_b.set()
+    _, events = await read_stream(client, app["id"], b["run_id"], owner.headers, within=WITHIN)
+    assert types(events)[-3:] == ["revision.created", "checkpoint.created", "run.completed"]
+    final = events[-1]["data"]["payload"]
+    assert final["status"] == "completed", final["error"]
+    revision_id = events[-3]["data"]["payload"]["revision_id"]
+    assert final["result_revision_id"] == final["checkpoint_revision_id"] == revision_id
+
+    state = await (await client.get(f"/admin/apps/{app['id']}/builder/state",
+                                    headers=owner.headers)).get_json()  # fmt: skip
+    merged = state["current_draft_revision"]
+    assert merged["id"] == revision_id
+    assert merged["source_revision_id"] == done_a["result_revision_id"]  # on top of A's
+    app_tsx = merged["files"]["src/App.tsx"]
+    assert "<h1>Runwright Chat</h1>" in app_tsx and "Welcome! Ask me anything." in app_tsx
+    assert merged["files"]["notes/b.md"] == "from B\n"
+    untouched = {p: t for p, t in draft["files"].items() if p != "src/App.tsx"}
+    assert {p: merged["files"][p] for p in untouched} == untouched
+    # the checkpoint is the merged revision, and restoring it restores the merge
+    restored = await client.post(
+        f"/admin/apps/{app['id']}/coding-agent/checkpoints/{revision_id}/restore",
+        json={"run_id": b["run_id"]}, headers=owner.headers,
+    )  # fmt: skip
+    assert restored.status_code == 200, await restored.get_data(as_text=True)
+    assert (await restored.get_json())["revision"]["files"] == merged["files"]
+
+
+async def test_a_real_conflict_fails_the_run_listing_the_file(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """B changed the line A changed: B fails with REVISION_CONFLICT naming the file, and
+    none of B's changes (not even its new file) reach the draft."""
+    app, _ = native_app
+    patches = [CLASHING_PATCH, add_file("notes/b.md", "from B")]
+    done_a, b, gate_b = await _gated_pair(client, owner, app, scripted_openai, patches)
+    gate_b.set()
+    _, events = await read_stream(client, app["id"], b["run_id"], owner.headers, within=WITHIN)
+    assert types(events)[-1] == "run.failed"
+    assert "revision.created" not in types(events)
+    failed = events[-1]["data"]
+    diagnostic = failed["diagnostics"][0]
+    assert diagnostic["code"] == "REVISION_CONFLICT"
+    assert diagnostic["paths"] == ["src/App.tsx"]
+    run = failed["payload"]
+    assert run["status"] == "failed" and "src/App.tsx" in run["error"]
+    assert run["result_revision_id"] is None
+    state = await (await client.get(f"/admin/apps/{app['id']}/builder/state",
+                                    headers=owner.headers)).get_json()  # fmt: skip
+    assert state["current_draft_revision"]["id"] == done_a["result_revision_id"]
+    assert "notes/b.md" not in state["current_draft_revision"]["files"]
