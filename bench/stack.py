@@ -76,6 +76,7 @@ class Stack:
     tenancy: Tenancy
     rss: RssSampler
     data_dir: Path
+    model_url: str | None = None  # the OpenAI stub's base URL (native runs)
 
 
 def create_app(base: str, tenancy: Tenancy, slug: str = "bench-app") -> str:
@@ -132,12 +133,14 @@ def stack(
                 extra["BENCH_GC_FREEZE_AFTER"] = str(args.gc_freeze_after)
         env = BenchEnv(dsn, data_dir, extra, args.server_repo.resolve())
         tenancy = env.seed()
+        model_url = None
         if native_chunks is not None:
             port = stack_.enter_context(_openai_stub(native_chunks))
+            model_url = f"http://127.0.0.1:{port}/v1"
             tenancy.model_id = env.cli(
                 "model", "add", "--global", "--name", "bench-model", "--provider", "openai",
                 "--provider-model-id", "bench-model", "--base-url",
-                f"http://127.0.0.1:{port}/v1", "--default",
+                model_url, "--default",
             )  # fmt: skip
         server = stack_.enter_context(
             Server(env, free_port(), args.server_cpus or None, RESULTS / f"{name}.server.log")
@@ -146,4 +149,4 @@ def stack(
         stack_.callback(rss.stop)
 
         tenancy.app_id = create_app(server.url, tenancy)
-        yield Stack(server, tenancy, rss, data_dir)
+        yield Stack(server, tenancy, rss, data_dir, model_url)

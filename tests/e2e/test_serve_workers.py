@@ -16,9 +16,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ import pytest
 
 from storage.database import Database
 from tests.support.seed import Seeded, Seeder
-from tests.support.serve_process import free_port
+from tests.support.serve_process import free_port, serve_env, until
 
 SECRET = "workers-secret-0123456789abcdef-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,16 +46,6 @@ def children(pid: int) -> list[int]:
 
 def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
-
-
-async def until(predicate: Callable[[], Awaitable[Any]], *, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -122,16 +111,8 @@ def only(served_by: int, stopped: list[int]) -> Iterator[None]:
 
 @pytest.fixture
 def env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "RUNWRIGHT_DATA_DIR": str(tmp_path / "data"),
-        "RUNWRIGHT_JWT_SECRET": SECRET,
-        "RUNWRIGHT_SCRIPTED_ENGINE_ENABLED": "1",
-        "RUNWRIGHT_LOCAL_MODEL_AUTOSTART": "0",
-        "RUNWRIGHT_SHUTDOWN_GRACE_SECONDS": str(GRACE),
-        "RUNWRIGHT_LOG_FORMAT": "json",
-    }
+    extra = {"RUNWRIGHT_SHUTDOWN_GRACE_SECONDS": str(GRACE), "RUNWRIGHT_LOG_FORMAT": "json"}
+    return serve_env(database_url, tmp_path / "data", SECRET, **extra)
 
 
 @pytest.fixture

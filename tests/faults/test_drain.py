@@ -31,6 +31,7 @@ import pytest
 from storage.database import Database
 from tests.support.runs import parse_sse
 from tests.support.seed import Seeder
+from tests.support.serve_process import serve_env, until
 
 SECRET = "drain-secret-0123456789abcdef-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,27 +71,10 @@ async def serve(env: dict[str, str], port: int) -> AsyncIterator[asyncio.subproc
             await asyncio.wait_for(proc.wait(), 30)
 
 
-async def _until(predicate: Any, *, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await predicate()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-
-
 @pytest.fixture
 def env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "RUNWRIGHT_DATA_DIR": str(tmp_path / "data"),
-        "RUNWRIGHT_JWT_SECRET": SECRET,
-        "RUNWRIGHT_SCRIPTED_ENGINE_ENABLED": "1",
-        "RUNWRIGHT_LOCAL_MODEL_AUTOSTART": "0",
-        "RUNWRIGHT_SHUTDOWN_GRACE_SECONDS": str(GRACE),
-    }
+    return serve_env(database_url, tmp_path / "data", SECRET,
+                     RUNWRIGHT_SHUTDOWN_GRACE_SECONDS=str(GRACE))  # fmt: skip
 
 
 async def test_sigterm_drains_live_runs_and_hands_the_rest_back(
@@ -125,7 +109,7 @@ async def test_sigterm_drains_live_runs_and_hands_the_rest_back(
                 rows = [(await http.get(f"{runs}/{r}")).json() for r in [quick, *hanging]]
                 return all(row["status"] == "running" for row in rows)
 
-            await _until(all_running, within=60, what="every run to run")
+            await until(all_running, within=60, what="every run to run")
 
             stream_text: list[str] = []
 
@@ -139,7 +123,7 @@ async def test_sigterm_drains_live_runs_and_hands_the_rest_back(
             async def stream_open() -> bool:
                 return "working" in "".join(stream_text)
 
-            await _until(stream_open, within=30, what="the stream to deliver events")
+            await until(stream_open, within=30, what="the stream to deliver events")
 
             started = time.monotonic()
             os.killpg(proc.pid, signal.SIGTERM)
@@ -187,6 +171,6 @@ async def test_sigterm_drains_live_runs_and_hands_the_rest_back(
                 rows = [(await http.get(f"{runs}/{r}")).json() for r in hanging]
                 return all(row["status"] == "running" for row in rows)
 
-            await _until(resumed, within=60, what="the handed-back runs to run again")
+            await until(resumed, within=60, what="the handed-back runs to run again")
             quick_row = (await http.get(f"{runs}/{quick}")).json()
             assert quick_row["status"] == "completed"
