@@ -71,7 +71,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         ).model_dump(mode="json")
 
     @bp.get("/admin/apps/<uuid:app_id>/coding-agent/runs/<uuid:run_id>/webhook-deliveries")
-    @tag(["runs", "webhooks"])
+    @tag(["webhooks"])
     @document_response(list[WebhookDeliveryResponse], 200)  # type: ignore[arg-type]
     @document_errors(401, 403, 404, 422)
     async def list_deliveries(app_id: uuid.UUID, run_id: uuid.UUID) -> Response:
