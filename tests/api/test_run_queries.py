@@ -139,6 +139,11 @@ async def test_unknown_parameters_and_bad_values_are_422(client, owner, app_and_
         ("?created_before=yesterday", ["query", "created_before"], "datetime_from_date_parsing"),
         ("?created_after=-375", ["query", "created_after"], "value_error"),
         ("?limit=0", ["query", "limit"], "greater_than_equal"),
+        ("?status=", ["query", "status"], "value_error"),  # no value would list everything
+        ("?engine=,", ["query", "engine"], "value_error"),
+        # in range as written, out of range in UTC: a 422, not a 500 at the driver
+        ("?created_after=0001-01-01T00:00:00%2B14:00", ["query", "created_after"], "value_error"),
+        ("?created_before=9999-12-31T23:59:59-14:00", ["query", "created_before"], "value_error"),
     ]:
         response = await client.get(runs_url(app["id"], query), headers=owner.headers)
         assert response.status_code == 422, query

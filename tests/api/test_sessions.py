@@ -129,6 +129,10 @@ async def test_unknown_strategies_are_422(client, owner, app_and_draft):
     assert (await get_session(client, app["id"], session["session_id"], owner.headers))[
         "run_count"
     ] == 0
+    # the session list takes `limit` only: a misspelt parameter is not silently ignored
+    listed = await client.get(sessions_url(app["id"], "?limt=5"), headers=owner.headers)
+    assert listed.status_code == 422
+    assert (await listed.get_json())["detail"][0]["loc"] == ["query", "limt"]
 
 
 # ---- multitask strategies ------------------------------------------------------------------

@@ -252,8 +252,12 @@ async def test_a_webhook_needs_the_tenants_secret(client, owner):
 
 
 @pytest.mark.parametrize(
-    "url", ["ftp://example.com/hook", "/relative/hook", "http:///nohost", "x" * 2049, ""]
-)
+    "url",
+    [
+        "ftp://example.com/hook", "/relative/hook", "http:///nohost", "x" * 2049, "",
+        "http://8.8.8.8:99999/hook", "http://8.8.8.8:0/hook", "https://example.com:port/",
+    ],
+)  # fmt: skip
 async def test_a_malformed_webhook_is_422(client, owner, url):
     app, _ = await create_app_via_api(client, owner.headers)
     await _new_secret(client, owner.headers)

@@ -19,8 +19,12 @@ from storage.sessions import SessionStore
 from web.auth import Authorizer
 from web.errors import SESSION_NOT_FOUND, ApiError
 from web.schemas.common import document_errors
-from web.schemas.runs import ListQuery
-from web.schemas.sessions import CreateSessionRequest, SessionDetailResponse, SessionResponse
+from web.schemas.sessions import (
+    CreateSessionRequest,
+    SessionDetailResponse,
+    SessionListQuery,
+    SessionResponse,
+)
 from web.services import Services
 from web.validation import parse_json, parse_query
 
@@ -59,13 +63,13 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
 
     @bp.get("")
     @tag(["sessions"])
-    @document_querystring(ListQuery)
+    @document_querystring(SessionListQuery)
     @document_response(list[SessionResponse], 200)  # type: ignore[arg-type]
     @document_errors(401, 403, 404, 422)
     async def list_sessions(app_id: uuid.UUID) -> Response:
         """The app's sessions, newest first, at most ``limit`` (1..100, default 25)."""
         ctx = await authz.app_access(app_id, READ)
-        query = parse_query(ListQuery)
+        query = parse_query(SessionListQuery)
         rows = await SessionStore(services.db).list_for_app(app_id, ctx.tenant_id, query.limit)
         return jsonify([session_object(r) for r in rows])
 

@@ -6,7 +6,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
 from quart_schema import document_response
 
 from runtime.runs.events import iso
@@ -40,9 +47,19 @@ def _iso_only(value: Any) -> Any:
     return value
 
 
-IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only)]
-"""A date-time parameter given as ISO 8601 text only (a naive one is taken as UTC by
-whoever reads it: :func:`as_utc`)."""
+def _in_utc(value: datetime) -> datetime:
+    """The instant in UTC (a naive one is taken as UTC); one whose offset moves it out of
+    years 1..9999 (``0001-01-01T00:00:00+14:00``) is a validation error, not a 500 at the
+    database driver."""
+    try:
+        return as_utc(value).astimezone(UTC)
+    except OverflowError:
+        raise ValueError("Input should be a date-time within years 1..9999 in UTC") from None
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
+"""A date-time parameter given as ISO 8601 text only, read as an aware UTC instant (a
+naive one is taken as UTC)."""
 
 
 def as_utc(value: datetime) -> datetime:

@@ -60,7 +60,10 @@ class RunListQuery(BaseModel):
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str) for v in values):
             return value  # let the type check report it
-        return [part.strip() for v in values for part in v.split(",") if part.strip()]
+        parts = [part.strip() for v in values for part in v.split(",") if part.strip()]
+        if not parts:  # `?status=`: a filter with no value would list everything
+            raise ValueError("give at least one value")
+        return parts
 
 
 class TenantRunListQuery(RunListQuery):

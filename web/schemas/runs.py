@@ -108,6 +108,12 @@ class CreateRunRequest(BaseModel):
             or any(c.isspace() or ord(c) < 0x20 for c in value)
         ):
             raise ValueError("webhook must be an absolute http or https URL")
+        try:
+            port = parts.port  # ValueError past 65535 or when not a number
+        except ValueError:
+            port = 0
+        if port == 0:
+            raise ValueError("webhook port must be 1..65535")
         return value
 
 
@@ -242,8 +248,8 @@ class ResumeRequest(BaseModel):
         default=None,
         description=(
             "Required when the run waits for an approval (422 APPROVAL_REQUIRED otherwise); "
-            "409 APPROVAL_NOT_PENDING when it waits for none or request_id is not the "
-            "pending one."
+            "409 APPROVAL_NOT_PENDING when the paused run waits for none or request_id is "
+            "not the pending one; 409 'Run is not paused' when the run is not paused."
         ),
     )
 

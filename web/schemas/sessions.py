@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from web.schemas.runs import MultitaskStrategy, RunResponse
+from web.schemas.runs import ListQuery, MultitaskStrategy, RunResponse
 
 MAX_TITLE_CHARS = 200
 
@@ -22,6 +22,13 @@ class CreateSessionRequest(BaseModel):
             "paused, unless the create names its own (see CreateRunRequest)."
         ),
     )
+
+
+class SessionListQuery(ListQuery):
+    """``?limit=`` of the session list; any other parameter is a 422 (a new route, so
+    strict like the run lists' filters)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class SessionResponse(BaseModel):
