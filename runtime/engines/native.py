@@ -238,7 +238,10 @@ class NativeSession(EngineSession):
         policy = approvals.run_policy(ctx.input_params)
         try:
             loop, decision = _start_state(ctx)
-        except ValueError as exc:  # a stored state this code cannot read: fail closed
+            if loop.files is not None:  # the workspace as it was at the pause (any node)
+                await asyncio.to_thread(Workspace(ctx.workspace).materialise, loop.files)
+                loop.files = None
+        except (ValueError, OSError) as exc:  # a stored state that cannot be used: fail closed
             yield _failed("ENGINE_STATE_INVALID", f"native engine: cannot resume: {exc}")
             return
         if loop.transcript and self._in_session:  # resumed: what it had said before the pause
@@ -252,6 +255,7 @@ class NativeSession(EngineSession):
                     steps = self._decided(toolbox, call, decision, tool_ctx, recorded, loop)
                     decision = None
                 elif approvals.tool_needs_approval(policy, call.name):
+                    loop.files = await asyncio.to_thread(Workspace(ctx.workspace).snapshot)
                     yield _pause(loop, call)
                     return
                 else:
@@ -426,13 +430,16 @@ class _LoopState:
     ``history``: system instructions and the run's chat history; ``transcript``: the
     model's turns and tool results since; ``tool_turns``: model turns that called tools
     (the contract 7.1 cap); ``pending``: the last turn's calls not yet answered, the first
-    being the one a pause waits on; ``span``: the agent node's span id."""
+    being the one a pause waits on; ``span``: the agent node's span id; ``files``: at a
+    pause, the workspace's ``{path: text}`` (so the run continues on any node, and on its own
+    node even after another run used the workspace meanwhile)."""
 
     history: list[dict[str, Any]]
     transcript: list[dict[str, Any]] = field(default_factory=list)
     tool_turns: int = 0
     pending: list[ToolCall] = field(default_factory=list)
     span: str = field(default_factory=lambda: str(uuid.uuid4()))
+    files: dict[str, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON form kept in Postgres (``agent_runs.checkpoint``)."""
@@ -444,6 +451,7 @@ class _LoopState:
             "pending": [{"id": c.id, "name": c.name, "arguments": c.arguments}
                         for c in self.pending],
             "span": self.span,
+            "files": self.files,
         }  # fmt: skip
 
     @classmethod
@@ -463,9 +471,25 @@ class _LoopState:
                 pending=[ToolCall(str(c["id"]), str(c["name"]), str(c["arguments"]))
                          for c in state["pending"]],
                 span=str(state["span"]),
+                files=_files_of(state.get("files")),
             )  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed engine state ({exc!r})") from None
+
+
+def _files_of(value: Any) -> dict[str, str] | None:
+    """A stored ``files`` map, checked to be ``{str: str}``.
+
+    Raises:
+        ValueError: anything else.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise ValueError("malformed workspace files")
+    return dict(value)
 
 
 def _start_state(ctx: RunContext) -> tuple[_LoopState, approvals.Decision | None]:

@@ -1,7 +1,8 @@
 """A run paused on an approval survives its process: real ``runwright serve`` processes,
 the first killed with SIGKILL while the run waits, the decision sent to a second one (another
-node id); the run continues from the state kept in Postgres without asking the model again
-for the turn already done (issue 12 items 2 and 6)."""
+node id and another data directory, so no workspace of the first); the run continues from
+the state kept in Postgres, workspace included, without asking the model again for the turns
+already done (issue 12 items 2 and 6)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,16 @@ PATCH = """\
 +        <h1>Approved Chat</h1>
        </header>
 """
+STYLE = """\
+--- a/src/styles.css
++++ b/src/styles.css
+@@ -1,4 +1,4 @@
+ :root {
+   font-family: system-ui, -apple-system, "Segoe UI", sans-serif;
+-  color: #1f2328;
++  color: #102030;
+   background: #f6f8fa;
+"""
 
 
 @pytest.fixture
@@ -43,7 +54,7 @@ def env(database_url: str, tmp_path: Path) -> dict[str, str]:
     return {
         **os.environ,
         "DATABASE_URL": database_url,
-        "RUNWRIGHT_DATA_DIR": str(tmp_path / "data"),
+        "RUNWRIGHT_DATA_DIR": str(tmp_path / "data-a"),
         "RUNWRIGHT_JWT_SECRET": SECRET,
         "RUNWRIGHT_LOCAL_MODEL_AUTOSTART": "0",
     }
@@ -58,6 +69,7 @@ async def _events(http: httpx.AsyncClient, url: str, after: int = 0) -> list[dic
 async def test_a_paused_run_resumes_on_another_process_after_a_kill(
     env: dict[str, str],
     database_url: str,
+    tmp_path: Path,
     scripted_openai: ScriptedOpenAI,  # noqa: F811
 ) -> None:
     db = await Database.connect(database_url, min_size=1, max_size=2)
@@ -73,7 +85,8 @@ async def test_a_paused_run_resumes_on_another_process_after_a_kill(
         await db.close()
     scripted_openai.push(
         tool_call_reply(ScriptedToolCall("coding_agent_apply_patch", {"patch": PATCH})),
-        text_reply("The heading now says Approved Chat."),
+        tool_call_reply(ScriptedToolCall("coding_agent_apply_patch", {"patch": STYLE})),
+        text_reply("The heading now says Approved Chat, in a darker colour."),
     )
 
     first = free_port()
@@ -87,15 +100,23 @@ async def test_a_paused_run_resumes_on_another_process_after_a_kill(
                 await http.post(runs, json={"input": "Rename", "approval_policy": "patches"})
             ).json()
             url = f"{runs}/{run['run_id']}"
-            paused = await _events(http, url)
+            first_pause = await _events(http, url)
+            decision = {"request_id": first_pause[-2]["data"]["payload"]["request_id"],
+                        "decision": "approve"}  # fmt: skip
+            resumed = await http.post(f"{url}/resume", json={"approval": decision})
+            assert resumed.status_code == 200, resumed.text
+            # The first patch ran here; the model's second patch waits.
+            paused = await _events(http, url, after=first_pause[-1]["id"])
     # The stream ended at the pause; the process dies with no shutdown hooks.
     assert [e["data"]["event"] for e in paused][-2:] == ["approval.requested", "run.completed"]
     assert proc.returncode is not None
     request = paused[-2]["data"]["payload"]
-    assert len(scripted_openai.bodies) == 1
+    assert request["arguments"] == {"patch": STYLE}
+    assert len(scripted_openai.bodies) == 2
 
     second = free_port()
-    async with serve({**env, "RUNWRIGHT_NODE_ID": "node-b"}, second):
+    env_b = {**env, "RUNWRIGHT_NODE_ID": "node-b", "RUNWRIGHT_DATA_DIR": str(tmp_path / "data-b")}
+    async with serve(env_b, second):
         async with httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{second}", headers=owner.headers
         ) as http:
@@ -112,7 +133,10 @@ async def test_a_paused_run_resumes_on_another_process_after_a_kill(
     kinds = [e["data"]["event"] for e in after]
     assert kinds[-3:] == ["revision.created", "checkpoint.created", "run.completed"], kinds
     assert final["status"] == "completed"
-    assert "<h1>Approved Chat</h1>" in state["current_draft_revision"]["files"]["src/App.tsx"]
-    # One model call before the pause, one after: the first turn was not asked again.
-    assert len(scripted_openai.bodies) == 2
-    assert scripted_openai.bodies[1]["messages"][-1]["role"] == "tool"
+    files = state["current_draft_revision"]["files"]
+    # Both changes: the one made on node A before the pause, and the one approved on B.
+    assert "<h1>Approved Chat</h1>" in files["src/App.tsx"]
+    assert "color: #102030;" in files["src/styles.css"]
+    # Two model calls before the pause, one after: no turn was asked again.
+    assert len(scripted_openai.bodies) == 3
+    assert scripted_openai.bodies[2]["messages"][-1]["role"] == "tool"
