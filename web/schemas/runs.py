@@ -281,7 +281,13 @@ class RestoreResponse(BaseModel):
 class RunEventEnvelope(BaseModel):
     """The JSON object in each stream event's ``data`` (contract 3.2)."""
 
-    event: str = Field(description="One of contract 3.3's types, e.g. 'assistant.delta'.")
+    event: str = Field(
+        description=(
+            "One of contract 3.3's types, e.g. 'assistant.delta', or 'approval.requested' "
+            "(stage 'tool'; payload {request_id, tool, arguments, editable, timeout_seconds}): "
+            "the run pauses until POST .../resume decides the call."
+        )
+    )
     run_id: uuid.UUID
     app_id: uuid.UUID
     seq: int = Field(ge=1, le=MAX_SEQ)
