@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from runtime import approvals
 from runtime.runs.events import iso
 from runtime.usage import usage_object
 
@@ -21,7 +22,7 @@ def _ts(value: datetime | None) -> str | None:
 
 def run_object(row: dict[str, Any]) -> dict[str, Any]:
     """Serialise a run row: every contract 1.1 field, ids as strings, ISO 8601 UTC times,
-    plus ``session_id`` and ``usage``."""
+    plus ``session_id``, ``usage`` and the additive approval fields."""
     engine = row["execution_engine"]
     return {
         "run_id": str(row["id"]),
@@ -42,7 +43,19 @@ def run_object(row: dict[str, Any]) -> dict[str, Any]:
         "session_id": _id(row.get("session_id")),
         # Additive (issue 12 item 3): tokens and wall time so far (runtime/usage.py).
         "usage": usage_object(row),
+        # Additive (issue 12): which tool calls wait for a person, and the one waiting now.
+        "approval_policy": approvals.run_policy(row["input_params"] or {}),
+        "pending_approval": _pending_approval(row),
     }
+
+
+def _pending_approval(row: dict[str, Any]) -> dict[str, Any] | None:
+    """The approval request a paused run waits on (as ``approval.requested`` carried it,
+    plus ``expires_at``), or None."""
+    pending = approvals.pending_of(row.get("checkpoint")) if row["status"] == "paused" else None
+    if pending is None:
+        return None
+    return {**pending, "expires_at": _ts(row.get("approval_expires_at"))}
 
 
 def checkpoint_object(row: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,11 @@ class Run(_Model):
     started_at: datetime | None
     completed_at: datetime | None
     usage: RunUsage | None = None
+    #: Which tool calls wait for a person (servers without approvals: absent, ``none``).
+    approval_policy: str = "none"
+    #: The request a paused run waits on: ``{request_id, tool, arguments, editable,
+    #: expires_at}``; resume it with ``resume_run(..., approval={...})``.
+    pending_approval: dict[str, Any] | None = None
 
     @property
     def finished(self) -> bool:

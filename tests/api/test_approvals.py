@@ -13,11 +13,11 @@ import pytest
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.patches import heading_patch
-from tests.support.runs import create_run, read_stream, runs_url, types, wait_status
+from tests.support.runs import create_run, decide, read_stream, runs_url, types, wait_status
 from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
 
 GOOD_PATCH = heading_patch("Runwright Chat")
-OTHER_PATCH = GOOD_PATCH.replace("Runwright Chat", "Reviewed Chat")
+OTHER_PATCH = heading_patch("Reviewed Chat")
 ESCAPING_PATCH = GOOD_PATCH.replace("a/src/App.tsx", "a/../outside.tsx").replace(
     "b/src/App.tsx", "b/../outside.tsx"
 )
@@ -84,6 +84,13 @@ async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
     assert "revision.created" not in types(events)
     assert len(scripted_openai.bodies) == 2
     assert "Runwright Chat" not in await _draft_file(client, app, owner)
+    # The run object says what it waits on (a client that polls needs no stream).
+    waiting = await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
+    assert waiting["approval_policy"] == "patches"
+    pending = waiting["pending_approval"]
+    assert pending["request_id"] == request["payload"]["request_id"]
+    assert pending["tool"] == "coding_agent_apply_patch" and pending["expires_at"]
+    assert events[-1]["data"]["payload"]["pending_approval"] == pending
 
     response = await _resume(
         client, app, run, owner,
@@ -98,6 +105,7 @@ async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
     kinds = types(after)
     assert kinds[-3:] == ["revision.created", "checkpoint.created", "run.completed"]
     assert after[-1]["data"]["payload"]["status"] == "completed"
+    assert after[-1]["data"]["payload"]["pending_approval"] is None
     done = next(e["data"] for e in after if e["data"]["event"] == "tool.completed")
     assert done["payload"]["tool"] == "coding_agent_apply_patch"
     # Three model calls in all: the resume continued from the stored state.
@@ -121,15 +129,11 @@ async def test_reject_tells_the_model_why(
     )
     run, events = await _paused(client, app, owner, input="Rename it", approval_policy="all")
     request_id = events[-2]["data"]["payload"]["request_id"]
-    response = await _resume(
-        client, app, run, owner,
-        approval={"request_id": request_id, "decision": "reject",
-                  "message": "Keep the old heading, marketing likes it"},
+    after = await decide(
+        client, app["id"], run["run_id"], owner.headers, events[-1]["id"],
+        request_id=request_id, decision="reject",
+        message="Keep the old heading, marketing likes it",
     )  # fmt: skip
-    assert response.status_code == 200, await response.get_data(as_text=True)
-    _, after = await read_stream(
-        client, app["id"], run["run_id"], owner.headers, after=events[-1]["id"]
-    )
     failed = next(e["data"] for e in after if e["data"]["event"] == "tool.failed")
     assert failed["diagnostics"][0]["code"] == "APPROVAL_REJECTED"
     assert after[-1]["data"]["payload"]["status"] == "completed"
@@ -166,15 +170,10 @@ async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
         assert (await refused.get_json())["detail"]["code"] == code
     assert await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
 
-    response = await _resume(
-        client, app, run, owner,
-        approval={"request_id": request_id, "decision": "approve",
-                  "arguments": {"patch": OTHER_PATCH}},
+    after = await decide(
+        client, app["id"], run["run_id"], owner.headers, events[-1]["id"],
+        request_id=request_id, decision="approve", arguments={"patch": OTHER_PATCH},
     )  # fmt: skip
-    assert response.status_code == 200, await response.get_data(as_text=True)
-    _, after = await read_stream(
-        client, app["id"], run["run_id"], owner.headers, after=events[-1]["id"]
-    )
     assert after[-1]["data"]["payload"]["status"] == "completed"
     started = next(e["data"] for e in after if e["data"]["event"] == "tool.started")
     assert started["payload"]["input"] == {"patch": OTHER_PATCH}

@@ -29,7 +29,15 @@ from storage.runs import RunStore
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401 - fixture
 from tests.support.opencode import FAST_OPENCODE, binary_missing, started_engine, warm_dir
-from tests.support.runs import LiveStream, create_run, read_stream, runs_url, types, wait_status
+from tests.support.runs import (
+    LiveStream,
+    create_run,
+    decide,
+    read_stream,
+    runs_url,
+    types,
+    wait_status,
+)
 from tests.support.scripted_openai import (
     ScriptedOpenAI,
     ScriptedToolCall,
@@ -495,10 +503,8 @@ async def test_an_edit_permission_waits_for_approval_then_continues_the_same_ses
     assert (await edited.get_json())["detail"]["code"] == "APPROVAL_ARGUMENTS_NOT_EDITABLE"
 
     scripted_openai.push(text_reply("Renamed after approval."))
-    resumed = await client.post(url, json={"approval": decision}, headers=owner.headers)
-    assert resumed.status_code == 200, await resumed.get_data(as_text=True)
-    _, after = await read_stream(client, app["id"], run["run_id"], owner.headers,
-                                 after=events[-1]["id"], within=RUN_WITHIN)  # fmt: skip
+    after = await decide(client, app["id"], run["run_id"], owner.headers, events[-1]["id"],
+                         within=RUN_WITHIN, **decision)  # fmt: skip
     kinds = types(after)
     assert kinds[-3:] == ["revision.created", "checkpoint.created", "run.completed"], kinds
     assert after[-1]["data"]["payload"]["status"] == "completed"
@@ -519,15 +525,9 @@ async def test_a_rejected_edit_permission_tells_the_model_why(
     request = events[-2]["data"]["payload"]
     scripted_openai.push(text_reply("Left it alone."))
     reason = "The heading is a trademark, keep it"
-    resumed = await client.post(
-        runs_url(app["id"], f"/{run['run_id']}/resume"),
-        json={"approval": {"request_id": request["request_id"], "decision": "reject",
-                           "message": reason}},
-        headers=owner.headers,
-    )  # fmt: skip
-    assert resumed.status_code == 200, await resumed.get_data(as_text=True)
-    _, after = await read_stream(client, app["id"], run["run_id"], owner.headers,
-                                 after=events[-1]["id"], within=RUN_WITHIN)  # fmt: skip
+    after = await decide(client, app["id"], run["run_id"], owner.headers, events[-1]["id"],
+                         within=RUN_WITHIN, request_id=request["request_id"],
+                         decision="reject", message=reason)  # fmt: skip
     assert after[-1]["data"]["payload"]["status"] == "completed"
     assert "revision.created" not in types(after)
     assert reason in str(scripted_openai.bodies[-1]["messages"])

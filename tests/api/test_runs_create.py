@@ -17,6 +17,8 @@ RUN_FIELDS = {
     "result_revision_id", "checkpoint_revision_id", "requested_model_id", "resolved_model_id",
     "error", "created_at", "started_at", "completed_at",
     "session_id",  # additive (docs/design.md 10): null for a run without a session
+    # additive (issue 12, approvals)
+    "approval_policy", "pending_approval",
 }  # fmt: skip
 
 
@@ -39,6 +41,7 @@ async def test_create_list_and_get_a_run(client, owner, app_and_draft, make_mode
     assert set(run) == RUN_FIELDS | {"usage"}  # contract 1.1 plus the additive usage
     assert run["usage"]["model_calls"] == 0 and run["usage"]["total_tokens"] is None
     assert run["status"] == "queued"
+    assert run["approval_policy"] == "none" and run["pending_approval"] is None
     assert run["published_app_id"] == app["id"]
     assert run["base_revision_id"] == draft["id"]
     assert run["execution_engine"] == "native"

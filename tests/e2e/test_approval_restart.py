@@ -17,6 +17,7 @@ from storage import models as models_store
 from storage.database import Database
 from storage.models import BindingSpec
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.patches import heading_patch
 from tests.support.runs import parse_sse
 from tests.support.scripted_openai import (
     ScriptedOpenAI,
@@ -28,15 +29,7 @@ from tests.support.seed import Seeder
 from tests.support.serve_process import free_port, serve
 
 SECRET = "e2e-secret-0123456789abcdef-0123456789abcdef"
-PATCH = """\
---- a/src/App.tsx
-+++ b/src/App.tsx
-@@ -33,3 +33,3 @@
-       <header className="chat__header">
--        <h1>Chat</h1>
-+        <h1>Approved Chat</h1>
-       </header>
-"""
+PATCH = heading_patch("Approved Chat")
 STYLE = """\
 --- a/src/styles.css
 +++ b/src/styles.css

@@ -143,6 +143,19 @@ async def _stored_seqs(stack: Stack, app_id: str, run_id: str) -> list[int]:
         return [e.seq async for e in rw.stream(app_id, run_id)]
 
 
+async def _operator_model(stack: Stack, base_url: str) -> None:
+    """The default model: the scripted server, as an operator's model (may be loopback)."""
+    db = await Database.connect(stack.env["DATABASE_URL"], min_size=1, max_size=1)
+    try:
+        await models_store.create_model(
+            db, tenant_id=None, name="scripted", is_default=True,
+            bindings=[BindingSpec(provider="openai", provider_model_id="scripted-model",
+                                  base_url=base_url)],
+        )  # fmt: skip
+    finally:
+        await db.close()
+
+
 def _gated(gate: threading.Event, reply: Reply) -> Any:
     """A reply the model server holds until ``gate`` is set (bounded), so the test knows
     the page is watching before the run gets anywhere."""
@@ -160,15 +173,7 @@ async def test_a_run_watched_live_to_its_end(
     scripted_openai: ScriptedOpenAI,  # noqa: F811
     tmp_path: Path,
 ):
-    db = await Database.connect(stack.env["DATABASE_URL"], min_size=1, max_size=1)
-    try:
-        await models_store.create_model(
-            db, tenant_id=None, name="scripted", is_default=True,  # operator's: may be loopback
-            bindings=[BindingSpec(provider="openai", provider_model_id="scripted-model",
-                                  base_url=scripted_openai.base_url)],
-        )  # fmt: skip
-    finally:
-        await db.close()
+    await _operator_model(stack, scripted_openai.base_url)
     gate = threading.Event()
     read = ScriptedToolCall("coding_agent_read_file_range",
                             {"path": "src/App.tsx", "start_line": 30, "end_line": 40})  # fmt: skip
@@ -312,15 +317,7 @@ async def test_approve_and_reject_from_the_page(
 ):
     """A run paused on an approval request shows the call and its buttons; Approve resumes
     it and the page follows it to its end; Reject sends the reason typed on the page."""
-    db = await Database.connect(stack.env["DATABASE_URL"], min_size=1, max_size=1)
-    try:
-        await models_store.create_model(
-            db, tenant_id=None, name="scripted", is_default=True,  # operator's: may be loopback
-            bindings=[BindingSpec(provider="openai", provider_model_id="scripted-model",
-                                  base_url=scripted_openai.base_url)],
-        )  # fmt: skip
-    finally:
-        await db.close()
+    await _operator_model(stack, scripted_openai.base_url)
     patch = tool_call_reply(ScriptedToolCall("coding_agent_apply_patch", {"patch": PATCH}))
     scripted_openai.push(patch, text_reply("Renamed after your approval."))
     app_id = await _new_app(stack)

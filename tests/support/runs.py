@@ -121,3 +121,23 @@ class LiveStream:
 
 def types(events: list[dict[str, Any]]) -> list[str]:
     return [e["data"]["event"] for e in events]
+
+
+async def decide(
+    client: Any,
+    app_id: str,
+    run_id: str,
+    headers: dict[str, str],
+    after: int,
+    *,
+    within: float = 20.0,
+    **approval: Any,
+) -> list[dict[str, Any]]:
+    """Resume a run paused on an approval with ``approval`` (``request_id``, ``decision``,
+    ``arguments``, ``message``); returns the resumed run's events after seq ``after``."""
+    response = await client.post(
+        runs_url(app_id, f"/{run_id}/resume"), json={"approval": approval}, headers=headers
+    )
+    assert response.status_code == 200, await response.get_data(as_text=True)
+    _, events = await read_stream(client, app_id, run_id, headers, after=after, within=within)
+    return events

@@ -134,6 +134,16 @@ class RunUsage(BaseModel):
     tool_seconds: float = Field(description="Their wall time.")
 
 
+class PendingApproval(BaseModel):
+    """A tool call waiting for a person's decision (as ``approval.requested`` carried it)."""
+
+    request_id: str = Field(description="Name it in POST .../resume's approval.")
+    tool: str
+    arguments: Any = Field(description="The call's arguments as the model gave them.")
+    editable: bool = Field(description="Whether approval.arguments may replace them.")
+    expires_at: str | None = Field(description="When the run fails closed without a decision.")
+
+
 class RunResponse(BaseModel):
     """The run object (contract 1.1); datetimes ISO 8601 UTC, nullable fields as null."""
 
@@ -153,6 +163,12 @@ class RunResponse(BaseModel):
     completed_at: str | None
     session_id: str | None = Field(description="The run's coding-agent session, or null.")
     usage: RunUsage
+    approval_policy: Literal["none", "commands", "patches", "all"] = Field(
+        description="Which tool calls wait for a person (additive; issue 12)."
+    )
+    pending_approval: PendingApproval | None = Field(
+        description="The request a paused run waits on; null otherwise (additive)."
+    )
 
 
 class ListQuery(BaseModel):
