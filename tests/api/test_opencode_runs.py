@@ -531,3 +531,30 @@ async def test_a_rejected_edit_permission_tells_the_model_why(
     assert after[-1]["data"]["payload"]["status"] == "completed"
     assert "revision.created" not in types(after)
     assert reason in str(scripted_openai.bodies[-1]["messages"])
+
+
+@opencode_only
+async def test_a_pause_whose_opencode_request_is_gone_fails_the_resume_closed(
+    client: Any,
+    owner: Any,
+    oc_app: tuple[dict[str, Any], dict[str, Any], uuid.UUID],
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+    services: Any,
+    db: Any,
+) -> None:
+    """The OpenCode session stopped waiting while the run was paused (here: aborted, as a
+    restarted OpenCode server would have forgotten the request): the resume fails the run
+    with OPENCODE_PAUSE_LOST instead of finishing it from a half-done session."""
+    app, _, _ = oc_app
+    run, events = await _paused_on_edit(client, owner, app, scripted_openai)
+    stored = await RunStore(db).get(uuid.UUID(run["run_id"]))
+    assert stored is not None
+    directory = stored["input_params"]["context"]["opencode_workspace_path"]
+    engine = services.runs.engines["opencode"]
+    assert await engine.client.abort(directory, stored["engine_run_ref"])
+    after = await decide(client, app["id"], run["run_id"], owner.headers, events[-1]["id"],
+                         within=RUN_WITHIN, decision="approve",
+                         request_id=events[-2]["data"]["payload"]["request_id"])  # fmt: skip
+    assert after[-1]["data"]["event"] == "run.failed"
+    assert after[-1]["data"]["diagnostics"][0]["code"] == "OPENCODE_PAUSE_LOST"
+    assert "revision.created" not in types(after)

@@ -74,6 +74,10 @@ SERVER_LOST = "OPENCODE_SERVER_LOST"
 REQUEST_FAILED = "OPENCODE_REQUEST_FAILED"
 SETUP_FAILED = "OPENCODE_SETUP_FAILED"
 PAUSE_LOST = "OPENCODE_PAUSE_LOST"
+PAUSE_LOST_MESSAGE = (
+    "The OpenCode permission request this run waited on is gone (an OpenCode pause lasts "
+    "only while the OpenCode server holding its session runs)"
+)
 STATE_KEY = "opencode"
 """The key of a pause's state in the run's checkpoint: ``{session_id, permission_id}``."""
 DISPOSE_SECONDS = 10.0  # the instance of a finished run's directory: best effort
@@ -247,14 +251,24 @@ class OpenCodeSession(EngineSession):
             return
         yield EngineRef(self.session_id)
         translator = Translator(self.session_id)
+        waiting = self._pause_state() is not None  # resumed from a pause on a permission
         try:
             self._pump = await self._open_pump()
             settled = await self._start_prompt(ref, resumed)
         except (OpenCodeError, TimeoutError) as exc:
-            yield _failed(f"OpenCode request failed: {exc}", REQUEST_FAILED)
+            if waiting:
+                yield _failed(f"{PAUSE_LOST_MESSAGE}: {exc}", PAUSE_LOST)
+            else:
+                yield _failed(f"OpenCode request failed: {exc}", REQUEST_FAILED)
             return
         if settled is not None:
-            yield settled
+            # Idle while it should wait on the permission: the request is gone (an OpenCode
+            # server restarted from its stored sessions keeps no pending request).
+            yield (
+                _failed(f"{PAUSE_LOST_MESSAGE}: the session is idle", PAUSE_LOST)
+                if waiting
+                else settled
+            )
             return
         lost = await self._reply_to_pause()
         if lost is not None:
@@ -470,13 +484,19 @@ class OpenCodeSession(EngineSession):
         state = {"session_id": self.session_id, "permission_id": request_id}
         return Paused(checkpoint={STATE_KEY: state}, approval=pending.as_dict())
 
+    def _pause_state(self) -> dict[str, Any] | None:
+        """``{session_id, permission_id}`` when this run resumes from a pause on an
+        OpenCode permission request, else None."""
+        resume = self.ctx.resume
+        state = resume.checkpoint.get(STATE_KEY) if resume is not None else None
+        return state if isinstance(state, dict) else None
+
     async def _reply_to_pause(self) -> Failed | None:
         """On a run resumed from a pause on a permission request: send the person's
         decision as OpenCode's reply (reject with the message); a Failed when the request
         is gone (its OpenCode server restarted or the session ended)."""
-        resume = self.ctx.resume
-        state = resume.checkpoint.get(STATE_KEY) if resume is not None else None
-        if resume is None or not isinstance(state, dict):
+        resume, state = self.ctx.resume, self._pause_state()
+        if resume is None or state is None:
             return None
         decision = approvals.Decision.from_payload(resume.payload)
         permission_id = str(state.get("permission_id") or "")
@@ -490,11 +510,7 @@ class OpenCodeSession(EngineSession):
                 self._directory, permission_id, reply, message
             )
         except OpenCodeError as exc:
-            return _failed(
-                "The OpenCode permission request this run waited on is gone (an OpenCode "
-                f"pause lasts only while its OpenCode server runs): {exc}",
-                PAUSE_LOST,
-            )
+            return _failed(f"{PAUSE_LOST_MESSAGE}: {exc}", PAUSE_LOST)
         return None
 
     # -- cancel --------------------------------------------------------------------------------
