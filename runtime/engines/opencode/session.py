@@ -202,7 +202,8 @@ class OpenCodeSession(EngineSession):
     async def close(self) -> None:
         """Dispose of OpenCode's instance for this run's directory: each run has its own
         workspace (runtime/run_workspaces.py), so the instance would otherwise stay loaded
-        in the server after the run. Best effort, bounded; a resumed run boots it again."""
+        in the server after the run. Best effort, bounded; a resumed run boots it again.
+        Not after a pause on a permission request: the instance holds the request."""
         if self._directory is None or self._disposed:
             return
         self._disposed = True
@@ -367,6 +368,8 @@ class OpenCodeSession(EngineSession):
                 elif isinstance(out, Asked):
                     pause = await self._answer(out)
                     if pause is not None:
+                        # The instance holds the waiting request: close() must keep it.
+                        self._disposed = True
                         yield pause
                         return
                 elif isinstance(out, SessionFailed | Idle):
