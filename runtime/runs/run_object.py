@@ -44,7 +44,7 @@ def run_object(row: dict[str, Any]) -> dict[str, Any]:
         # Additive (issue 12 item 3): tokens and wall time so far (runtime/usage.py).
         "usage": usage_object(row),
         # Additive (issue 12): which tool calls wait for a person, and the one waiting now.
-        "approval_policy": approvals.run_policy(row["input_params"] or {}),
+        "approval_policy": approvals.run_policy(row.get("input_params") or {}),
         "pending_approval": _pending_approval(row),
     }
 
