@@ -49,7 +49,8 @@ RunCount = tuple[str, str, uuid.UUID, int]
 class _DatabaseView(Collector):
     """Gauges read from Postgres at scrape time (the whole cluster, not one process):
     ``runwright_runs{status, engine}`` for queued and running runs and
-    ``runwright_queue_depth{tenant_id}`` for tenants with queued runs."""
+    ``runwright_queue_depth{tenant_id}`` for tenants with queued runs and
+    ``runwright_runs_waiting``, every queued run (the run queue is shared by all nodes)."""
 
     def __init__(self) -> None:
         self.rows: list[RunCount] | None = None
@@ -78,8 +79,14 @@ class _DatabaseView(Collector):
         )
         for tenant, queued_count in sorted(queued.items()):
             depth.add_metric([tenant], queued_count)
+        waiting = GaugeMetricFamily(
+            "runwright_runs_waiting",
+            "Queued runs waiting for an execution slot on any node, all nodes.",
+            value=sum(queued.values()),
+        )
         yield runs
         yield depth
+        yield waiting
 
 
 class ModelCall:
@@ -177,11 +184,6 @@ class Metrics:
         self.runs_executing = Gauge(
             "runwright_runs_executing", "Execution slots in use in this process.", registry=r
         )
-        self.runs_waiting = Gauge(
-            "runwright_runs_waiting",
-            "Runs this process holds for a free execution slot or workspace.",
-            registry=r,
-        )
         # ---- events ----
         self.writer_batch = Histogram(
             "runwright_event_writer_batch_size", "Events per database write of the writer.",
@@ -265,11 +267,10 @@ class Metrics:
         """The engine produced the run's first assistant text (once per actor)."""
         self.first_delta.labels(row["execution_engine"]).observe(_age(row["created_at"]))
 
-    def actors(self, *, alive: int, executing: int, waiting: int) -> None:
+    def actors(self, *, alive: int, executing: int) -> None:
         """The Supervisor's counts after it handled a message."""
         self.run_actors.set(alive)
         self.runs_executing.set(executing)
-        self.runs_waiting.set(waiting)
 
     def events_written(self, count: int, oldest: datetime) -> None:
         """The writer persisted (and is publishing) ``count`` events, the oldest made at

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from runtime.egress import EgressPolicy
@@ -69,6 +76,13 @@ class Settings(BaseSettings):
     # SIGTERM: runs still executing after the grace period are handed back by this policy.
     drain_policy: Literal["requeue", "fail"] = "requeue"
     lease_seconds: float = Field(default=30.0, ge=2.0)
+    # Scale-out (docs/design.md 9): each node beats its row in runwright_nodes this often; a
+    # node silent for node_dead_seconds is dead and the others settle its running runs.
+    node_heartbeat_seconds: float = Field(default=1.0, ge=0.05, le=60.0)
+    node_dead_seconds: float = Field(default=3.0, ge=0.2, le=600.0)
+    # How often a node with free slots polls the run queue: the safety net behind rw_work
+    # (a run created on any node wakes every node's claim loop at once).
+    claim_poll_seconds: float = Field(default=2.0, ge=0.01, le=60.0)
     scripted_engine_enabled: bool = False
     event_coalesce_ms: float = Field(default=30.0, ge=0.0, le=1000.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
@@ -90,7 +104,7 @@ class Settings(BaseSettings):
     command_relay_timeout_seconds: float = Field(default=20.0, ge=1.0, le=600.0)
 
     # --- fair shares between tenants (docs/security.md) ------------------------------------
-    # Runs of one tenant executing at once on a node; the rest wait `queued`.
+    # Runs of one tenant executing at once, across all nodes; the rest wait `queued`.
     max_live_runs_per_tenant: int = Field(default=100, ge=1, le=20000)
     # Queued runs one tenant may have; a create beyond it answers 429 with Retry-After.
     max_queued_runs_per_tenant: int = Field(default=2000, ge=1, le=1_000_000)
@@ -219,6 +233,15 @@ class Settings(BaseSettings):
     # Run workspaces (runtime/run_workspaces.py): base revisions kept on disk, ready to
     # copy into new runs' workspaces (least recently used evicted first).
     workspace_cache_revisions: int = Field(default=32, ge=1, le=10_000)
+
+    @field_validator("node_dead_seconds")
+    @classmethod
+    def _dead_after_missed_beats(cls, value: float, info: ValidationInfo) -> float:
+        # One late beat on a loaded machine must not make a live node look dead.
+        beat = info.data.get("node_heartbeat_seconds")
+        if beat is not None and value < 2 * beat:
+            raise ValueError("must be at least twice RUNWRIGHT_NODE_HEARTBEAT_SECONDS")
+        return value
 
     @field_validator("message_budget_chars")
     @classmethod

@@ -44,6 +44,27 @@ class EventStore:
         # One statement (data-modifying CTE): atomic without BEGIN/COMMIT round trips.
         await self.db.execute("events_write_batch", *[list(c) for c in cols])
 
+    async def insert_fenced(
+        self, rows: Sequence[EventRow], tokens: Sequence[int | None]
+    ) -> set[uuid.UUID]:
+        """Insert events of run executors, each under its writer's claim token (``tokens``,
+        one per row; None: unfenced), as :meth:`insert_batch` does; the events of a run
+        whose claim token moved on (another node took it, docs/design.md 9) are not stored.
+
+        Returns:
+            The runs whose events were refused.
+
+        Raises:
+            storage.errors.StorageError: the batch was not written (nothing of it was).
+            storage.errors.ForeignKeyViolation: never for a deleted run (its events are
+                simply not stored, and it is not reported as refused).
+        """
+        if not rows:
+            return set()
+        cols = [list(c) for c in zip(*rows, strict=True)]
+        records = await self.db.fetch("events_write_fenced", *cols, list(tokens))
+        return {r["run_id"] for r in records}
+
     async def read_from(self, run_id: uuid.UUID, seq: int, limit: int = 1000) -> list[EventRow]:
         """Events with ``seq >= seq``, in order, at most ``limit``."""
         records: list[Any] = await self.db.fetch("events_from", run_id, seq, limit)

@@ -3,6 +3,11 @@
 Rows come back as plain dicts. Status-changing methods are conditional updates that take
 the statuses the transition table allows as the source (``expected``); they return None when
 the run was not in one of them, so a terminal status is never overwritten.
+
+Fencing (docs/design.md 9, migration 0007): a run's ``claim_token`` moves on with every claim,
+take-over and status write. Every later write of the run by its executor names the token it
+holds (``token``) and is refused (None, or False) once the token moved on: another node took
+the run, and a stalled old owner cannot write over it.
 """
 
 from __future__ import annotations
@@ -29,6 +34,11 @@ EventsFor = Callable[[dict[str, Any]], Sequence[EventRow]]
 
 def _row(record: Any) -> dict[str, Any] | None:
     return dict(record) if record is not None else None
+
+
+def _one(status: str) -> bool:
+    """Whether an ``UPDATE`` command status (``"UPDATE n"``) changed a row."""
+    return status.rsplit(" ", 1)[-1] != "0"
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +167,64 @@ class RunStore:
             await self.db.fetchrow("runs_claim", run_id, owner, lease_seconds, list(expected))
         )
 
+    async def claim_next(
+        self,
+        owner: str,
+        lease_seconds: float,
+        *,
+        limit: int,
+        tenant_cap: int,
+        expected: Sequence[str],
+        target: str,
+        executing: Sequence[str],
+        skip: Sequence[uuid.UUID] = (),
+    ) -> list[dict[str, Any]]:
+        """Claim up to ``limit`` queued runs for ``owner``: the run queue (docs/design.md 9).
+
+        Oldest eligible first, tenants taking turns (a tenant's k-th run waits behind every
+        tenant with fewer than k runs executing or ahead of it), at most ``tenant_cap`` of one
+        tenant executing across all nodes, a session's runs in order, none of ``skip``. Claims of all nodes are serialised by a
+        transaction-scoped advisory lock so the caps are counted exactly. Each claimed
+        run moves ``expected`` (queued) -> ``target`` (running) with a lease and a new
+        ``claim_token``.
+
+        Returns:
+            The claimed rows (possibly empty).
+
+        Raises:
+            storage.errors.StorageError: nothing was claimed, or the answer was lost (a
+                commit may have happened: see :meth:`list_owned`).
+        """
+        if limit <= 0:
+            return []
+        async with self.db.transaction() as tx:
+            await tx.execute("queue_claim_lock")
+            rows = await tx.fetch(
+                "runs_claim_next", owner, lease_seconds, limit, tenant_cap, list(expected),
+                list(executing), list(skip), target,
+            )  # fmt: skip
+        return [dict(r) for r in rows]
+
+    async def list_owned(self, owner: str, *, statuses: Sequence[str]) -> list[dict[str, Any]]:
+        """Runs in ``statuses`` whose lease ``owner`` holds, oldest first."""
+        return [dict(r) for r in await self.db.fetch("runs_list_owned", owner, list(statuses))]
+
     async def reclaim(
-        self, run_id: uuid.UUID, owner: str, lease_seconds: float, *, expected: Sequence[str]
+        self,
+        run_id: uuid.UUID,
+        owner: str,
+        lease_seconds: float,
+        *,
+        expected: Sequence[str],
+        token: int,
     ) -> dict[str, Any] | None:
-        """Take over a run still in one of ``expected`` (``running``) after an actor
-        restart; bumps ``restart_count``; None when it moved on."""
+        """Take over a run still in one of ``expected`` (``running``) with claim token
+        ``token`` (an actor restart, or finishing a dead node's recorded work); bumps
+        ``restart_count`` and the token; None when it moved on."""
         return _row(
-            await self.db.fetchrow("runs_reclaim", run_id, owner, lease_seconds, list(expected))
+            await self.db.fetchrow(
+                "runs_reclaim", run_id, owner, lease_seconds, list(expected), token
+            )
         )
 
     async def finish(
@@ -172,17 +233,18 @@ class RunStore:
         status: str,
         *,
         expected: Sequence[str],
+        token: int,
         error: str | None = None,
         output: dict[str, Any] | None = None,
         events: EventsFor | None = None,
         session_turns: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
         """Write a terminal status (completed, failed, cancelled) if the run is in one of
-        ``expected``; sets ``completed_at`` and releases the lease. ``events`` (see
-        :meth:`_write`) and ``session_turns`` (what the run adds to its session's
-        conversation, migration 0012; ``[]`` clears them) are written in the same
-        transaction."""
-        args = (run_id, status, error, output, list(expected))
+        ``expected`` and still holds claim token ``token``; sets ``completed_at`` and
+        releases the lease. ``events`` (see :meth:`_write`) and ``session_turns`` (what
+        the run adds to its session's conversation, migration 0012; ``[]`` clears them)
+        are written in the same transaction."""
+        args = (run_id, status, error, output, list(expected), token)
         return await self._write_with_turns("runs_finish", args, events, session_turns)
 
     async def pause(
@@ -190,6 +252,7 @@ class RunStore:
         run_id: uuid.UUID,
         *,
         expected: Sequence[str],
+        token: int,
         checkpoint: dict[str, Any],
         output: dict[str, Any],
         events: EventsFor | None = None,
@@ -200,7 +263,7 @@ class RunStore:
         ``approval_timeout`` (seconds) the pause fails closed once that long has passed
         (``approval_expires_at``, swept by :meth:`list_approval_expired`).
         ``session_turns`` as for :meth:`finish` (a paused session run's turns so far)."""
-        args = (run_id, checkpoint, output, list(expected), approval_timeout)
+        args = (run_id, checkpoint, output, list(expected), approval_timeout, token)
         return await self._write_with_turns("runs_pause", args, events, session_turns)
 
     async def _write_with_turns(
@@ -245,12 +308,15 @@ class RunStore:
         run_id: uuid.UUID,
         *,
         expected: Sequence[str],
+        token: int,
         resume_payload: Any = None,
         events: EventsFor | None = None,
     ) -> dict[str, Any] | None:
         """Back to ``queued`` (resume, the requeue restart policy, a drain), storing the
         payload; releases the lease."""
-        return await self._write("runs_requeue", (run_id, resume_payload, list(expected)), events)
+        return await self._write(
+            "runs_requeue", (run_id, resume_payload, list(expected), token), events
+        )
 
     async def _write(
         self, name: str, args: tuple[Any, ...], events: EventsFor | None
@@ -269,6 +335,7 @@ class RunStore:
         if events is None:
             return _row(await self.db.fetchrow(name, *args))
         async with self.db.transaction() as tx:
+            await tx.execute("runs_write_guard")
             record = await tx.fetchrow(name, *args)
             if record is None:
                 return None
@@ -279,9 +346,12 @@ class RunStore:
                 row["last_event_seq"] = max(row["last_event_seq"], *(r.seq for r in rows))
             return row
 
-    async def record_outcome(self, run_id: uuid.UUID, outcome: dict[str, Any]) -> None:
-        """Record the engine's result before the run is finalised (``engine_outcome``)."""
-        await self.db.execute("runs_record_outcome", run_id, outcome)
+    async def record_outcome(
+        self, run_id: uuid.UUID, outcome: dict[str, Any], *, token: int
+    ) -> bool:
+        """Record the engine's result before the run is finalised (``engine_outcome``).
+        False: refused, the run's claim token is no longer ``token``."""
+        return _one(await self.db.execute("runs_record_outcome", run_id, outcome, token))
 
     async def record_usage(
         self,
@@ -306,17 +376,20 @@ class RunStore:
             )
         )
 
-    async def set_engine_ref(self, run_id: uuid.UUID, ref: str) -> None:
-        """Store the engine's upstream handle (e.g. an OpenCode session id)."""
-        await self.db.execute("runs_set_engine_ref", run_id, ref)
+    async def set_engine_ref(self, run_id: uuid.UUID, ref: str, *, token: int) -> bool:
+        """Store the engine's upstream handle (e.g. an OpenCode session id). False:
+        refused (fenced, as for :meth:`record_outcome`)."""
+        return _one(await self.db.execute("runs_set_engine_ref", run_id, ref, token))
 
     async def record_checkpoint(
-        self, run_id: uuid.UUID, checkpoint: uuid.UUID, result: uuid.UUID | None
-    ) -> None:
+        self, run_id: uuid.UUID, checkpoint: uuid.UUID, result: uuid.UUID | None, *, token: int
+    ) -> bool:
         """Record a checkpoint the run's agent made (contract 7.3): ``checkpoint`` becomes
         the checkpoint revision; ``result`` the result revision (None: keep the run's
-        result, or use ``checkpoint`` when it has none)."""
-        await self.db.execute("runs_record_checkpoint", run_id, checkpoint, result)
+        result, or use ``checkpoint`` when it has none). False: refused (fenced)."""
+        return _one(
+            await self.db.execute("runs_record_checkpoint", run_id, checkpoint, result, token)
+        )
 
     async def set_revisions(
         self, run_id: uuid.UUID, result_revision_id: uuid.UUID, checkpoint_revision_id: uuid.UUID
@@ -338,19 +411,17 @@ class RunStore:
         await self.db.execute("runs_heartbeat", owner, lease_seconds)
 
     async def list_running_leases(self) -> list[dict[str, Any]]:
-        """Every running run's ``id``, ``lease_owner``, ``lease_expires_at`` and the
-        database's ``now`` (lease times are compared on one clock)."""
+        """Every running run's ``id``, ``lease_owner``, ``lease_expires_at``, its owner's
+        last node heartbeat ``owner_heartbeat_at`` (None: no node row) and the database's
+        ``now`` (all compared on one clock)."""
         return [dict(r) for r in await self.db.fetch("runs_list_running_leases")]
-
-    async def list_lapsed(self) -> list[uuid.UUID]:
-        """Running runs whose lease lapsed on any node (the periodic reaper's work)."""
-        return [r["id"] for r in await self.db.fetch("runs_list_lapsed")]
-
-    async def list_queued(self) -> list[uuid.UUID]:
-        """Queued runs, oldest first (to start after a restart)."""
-        return [r["id"] for r in await self.db.fetch("runs_list_queued")]
 
     async def live_among(self, run_ids: list[uuid.UUID]) -> set[uuid.UUID]:
         """The runs of ``run_ids`` that exist and are not terminal (queued, running,
         paused): the ones whose workspaces survive the start-up cleanup."""
         return {r["id"] for r in await self.db.fetch("runs_live_among", run_ids)}
+
+    async def list_orphaned(self, node_id: str, dead_after: float) -> list[uuid.UUID]:
+        """Running runs of other nodes whose owner is dead: its node heartbeat is older
+        than ``dead_after`` seconds, or its lease lapsed (the periodic reaper's work)."""
+        return [r["id"] for r in await self.db.fetch("runs_list_orphaned", node_id, dead_after)]

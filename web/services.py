@@ -241,7 +241,9 @@ def build_services(settings: Settings) -> Services:
         "default_model", services.default_model.start, services.default_model.stop
     )
     services.lifespan.add("listener", services.listener.start, services.listener.stop)
-    services.lifespan.add("runs", lambda: services.runs.start(services.db), services.runs.stop)
+    services.lifespan.add(
+        "runs", lambda: services.runs.start(services.db, services.dsn), services.runs.stop
+    )
     services.lifespan.add(
         "idempotency_sweeper", services.key_sweeper.start, services.key_sweeper.stop
     )

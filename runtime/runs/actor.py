@@ -61,6 +61,7 @@ from runtime.runs.messages import (
     EngineEnded,
     Execute,
     ExpireApproval,
+    Fenced,
     GiveUp,
     HandBack,
     Reconcile,
@@ -123,6 +124,10 @@ class RunActor(pykka.ThreadingActor):
         self.pending: collections.deque[Effect] | None = None
         self.retry_delay = RETRY_FIRST_SECONDS
         self.claim_retried = False  # a claim failed once: its commit may have been lost
+        # The run's claim token this actor writes under (docs/design.md 9: fencing): from its
+        # claim, or the row it loaded; every write it makes is refused once it moved on.
+        # -1 until known: refused.
+        self.fence = -1
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -153,6 +158,9 @@ class RunActor(pykka.ThreadingActor):
     def _dispatch(self, message: Any) -> None:
         lc = self.lifecycle
         match message:
+            case Execute(row=row) if row is not None:
+                self._adopt(row)
+                effects = lc.execute_claimed(row)
             case Execute():
                 effects = lc.execute(0)
             case Recover(attempt=attempt):
@@ -181,6 +189,10 @@ class RunActor(pykka.ThreadingActor):
                 effects = lc.give_up(error)
             case HandBack(policy=policy):
                 effects = lc.hand_back(policy)
+            case Fenced(token=token) if token == self.fence:
+                effects = self._fenced("its events were refused")
+            case Fenced():
+                effects = []  # about a claim this actor no longer holds
             case RetryEffects():
                 queue, self.pending = self.pending, None
                 if queue:
@@ -239,34 +251,44 @@ class RunActor(pykka.ThreadingActor):
                 if row is not None:
                     self.next_seq = row["last_event_seq"] + 1
                     bind_log_context(tenant_id=row["tenant_id"], app_id=row["published_app_id"])
+                    if self.task is None:  # no engine of ours runs: write under this token
+                        self.fence = row["claim_token"]
                 return lc.loaded(row)
             case Claim(take_over=take_over, expected=expected):
-                take = deps.runs.reclaim if take_over else deps.runs.claim
-                row = self._db(
-                    self._flush_then(
-                        take(self.run_id, deps.node_id, deps.lease_seconds, expected=expected)
+                if take_over:
+                    claim = deps.runs.reclaim(self.run_id, deps.node_id, deps.lease_seconds,
+                                              expected=expected, token=self.fence)  # fmt: skip
+                else:
+                    claim = deps.runs.claim(
+                        self.run_id, deps.node_id, deps.lease_seconds, expected=expected
                     )
-                )
+                row = self._db(self._flush_then(claim))
                 if row is None and self.claim_retried and not take_over:
                     row = self._db(self._own_claim())
                 if row is not None:
-                    self.next_seq = row["last_event_seq"] + 1
-                    bind_log_context(tenant_id=row["tenant_id"], app_id=row["published_app_id"])
+                    self._adopt(row)
                 return lc.claimed(row)
             case StartEngine(attempt=attempt):
                 return self._start_engine(attempt)
             case WriteStatus():
                 return lc.status_written(self._write_status(effect))
             case RecordOutcome(outcome=outcome):
-                self._db(self._flush_then(deps.runs.record_outcome(self.run_id, outcome)))
+                record = deps.runs.record_outcome(self.run_id, outcome, token=self.fence)
+                if not self._db(self._flush_then(record)):
+                    return self._fenced("recording the engine's result was refused")
             case AutoApply():
                 return self._auto_apply()
             case SetEngineRef(ref=ref):
-                self._db(deps.runs.set_engine_ref(self.run_id, ref))
+                if not self._db(deps.runs.set_engine_ref(self.run_id, ref, token=self.fence)):
+                    return self._fenced("recording the engine reference was refused")
             case RecordUsage(report=report):
                 self._record_usage(report)
             case RecordRevisions(checkpoint=checkpoint, result=result):
-                self._db(deps.runs.record_checkpoint(self.run_id, checkpoint, result))
+                recorded = deps.runs.record_checkpoint(
+                    self.run_id, checkpoint, result, token=self.fence
+                )
+                if not self._db(recorded):
+                    return self._fenced("recording a checkpoint was refused")
             case CancelEngine():
                 self._request_engine_cancel()
             case StopEngine():
@@ -304,6 +326,21 @@ class RunActor(pykka.ThreadingActor):
     def _db(self, coro: Any, timeout: float = 60.0) -> Any:
         return self.deps.port.run(coro, timeout)
 
+    def _adopt(self, row: dict[str, Any]) -> None:
+        """This actor now holds the run as ``row`` shows it (claimed or taken over)."""
+        self.next_seq = row["last_event_seq"] + 1
+        self.fence = row["claim_token"]
+        bind_log_context(tenant_id=row["tenant_id"], app_id=row["published_app_id"])
+
+    def _fenced(self, why: str) -> list[Effect]:
+        """Another node took the run (its claim token moved on past ours): stop the
+        engine, write nothing more, answer waiters with the run as it is."""
+        effects = self.lifecycle.fenced()
+        if effects:
+            log.warning("run %s: another node took this run over (%s under claim token %d); "
+                        "stopping its engine here", self.run_id, why, self.fence)  # fmt: skip
+        return effects
+
     async def _own_claim(self) -> dict[str, Any] | None:
         """After a retried claim found the run no longer queued: the first attempt may have
         committed with its answer lost. A run ``running`` under this node's lease is then
@@ -313,7 +350,8 @@ class RunActor(pykka.ThreadingActor):
         if row is None or row["status"] != states.RUNNING or row["lease_owner"] != deps.node_id:
             return None
         return await deps.runs.reclaim(
-            self.run_id, deps.node_id, deps.lease_seconds, expected=(states.RUNNING,)
+            self.run_id, deps.node_id, deps.lease_seconds, expected=(states.RUNNING,),
+            token=row["claim_token"],
         )
 
     async def _flush_then(self, coro: Any) -> Any:
@@ -342,7 +380,7 @@ class RunActor(pykka.ThreadingActor):
         now = datetime.now(UTC)
         return [
             make_event(draft, run_id=self.run_id, app_id=row["published_app_id"],
-                       seq=first + i, ts=now)
+                       seq=first + i, ts=now, fence=self.fence)
             for i, draft in enumerate(drafts)
         ]  # fmt: skip
 
@@ -359,14 +397,17 @@ class RunActor(pykka.ThreadingActor):
             written[:] = self._number(drafts, row, row["last_event_seq"] + 1)
             return [event.row for event in written]
 
+        token = self.fence
+
         async def run() -> dict[str, Any] | None:
             await self.deps.writer.flush(run_id)
             turns = None if write.session_turns is None else list(write.session_turns)
             if write.target == states.PAUSED:
                 row = await runs.pause(
-                    run_id, expected=write.expected, checkpoint=write.checkpoint or {},
-                    output=write.output or {}, events=events_for,
-                    approval_timeout=write.approval_timeout, session_turns=turns,
+                    run_id, expected=write.expected, token=token,
+                    checkpoint=write.checkpoint or {}, output=write.output or {},
+                    events=events_for, approval_timeout=write.approval_timeout,
+                    session_turns=turns,
                 )  # fmt: skip
             elif write.if_expired:
                 row = await runs.expire_approval(
@@ -375,21 +416,27 @@ class RunActor(pykka.ThreadingActor):
                 )  # fmt: skip
             elif write.target == states.QUEUED:
                 row = await runs.requeue(
-                    run_id, expected=write.expected, resume_payload=write.resume_payload,
-                    events=events_for,
+                    run_id, expected=write.expected, token=token,
+                    resume_payload=write.resume_payload, events=events_for,
                 )  # fmt: skip
             else:
                 row = await runs.finish(
-                    run_id, write.target, expected=write.expected, error=write.error,
-                    output=write.output, events=events_for, session_turns=turns,
+                    run_id, write.target, expected=write.expected, token=token,
+                    error=write.error, output=write.output, events=events_for,
+                    session_turns=turns,
                 )  # fmt: skip
             if row is not None and written:
                 broker.publish(written)
             return row
 
         row = self._db(run())
-        if row is not None:
+        if row is None:
+            log.info("run %s: writing %s was refused (the run moved on: another writer "
+                     "settled it, or another node holds it past claim token %d)",
+                     run_id, write.target, token)  # fmt: skip
+        else:
             self.next_seq = row["last_event_seq"] + 1
+            self.fence = row["claim_token"]
             if write.target != states.QUEUED:  # this actor ended the run
                 self.deps.metrics.run_finished(row)
                 log.info("run ended %s", row["status"], extra={"engine": row["execution_engine"]})

@@ -63,13 +63,18 @@ class EventDraft:
 
 @dataclass(frozen=True, slots=True)
 class RunEvent:
-    """A numbered event of one run. ``envelope`` is the encoded JSON object (contract 3.2)."""
+    """A numbered event of one run. ``envelope`` is the encoded JSON object (contract 3.2).
+
+    ``fence`` is the claim token of the actor that made it: the event writer stores it only
+    while the run still holds that token (None: unfenced, e.g. a replayed event).
+    """
 
     run_id: uuid.UUID
     seq: int
     type: str
     envelope: str
     row: EventRow
+    fence: int | None = None
 
     @property
     def terminal(self) -> bool:
@@ -77,7 +82,13 @@ class RunEvent:
 
 
 def make_event(
-    draft: EventDraft, *, run_id: uuid.UUID, app_id: uuid.UUID, seq: int, ts: datetime
+    draft: EventDraft,
+    *,
+    run_id: uuid.UUID,
+    app_id: uuid.UUID,
+    seq: int,
+    ts: datetime,
+    fence: int | None = None,
 ) -> RunEvent:
     """Number and encode an event.
 
@@ -89,14 +100,14 @@ def make_event(
         run_id, seq, draft.type, stage, to_json(draft.payload), to_json(list(draft.diagnostics)),
         ts,
     )  # fmt: skip
-    return from_row(row, app_id)
+    return from_row(row, app_id, fence)
 
 
-def from_row(row: EventRow, app_id: uuid.UUID) -> RunEvent:
+def from_row(row: EventRow, app_id: uuid.UUID, fence: int | None = None) -> RunEvent:
     """Rebuild the event from its stored row (replay), with the identical envelope text."""
     envelope = (
         f'{{"event": {json.dumps(row.type)}, "run_id": "{row.run_id}", "app_id": "{app_id}", '
         f'"seq": {row.seq}, "ts": "{iso(row.ts)}", "stage": {json.dumps(row.stage)}, '
         f'"payload": {row.payload}, "diagnostics": {row.diagnostics}}}'
     )
-    return RunEvent(row.run_id, row.seq, row.type, envelope, row)
+    return RunEvent(row.run_id, row.seq, row.type, envelope, row, fence)

@@ -224,6 +224,26 @@ class RunLifecycle:
             return self._claim(take_over=False)
         return self._load(_Execute(attempt))
 
+    def execute_claimed(self, row: dict[str, Any]) -> list[Effect]:
+        """Execute a run this node already claimed from the run queue (``row``: the
+        claimed row, ``running`` under this node's lease): as :meth:`claimed`."""
+        if self.phase not in (Phase.IDLE, Phase.DONE):
+            return []
+        self.attempt = 0
+        self.phase = Phase.CLAIMING
+        return self.claimed(row)
+
+    def fenced(self) -> list[Effect]:
+        """A write of this run was refused under its claim token: another node took the
+        run (this node stalled past its heartbeat, docs/design.md 9). Stop the engine and
+        write nothing more; waiters get the run as it is now. Only an executing or
+        writing actor reacts (a load or a write under way settles by itself)."""
+        if self.phase not in EXECUTING and self.phase is not Phase.WRITING:
+            return []
+        self.engine_live = False
+        self._write = None
+        return [DetachEngine(), *self._load(_Settle())]
+
     def cancel(self, reply: Answerable, *, discard: bool = False) -> list[Effect]:
         """Cancel (contract 1.7): the reply gets the run's row once it is settled.
         ``discard``: a session run's work is thrown away (``rollback``), not kept."""

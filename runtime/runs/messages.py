@@ -17,15 +17,40 @@ from runtime.engine import CancelOutcome
 
 @dataclass(frozen=True, slots=True)
 class Submit:
-    """A queued run wants to execute; started in order when a slot is free.
+    """A run was queued here (created, resumed): claim work now if a slot is free.
 
-    ``tenant_id`` decides the run's turn and cap among tenants
-    (:mod:`runtime.runs.admission`). Runs of one app execute in parallel: each works in
-    its own workspace (:mod:`runtime.run_workspaces`).
+    The run itself waits in the runs table, the queue every node claims from
+    (docs/design.md 9), so any node may end up executing it; the fields say which run woke us.
     """
 
     run_id: uuid.UUID
     tenant_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimWork:
+    """Poll the run queue: claim queued runs if this node has free slots (the periodic
+    safety net behind :class:`Submit`; also sent once at start-up)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The answer to a claim round: the rows this node now owns (``running`` under its
+    lease, each with its new claim token), ``asked`` how many slots the round filled at
+    most; ``failed`` when the claim hit a database error."""
+
+    rows: tuple[dict[str, Any], ...]
+    asked: int
+    failed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Fenced:
+    """Writes of run ``run_id`` under claim token ``token`` were refused: another node
+    took the run. Its actor stops its engine (if the token is still its own)."""
+
+    run_id: uuid.UUID
+    token: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +97,10 @@ class HandBackAll:
 
 @dataclass(frozen=True, slots=True)
 class Execute:
-    """Claim the queued run and run its engine."""
+    """Run the engine of a run this node claimed (``row``: the claimed row); without a
+    row, claim the queued run first."""
+
+    row: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

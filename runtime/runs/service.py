@@ -1,5 +1,6 @@
 """The run service: what HTTP handlers call to create, cancel and resume runs, and the
-owner of the runtime's moving parts (broker, event writer, Supervisor, lease heartbeat).
+owner of the runtime's moving parts (broker, event writer, Supervisor, run queue, node
+heartbeat).
 
 Create follows contract 1.2's order of checks; cancel and resume are messages to the
 Supervisor answered on a :class:`runtime.bridge.Reply` (never a pykka future on the loop).
@@ -48,15 +49,18 @@ from runtime.runs.feed import EventFeed
 from runtime.runs.leases import is_orphaned
 from runtime.runs.messages import (
     Cancel,
+    ClaimWork,
     Command,
     Drain,
     ExpireApproval,
+    Fenced,
     HandBackAll,
     Reconcile,
     Resume,
     Submit,
 )
 from runtime.runs.relay import CommandRelay
+from runtime.runs.queue import RunQueue
 from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
 from runtime.runs.writer import EventWriter
@@ -64,9 +68,11 @@ from runtime.sessions.strategy import FollowUp, follow_up
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait
 from storage.database import Database
+from storage.errors import StorageError
 from storage.events import EventStore
 from storage.idempotency import IdempotencyKey
 from storage.notify import notify
+from storage.nodes import NodeHeartbeat
 from storage.runs import SURFACE, RunStore
 from storage.sessions import SessionStore
 
@@ -75,6 +81,10 @@ log = logging.getLogger(__name__)
 COMMAND_TIMEOUT_SECONDS = 60.0
 RELAY_HOPS = 3
 """How many owners a relayed cancel follows (a run taken over while it is relayed)."""
+
+# A node row silent this long is deleted (node ids like <host>:<pid> are never reused; a
+# run still naming such an owner is judged by its lease, long lapsed by then).
+NODE_FORGET_SECONDS = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,13 +164,17 @@ class RunService:
         self.supervisor: pykka.ActorRef | None = None
         self._heartbeat: asyncio.Task[None] | None = None
         self._approval_sweep: asyncio.Task[None] | None = None
+        self._poll: asyncio.Task[None] | None = None
+        self._node: NodeHeartbeat | None = None
         self._draining = False
 
     # ---- lifecycle (lifespan steps) --------------------------------------------------
 
-    async def start(self, db: Database) -> None:
-        """Start broker, writer, engines and Supervisor; reconcile runs a previous process
-        left behind (docs/design.md 8.12) and resubmit queued runs."""
+    async def start(self, db: Database, dsn: str | None = None) -> None:
+        """Start broker, writer, engines and Supervisor; beat this node's row (over a
+        connection of its own to ``dsn``; without one, no node row: only leases tell this
+        node's liveness), reconcile runs a dead process left behind (docs/design.md 8.12)
+        and claim queued work at once."""
         self._db = db
         self.runs = RunStore(db)
         self.events = EventStore(db)
@@ -169,6 +183,7 @@ class RunService:
             self.broker,
             max_pending=self.settings.event_writer_max_pending,
             metrics=self.metrics,
+            on_fenced=self._fenced,
         )
         self.metrics.watch(self.metrics.sse_subscribers, self.broker.subscriber_total)
         await self.broker.start()
@@ -192,21 +207,33 @@ class RunService:
             redact=redact.for_settings(self.settings.runs_dir, self.settings.data_dir).text,
             metrics=self.metrics,
         )
+        queue = RunQueue(
+            self.runs,
+            node_id=self.settings.node_id,
+            lease_seconds=self.settings.lease_seconds,
+            tenant_cap=self.settings.max_live_runs_per_tenant,
+        )
         self.supervisor = Supervisor.start(
             deps,
+            queue,
             max_live_runs=self.settings.max_live_runs,
             max_restarts=self.settings.max_actor_restarts,
-            max_live_runs_per_tenant=self.settings.max_live_runs_per_tenant,
         )
+        if dsn is not None:
+            self._node = NodeHeartbeat(
+                dsn, self.settings.node_id, timeout=max(1.0, self.settings.node_dead_seconds)
+            )
+            await self._node.beat()  # alive before anything: nobody reaps what we claim
         for lease in await self.runs.list_running_leases():
-            if is_orphaned(lease["lease_owner"], lease["lease_expires_at"],
-                           node_id=self.settings.node_id, now=lease["now"]):  # fmt: skip
+            if is_orphaned(
+                lease["lease_owner"], lease["lease_expires_at"], node_id=self.settings.node_id,
+                now=lease["now"], owner_heartbeat_at=lease["owner_heartbeat_at"],
+                dead_after=self.settings.node_dead_seconds,
+            ):  # fmt: skip
                 self.supervisor.tell(Command(lease["id"], Reconcile(self.settings.restart_policy)))
-        for run_id in await self.runs.list_queued():
-            row = await self.runs.get(run_id)
-            if row is not None:
-                self.supervisor.tell(Submit(run_id, row["tenant_id"]))
-        self._heartbeat = asyncio.create_task(self._beat(), name="lease-heartbeat")
+        self.supervisor.tell(ClaimWork())  # queued work (anyone's) starts at once
+        self._heartbeat = asyncio.create_task(self._beat(), name="node-heartbeat")
+        self._poll = asyncio.create_task(self._poll_queue(), name="run-queue-poll")
         self._approval_sweep = asyncio.create_task(
             self._sweep_approvals(), name="approval-timeout-sweep"
         )
@@ -224,6 +251,8 @@ class RunService:
         self._unsubscribe = [
             listener.subscribe(channels.EVENTS, self.feed.on_events),
             listener.subscribe(channels.COMMANDS, self.relay.on_command),
+            # new queued work (and the listener's slow poll ticks): claim if a slot is free
+            listener.subscribe(channels.WORK, self._work_announced),
         ]
 
     def feed_unhealthy_reason(self) -> str | None:
@@ -272,7 +301,9 @@ class RunService:
         self.broker.close_all()
 
     async def stop(self) -> None:
-        """Stop the Supervisor (and every RunActor), then the writer after a final flush."""
+        """Stop the Supervisor (and every RunActor), then the writer after a final flush;
+        mark this node dead, so the others settle whatever it still owns at once."""
+        await cancel_and_wait(self._poll)
         await cancel_and_wait(self._approval_sweep)
         await cancel_and_wait(self._heartbeat)
         for unsubscribe in self._unsubscribe:
@@ -290,23 +321,63 @@ class RunService:
                 await engine.stop()
         await self.writer.stop()
         await self.broker.stop()
+        node, self._node = self._node, None
+        if node is not None:
+            with contextlib.suppress(StorageError):
+                await node.leave()
+            await node.close()
 
     async def _beat(self) -> None:
-        """Every third of the lease: extend this node's leases, then reap runs whose lease
-        lapsed elsewhere (their process died; docs/design.md 9). Our own leases were just
-        extended, so only other nodes' runs can be lapsed here."""
-        interval = self.settings.lease_seconds / 3
+        """Every ``node_heartbeat_seconds``: beat this node's row, then settle the running
+        runs of dead nodes (heartbeat older than ``node_dead_seconds``, or lease lapsed)
+        by the restart policy (docs/design.md 9); their queued runs need nothing: the queue is
+        shared. Every third of the lease: extend this node's run leases (the fallback for
+        nodes without a heartbeat row) and delete the rows of nodes silent for an hour."""
+        settings = self.settings
+        lease_every = settings.lease_seconds / 3
+        loop = asyncio.get_running_loop()
+        next_lease = loop.time()
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(settings.node_heartbeat_seconds)
             try:
-                await self.runs.heartbeat(self.settings.node_id, self.settings.lease_seconds)
+                if self._node is not None:
+                    await self._node.beat()
+                if loop.time() >= next_lease:
+                    next_lease = loop.time() + lease_every
+                    await self.runs.heartbeat(settings.node_id, settings.lease_seconds)
+                    if self._node is not None:  # rows of nodes gone for an hour
+                        await self._node.forget(NODE_FORGET_SECONDS)
                 if self._draining:  # shutting down: take no other node's runs
                     continue
-                for run_id in await self.runs.list_lapsed():
+                for run_id in await self.runs.list_orphaned(
+                    settings.node_id, settings.node_dead_seconds
+                ):
                     assert self.supervisor is not None
-                    self.supervisor.tell(Command(run_id, Reconcile(self.settings.restart_policy)))
+                    self.supervisor.tell(Command(run_id, Reconcile(settings.restart_policy)))
             except Exception:
-                log.exception("lease heartbeat failed")
+                log.exception("node heartbeat failed")
+
+    async def _poll_queue(self) -> None:
+        """The run queue's safety net: every ``claim_poll_seconds`` ask the Supervisor to
+        claim (it does only with free slots), so work queued on another node, or left
+        queued by a lost wake-up, starts here."""
+        while True:
+            await asyncio.sleep(self.settings.claim_poll_seconds)
+            if self.supervisor is not None:
+                with contextlib.suppress(pykka.ActorDeadError):
+                    self.supervisor.tell(ClaimWork())
+
+    def _work_announced(self, payload: str | None) -> None:
+        """``rw_work`` (a run was queued on some node) or a listener poll tick."""
+        if self.supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.supervisor.tell(ClaimWork())
+
+    def _fenced(self, run_id: uuid.UUID, token: int) -> None:
+        """The writer refused a run's events: tell its actor (another node holds it)."""
+        if self.supervisor is not None:
+            with contextlib.suppress(pykka.ActorDeadError):
+                self.supervisor.tell(Fenced(run_id, token))
 
     async def _sweep_approvals(self) -> None:
         """Every ``approval_sweep_seconds``: runs paused on an approval request past their

@@ -1,8 +1,11 @@
-"""The Supervisor: starts one RunActor per run, caps execution, restarts crashed actors.
+"""The Supervisor: claims queued runs, starts one RunActor per run, restarts crashed actors.
 
-It keeps its own map ``run_id -> actor`` (pykka's registry is a linear scan), the runs
-waiting for an execution slot and the slots themselves (:class:`Admission`: capped per node
-and per tenant, tenants taking turns), and a restart count per run. Lifecycle commands for a
+It keeps its own map ``run_id -> actor`` (pykka's registry is a linear scan), the node's
+execution slots (:class:`Admission`) and a restart count per run. The run queue is the runs
+table (docs/design.md 9): whenever this node has free slots and something may be waiting (a run
+was submitted here, a slot freed, the periodic :class:`ClaimWork` poll), it starts one
+claim round on the loop (:class:`runtime.runs.queue.RunQueue`, one round at a time); the
+rows claimed come back as :class:`Claimed` and each gets an actor. Lifecycle commands for a
 run are forwarded to its live actor, or given to a new actor as its first message, so only
 a run's own actor ever changes that run (house rule 1).
 """
@@ -23,15 +26,20 @@ from runtime.runs.deps import RunDeps
 from runtime.runs.messages import (
     ActorDone,
     ActorFailed,
+    Cancel,
+    Claimed,
+    ClaimWork,
     Command,
     Drain,
     Execute,
+    Fenced,
     GiveUp,
     HandBack,
     HandBackAll,
     Recover,
     Submit,
 )
+from runtime.runs.queue import RunQueue
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +54,8 @@ class _Live:
 class Supervisor(pykka.ThreadingActor):
     """Args:
     deps: passed to every RunActor.
+    queue: claims queued runs from the runs table for this node.
     max_live_runs: at most this many runs execute at once in this process.
-    max_live_runs_per_tenant: at most this many of one tenant's runs execute at once here.
     max_restarts: crashed actors of a run are restarted this many times, then the run fails.
     """
 
@@ -56,18 +64,23 @@ class Supervisor(pykka.ThreadingActor):
     def __init__(
         self,
         deps: RunDeps,
+        queue: RunQueue,
         *,
         max_live_runs: int,
         max_restarts: int,
-        max_live_runs_per_tenant: int | None = None,
     ) -> None:
         super().__init__()
         self.deps = deps
+        self.queue = queue
         self.max_restarts = max_restarts
         self.live: dict[uuid.UUID, _Live] = {}
-        self.admission = Admission(
-            max_live=max_live_runs, max_live_per_tenant=max_live_runs_per_tenant or max_live_runs
-        )
+        self.admission = Admission(max_live=max_live_runs)
+        # One claim round at a time; `claim_again`: something asked for work meanwhile.
+        self.claiming = False
+        self.claim_again = False
+        # Commands for runs without an actor that arrived during a claim round: handled
+        # once it answered (the round may have claimed the run; its actor takes them).
+        self.held: list[tuple[uuid.UUID, Any]] = []
         self.restarts: collections.Counter[uuid.UUID] = collections.Counter()
         # Shutdown (docs/design.md section 9: SIGTERM drains): no new starts while draining; the
         # replies wait for the last executing run; a hand-back policy once the grace ended.
@@ -78,11 +91,7 @@ class Supervisor(pykka.ThreadingActor):
     def on_receive(self, message: Any) -> Any:
         try:
             self._dispatch(message)
-            self.deps.metrics.actors(
-                alive=len(self.live),
-                executing=self.admission.live,
-                waiting=self.admission.waiting(),
-            )
+            self.deps.metrics.actors(alive=len(self.live), executing=self.admission.live)
         except Exception:
             log.exception("supervisor failed to handle %r", message)
         except BaseException as exc:  # never escape: pykka would stop every actor
@@ -100,9 +109,14 @@ class Supervisor(pykka.ThreadingActor):
 
     def _dispatch(self, message: Any) -> None:
         match message:
-            case Submit(run_id=run_id, tenant_id=tenant_id):
-                self.admission.wait(run_id, tenant_id)
+            case Submit() | ClaimWork():
                 self._fill_slots()
+            case Claimed(rows=rows, asked=asked, failed=failed):
+                self._claimed(rows, asked, failed)
+            case Fenced(run_id=run_id):
+                live = self.live.get(run_id)
+                if live is not None:
+                    live.ref.tell(message)
             case Command(run_id=run_id, command=command):
                 self._command(run_id, command)
             case ActorDone(run_id=run_id, generation=generation):
@@ -129,13 +143,41 @@ class Supervisor(pykka.ThreadingActor):
         ref.tell(first)
 
     def _fill_slots(self) -> None:
-        """Start the waiting runs the admission lets in. A run is passed over (keeping its
-        place) while its actor handles a command."""
-        if self.draining:  # the runs stay queued in Postgres for the next process
+        """Claim queued runs for the free slots: one claim round on the loop at a time
+        (another request meanwhile runs a new round once it answers). Runs whose actor
+        handles a command here are passed over (they keep their place in the queue)."""
+        if self.draining:  # the runs stay queued in Postgres for the others
             self._check_drained()
             return
-        for slot in self.admission.admit(skip=self.live.__contains__):
-            self._spawn(slot.run_id, 0, Execute(), slot)
+        free = self.admission.free()
+        if free <= 0:
+            return
+        if self.claiming:
+            self.claim_again = True
+            return
+        self.claiming, self.claim_again = True, False
+        self.deps.port.spawn(self.queue.claim_round(free, tuple(self.live), self.actor_ref))
+
+    def _claimed(self, rows: tuple[dict[str, Any], ...], asked: int, failed: bool) -> None:
+        """Start an actor for each run this node claimed; claim again while the round
+        filled every slot it asked for (more may wait) or someone asked meanwhile."""
+        self.claiming = False
+        for row in rows:
+            run_id = row["id"]
+            if run_id in self.live:  # ours already (an adopted row after a lost answer)
+                continue
+            slot = Slot(run_id, row["tenant_id"])
+            self.admission.hold(slot)
+            self._spawn(run_id, 0, Execute(row), slot)
+            if self.handback is not None:  # claimed as the drain began: hand it back too
+                self.live[run_id].ref.tell(HandBack(self.handback))
+        held, self.held = self.held, []
+        for run_id, command in held:
+            self._command(run_id, command)
+        if failed:
+            return  # the next poll tries again (the database is in trouble)
+        if self.claim_again or (rows and len(rows) >= asked):
+            self._fill_slots()
 
     def _check_drained(self) -> None:
         """Answer the drain once no run executes here any more."""
@@ -152,6 +194,11 @@ class Supervisor(pykka.ThreadingActor):
                 return
             except pykka.ActorDeadError:
                 self._forget(run_id)
+        if self.claiming and isinstance(command, Cancel):
+            # The round under way may claim this queued run: wait for its answer, so the
+            # cancel goes to the run's executor (a claim would fence a cancel actor out).
+            self.held.append((run_id, command))
+            return
         # No actor: the run is queued (maybe waiting here), paused, terminal or orphaned.
         # A run waiting for a slot keeps its place: the command actor may leave it queued
         # (a refused resume), and if it cancels the run, the later claim simply finds it

@@ -22,6 +22,12 @@ Failure rules (issue 10, part 2 item 1):
   blocks the engine pumps (the producers of volume) until the backlog is under the limit.
 - :meth:`EventWriter.unhealthy_reason` says why the writer is not keeping up (retrying,
   restarting); readiness shows it.
+
+Fencing (docs/design.md 9): each event carries the claim token of the actor that made it, and
+the batch statement stores a run's events only while the run still holds that token. The
+events of a run another node took over are refused in that same statement, not published,
+and reported once per batch to ``on_fenced(run_id, token)``, so the stalled old owner
+stops its engine.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 
 from runtime.metrics import Metrics
 from runtime.runs.broker import Broker
@@ -56,6 +63,8 @@ class EventWriter:
         metrics: gets each written batch's size and lag
             (:meth:`runtime.metrics.Metrics.events_written`) and reads the number of
             pending events when scraped.
+        on_fenced: called on the loop with ``(run_id, token)`` when a run's events under
+            claim token ``token`` were refused (another node holds the run).
     """
 
     def __init__(
@@ -66,7 +75,9 @@ class EventWriter:
         max_batch: int = 2000,
         max_pending: int = 100_000,
         metrics: Metrics | None = None,
+        on_fenced: Callable[[uuid.UUID, int], None] | None = None,
     ) -> None:
+        self.on_fenced = on_fenced
         self._metrics = metrics or Metrics()
         self._metrics.watch(self._metrics.writer_pending, lambda: len(self._pending))
         self._store = store
@@ -192,10 +203,16 @@ class EventWriter:
             StorageError: nothing of the batch was written (retry it).
         """
         try:
-            await self._store.insert_batch([e.row for e in batch])
-            return batch
+            refused = await self._store.insert_fenced(
+                [e.row for e in batch], [e.fence for e in batch]
+            )
         except ForeignKeyViolation:
             pass
+        else:
+            if not refused:
+                return batch
+            self._refused(batch, refused)
+            return [e for e in batch if e.run_id not in refused]
         # Some run of the batch was deleted (its app or tenant went away): write run by
         # run, so only the deleted runs' events are discarded.
         by_run: dict[uuid.UUID, list[RunEvent]] = {}
@@ -204,12 +221,26 @@ class EventWriter:
         written: list[RunEvent] = []
         for run_id, events in by_run.items():
             try:
-                await self._store.insert_batch([e.row for e in events])
+                refused = await self._store.insert_fenced(
+                    [e.row for e in events], [e.fence for e in events]
+                )
             except ForeignKeyViolation:
                 log.warning("dropping %d events of deleted run %s", len(events), run_id)
                 continue
+            if refused:
+                self._refused(events, refused)
+                continue
             written.extend(events)
         return written
+
+    def _refused(self, batch: list[RunEvent], refused: set[uuid.UUID]) -> None:
+        """Report each fenced run once, with the token its refused events carried."""
+        tokens = {e.run_id: e.fence for e in batch if e.run_id in refused}
+        for run_id, token in tokens.items():
+            log.warning("events of run %s refused: another node holds it (claim token %s "
+                        "is stale)", run_id, token)  # fmt: skip
+            if self.on_fenced is not None and token is not None:
+                self.on_fenced(run_id, token)
 
     def _release_waiters(self) -> None:
         still: list[tuple[int, asyncio.Future[None]]] = []

@@ -43,3 +43,40 @@ WHERE run_id = $1 AND type = 'assistant.delta'
 -- name: events_last_seqs
 -- The highest stored seq of each of the runs $1 (the poll behind cross-node streams).
 SELECT id, last_event_seq FROM agent_runs WHERE id = ANY($1::uuid[]);
+
+-- name: events_write_fenced
+-- A batch from run executors, fenced (docs/design.md 9): $8 is each event's claim token (NULL:
+-- unfenced). A run's events are stored only while the run still holds that token; its
+-- row is locked FOR SHARE first, so a take-over (which bumps the token) waits for this
+-- statement or is seen by it. Returns the runs whose events were refused; the
+-- stored ones are announced on rw_events as events_write_batch does.
+WITH v AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::timestamptz[], $8::bigint[])
+        AS v(r, s, t, st, p, d, ts, tok)
+), held AS (
+    SELECT a.id, a.claim_token FROM agent_runs a
+    WHERE a.id IN (SELECT r FROM v)
+    ORDER BY a.id
+    FOR SHARE
+), ok AS (
+    SELECT v.* FROM v JOIN held h ON h.id = v.r
+    WHERE v.tok IS NULL OR v.tok = h.claim_token
+), ins AS (
+    INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
+    SELECT r, s, t, st, p::json, d::json, ts FROM ok
+    ON CONFLICT (run_id, seq) DO NOTHING
+), upd AS (
+    UPDATE agent_runs a
+    SET last_event_seq = GREATEST(a.last_event_seq, m.seq)
+    FROM (SELECT r, max(s) AS seq FROM ok GROUP BY r) AS m
+    WHERE a.id = m.r
+    RETURNING a.id, a.last_event_seq
+), announced AS (
+    -- as events_write_batch: '<run_id>:<last_event_seq>' on rw_events, sent on commit
+    SELECT count(pg_notify('rw_events', upd.id::text || ':' || upd.last_event_seq::text)) AS n
+    FROM upd
+)
+SELECT DISTINCT v.r AS run_id FROM v, announced
+WHERE EXISTS (SELECT 1 FROM held h WHERE h.id = v.r)
+  AND NOT EXISTS (SELECT 1 FROM ok WHERE ok.r = v.r AND ok.s = v.s);

@@ -29,8 +29,11 @@ WITH key AS (
     INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
     SELECT id, 1, $12::text, $13::text, $14::text::json, $15::text::json, $16::timestamptz
     FROM run
+), wake AS (
+    -- nodes with a free slot wake their claim loop (rw_work, delivered on commit)
+    SELECT count(pg_notify('rw_work', id::text)) AS n FROM run
 )
-SELECT * FROM run;
+SELECT run.* FROM run, wake;
 
 -- name: idempotency_set_response
 UPDATE run_idempotency_keys SET response = $5

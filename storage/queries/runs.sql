@@ -19,8 +19,11 @@ WITH run AS (
     INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
     SELECT id, 1, $12::text, $13::text, $14::text::json, $15::text::json, $16::timestamptz
     FROM run
+), wake AS (
+    -- nodes with a free slot wake their claim loop (rw_work, delivered on commit)
+    SELECT count(pg_notify('rw_work', id::text)) AS n FROM run
 )
-SELECT * FROM run;
+SELECT run.* FROM run, wake;
 
 -- What run creation reads (contract 1.2), in one round trip: the app's current draft
 -- (draft_* columns, NULL when the app is not in that tenant or has no draft) and the chat
@@ -66,24 +69,97 @@ UPDATE agent_runs
 SET status = 'running', started_at = COALESCE(started_at, now()), error_message = NULL,
     completed_at = NULL, lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3),
     base_revision_id = CASE WHEN session_id IS NULL THEN base_revision_id
-        ELSE coding_agent_session_base(session_id, session_seq, base_revision_id) END
+        ELSE coding_agent_session_base(session_id, session_seq, base_revision_id) END,
+    claim_token = claim_token + 1
 WHERE id = $1 AND status = ANY($4::text[])
   AND coding_agent_session_ready(session_id, session_seq)
 RETURNING *;
 
--- A restarted actor keeps its running run ($4: the statuses it may hold it in).
+-- The run queue (docs/design.md 9): node $1 claims up to $3 of the oldest eligible queued runs
+-- with a lease of $2 s, fair across tenants. The one claim query: a condition on which
+-- queued run may start goes into `eligible` (a run filtered out keeps its place).
+--   $4  per-tenant cap on executing runs, counted across all nodes
+--   $5  the claim's sources (the transition table's: queued); $8 its target (running)
+--   $6  the statuses that count as executing (running)
+--   $7  runs this node is busy with (a command actor holds them): passed over
+-- Runs of one app execute in parallel: each has its own workspace (runtime/run_workspaces.py).
+-- Fairness: a tenant's k-th oldest eligible run gets turn (its executing runs + k); runs
+-- are taken by turn, then age. So tenants take turns, and one with many executing runs
+-- yields to one with few, across every node. Callers hold the claim lock
+-- (queue_claim_lock) in the same transaction, so the counts see every earlier claim and
+-- the caps hold; SKIP LOCKED passes over a run another statement is changing right now.
+-- Every claim bumps claim_token (the fencing token).
+-- name: runs_claim_next
+WITH live AS (
+    SELECT tenant_id, count(*) AS n FROM agent_runs
+    WHERE status = ANY($6::text[])
+    GROUP BY tenant_id
+), eligible AS (
+    SELECT q.id, q.tenant_id, q.created_at
+    FROM agent_runs q
+    WHERE q.status = ANY($5::text[]) AND q.id <> ALL($7::uuid[])
+      -- a session's runs execute one at a time, in order (migration 0012)
+      AND coding_agent_session_ready(q.session_id, q.session_seq)
+), ranked AS (
+    SELECT e.id, e.created_at,
+        COALESCE(l.n, 0)
+            + row_number() OVER (PARTITION BY e.tenant_id ORDER BY e.created_at, e.id) AS turn
+    FROM eligible e
+    LEFT JOIN live l ON l.tenant_id = e.tenant_id
+), picked AS (
+    SELECT r.id FROM ranked r
+    WHERE r.turn <= $4
+    ORDER BY r.turn, r.created_at, r.id
+    LIMIT $3
+), locked AS (
+    SELECT a.id FROM agent_runs a
+    WHERE a.id IN (SELECT id FROM picked) AND a.status = ANY($5::text[])
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE agent_runs a
+SET status = $8::text, started_at = COALESCE(a.started_at, now()), error_message = NULL,
+    completed_at = NULL, lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),
+    base_revision_id = CASE WHEN a.session_id IS NULL THEN a.base_revision_id
+        ELSE coding_agent_session_base(a.session_id, a.session_seq, a.base_revision_id) END,
+    claim_token = a.claim_token + 1
+FROM locked
+WHERE a.id = locked.id
+RETURNING a.*;
+
+-- Serialises claims across nodes for the rest of the transaction (the caps above are
+-- counted, so two claims must not count at once). Bounded: a node stalled inside its claim
+-- (SIGSTOP) loses its session after 2 s idle, releasing the lock, and a claim waits at
+-- most 2 s for the lock (then fails and is retried at the next poll). One round trip.
+-- name: queue_claim_lock
+SET LOCAL idle_in_transaction_session_timeout = '2s';
+SET LOCAL lock_timeout = '2s';
+SELECT pg_advisory_xact_lock(7243010011);
+
+-- A status write and its events are one transaction: a node stalled inside it (SIGSTOP)
+-- would hold the run's row, so its session ends after 5 s idle and the others go on.
+-- name: runs_write_guard
+SET LOCAL idle_in_transaction_session_timeout = '5s';
+
+-- Running runs node $1 owns (after a claim whose answer was lost: they have no actor).
+-- name: runs_list_owned
+SELECT * FROM agent_runs WHERE lease_owner = $1 AND status = ANY($2::text[])
+ORDER BY created_at, id;
+
+-- A restarted actor keeps its running run, or a node takes over a dead node's run to
+-- finish it ($4: the statuses it may hold it in; $5: the claim token it read, fencing).
 -- name: runs_reclaim
 UPDATE agent_runs
 SET restart_count = restart_count + 1, lease_owner = $2,
-    lease_expires_at = now() + make_interval(secs => $3)
-WHERE id = $1 AND status = ANY($4::text[])
+    lease_expires_at = now() + make_interval(secs => $3), claim_token = claim_token + 1
+WHERE id = $1 AND status = ANY($4::text[]) AND claim_token = $5
 RETURNING *;
 
 -- name: runs_finish
 UPDATE agent_runs
 SET status = $2, error_message = $3, output_result = COALESCE($4, output_result),
-    completed_at = now(), lease_owner = NULL, lease_expires_at = NULL
-WHERE id = $1 AND status = ANY($5::text[])
+    completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    claim_token = claim_token + 1
+WHERE id = $1 AND status = ANY($5::text[]) AND claim_token = $6
 RETURNING *;
 
 -- $5: seconds a pause on an approval request may last (NULL: no approval, no expiry).
@@ -91,15 +167,16 @@ RETURNING *;
 UPDATE agent_runs
 SET status = 'paused', checkpoint = $2, output_result = $3, lease_owner = NULL,
     lease_expires_at = NULL,
-    approval_expires_at = now() + make_interval(secs => $5::float8)
-WHERE id = $1 AND status = ANY($4::text[])
+    approval_expires_at = now() + make_interval(secs => $5::float8),
+    claim_token = claim_token + 1
+WHERE id = $1 AND status = ANY($4::text[]) AND claim_token = $6
 RETURNING *;
 
 -- The approval timeout (issue 12): fail a paused run only while its pause is expired.
 -- name: runs_expire_approval
 UPDATE agent_runs
 SET status = $2, error_message = $3, completed_at = now(), lease_owner = NULL,
-    lease_expires_at = NULL
+    lease_expires_at = NULL, claim_token = claim_token + 1
 WHERE id = $1 AND status = ANY($4::text[]) AND approval_expires_at < now()
 RETURNING *;
 
@@ -112,26 +189,28 @@ LIMIT $1;
 -- name: runs_requeue
 UPDATE agent_runs
 SET status = 'queued', resume_payload = COALESCE($2, resume_payload), completed_at = NULL,
-    lease_owner = NULL, lease_expires_at = NULL
-WHERE id = $1 AND status = ANY($3::text[])
+    lease_owner = NULL, lease_expires_at = NULL, claim_token = claim_token + 1
+WHERE id = $1 AND status = ANY($3::text[]) AND claim_token = $4
 RETURNING *;
 
 -- What a finished session run adds to its session's conversation (migration 0012).
 -- name: runs_set_session_turns
 UPDATE agent_runs SET session_turns = $2 WHERE id = $1;
 
+-- The owner's writes of what its engine reported carry its claim token ($3): refused
+-- (0 rows) once another node took the run.
 -- name: runs_record_outcome
-UPDATE agent_runs SET engine_outcome = $2 WHERE id = $1;
+UPDATE agent_runs SET engine_outcome = $2 WHERE id = $1 AND claim_token = $3;
 
 -- name: runs_set_engine_ref
-UPDATE agent_runs SET engine_run_ref = $2 WHERE id = $1;
+UPDATE agent_runs SET engine_run_ref = $2 WHERE id = $1 AND claim_token = $3;
 
 -- The agent's checkpoint (contract 7.3): $2 the checkpoint revision, $3 the result
 -- revision (NULL: keep the run's result, else the checkpoint).
 -- name: runs_record_checkpoint
 UPDATE agent_runs
 SET checkpoint_revision_id = $2, result_revision_id = COALESCE($3, result_revision_id, $2)
-WHERE id = $1;
+WHERE id = $1 AND claim_token = $4;
 
 -- name: runs_set_revisions
 UPDATE agent_runs
@@ -144,19 +223,24 @@ UPDATE agent_runs
 SET lease_expires_at = now() + make_interval(secs => $2)
 WHERE lease_owner = $1 AND status = 'running';
 
+-- Every running run's lease, its owner's last node heartbeat (NULL: no node row) and the
+-- database's now (all compared on one clock).
 -- name: runs_list_running_leases
-SELECT id, lease_owner, lease_expires_at, now() AS now FROM agent_runs
-WHERE status = 'running'
-ORDER BY created_at, id;
+SELECT r.id, r.lease_owner, r.lease_expires_at, n.heartbeat_at AS owner_heartbeat_at,
+    now() AS now
+FROM agent_runs r
+LEFT JOIN runwright_nodes n ON n.node_id = r.lease_owner
+WHERE r.status = 'running'
+ORDER BY r.created_at, r.id;
 
--- name: runs_list_queued
-SELECT id FROM agent_runs WHERE status = 'queued' ORDER BY created_at, id;
-
--- name: runs_list_lapsed
--- Running runs whose lease lapsed (their node stopped heartbeating), on any node.
-SELECT id FROM agent_runs
-WHERE status = 'running' AND lease_expires_at < now()
-ORDER BY created_at, id;
+-- name: runs_list_orphaned
+-- Running runs of other nodes ($1: this node) whose owner is dead: its node heartbeat is
+-- older than $2 s, or its lease lapsed (a node with no heartbeat row).
+SELECT r.id FROM agent_runs r
+LEFT JOIN runwright_nodes n ON n.node_id = r.lease_owner
+WHERE r.status = 'running' AND r.lease_owner IS DISTINCT FROM $1
+  AND (r.lease_expires_at < now() OR n.heartbeat_at < now() - make_interval(secs => $2))
+ORDER BY r.created_at, r.id;
 
 -- name: runs_live_among
 -- Which of these runs are not terminal (queued, running or paused): they keep their

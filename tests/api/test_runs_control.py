@@ -181,7 +181,10 @@ async def test_a_run_failed_elsewhere_gets_no_second_terminal_event(
                            script=[{"sleep_ms": 300}, {"delta": "late"}])  # fmt: skip
     await wait_status(client, app["id"], run["run_id"], owner.headers, {"running"})
     run_id = uuid.UUID(run["run_id"])
-    failed = await RunStore(db).finish(run_id, "failed", expected=["running"], error="elsewhere")
+    token = (await RunStore(db).get(run_id))["claim_token"]  # as a reconciling node reads it
+    failed = await RunStore(db).finish(
+        run_id, "failed", expected=["running"], token=token, error="elsewhere"
+    )
     assert failed is not None
     await asyncio.sleep(0.8)  # the engine finishes its 300 ms script and the actor ends
     assert (run_id, "started") in services.runs.engines["scripted"].journal

@@ -194,6 +194,14 @@ async def test_sigterm_to_the_parent_drains_every_worker(
                 hanging[serving] = await create(
                     w, owner, runs, [{"delta": "working"}, {"hang": True}]
                 )
+
+                # The queue is shared: the worker that took the create claims the run at
+                # once, but the other one could once it runs again.
+                async def claimed(run_id: str = hanging[serving], pid: int = serving) -> bool:
+                    rows = await leases(database_url)
+                    return rows[run_id]["lease_owner"] == f"{HOST}:{pid}"
+
+                await until(claimed, within=60, what="the serving worker to claim its run")
         quick = await create(w, owner, runs, [{"delta": "a"}, {"sleep_ms": 1000}, {"delta": "b"}])
 
         async def all_running() -> bool:
@@ -233,14 +241,14 @@ async def test_a_killed_worker_is_replaced_and_its_run_settled(
     async with serve_workers(env, 2, tmp_path / "serve.log") as w:
         a, b = w.pids()
         runs = await new_app(w, owner, "kill-worker")
-        with only(a, [b]):
+        with only(a, [b]):  # b runs again only once a claimed the run (a shared queue)
             run_id = await create(w, owner, runs, [{"delta": "working"}, {"hang": True}])
 
-        async def running_on_a() -> bool:
-            row = (await leases(database_url))[run_id]
-            return bool(row["status"] == "running" and row["lease_owner"] == f"{HOST}:{a}")
+            async def running_on_a() -> bool:
+                row = (await leases(database_url))[run_id]
+                return bool(row["status"] == "running" and row["lease_owner"] == f"{HOST}:{a}")
 
-        await until(running_on_a, within=60, what="the run to run on worker a")
+            await until(running_on_a, within=60, what="the run to run on worker a")
         os.kill(a, signal.SIGKILL)
 
         async def replaced() -> list[int]:

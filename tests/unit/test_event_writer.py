@@ -21,9 +21,10 @@ class GatedStore:
         self.gate = asyncio.Event()
         self.written: list[tuple[uuid.UUID, int]] = []
 
-    async def insert_batch(self, rows: list) -> None:  # type: ignore[type-arg]
+    async def insert_fenced(self, rows: list, tokens: list) -> set:  # type: ignore[type-arg]
         await self.gate.wait()
         self.written.extend((r.run_id, r.seq) for r in rows)
+        return set()
 
 
 def _event(run_id: uuid.UUID, seq: int) -> RunEvent:
@@ -65,7 +66,7 @@ class FlakyStore:
         self.written: list[tuple[uuid.UUID, int]] = []
         self.attempts = 0
 
-    async def insert_batch(self, rows: list) -> None:  # type: ignore[type-arg]
+    async def insert_fenced(self, rows: list, tokens: list) -> set:  # type: ignore[type-arg]
         await self.gate.wait()
         self.attempts += 1
         if self.errors:
@@ -73,6 +74,7 @@ class FlakyStore:
         if any(r.run_id in self.deleted for r in rows):
             raise ForeignKeyViolation("run_events_run_id_fkey")
         self.written.extend((r.run_id, r.seq) for r in rows)
+        return set()
 
 
 def _writer(store: object, **kwargs: int) -> tuple[EventWriter, Broker]:
@@ -168,4 +170,48 @@ async def test_past_the_limit_producers_wait_and_no_event_is_refused() -> None:
         assert not writer.over_limit
         await asyncio.wait_for(writer.wait_for_room(), 1)  # room: returns at once
     finally:
+        await writer.stop()
+
+
+class FencingStore:
+    """An EventStore stand-in that refuses the events of runs whose claim token moved on
+    (``tokens``: run -> its current token), as events_write_fenced does."""
+
+    def __init__(self, tokens: dict[uuid.UUID, int]) -> None:
+        self.tokens = tokens
+        self.written: list[tuple[uuid.UUID, int]] = []
+
+    async def insert_fenced(self, rows: list, tokens: list) -> set:  # type: ignore[type-arg]
+        refused = {r.run_id for r, t in zip(rows, tokens, strict=True)
+                   if t is not None and t != self.tokens[r.run_id]}  # fmt: skip
+        self.written.extend((r.run_id, r.seq) for r in rows if r.run_id not in refused)
+        return refused
+
+
+async def test_events_of_a_run_another_node_took_are_refused_reported_and_not_published() -> None:
+    """docs/design.md 9 (fencing): a stale claim's events are not stored or published;
+    the run is reported once with that token; other runs of the batch are unaffected."""
+    stale, fresh = uuid.uuid4(), uuid.uuid4()
+    store = FencingStore({stale: 2, fresh: 1})
+    reported: list[tuple[uuid.UUID, int]] = []
+    broker = Broker(queue_max=100, keepalive_seconds=60)
+    writer = EventWriter(store, broker, on_fenced=lambda run, token: reported.append((run, token)))  # type: ignore[arg-type]
+    stale_sub, fresh_sub = broker.subscribe(stale), broker.subscribe(fresh)
+    await writer.start()
+    try:
+
+        def event(run: uuid.UUID, seq: int, fence: int) -> RunEvent:
+            draft = EventDraft("plan.updated", {"summary": "x"})
+            return make_event(draft, run_id=run, app_id=uuid.uuid4(), seq=seq,
+                              ts=datetime.now(UTC), fence=fence)  # fmt: skip
+
+        writer.submit([event(stale, 5, 1), event(fresh, 2, 1), event(stale, 6, 1)])
+        await asyncio.wait_for(writer.flush(), 30)  # refused events do not hold a flush
+        assert store.written == [(fresh, 2)]
+        assert reported == [(stale, 1)]
+        assert [e.seq for e in await fresh_sub.next_batch() or []] == [2]
+        assert not stale_sub.has_after(0)  # nothing of the stale run was published
+    finally:
+        broker.unsubscribe(stale_sub)
+        broker.unsubscribe(fresh_sub)
         await writer.stop()

@@ -42,3 +42,16 @@ def test_dead_local_owner_needs_this_host_and_a_pid():
     assert not dead_local_owner("explicit-name")
     assert not dead_local_owner(f"{HOST}:{os.getpid()}")
     assert not dead_local_owner(f"elsewhere:{_dead_pid()}")
+
+
+def test_a_node_whose_heartbeat_lapsed_is_dead_before_its_lease_lapses():
+    """docs/design.md 9: node liveness is its heartbeat; the 30 s lease is only the
+    fallback for an owner without a heartbeat row."""
+    fresh, stale = NOW - timedelta(seconds=1), NOW - timedelta(seconds=4)
+    beat = {"node_id": "me", "now": NOW, "dead_after": 3.0}
+    assert not is_orphaned("other-host:1", LATER, owner_heartbeat_at=fresh, **beat)
+    assert is_orphaned("other-host:1", LATER, owner_heartbeat_at=stale, **beat)
+    # no heartbeat row: only the lease counts
+    assert not is_orphaned("other-host:1", LATER, owner_heartbeat_at=None, **beat)
+    # heartbeats ignored when no threshold is given
+    assert not is_orphaned("other-host:1", LATER, node_id="me", now=NOW, owner_heartbeat_at=stale)

@@ -573,7 +573,8 @@ def test_every_status_write_in_sql_takes_its_sources_as_a_parameter() -> None:
     queries = dict(re.findall(r"-- name: (\w+)\n(.*?)(?=\n-- |\Z)", sql, flags=re.S))
     writers = {name: text for name, text in queries.items() if re.search(r"SET\s+status", text)}
     assert set(writers) == {
-        "runs_claim", "runs_finish", "runs_pause", "runs_requeue", "runs_expire_approval"
+        "runs_claim", "runs_claim_next", "runs_finish", "runs_pause", "runs_requeue",
+        "runs_expire_approval",
     }  # fmt: skip
     for name, text in writers.items():
         where = text.split("WHERE", 1)[1]
@@ -744,3 +745,48 @@ def test_a_paused_session_run_keeps_its_turns_and_a_rollback_clears_them() -> No
     rollback.cancel(Waiter(), discard=True)
     [cancel] = rollback.loaded(table.row)
     assert isinstance(cancel, WriteStatus) and cancel.session_turns == ()
+
+
+# ---- the run queue and fencing (docs/design.md 9) ------------------------------------
+
+
+def test_a_claimed_run_starts_without_another_claim() -> None:
+    """The claim query moved the run to running: the actor starts the engine at once."""
+    lc = RunLifecycle()
+    effects = lc.execute_claimed(make_row(states.RUNNING))
+    assert [type(e) for e in effects] == [Emit, StartEngine]
+    assert lc.phase is Phase.STARTING
+
+
+def test_a_claimed_run_with_recorded_work_is_finished_from_it() -> None:
+    record = {"kind": "completed", "output": {}, "saw_text": True}
+    lc = RunLifecycle()
+    assert lc.execute_claimed(make_row(states.RUNNING, engine_outcome=record)) == [AutoApply()]
+
+
+def test_a_fenced_run_stops_its_engine_and_writes_nothing_more() -> None:
+    """Another node took the run: the engine is detached, the run re-read, waiters get it
+    as it is, and no status is written by this actor."""
+    table = Table(states.QUEUED)
+    lc = RunLifecycle()
+    lc.execute_claimed(table.claim(Claim(False, states.sources(states.RUNNING))) or {})
+    lc.engine_started()
+    waiter = Waiter()
+    assert lc.cancel(waiter) == [CancelEngine()]
+    effects = lc.fenced()
+    assert effects == [DetachEngine(), Load()]
+    taken = {**table.row, "lease_owner": "node-b"}
+    settled = lc.loaded(taken)
+    assert settled == [Answer(waiter, taken), Finish()]
+    assert not [e for e in [*effects, *settled] if isinstance(e, WriteStatus)]
+    # late engine reports change nothing
+    assert lc.engine_ended(None) == []
+    assert lc.fenced() == []
+
+
+def test_fencing_is_ignored_while_no_engine_or_write_is_under_way() -> None:
+    lc = RunLifecycle()
+    assert lc.fenced() == []  # idle
+    lc.reconcile("fail")
+    assert lc.phase is Phase.LOADING
+    assert lc.fenced() == []  # the load settles by itself
