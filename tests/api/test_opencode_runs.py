@@ -36,6 +36,7 @@ from tests.support.runs import (
     read_stream,
     runs_url,
     types,
+    wait_removed,
     wait_status,
 )
 from tests.support.scripted_openai import (
@@ -210,7 +211,7 @@ async def test_text_run_streams_and_completes_on_the_apps_managed_server(
     # the session ran in the run's own workspace, removed once the run ended
     workspace = stored["input_params"]["context"]["opencode_workspace_path"]
     assert Path(workspace) == (settings.runs_dir / "run" / run["run_id"]).resolve()
-    assert not await asyncio.to_thread(Path(workspace).exists)
+    await wait_removed(Path(workspace))
     got = await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
     assert got["execution_engine"] == "opencode" and got["completed_at"] is not None
     # the model saw the run's prompt (and no title request: one request in all)

@@ -26,6 +26,7 @@ from tests.support.runs import (
     read_stream,
     runs_url,
     types,
+    wait_removed,
     wait_status,
 )
 from tests.support.sandbox import needs_bwrap
@@ -154,7 +155,8 @@ async def test_two_runs_on_one_app_execute_at_once_each_in_its_own_workspace(
     assert "<h1>Runwright Chat</h1>" in state["current_draft_revision"]["files"]["src/App.tsx"]
     assert draft["id"] != done_a["result_revision_id"]
     # each run's workspace is gone once it ended
-    assert not (runs_dir / a["run_id"]).exists() and not (runs_dir / b["run_id"]).exists()
+    await wait_removed(runs_dir / a["run_id"])
+    await wait_removed(runs_dir / b["run_id"])
 
 
 @needs_bwrap

@@ -141,3 +141,13 @@ async def decide(
     assert response.status_code == 200, await response.get_data(as_text=True)
     _, events = await read_stream(client, app_id, run_id, headers, after=after, within=within)
     return events
+
+
+async def wait_removed(path: Any, within: float = 30.0) -> None:
+    """Wait until ``path`` no longer exists (a run's workspace is removed just after its
+    terminal status and event, so a client can see the end first)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while await asyncio.to_thread(path.exists):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{path} still exists after {within} s")
+        await asyncio.sleep(0.05)
