@@ -255,7 +255,12 @@ async def test_a_stalled_owner_is_fenced_after_takeover(
                 assert rows[run_id]["status"] == "failed"
                 assert "RUN_INTERRUPTED" in settled[-1]["diagnostics"]
                 # A keeps serving: healthy, and a new run on it completes.
-                assert (await http.get("/readyz")).status_code == 200
+                # (readiness may be red for a moment after SIGCONT: its probe result is stale)
+
+                async def ready() -> bool:
+                    return (await http.get("/readyz")).status_code == 200
+
+                await _until(ready, within=30, what="A to be ready again")
                 again = await _create(http, runs, [{"delta": "still here"}])
 
                 async def completed() -> bool:
