@@ -80,7 +80,9 @@ PAUSE_LOST_MESSAGE = (
 )
 STATE_KEY = "opencode"
 """The key of a pause's state in the run's checkpoint: ``{session_id, permission_id}``."""
-DISPOSE_SECONDS = 10.0  # the instance of a finished run's directory: best effort
+# The instance of a finished run's directory: best effort, and short, because the pump
+# reports the engine stopped only after close() (a cancel's grace is 5 s).
+DISPOSE_SECONDS = 3.0
 
 
 def build_prompt(ctx: RunContext) -> str:
@@ -545,8 +547,10 @@ class OpenCodeSession(EngineSession):
             async with asyncio.timeout(timeout):  # the cancel budget, not the request timeout
                 accepted = await self.engine.client.abort(directory, self.session_id)
         except TimeoutError:
+            self._disposed = True  # a server that does not answer an abort: no dispose either
             return _unconfirmed(f"OpenCode cancellation request failed: no answer in {timeout:g} s")
         except (OpenCodeError, RuntimeError) as exc:
+            self._disposed = True
             return _unconfirmed(f"OpenCode cancellation request failed: {exc}")
         if not accepted:  # contract 6: an abort answered `false` is not a confirmation
             return _unconfirmed("OpenCode cancellation not confirmed")
