@@ -11,15 +11,14 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
-from tests.support.openai_script import Reply
-from tests.support.patches import heading_patch
+from tests.support.openai_script import Reply, per_prompt
+from tests.support.patches import GREETING_PATCH, add_file, heading_patch
 from tests.support.runs import (
     LiveStream,
     create_run,
@@ -37,22 +36,7 @@ TRUNCATE_COMMAND = "truncate -s 0 src/styles.css"  # writes in place: same inode
 WITHIN = 120.0  # generous: a loaded 2-core machine
 
 HEADING_PATCH = heading_patch("Runwright Chat")
-
-
-GREETING_PATCH = """\
---- a/src/App.tsx
-+++ b/src/App.tsx
-@@ -8,3 +8,3 @@
-   role: "assistant",
--  text: "Hello! Ask me anything.",
-+  text: "Welcome! Ask me anything.",
- };
-"""
 CLASHING_PATCH = heading_patch("Gossip Chat")
-
-
-def add_file(path: str, text: str) -> str:
-    return f"*** Begin Patch\n*** Add File: {path}\n+{text}\n*** End Patch\n"
 
 
 @pytest.fixture
@@ -70,19 +54,6 @@ async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
 
 def call(name: str, **arguments: Any) -> Reply:
     return tool_call_reply(ScriptedToolCall(name, arguments))
-
-
-def per_run(scripts: dict[str, list[Reply]]) -> Callable[[dict[str, Any]], Reply]:
-    """A responder answering each run by its prompt: its n-th model call (n = tool results
-    so far) gets ``scripts[prompt][n]``, whatever order the runs' calls arrive in."""
-
-    def answer(body: dict[str, Any]) -> Reply:
-        messages = body["messages"]
-        prompt = next(m["content"] for m in reversed(messages) if m["role"] == "user")
-        step = sum(1 for m in messages if m["role"] == "tool")
-        return scripts[prompt][step]
-
-    return answer
 
 
 def tool_outputs(events: list[dict[str, Any]]) -> list[Any]:
@@ -120,7 +91,7 @@ async def test_two_runs_on_one_app_execute_at_once_each_in_its_own_workspace(
 ):
     app, draft = native_app
     gate_a, gate_b = threading.Event(), threading.Event()
-    scripted_openai.default = per_run({
+    scripted_openai.default = per_prompt({
         "A: rename": [
             call("coding_agent_apply_patch", patch=HEADING_PATCH),
             Reply(text_chunks=("A done",), gate=gate_a),
@@ -169,7 +140,7 @@ async def test_a_sandboxed_command_sees_only_its_own_runs_files(
 ):
     app, _ = native_app
     gate_a, gate_b = threading.Event(), threading.Event()
-    scripted_openai.default = per_run({
+    scripted_openai.default = per_prompt({
         "A: list": [
             call("coding_agent_apply_patch", patch=add_file("notes/a-own.md", "mine")),
             call("coding_agent_run_targeted_tests", command=LIST_COMMAND),
@@ -219,7 +190,7 @@ async def test_a_run_cannot_change_the_shared_revision_cache(
     original = draft["files"]["src/styles.css"]
     assert original
     gate_a = threading.Event()
-    scripted_openai.default = per_run({
+    scripted_openai.default = per_prompt({
         "A: truncate": [
             call("coding_agent_run_targeted_tests", command=TRUNCATE_COMMAND),
             Reply(text_chunks=("A emptied it",), gate=gate_a),
@@ -279,7 +250,7 @@ async def _gated_pair(client, owner, app, scripted_openai, b_patches):  # noqa: 
     """Runs A (renames the heading) and B (applies ``b_patches``), both executing at once
     and waiting at their gates; A is let go first and completes. Returns (A, B, gate B)."""
     gate_a, gate_b = threading.Event(), threading.Event()
-    scripted_openai.default = per_run({
+    scripted_openai.default = per_prompt({
         "A: heading": [
             call("coding_agent_apply_patch", patch=HEADING_PATCH),
             Reply(text_chunks=("A done",), gate=gate_a),

@@ -197,3 +197,27 @@ class RecordedRequest:
 
 
 Responder = Callable[[dict[str, Any]], Reply]
+
+
+def per_prompt(scripts: dict[str, list[Reply]]) -> Responder:
+    """A responder answering several runs at once by their prompts: a run's n-th model call
+    (n = the tool results in its messages so far) gets ``scripts[prompt][n]``, whatever
+    order the runs' calls arrive in (so runs on different nodes can share one server)."""
+
+    def answer(body: dict[str, Any]) -> Reply:
+        messages = body["messages"]
+        prompt = next(m["content"] for m in reversed(messages) if m["role"] == "user")
+        step = sum(1 for m in messages if m["role"] == "tool")
+        return scripts[prompt][step]
+
+    return answer
+
+
+def calls_for(bodies: list[Any], prompt: str) -> int:
+    """How many of the recorded request ``bodies`` are model calls of the run whose prompt
+    is ``prompt`` (the last user message)."""
+    count = 0
+    for body in bodies:
+        users = [m["content"] for m in body.get("messages", []) if m.get("role") == "user"]
+        count += bool(users) and users[-1] == prompt
+    return count
