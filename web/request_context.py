@@ -23,7 +23,9 @@ from runtime.logs import bind, current
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_MAX = 128
-_REQUEST_ID = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{REQUEST_ID_MAX - 1}}}")
+REQUEST_ID_PATTERN = rf"[A-Za-z0-9][A-Za-z0-9._:-]{{0,{REQUEST_ID_MAX - 1}}}"
+"""A caller's request id that is kept (matched whole)."""
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 _PROBES = ("/healthz", "/readyz", "/livez", "/metrics")
 
 access_log = logging.getLogger("runwright.access")

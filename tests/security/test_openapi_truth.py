@@ -58,3 +58,71 @@ async def test_every_operation_documents_its_errors(client):
                     assert schema["title"] == "ErrorResponse", f"{what} {code}"
                     assert len(schema["properties"]["detail"]["anyOf"]) == 3, f"{what} {code}"
     assert doc["paths"]["/healthz"]["get"]["security"] == []
+
+
+RUN_LISTS = ("/admin/apps/{app_id}/coding-agent/runs", "/admin/coding-agent/runs")
+PAGING = {"Runwright-Next-Cursor", "Runwright-Prev-Cursor", "Link"}
+
+
+def _resolve(doc: dict, header: dict) -> dict:
+    ref = header.get("$ref")
+    if ref is None:
+        return header
+    name = ref.removeprefix("#/components/headers/")
+    return doc["components"]["headers"][name]
+
+
+async def test_response_headers_are_declared_where_a_reader_finds_them(client, owner, db):
+    doc = await _document(client)
+    for path in RUN_LISTS:
+        ok = doc["paths"][path]["get"]["responses"]["200"]
+        assert set(ok["content"]) == {"application/json"}, path  # not a "headers" media type
+        assert PAGING <= set(ok["headers"]), path
+        for name in PAGING:
+            header = _resolve(doc, ok["headers"][name])
+            assert header["schema"] == {"type": "string"}, (path, name)
+            assert header["description"], (path, name)
+    seen = {"429": 0, "503": 0}
+    for path, operations in doc["paths"].items():
+        for method, operation in operations.items():
+            for code, response in operation["responses"].items():
+                what = f"{method.upper()} {path} {code}"
+                headers = response["headers"]
+                assert _resolve(doc, headers["X-Request-ID"])["required"] is True, what
+                if code in seen:
+                    seen[code] += 1
+                    retry = _resolve(doc, headers["Retry-After"])
+                    assert retry["schema"]["pattern"] == "^[0-9]+$", what
+                if code == "401":
+                    assert "WWW-Authenticate" in headers, what
+    assert seen["429"] >= 2 and seen["503"] >= 10, seen
+    create = doc["paths"][RUN_LISTS[0]]["post"]["responses"]
+    assert "Retry-After" in create["429"]["headers"]
+
+    # The headers a real answer carries are the ones the document declares.
+    app_response = await client.post(
+        "/admin/apps", json={"name": "Paged", "slug": "paged"}, headers=owner.headers
+    )
+    app_id = (await app_response.get_json())["id"]
+    await db.execute_raw(
+        "INSERT INTO agent_runs (id, tenant_id, published_app_id, execution_engine, status) "
+        f"SELECT gen_random_uuid(), '{owner.tenant_id}', '{app_id}', 'native', 'completed' "
+        "FROM generate_series(1, 3);"
+    )
+    first = await client.get(
+        f"/admin/apps/{app_id}/coding-agent/runs?limit=1", headers=owner.headers
+    )
+    cursor = first.headers["Runwright-Next-Cursor"]
+    middle = await client.get(
+        f"/admin/apps/{app_id}/coding-agent/runs?limit=1&cursor={cursor}", headers=owner.headers
+    )
+    assert middle.status_code == 200
+    declared = {
+        name.lower() for name in doc["paths"][RUN_LISTS[0]]["get"]["responses"]["200"]["headers"]
+    }
+    sent = {
+        name.lower()
+        for name in middle.headers.keys()
+        if name.lower().startswith(("runwright-", "link", "x-request"))
+    }
+    assert sent == declared == {n.lower() for n in PAGING} | {"x-request-id"}
