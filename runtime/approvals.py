@@ -23,7 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from runtime.patching.apply import parse_patch
+from runtime.patching import codes as patch_codes
+from runtime.patching.apply import DEFAULT_MAX_PATCH_BYTES, parse_patch, size_refusal
 from runtime.paths import PathPolicyError, normalize_path
 from runtime.runs.errors import ApprovalInvalid, ApprovalNotPending
 from runtime.tools.arguments import bind_arguments
@@ -161,10 +162,16 @@ def pending_of(checkpoint: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(pending) if isinstance(pending, Mapping) else None
 
 
-def check_resume(checkpoint: Mapping[str, Any] | None, approval: Mapping[str, Any] | None) -> None:
+def check_resume(
+    checkpoint: Mapping[str, Any] | None,
+    approval: Mapping[str, Any] | None,
+    *,
+    max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
+) -> None:
     """Check a resume's ``approval`` against the paused run's pending request.
 
     A run paused without an approval request resumes as before, with no ``approval``.
+    ``max_patch_bytes``: the patch size limit of the tool (``RUNWRIGHT_MAX_PATCH_BYTES``).
 
     Raises:
         ApprovalNotPending: an ``approval`` for a run not paused on one (409), or a
@@ -198,18 +205,22 @@ def check_resume(checkpoint: Mapping[str, Any] | None, approval: Mapping[str, An
             "This engine cannot run a call with edited arguments; approve or reject it as is",
             "approval.arguments",
         )
-    check_arguments(str(pending.get("tool", "")), arguments)
+    check_arguments(str(pending.get("tool", "")), arguments, max_patch_bytes=max_patch_bytes)
 
 
-def check_arguments(tool: str, arguments: Mapping[str, Any]) -> None:
+def check_arguments(
+    tool: str, arguments: Mapping[str, Any], *, max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES
+) -> None:
     """Validate edited arguments as a model's are (contract 7.2): the tool's fields bind,
-    and every path (path fields, the files a patch names) passes the path policy
+    an ``apply_patch`` patch fits the tool's size limit
+    (:func:`runtime.patching.apply.size_refusal` with ``max_patch_bytes``), and every path
+    (path fields, the files a patch names) passes the path policy
     (:func:`runtime.paths.normalize_path`). The tool checks again when it runs (symlinks,
     existing files).
 
     Raises:
         ApprovalInvalid: with the tool's code (``TOOL_INPUT_VALIDATION_FAILED``,
-            ``BUILDER_PATCH_POLICY_VIOLATION``) and the field at fault.
+            ``PATCH_TOO_LARGE``, ``BUILDER_PATCH_POLICY_VIOLATION``) and the field at fault.
     """
     spec = next((s for s in TOOLS if s.slug == slug(tool)), None)
     if spec is None:
@@ -220,6 +231,11 @@ def check_arguments(tool: str, arguments: Mapping[str, Any]) -> None:
             if isinstance(bound.get(name), str):
                 normalize_path(bound[name], field=name, check_extension=spec.slug != "delete_file")
         if spec.slug == "apply_patch":
+            too_large = size_refusal(str(bound["patch"]), max_patch_bytes)
+            if too_large is not None:
+                raise ApprovalInvalid(
+                    patch_codes.PATCH_TOO_LARGE, too_large, "approval.arguments.patch"
+                )
             for op in parse_patch(str(bound["patch"]), int(bound["strip"])):
                 for path in (op.path, op.move_to):
                     if path:

@@ -25,6 +25,24 @@ DEFAULT_MAX_PATCH_BYTES = 240_000
 NO_HUNKS = "No unified diff hunks were detected"
 
 
+def patch_size(patch: str) -> int:
+    """The size a patch is limited by: its UTF-8 bytes (lone surrogates count as 3)."""
+    return len(patch.encode("utf-8", "surrogatepass"))
+
+
+def size_refusal(patch: str, max_patch_bytes: int) -> str | None:
+    """Why ``patch`` is refused for its size (``PATCH_TOO_LARGE``), or None when it fits.
+
+    The one size rule of a patch: :func:`apply_patch` applies it first, and an approval
+    that edits a pending ``apply_patch`` call is checked by it at decision time
+    (:func:`runtime.approvals.check_arguments`), with the same limit
+    (``RUNWRIGHT_MAX_PATCH_BYTES``)."""
+    size = patch_size(patch)
+    if size > max_patch_bytes:
+        return f"Patch is {size} bytes; the limit is {max_patch_bytes} bytes"
+    return None
+
+
 def apply_patch(
     root: Path,
     patch: str,
@@ -76,16 +94,14 @@ def apply_patch(
     started = time.perf_counter()
     if not 0 <= strip <= MAX_STRIP:
         raise ValueError(f"strip must be between 0 and {MAX_STRIP}, got {strip}")
-    patch_bytes = len(patch.encode("utf-8", "surrogatepass"))
+    patch_bytes = patch_size(patch)
 
     def finish(code: str, summary: str, **extra: Any) -> dict[str, Any]:
         return build_result(code, summary, patch_bytes=patch_bytes, started=started, **extra)
 
-    if patch_bytes > max_patch_bytes:
-        return finish(
-            codes.PATCH_TOO_LARGE,
-            f"Patch is {patch_bytes} bytes; the limit is {max_patch_bytes} bytes",
-        )
+    too_large = size_refusal(patch, max_patch_bytes)
+    if too_large is not None:
+        return finish(codes.PATCH_TOO_LARGE, too_large)
     if expected_hashes:
         try:
             stale = check_preconditions(root, expected_hashes)

@@ -111,7 +111,7 @@ class RunActor(pykka.ThreadingActor):
         self.deps = deps
         self.supervisor = supervisor
         self.generation = generation
-        self.lifecycle = RunLifecycle(redact=deps.redact)
+        self.lifecycle = RunLifecycle(redact=deps.redact, max_patch_bytes=deps.max_patch_bytes)
         self.next_seq = 0
         # The engine session this actor runs; ``token`` tells its pump's messages from
         # those of an earlier session (ignored).
@@ -350,7 +350,10 @@ class RunActor(pykka.ThreadingActor):
         if row is None or row["status"] != states.RUNNING or row["lease_owner"] != deps.node_id:
             return None
         return await deps.runs.reclaim(
-            self.run_id, deps.node_id, deps.lease_seconds, expected=(states.RUNNING,),
+            self.run_id,
+            deps.node_id,
+            deps.lease_seconds,
+            expected=(states.RUNNING,),
             token=row["claim_token"],
         )
 

@@ -51,6 +51,7 @@ from runtime.engine import (
     Transcript,
     UsageReported,
 )
+from runtime.patching.apply import DEFAULT_MAX_PATCH_BYTES
 from runtime.runs import states
 from runtime.runs.effects import (
     Answer,
@@ -182,6 +183,8 @@ class RunLifecycle:
     Args:
         redact: applied to every failure text a tenant can read (the run's error and its
             ``run.failed`` diagnostics): server paths out (:mod:`runtime.redact`).
+        max_patch_bytes: the ``apply_patch`` size limit, applied to an approval's edited
+            arguments at resume (:func:`runtime.approvals.check_resume`).
 
     Attributes:
         phase: the current :class:`Phase`.
@@ -189,8 +192,14 @@ class RunLifecycle:
         waiters: cancel commands waiting for the run's final row.
     """
 
-    def __init__(self, *, redact: Callable[[str], str] = str) -> None:
+    def __init__(
+        self,
+        *,
+        redact: Callable[[str], str] = str,
+        max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
+    ) -> None:
         self._redact = redact
+        self._max_patch_bytes = max_patch_bytes
         self.phase = Phase.IDLE
         self.row: dict[str, Any] | None = None
         self.waiters: list[Answerable] = []
@@ -339,7 +348,9 @@ class RunLifecycle:
                 if row is None or row["status"] != states.PAUSED:
                     return [Refuse(reply, RunNotPaused("Run is not paused")), *self._settled()]
                 try:
-                    approvals.check_resume(row.get("checkpoint"), approval)
+                    approvals.check_resume(
+                        row.get("checkpoint"), approval, max_patch_bytes=self._max_patch_bytes
+                    )
                 except RunError as exc:
                     return [Refuse(reply, exc), *self._settled()]
                 if approval is not None:

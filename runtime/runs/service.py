@@ -59,8 +59,8 @@ from runtime.runs.messages import (
     Resume,
     Submit,
 )
-from runtime.runs.relay import CommandRelay
 from runtime.runs.queue import RunQueue
+from runtime.runs.relay import CommandRelay
 from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
 from runtime.runs.writer import EventWriter
@@ -71,8 +71,8 @@ from storage.database import Database
 from storage.errors import StorageError
 from storage.events import EventStore
 from storage.idempotency import IdempotencyKey
-from storage.notify import notify
 from storage.nodes import NodeHeartbeat
+from storage.notify import notify
 from storage.runs import SURFACE, RunStore
 from storage.sessions import SessionStore
 
@@ -206,6 +206,7 @@ class RunService:
             cancel_grace_seconds=max(5.0, self.settings.opencode_cancel_timeout_seconds),
             redact=redact.for_settings(self.settings.runs_dir, self.settings.data_dir).text,
             metrics=self.metrics,
+            max_patch_bytes=self.settings.max_patch_bytes,
         )
         queue = RunQueue(
             self.runs,

@@ -182,6 +182,49 @@ async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
     assert told["reviewer_edited_arguments"] == {"patch": OTHER_PATCH}
 
 
+def _new_file_patch(size: int) -> str:
+    """A valid patch adding src/Big.tsx, at least ``size`` UTF-8 bytes long."""
+    line = "+// " + "x" * 75 + "\n"
+    count = size // len(line) + 1
+    return f"--- /dev/null\n+++ b/src/Big.tsx\n@@ -0,0 +1,{count} @@\n" + line * count
+
+
+async def test_an_edited_patch_over_the_size_limit_is_refused_at_the_decision(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+    settings,
+):
+    app = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("Done with your version."),
+    )
+    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    request_id = events[-2]["data"]["payload"]["request_id"]
+
+    big = _new_file_patch(settings.max_patch_bytes)
+    refused = await _resume(
+        client, app, run, owner,
+        approval={"request_id": request_id, "decision": "approve", "arguments": {"patch": big}},
+    )  # fmt: skip
+    assert refused.status_code == 422, await refused.get_data(as_text=True)
+    assert (await refused.get_json())["detail"] == {
+        "code": "PATCH_TOO_LARGE",
+        "field": "approval.arguments.patch",
+        "message": f"Patch is {len(big)} bytes; the limit is {settings.max_patch_bytes} bytes",
+    }
+    # Refused at the decision: the run still waits, and a fitting edit is still taken.
+    assert await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
+    after = await decide(
+        client, app["id"], run["run_id"], owner.headers, events[-1]["id"],
+        request_id=request_id, decision="approve", arguments={"patch": OTHER_PATCH},
+    )  # fmt: skip
+    assert after[-1]["data"]["payload"]["status"] == "completed"
+    assert "<h1>Reviewed Chat</h1>" in await _draft_file(client, app, owner)
+
+
 async def test_wrong_request_and_missing_decision_are_refused(
     client,
     owner,

@@ -118,3 +118,21 @@ def test_the_decision_read_back_from_a_resume_payload() -> None:
     )
     assert decision == approvals.Decision("r1", False, None, "no")
     assert approvals.Decision.from_payload({"go": 1}) is None
+
+
+def test_an_edited_patch_is_held_to_the_tools_size_limit() -> None:
+    pending = {"approval": {**PENDING["approval"], "tool": "coding_agent_apply_patch"}}
+
+    def approve(patch: str) -> None:
+        approvals.check_resume(
+            pending,
+            {"request_id": "r1", "decision": "approve", "arguments": {"diff": patch}},
+            max_patch_bytes=1024,
+        )
+
+    approve("é" * 512)  # 1024 UTF-8 bytes: at the limit
+    with pytest.raises(ApprovalInvalid) as refused:
+        approve("é" * 512 + "x")
+    assert refused.value.code == "PATCH_TOO_LARGE"
+    assert refused.value.field == "approval.arguments.patch"
+    assert refused.value.message == "Patch is 1025 bytes; the limit is 1024 bytes"

@@ -245,7 +245,8 @@ class ApprovalDecision(BaseModel):
         default=None,
         description=(
             "approve only: run the call with these arguments instead of the model's. "
-            "Validated as the model's are (the path policy applies): 422 when refused."
+            "Validated as the model's are (the path policy and the patch size limit "
+            "apply): 422 with the tool's code (e.g. PATCH_TOO_LARGE) when refused."
         ),
     )
     message: str | None = Field(
