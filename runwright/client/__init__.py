@@ -1,8 +1,12 @@
 """A Python client for Runwright's HTTP API (httpx + httpx-sse, typed pydantic models).
 
 ``Client`` (blocking) and ``AsyncClient`` (asyncio) have the same methods: apps
-(``create_app``, ``builder_state``, ``get_revision``) and runs (``create_run``,
-``list_runs``, ``get_run``, ``cancel_run``, ``resume_run``, ``stream_ticket``, ``stream``).
+(``create_app``, ``builder_state``, ``get_revision``, ``get_agent_settings``,
+``set_agent_settings``), runs (``create_run``, ``list_runs``, ``runs_page``,
+``tenant_runs_page``, ``iter_runs``, ``iter_tenant_runs``, ``get_run``, ``cancel_run``,
+``resume_run``, ``stream_ticket``, ``stream``), approvals (``approve``, ``reject``),
+sessions (``create_session``, ``list_sessions``, ``get_session``), ``usage`` and webhooks
+(``rotate_webhook_secret``, ``webhook_secret_info``, ``webhook_deliveries``).
 
 - Retries: a call that failed before the server could act on it (connection refused, 429,
   503) is retried; calls that are safe to send twice (reads, cancel, and run creation,
@@ -23,7 +27,7 @@ Example::
 """
 
 from runwright.client._async import AsyncClient
-from runwright.client._core import RetryPolicy
+from runwright.client._core import RetryPolicy, RunFilters
 from runwright.client._sync import Client
 from runwright.client.errors import (
     ApiError,
@@ -39,37 +43,62 @@ from runwright.client.errors import (
     ValidationFailed,
 )
 from runwright.client.models import (
+    AgentSettings,
     App,
+    AppUsage,
     BuilderState,
+    ModelUsage,
+    PendingApproval,
     Revision,
     Run,
     RunEvent,
+    RunPage,
     RunStatus,
     RunUsage,
+    Session,
+    SessionDetail,
     StreamTicket,
+    Usage,
+    UsageTotals,
+    WebhookDelivery,
+    WebhookSecret,
+    WebhookSecretInfo,
 )
 
 __all__ = [
+    "AgentSettings",
     "ApiError",
     "App",
+    "AppUsage",
     "AsyncClient",
     "BadRequest",
     "BuilderState",
     "Client",
     "Conflict",
     "Forbidden",
+    "ModelUsage",
     "NotFound",
+    "PendingApproval",
     "RetryPolicy",
     "Revision",
     "Run",
     "RunEvent",
+    "RunFilters",
+    "RunPage",
     "RunStatus",
     "RunUsage",
     "RunwrightError",
+    "Session",
+    "SessionDetail",
     "StreamError",
     "StreamTicket",
     "TransportError",
     "Unauthorized",
     "Unavailable",
+    "Usage",
+    "UsageTotals",
     "ValidationFailed",
+    "WebhookDelivery",
+    "WebhookSecret",
+    "WebhookSecretInfo",
 ]

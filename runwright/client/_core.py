@@ -10,15 +10,35 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from datetime import datetime
+from typing import Any, Generic, TypedDict, TypeVar
 
 import httpx
 from pydantic import TypeAdapter
 
 from runwright.client.errors import api_error
-from runwright.client.models import App, BuilderState, Revision, Run, RunEvent, StreamTicket
+from runwright.client.models import (
+    AgentSettings,
+    App,
+    ApprovalPolicy,
+    BuilderState,
+    MultitaskStrategy,
+    Revision,
+    Run,
+    RunEngine,
+    RunEvent,
+    RunPage,
+    RunStatus,
+    Session,
+    SessionDetail,
+    StreamTicket,
+    Usage,
+    WebhookDelivery,
+    WebhookSecret,
+    WebhookSecretInfo,
+)
 
 T = TypeVar("T")
 
@@ -29,6 +49,11 @@ RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 _RUNS = TypeAdapter(list[Run])
+_SESSIONS = TypeAdapter(list[Session])
+_DELIVERIES = TypeAdapter(list[WebhookDelivery])
+# The run lists' paging headers (README "Run queries").
+NEXT_CURSOR_HEADER = "Runwright-Next-Cursor"
+PREV_CURSOR_HEADER = "Runwright-Prev-Cursor"
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +90,8 @@ class Call(Generic[T]):
         method, path: the request line (``path`` relative to the client's base URL).
         parse: turns the 2xx JSON body into the result.
         json_body, params, headers: what else is sent.
+        parse_response: when set, turns the whole 2xx response into the result instead
+            of ``parse`` (for answers whose headers carry part of it: a run list page).
         replayable: sending it twice has the effect of sending it once (GET, cancel, and
             create with its ``Idempotency-Key``), so a failure after it may have reached the
             server can be retried too. Other calls retry only failures that prove the
@@ -78,6 +105,7 @@ class Call(Generic[T]):
     params: dict[str, Any] | None = None
     headers: dict[str, str] = field(default_factory=dict)
     replayable: bool = True
+    parse_response: Callable[[httpx.Response], T] | None = None
 
     def retry_status(self, status: int) -> bool:
         """True when an answer with ``status`` may be retried."""
@@ -131,19 +159,23 @@ def create_run(
     messages: list[dict[str, str]] | None = None,
     script: list[dict[str, Any]] | None = None,
     idempotency_key: str | None = None,
-    approval_policy: str | None = None,
+    approval_policy: ApprovalPolicy | None = None,
     approval_timeout_seconds: float | None = None,
     webhook: str | None = None,
+    session_id: uuid.UUID | str | None = None,
+    multitask_strategy: MultitaskStrategy | None = None,
 ) -> Call[Run]:
     """``POST .../runs`` with an ``Idempotency-Key`` (a fresh UUID unless given), the same
     on every retry of this call, so the server creates the run at most once. ``webhook``:
     a URL that gets the run object, signed, when the run ends or pauses (README
-    "Webhooks")."""
+    "Webhooks"). ``session_id``: the run continues that session; ``multitask_strategy``
+    (with ``session_id`` only) overrides the session's for this create."""
     body: dict[str, Any] = {"input": input}
     for key, value in (
         ("engine", engine), ("base_revision_id", base_revision_id), ("model_id", model_id),
         ("messages", messages), ("script", script), ("approval_policy", approval_policy),
         ("approval_timeout_seconds", approval_timeout_seconds), ("webhook", webhook),
+        ("session_id", session_id), ("multitask_strategy", multitask_strategy),
     ):  # fmt: skip
         if value is not None:
             body[key] = str(value) if isinstance(value, uuid.UUID) else value
@@ -164,9 +196,96 @@ def sf_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def list_runs(app_id: uuid.UUID | str, limit: int = 25) -> Call[list[Run]]:
-    """``GET .../runs?limit=`` (1..100): newest first."""
-    return Call("GET", runs_path(app_id), _RUNS.validate_python, params={"limit": limit})
+class RunFilters(TypedDict, total=False):
+    """Filters of the run lists (``GET .../runs``, ``GET /admin/coding-agent/runs``); every
+    one is optional, and a run must match all that are given.
+
+    Keys:
+        status: one status or several (any of them).
+        engine: one engine or several.
+        session_id: only the runs of this coding-agent session.
+        created_before, created_after: only runs created strictly before / after this
+            instant (a naive datetime is taken as UTC, as the server does).
+    """
+
+    status: RunStatus | Sequence[RunStatus]
+    engine: RunEngine | Sequence[RunEngine]
+    session_id: uuid.UUID | str
+    created_before: datetime
+    created_after: datetime
+
+
+_FILTER_KEYS = frozenset(RunFilters.__annotations__)
+
+
+def list_params(
+    limit: int, cursor: str | None, filters: RunFilters, app_id: uuid.UUID | str | None = None
+) -> dict[str, Any]:
+    """The query of a run list. Several statuses or engines are sent as repeated
+    parameters; ``app_id`` is the tenant list's filter.
+
+    Raises:
+        TypeError: a filter name the lists do not have (the server would answer 422).
+    """
+    unknown = set(filters) - _FILTER_KEYS
+    if unknown:
+        raise TypeError(f"unknown run list filter(s): {', '.join(sorted(unknown))}")
+    params: dict[str, Any] = {"limit": limit}
+    for key in ("status", "engine"):
+        value = filters.get(key)
+        if value is not None:
+            params[key] = [value] if isinstance(value, str) else list(value)
+    session_id = filters.get("session_id")
+    if session_id is not None:
+        params["session_id"] = str(uuid.UUID(str(session_id)))
+    for key in ("created_before", "created_after"):
+        instant = filters.get(key)
+        if instant is not None:
+            params[key] = instant.isoformat()  # type: ignore[union-attr]
+    if app_id is not None:
+        params["app_id"] = str(uuid.UUID(str(app_id)))
+    if cursor is not None:
+        params["cursor"] = cursor
+    return params
+
+
+def _run_page(response: httpx.Response) -> RunPage:
+    return RunPage(
+        runs=_RUNS.validate_python(response.json()),
+        next_cursor=response.headers.get(NEXT_CURSOR_HEADER),
+        prev_cursor=response.headers.get(PREV_CURSOR_HEADER),
+    )
+
+
+def list_runs(app_id: uuid.UUID | str, limit: int = 25, **filters: Any) -> Call[list[Run]]:
+    """``GET .../runs?limit=`` (1..100) with :class:`RunFilters`: newest first."""
+    return Call("GET", runs_path(app_id), _RUNS.validate_python,
+                params=list_params(limit, None, filters))  # fmt: skip
+
+
+def runs_page(
+    app_id: uuid.UUID | str, limit: int = 25, cursor: str | None = None, **filters: Any
+) -> Call[RunPage]:
+    """``GET .../runs`` as a :class:`RunPage`: the runs and the paging headers' cursors."""
+    params = list_params(limit, cursor, filters)
+    return Call("GET", runs_path(app_id), RunPage.model_validate, params=params,
+                parse_response=_run_page)  # fmt: skip
+
+
+TENANT_RUNS_PATH = "/admin/coding-agent/runs"
+
+
+def tenant_runs_page(
+    limit: int = 25,
+    cursor: str | None = None,
+    app_id: uuid.UUID | str | None = None,
+    **filters: Any,
+) -> Call[RunPage]:
+    """``GET /admin/coding-agent/runs``: the tenant's runs across its apps (``app_id``:
+    only that app's), as a :class:`RunPage`."""
+    params = list_params(limit, cursor, filters, app_id)
+    return Call("GET", TENANT_RUNS_PATH, RunPage.model_validate, params=params,
+                parse_response=_run_page)  # fmt: skip
 
 
 def get_run(app_id: uuid.UUID | str, run_id: uuid.UUID | str) -> Call[Run]:
@@ -195,6 +314,106 @@ def resume_run(
                 json_body=body, replayable=False)  # fmt: skip
 
 
+def decide(
+    app_id: uuid.UUID | str,
+    run_id: uuid.UUID | str,
+    request_id: str,
+    *,
+    approve: bool,
+    arguments: dict[str, Any] | None = None,
+    message: str | None = None,
+) -> Call[Run]:
+    """``POST .../resume`` with the decision on the run's pending approval request (README
+    "Approving tool calls"): approve (with ``arguments`` instead of the model's, checked
+    like the model's) or reject (``message`` is what the model is told)."""
+    approval: dict[str, Any] = {
+        "request_id": request_id, "decision": "approve" if approve else "reject",
+    }  # fmt: skip
+    if arguments is not None:
+        approval["arguments"] = arguments
+    if message is not None:
+        approval["message"] = message
+    return resume_run(app_id, run_id, None, approval)
+
+
+def _app_path(app_id: uuid.UUID | str, suffix: str) -> str:
+    return f"/admin/apps/{uuid.UUID(str(app_id))}{suffix}"
+
+
+def get_agent_settings(app_id: uuid.UUID | str) -> Call[AgentSettings]:
+    """``GET .../coding-agent/settings``."""
+    path = _app_path(app_id, "/coding-agent/settings")
+    return Call("GET", path, AgentSettings.model_validate)
+
+
+def set_agent_settings(
+    app_id: uuid.UUID | str, approval_policy: ApprovalPolicy
+) -> Call[AgentSettings]:
+    """``PUT .../coding-agent/settings``: replayable (a PUT sent twice sets the same)."""
+    path = _app_path(app_id, "/coding-agent/settings")
+    return Call("PUT", path, AgentSettings.model_validate,
+                json_body={"approval_policy": approval_policy})  # fmt: skip
+
+
+def create_session(
+    app_id: uuid.UUID | str,
+    title: str | None = None,
+    multitask_strategy: MultitaskStrategy | None = None,
+) -> Call[Session]:
+    """``POST .../coding-agent/sessions``. Not replayable: a retry after a lost answer
+    would create a second session."""
+    body: dict[str, Any] = {}
+    if title is not None:
+        body["title"] = title
+    if multitask_strategy is not None:
+        body["multitask_strategy"] = multitask_strategy
+    path = _app_path(app_id, "/coding-agent/sessions")
+    return Call("POST", path, Session.model_validate, json_body=body, replayable=False)
+
+
+def list_sessions(app_id: uuid.UUID | str, limit: int = 25) -> Call[list[Session]]:
+    """``GET .../coding-agent/sessions?limit=`` (1..100): newest first."""
+    path = _app_path(app_id, "/coding-agent/sessions")
+    return Call("GET", path, _SESSIONS.validate_python, params={"limit": limit})
+
+
+def get_session(app_id: uuid.UUID | str, session_id: uuid.UUID | str) -> Call[SessionDetail]:
+    """``GET .../coding-agent/sessions/{session_id}``: with its runs, oldest first."""
+    path = _app_path(app_id, f"/coding-agent/sessions/{uuid.UUID(str(session_id))}")
+    return Call("GET", path, SessionDetail.model_validate)
+
+
+def usage(start: datetime | None = None, end: datetime | None = None) -> Call[Usage]:
+    """``GET /admin/usage?from=&to=``: the tenant's usage over ``[start, end)`` (server
+    default: the 30 days up to now)."""
+    params = {}
+    if start is not None:
+        params["from"] = start.isoformat()
+    if end is not None:
+        params["to"] = end.isoformat()
+    return Call("GET", "/admin/usage", Usage.model_validate, params=params)
+
+
+def rotate_webhook_secret() -> Call[WebhookSecret]:
+    """``POST /admin/webhooks/secret``: not replayable (each call replaces the secret, and
+    a lost answer's secret can never be read again)."""
+    path = "/admin/webhooks/secret"
+    return Call("POST", path, WebhookSecret.model_validate, replayable=False)
+
+
+def webhook_secret_info() -> Call[WebhookSecretInfo]:
+    """``GET /admin/webhooks/secret``."""
+    return Call("GET", "/admin/webhooks/secret", WebhookSecretInfo.model_validate)
+
+
+def webhook_deliveries(
+    app_id: uuid.UUID | str, run_id: uuid.UUID | str
+) -> Call[list[WebhookDelivery]]:
+    """``GET .../runs/{run_id}/webhook-deliveries``: oldest first."""
+    path = runs_path(app_id, _run_suffix(run_id, "/webhook-deliveries"))
+    return Call("GET", path, _DELIVERIES.validate_python)
+
+
 def stream_ticket(app_id: uuid.UUID | str, run_id: uuid.UUID | str) -> Call[StreamTicket]:
     """``POST .../stream-ticket``: replayable (each answer is a fresh ticket; none has
     effects)."""
@@ -209,6 +428,8 @@ def result(call: Call[T], response: httpx.Response) -> T:
         ApiError: (a subclass by status) for any non-2xx answer, with the API's ``detail``.
     """
     if response.is_success:
+        if call.parse_response is not None:
+            return call.parse_response(response)
         return call.parse(response.json())
     raise error_of(response, call.method, call.path)
 

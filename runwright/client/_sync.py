@@ -5,16 +5,34 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Generator
-from typing import Any, TypeVar
+from collections.abc import Generator, Iterator
+from datetime import datetime
+from typing import Any, TypeVar, Unpack
 
 import httpx
 from httpx_sse import connect_sse
 
 from runwright.client import _core
-from runwright.client._core import DEFAULT_LIMITS, Call, RetryPolicy, StreamCursor
+from runwright.client._core import DEFAULT_LIMITS, Call, RetryPolicy, RunFilters, StreamCursor
 from runwright.client.errors import StreamError, TransportError
-from runwright.client.models import App, BuilderState, Revision, Run, RunEvent, StreamTicket
+from runwright.client.models import (
+    AgentSettings,
+    App,
+    ApprovalPolicy,
+    BuilderState,
+    MultitaskStrategy,
+    Revision,
+    Run,
+    RunEvent,
+    RunPage,
+    Session,
+    SessionDetail,
+    StreamTicket,
+    Usage,
+    WebhookDelivery,
+    WebhookSecret,
+    WebhookSecretInfo,
+)
 
 T = TypeVar("T")
 
@@ -105,13 +123,78 @@ class Client:
     def create_run(self, app_id: uuid.UUID | str, input: str, **options: Any) -> Run:
         """Create a run; it starts executing at once. ``options``: ``engine``,
         ``base_revision_id``, ``model_id``, ``messages``, ``script``, ``approval_policy``,
-        ``approval_timeout_seconds``, ``webhook``, ``idempotency_key`` (default: a fresh one
-        per call, reused by its retries)."""
+        ``approval_timeout_seconds``, ``webhook``, ``session_id`` (continue that session),
+        ``multitask_strategy`` (with ``session_id``: this create's answer to an active run
+        of the session), ``idempotency_key`` (default: a fresh one per call, reused by its
+        retries)."""
         return self._perform(_core.create_run(app_id, input, **options))
 
-    def list_runs(self, app_id: uuid.UUID | str, *, limit: int = 25) -> list[Run]:
-        """The app's runs, newest first (``limit`` 1..100)."""
-        return self._perform(_core.list_runs(app_id, limit))
+    def list_runs(
+        self, app_id: uuid.UUID | str, *, limit: int = 25, **filters: Unpack[RunFilters]
+    ) -> list[Run]:
+        """The app's runs, newest first: the first page of at most ``limit`` (1..100),
+        filtered by ``status``, ``engine``, ``session_id``, ``created_before`` and
+        ``created_after`` (:class:`~runwright.client.RunFilters`). For more, see
+        :meth:`runs_page` and :meth:`iter_runs`."""
+        return self._perform(_core.list_runs(app_id, limit, **filters))
+
+    def runs_page(
+        self,
+        app_id: uuid.UUID | str,
+        *,
+        limit: int = 25,
+        cursor: str | None = None,
+        **filters: Unpack[RunFilters],
+    ) -> RunPage:
+        """One page of the app's runs, newest first, with the cursors of the pages around
+        it: pass ``page.next_cursor`` (older runs) or ``page.prev_cursor`` (newer runs) as
+        ``cursor``, with the same filters. Pages are stable while runs are created.
+
+        Raises:
+            ValidationFailed: a cursor that was altered or belongs to another list.
+        """
+        return self._perform(_core.runs_page(app_id, limit, cursor, **filters))
+
+    def tenant_runs_page(
+        self,
+        *,
+        limit: int = 25,
+        cursor: str | None = None,
+        app_id: uuid.UUID | str | None = None,
+        **filters: Unpack[RunFilters],
+    ) -> RunPage:
+        """One page of the tenant's runs across its apps (``app_id``: only that app's),
+        as :meth:`runs_page`. Needs a tenant admin's token."""
+        return self._perform(_core.tenant_runs_page(limit, cursor, app_id, **filters))
+
+    def iter_runs(
+        self, app_id: uuid.UUID | str, *, page_size: int = 100, **filters: Unpack[RunFilters]
+    ) -> Iterator[Run]:
+        """Every run of the app matching the filters, newest first, read page by page
+        (``page_size`` 1..100) by following ``next_cursor``."""
+        cursor = None
+        while True:
+            page = self._perform(_core.runs_page(app_id, page_size, cursor, **filters))
+            yield from page.runs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def iter_tenant_runs(
+        self,
+        *,
+        page_size: int = 100,
+        app_id: uuid.UUID | str | None = None,
+        **filters: Unpack[RunFilters],
+    ) -> Iterator[Run]:
+        """Every run of the tenant matching the filters, newest first, page by page."""
+        cursor = None
+        while True:
+            page = self._perform(_core.tenant_runs_page(page_size, cursor, app_id, **filters))
+            yield from page.runs
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def get_run(self, app_id: uuid.UUID | str, run_id: uuid.UUID | str) -> Run:
         """One run."""
@@ -132,6 +215,101 @@ class Client:
         for a run waiting on an approval request, ``approval``: ``{request_id, decision:
         "approve" | "reject", arguments?, message?}``."""
         return self._perform(_core.resume_run(app_id, run_id, payload, approval))
+
+    # --- approvals ---------------------------------------------------------------------
+
+    def approve(
+        self,
+        app_id: uuid.UUID | str,
+        run_id: uuid.UUID | str,
+        request_id: str,
+        *,
+        arguments: dict[str, Any] | None = None,
+    ) -> Run:
+        """Approve the paused run's pending tool call (``run.pending_approval.request_id``)
+        and let the run go on; with ``arguments`` the call runs with those instead of the
+        model's (checked like the model's: e.g. 422 ``PATCH_TOO_LARGE`` or
+        ``BUILDER_PATCH_POLICY_VIOLATION``, and the run keeps waiting).
+
+        Raises:
+            Conflict: ``APPROVAL_NOT_PENDING`` (another request id, or none pending) or
+                "Run is not paused".
+            ValidationFailed: refused edited arguments (``.code`` names the rule).
+        """
+        return self._perform(_core.decide(app_id, run_id, request_id, approve=True,
+                                          arguments=arguments))  # fmt: skip
+
+    def reject(
+        self,
+        app_id: uuid.UUID | str,
+        run_id: uuid.UUID | str,
+        request_id: str,
+        *,
+        message: str | None = None,
+    ) -> Run:
+        """Reject the paused run's pending tool call: nothing runs, the model is told
+        ``message`` as the call's result and goes on. Errors as :meth:`approve`."""
+        return self._perform(_core.decide(app_id, run_id, request_id, approve=False,
+                                          message=message))  # fmt: skip
+
+    def get_agent_settings(self, app_id: uuid.UUID | str) -> AgentSettings:
+        """The app's coding-agent settings (the default approval policy of new runs)."""
+        return self._perform(_core.get_agent_settings(app_id))
+
+    def set_agent_settings(
+        self, app_id: uuid.UUID | str, *, approval_policy: ApprovalPolicy
+    ) -> AgentSettings:
+        """Set the default approval policy of the app's new runs (``none``, ``commands``,
+        ``patches``, ``all``); runs already created keep theirs."""
+        return self._perform(_core.set_agent_settings(app_id, approval_policy))
+
+    # --- sessions ----------------------------------------------------------------------
+
+    def create_session(
+        self,
+        app_id: uuid.UUID | str,
+        *,
+        title: str | None = None,
+        multitask_strategy: MultitaskStrategy | None = None,
+    ) -> Session:
+        """Create a coding-agent session on the app. Runs join it with
+        ``create_run(..., session_id=session.session_id)``: each sees the session's earlier
+        turns and starts from its latest result. ``multitask_strategy`` (server default
+        ``reject``): what a create does while a run of the session is active (``reject``:
+        409 ``SESSION_BUSY``; ``enqueue``; ``interrupt``; ``rollback``)."""
+        return self._perform(_core.create_session(app_id, title, multitask_strategy))
+
+    def list_sessions(self, app_id: uuid.UUID | str, *, limit: int = 25) -> list[Session]:
+        """The app's sessions, newest first (``limit`` 1..100)."""
+        return self._perform(_core.list_sessions(app_id, limit))
+
+    def get_session(self, app_id: uuid.UUID | str, session_id: uuid.UUID | str) -> SessionDetail:
+        """One session with its runs in session order (404 :class:`NotFound` "Coding-agent
+        session not found")."""
+        return self._perform(_core.get_session(app_id, session_id))
+
+    # --- usage and webhooks ------------------------------------------------------------
+
+    def usage(self, *, start: datetime | None = None, end: datetime | None = None) -> Usage:
+        """The tenant's token and time usage over ``[start, end)`` (by when each call
+        ended; server default: the 30 days up to now), in total, per app and per model.
+        Needs a tenant admin's token."""
+        return self._perform(_core.usage(start, end))
+
+    def rotate_webhook_secret(self) -> WebhookSecret:
+        """Create or replace the tenant's webhook signing secret; the answer is the only
+        time it is shown. Never retried after the request may have reached the server."""
+        return self._perform(_core.rotate_webhook_secret())
+
+    def webhook_secret_info(self) -> WebhookSecretInfo:
+        """Whether the tenant has a webhook secret, and its version (never the secret)."""
+        return self._perform(_core.webhook_secret_info())
+
+    def webhook_deliveries(
+        self, app_id: uuid.UUID | str, run_id: uuid.UUID | str
+    ) -> list[WebhookDelivery]:
+        """The run's webhook deliveries, oldest first (empty without a webhook)."""
+        return self._perform(_core.webhook_deliveries(app_id, run_id))
 
     def stream_ticket(self, app_id: uuid.UUID | str, run_id: uuid.UUID | str) -> StreamTicket:
         """A short-lived ticket for one run's stream (for a browser's EventSource)."""

@@ -11,6 +11,7 @@ import pytest
 from runtime.settings import Settings
 from tests.support.live_server import hypercorn_app
 from tests.support.seed import Seeded, Seeder
+from web.services import Services
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Live:
     port: int
     owner: Seeded
     seeder: Seeder
+    services: Services
 
     @property
     def token(self) -> str:
@@ -37,4 +39,4 @@ async def live(settings: Settings) -> AsyncIterator[Live]:
     async with hypercorn_app(settings) as (base, services):
         seeder = Seeder(services.db, services.jwt_secret)
         owner = await seeder.tenant_admin()
-        yield Live(base, int(base.rsplit(":", 1)[1]), owner, seeder)
+        yield Live(base, int(base.rsplit(":", 1)[1]), owner, seeder, services)
