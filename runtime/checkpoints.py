@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from runtime.workspace import Workspace
 from storage import apps as apps_store
 from storage.apps import Revision, RevisionConflict
 from storage.database import Database
-from storage.runs import RunStore
+from storage.runs import RunStore, RunTakenOver
 
 
 class CheckpointNotFound(LookupError):
@@ -68,6 +69,8 @@ class AutoApplyConflict(Exception):
 
 
 MERGE_ATTEMPTS = 5  # merges onto a draft that keeps moving before the run gives up
+REVISION_CONFLICT = "REVISION_CONFLICT"  # a tool error's code: overlapping changes
+RUN_TAKEN_OVER = "RUN_TAKEN_OVER"  # a tool error's code: fenced, another node has the run
 DEFAULT_ENTRY = apps_store.DEFAULT_ENTRY_FILE
 
 
@@ -137,7 +140,7 @@ class Checkpoints:
 
     # ---- auto-apply ------------------------------------------------------------------
 
-    async def auto_apply(self, row: dict[str, Any]) -> AppliedRevision | None:
+    async def auto_apply(self, row: dict[str, Any], *, token: int) -> AppliedRevision | None:
         """Turn a completed run's workspace into a new draft revision + checkpoint.
 
         When the app's draft is still the run's base revision, the workspace's files become
@@ -145,7 +148,8 @@ class Checkpoints:
         the current draft (:func:`runtime.merge.merge_files`: base = the run's base
         revision, ours = the current draft, theirs = the workspace) and the merged files
         become the new draft, revision and checkpoint; a draft that moves again during
-        the write is merged onto again (up to :data:`MERGE_ATTEMPTS` times).
+        the write is merged onto again (up to :data:`MERGE_ATTEMPTS` times). The revision
+        and the run's link to it commit together under the owner's claim ``token``.
 
         Returns:
             The revision, or None when nothing changed (or the draft already holds every
@@ -156,12 +160,13 @@ class Checkpoints:
             AutoApplyConflict: both the run and the draft changed a file in overlapping
                 ways (``paths`` lists them), or the draft kept moving.
             WorkspaceMissing: the run's workspace is not on this machine.
+            storage.runs.RunTakenOver: another node took the run (nothing was written).
         """
         runs = RunStore(self.db)
         fresh = await runs.get(row["id"])
         if fresh is None:
             return None
-        app_id, tenant_id = fresh["published_app_id"], fresh["tenant_id"]
+        app_id = fresh["published_app_id"]
         if fresh["result_revision_id"] is not None:  # the agent made a checkpoint itself
             revision = await apps_store.get_revision(
                 self.db, revision_id=fresh["result_revision_id"], app_id=app_id
@@ -182,35 +187,77 @@ class Checkpoints:
         base_files = dict(base.files) if base is not None else {}
         if base is not None and files == base_files:
             return None
-        draft = await apps_store.current_draft(self.db, app_id=app_id, tenant_id=tenant_id)
+
+        async def link(tx: Database, revision: Revision) -> None:
+            # Committed with the revision: an auto-apply retried after a database error
+            # finds the link and reuses the revision (above) instead of merging again
+            # onto the draft it made itself; refused (fenced), the revision rolls back.
+            await RunStore(tx).apply_revisions(fresh["id"], revision.id, revision.id,
+                                               token=token)  # fmt: skip
+
+        change = _Change(
+            app_id=app_id, tenant_id=fresh["tenant_id"], created_by=fresh["user_id"],
+            base_id=fresh["base_revision_id"], base_files=base_files, files=files,
+            entry_file=base.entry_file if base is not None else None,
+        )  # fmt: skip
+        revision, _ = await self._write_onto_draft(change, link, keep_unchanged=False)
+        if revision is None:
+            return None  # the draft already holds everything the run changed
+        return AppliedRevision(revision.id, revision.id, revision.entry_file,
+                               len(revision.files))  # fmt: skip
+
+    async def _write_onto_draft(
+        self,
+        change: _Change,
+        link: Callable[[Database, Revision], Awaitable[None]],
+        *,
+        keep_unchanged: bool,
+        entry_file: str | None = None,
+    ) -> tuple[Revision | None, Revision | None]:
+        """Write ``change`` as a new draft revision, merged three-way onto the current
+        draft when the draft is no longer ``change.base_id`` (one place for the rule of
+        auto-apply and of the ``create_checkpoint`` tool). ``link(tx, revision)`` runs in
+        the transaction that creates the revision (an exception from it rolls the revision
+        back). ``entry_file`` wins over the draft's entry file.
+
+        Returns:
+            ``(revision, merged_onto)``: the new revision (None when the merge equals the
+            current draft and not ``keep_unchanged``) and the draft it was merged onto
+            (None: the draft had not moved).
+
+        Raises:
+            AutoApplyConflict: overlapping changes (``paths``), or the draft kept moving.
+            ProjectValidationError: the (merged) files cannot form a valid project.
+        """
+        draft = await apps_store.current_draft(
+            self.db, app_id=change.app_id, tenant_id=change.tenant_id
+        )
         for _ in range(MERGE_ATTEMPTS):
-            if draft is None or draft.id == fresh["base_revision_id"]:
-                merged = files
+            onto: Revision | None = None
+            if draft is None or change.base_id is None or draft.id == change.base_id:
+                merged = change.files
             else:
-                result = merge_files(base_files, draft.files, files)
+                result = merge_files(change.base_files, draft.files, change.files)
                 if result.conflicts:
                     raise AutoApplyConflict(result.conflicts, draft.id)
-                merged = result.files
-                if merged == draft.files:
-                    return None  # the draft already holds everything the run changed
-            parent = draft or base
-            entry_file = parent.entry_file if parent is not None else DEFAULT_ENTRY
-            merged = validate_project(merged, entry_file, self.settings)
+                merged, onto = result.files, draft
+                if merged == draft.files and not keep_unchanged:
+                    return None, onto
+            entry = entry_file or (draft.entry_file if draft is not None else None)
+            entry = entry or change.entry_file or DEFAULT_ENTRY
+            merged = validate_project(merged, entry, self.settings)
             try:
-                # The revision and the run's link to it commit together: an auto-apply
-                # retried after a database error finds the link and reuses the revision
-                # (above) instead of merging again onto the draft it made itself.
                 async with self.db.transaction() as tx:
                     revision = await apps_store.create_draft_revision(
-                        tx, app_id=app_id, tenant_id=tenant_id, files=merged,
-                        entry_file=entry_file, base_revision_id=draft.id if draft else None,
-                        created_by=fresh["user_id"],
+                        tx, app_id=change.app_id, tenant_id=change.tenant_id, files=merged,
+                        entry_file=entry, base_revision_id=draft.id if draft else None,
+                        created_by=change.created_by,
                     )  # fmt: skip
-                    await RunStore(tx).set_revisions(fresh["id"], revision.id, revision.id)
+                    await link(tx, revision)
             except RevisionConflict as exc:  # the draft moved again: merge onto the new one
                 draft = exc.latest
                 continue
-            return AppliedRevision(revision.id, revision.id, revision.entry_file, len(merged))
+            return revision, onto
         raise AutoApplyConflict((), draft.id if draft else None)
 
     # ---- checkpoints -------------------------------------------------------------------
@@ -224,6 +271,7 @@ class Checkpoints:
         checkpoint_id: uuid.UUID,
         run_id: uuid.UUID | None = None,
         sync_workspace: Workspace | None = None,
+        claim_token: int | None = None,
     ) -> Revision:
         """Copy a revision's files into a new draft revision on top of the current draft,
         and relink ``run_id`` (contract 1.9, 8).
@@ -231,47 +279,89 @@ class Checkpoints:
         ``sync_workspace`` (a run's workspace) is rewritten with the restored files: the
         agent's ``restore_checkpoint`` tool needs it to keep working on them. The HTTP route
         passes none: every run works in its own workspace made from its base revision, so
-        there is no shared workspace to re-sync.
+        there is no shared workspace to re-sync. ``claim_token`` (the tool's: the run's
+        fencing token, ``run_id`` the run) fences the new revision.
 
         Raises:
             CheckpointNotFound: ``checkpoint_id`` is not a revision of the app.
             ProjectValidationError: the checkpoint's files fail validation.
+            storage.runs.RunTakenOver: fenced: another node took the run (nothing written).
         """
         source = await apps_store.get_revision(self.db, revision_id=checkpoint_id, app_id=app_id)
         if source is None:
             raise CheckpointNotFound(str(checkpoint_id))
         files = validate_project(dict(source.files), source.entry_file, self.settings)
-        revision = await apps_store.create_draft_revision(
-            self.db, app_id=app_id, tenant_id=tenant_id, files=files,
-            entry_file=source.entry_file, created_by=user_id,
-        )  # fmt: skip
+        async with self.db.transaction() as tx:
+            if claim_token is not None and run_id is not None:
+                await RunStore(tx).hold_claim(run_id, claim_token)
+            revision = await apps_store.create_draft_revision(
+                tx, app_id=app_id, tenant_id=tenant_id, files=files,
+                entry_file=source.entry_file, created_by=user_id,
+            )  # fmt: skip
         if sync_workspace is not None:
             await asyncio.to_thread(sync_workspace.materialise, revision.files)
-        if run_id is not None:
+        if run_id is not None and claim_token is None:  # a person's restore relinks the run
             await RunStore(self.db).set_revisions(run_id, revision.id, checkpoint_id)
         return revision
 
     async def create_checkpoint(self, ctx: ToolContext, entry_file: str | None) -> dict[str, Any]:
-        """The ``create_checkpoint`` tool: snapshot the workspace into a new draft revision
-        and report it as the run's checkpoint (contract 7.3). The run's row is written by
-        its actor, from the engine's :class:`runtime.engine.RevisionsRecorded` event."""
+        """The ``create_checkpoint`` tool: the workspace becomes a new draft revision, the
+        run's checkpoint (contract 7.3). The run's row is written by its actor, from the
+        engine's :class:`runtime.engine.RevisionsRecorded` event.
+
+        It never overwrites someone else's work: when the draft moved since the workspace
+        was made or last synced (``ctx.origin``: another run applied, a person saved), the
+        workspace's changes are merged three-way onto the current draft with auto-apply's
+        rules (:meth:`_write_onto_draft`), the merged files become the checkpoint and the
+        workspace is brought up to them (the answer then names ``merged_onto_revision_id``).
+        The revision is written under the run's claim token (fencing).
+
+        Raises:
+            ToolError: ``REVISION_CONFLICT`` (with ``paths``) when both changed a file in
+                overlapping ways, nothing written; ``RUN_TAKEN_OVER`` when another node
+                took the run.
+            ProjectValidationError: the files cannot form a valid project.
+        """
         files = await asyncio.to_thread(ctx.workspace.snapshot)
-        current = await apps_store.current_draft(
-            self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id
-        )
-        entry = entry_file or (current.entry_file if current else apps_store.DEFAULT_ENTRY_FILE)
-        files = validate_project(files, entry, self.settings)
-        revision = await apps_store.create_draft_revision(
-            self.db, app_id=ctx.app_id, tenant_id=ctx.tenant_id, files=files, entry_file=entry,
-            created_by=ctx.user_id,
+        origin = ctx.origin.revision_id
+        base = None
+        if origin is not None:
+            base = await apps_store.get_revision(self.db, revision_id=origin, app_id=ctx.app_id)
+        change = _Change(
+            app_id=ctx.app_id, tenant_id=ctx.tenant_id, created_by=ctx.user_id,
+            base_id=origin if base is not None else None,
+            base_files=dict(base.files) if base is not None else {}, files=files,
+            entry_file=None,
         )  # fmt: skip
+
+        async def fence(tx: Database, revision: Revision) -> None:
+            if ctx.claim_token is not None:
+                await RunStore(tx).hold_claim(ctx.run_id, ctx.claim_token)
+
+        try:
+            revision, onto = await self._write_onto_draft(
+                change, fence, keep_unchanged=True, entry_file=entry_file
+            )
+        except AutoApplyConflict as exc:
+            raise ToolError(_checkpoint_conflict(exc), code=REVISION_CONFLICT,
+                            extra={"paths": list(exc.paths)}) from None  # fmt: skip
+        except RunTakenOver:
+            raise ToolError("Another node took this run over; no checkpoint was made",
+                            code=RUN_TAKEN_OVER) from None  # fmt: skip
+        assert revision is not None
         ctx.record_revisions(revision.id, None)
-        return {
+        if onto is not None:  # the workspace gets the others' changes it was merged with
+            await asyncio.to_thread(_sync_workspace, ctx.workspace, files, revision.files)
+        ctx.origin.revision_id = revision.id
+        answer = {
             "checkpoint_revision_id": str(revision.id),
             "created_at": iso(revision.created_at),
-            "file_count": len(files),
+            "file_count": len(revision.files),
             "entry_file": revision.entry_file,
         }
+        if onto is not None:
+            answer["merged_onto_revision_id"] = str(onto.id)
+        return answer
 
     async def restore_checkpoint(self, ctx: ToolContext, revision_id: str) -> dict[str, Any]:
         """The ``restore_checkpoint`` tool (contract 7.3): another app's checkpoint is a
@@ -284,13 +374,54 @@ class Checkpoints:
             revision = await self.restore(
                 app_id=ctx.app_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id,
                 checkpoint_id=checkpoint_id, sync_workspace=ctx.workspace,
+                run_id=ctx.run_id, claim_token=ctx.claim_token,
             )  # fmt: skip
         except CheckpointNotFound:
             raise ToolPermissionError("Checkpoint does not belong to this app") from None
+        except RunTakenOver:
+            raise ToolError("Another node took this run over; nothing was restored",
+                            code=RUN_TAKEN_OVER) from None  # fmt: skip
         ctx.record_revisions(checkpoint_id, revision.id)
+        ctx.origin.revision_id = revision.id  # the workspace now holds its files
         return {
             "restored_revision_id": str(revision.id),
             "from_checkpoint_revision_id": str(checkpoint_id),
             "entry_file": revision.entry_file,
             "file_count": len(revision.files),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class _Change:
+    """A run's files to write onto the app's draft: ``files`` (the workspace) made from
+    ``base_id`` (``base_files``; None: unknown, written as they are)."""
+
+    app_id: uuid.UUID
+    tenant_id: uuid.UUID
+    created_by: uuid.UUID | None
+    base_id: uuid.UUID | None
+    base_files: dict[str, str]
+    files: dict[str, str]
+    entry_file: str | None
+
+
+def _checkpoint_conflict(exc: AutoApplyConflict) -> str:
+    """The ``create_checkpoint`` tool's REVISION_CONFLICT message."""
+    if not exc.paths:
+        return "The app's draft kept changing while the checkpoint was written; none was made"
+    return (
+        "The app's draft changed since this run's workspace was made (another run applied, "
+        f"or a person saved) and both changed {', '.join(exc.paths)} in overlapping ways; "
+        "no checkpoint was made"
+    )
+
+
+def _sync_workspace(workspace: Workspace, before: dict[str, str], after: dict[str, str]) -> None:
+    """Bring the workspace from its snapshot ``before`` to the merged files ``after``:
+    only the files that differ are written or removed (binary files, never in a snapshot,
+    stay)."""
+    for path, text in after.items():
+        if before.get(path) != text:
+            workspace.write_text(path, text)
+    for path in before.keys() - after.keys():
+        workspace.delete(path)

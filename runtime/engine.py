@@ -195,7 +195,11 @@ class RunContext:
     ``workspace`` is the run's working directory (None until workspaces exist for it);
     ``attempt`` counts actor restarts (0 on the first execution); ``session_id`` is the
     run's coding-agent session (None: a run without one), whose earlier turns are already
-    in ``input_params["messages"]``.
+    in ``input_params["messages"]``. ``claim_token`` is the run's fencing token this
+    execution holds (docs/design.md 9): a write an engine's tools make for the run carries
+    it. ``checkpoint_base`` is the revision whose files the workspace held when it was
+    made or last synced with the draft (the run's checkpoint, else its base revision): the
+    merge base of the agent's next checkpoint.
     """
 
     run_id: uuid.UUID
@@ -210,6 +214,8 @@ class RunContext:
     resume: ResumeState | None = None
     attempt: int = 0
     session_id: uuid.UUID | None = None
+    claim_token: int | None = None
+    checkpoint_base: uuid.UUID | None = None
 
     @property
     def prompt(self) -> str:

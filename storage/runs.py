@@ -41,6 +41,16 @@ def _one(status: str) -> bool:
     return status.rsplit(" ", 1)[-1] != "0"
 
 
+class RunTakenOver(Exception):
+    """A write of the run was refused under the writer's claim token: another node took
+    the run (docs/design.md 9, fencing). Not a :class:`storage.errors.StorageError`: a
+    retry can never succeed."""
+
+    def __init__(self, run_id: uuid.UUID) -> None:
+        super().__init__(f"run {run_id}: another node took this run over")
+        self.run_id = run_id
+
+
 @dataclass(frozen=True, slots=True)
 class DraftHead:
     """What run creation needs of the app's current draft revision (not its files)."""
@@ -183,8 +193,9 @@ class RunStore:
 
         Oldest eligible first, tenants taking turns (a tenant's k-th run waits behind every
         tenant with fewer than k runs executing or ahead of it), at most ``tenant_cap`` of one
-        tenant executing across all nodes, a session's runs in order, none of ``skip``. Claims of all nodes are serialised by a
-        transaction-scoped advisory lock so the caps are counted exactly. Each claimed
+        tenant executing across all nodes, a session's runs in order, none of ``skip``.
+        Claims of all nodes are serialised by a transaction-scoped advisory lock so the
+        caps are counted exactly. Each claimed
         run moves ``expected`` (queued) -> ``target`` (running) with a lease and a new
         ``claim_token``.
 
@@ -400,6 +411,37 @@ class RunStore:
                 "runs_set_revisions", run_id, result_revision_id, checkpoint_revision_id
             )
         )
+
+    async def apply_revisions(
+        self,
+        run_id: uuid.UUID,
+        result_revision_id: uuid.UUID,
+        checkpoint_revision_id: uuid.UUID,
+        *,
+        token: int,
+    ) -> None:
+        """Auto-apply's link of the run to the revision it made (contract 8), under the
+        owner's claim token ``token``; call it in the transaction that creates the revision.
+
+        Raises:
+            RunTakenOver: refused (the token moved on): roll the transaction back.
+        """
+        row = await self.db.fetchrow(
+            "runs_apply_revisions", run_id, result_revision_id, checkpoint_revision_id, token
+        )
+        if row is None:
+            raise RunTakenOver(run_id)
+
+    async def hold_claim(self, run_id: uuid.UUID, token: int) -> None:
+        """Fence a write the run's owner makes outside ``agent_runs`` (a checkpoint tool's
+        draft revision): lock the run's row ``FOR SHARE`` while it still holds claim token
+        ``token``, until the calling transaction ends (a take-over waits for it).
+
+        Raises:
+            RunTakenOver: the token moved on: roll the transaction back.
+        """
+        if await self.db.fetchrow("runs_hold_claim", run_id, token) is None:
+            raise RunTakenOver(run_id)
 
     async def next_in_session(self, session_id: uuid.UUID) -> dict[str, Any] | None:
         """The session's first queued run (``id``, ``tenant_id``, ``published_app_id``,

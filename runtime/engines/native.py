@@ -63,7 +63,7 @@ from runtime.engines.native_instructions import SYSTEM_INSTRUCTIONS
 from runtime.metrics import Metrics
 from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
 from runtime.settings import Settings
-from runtime.tools.context import CheckpointHost, ToolContext
+from runtime.tools.context import CheckpointHost, ToolContext, WorkspaceOrigin
 from runtime.usage import openai_counts
 from runtime.workspace import Workspace
 
@@ -419,6 +419,8 @@ async def _tool_context(
         checkpoints=checkpoints,
         on_revisions=on_revisions,
         metrics=metrics,
+        claim_token=ctx.claim_token,
+        origin=WorkspaceOrigin(ctx.checkpoint_base),
     )
 
 

@@ -74,6 +74,7 @@ from runtime.runs.messages import (
 from runtime.runs.pump import pump
 from runtime.usage import usage_updated
 from storage.errors import ForeignKeyViolation, StorageError, UniqueViolation
+from storage.runs import RunTakenOver
 
 log = logging.getLogger(__name__)
 
@@ -492,7 +493,11 @@ class RunActor(pykka.ThreadingActor):
         lc = self.lifecycle
         assert lc.row is not None
         try:
-            applied = self._db(self.deps.hooks.auto_apply(lc.row, self.ctx), timeout=300)
+            applied = self._db(
+                self.deps.hooks.auto_apply(lc.row, self.ctx, token=self.fence), timeout=300
+            )
+        except RunTakenOver:  # fenced: the revision was rolled back with the refused link
+            return self._fenced("linking the run's revision was refused")
         except Exception as exc:  # a validation error fails the run (contract 3.3)
             if is_transient(exc):
                 raise  # retried: auto-apply is idempotent (an applied result is reused)

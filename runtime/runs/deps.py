@@ -43,10 +43,11 @@ class RunHooks(Protocol):
         """The engine's view of the run: pinned model target, workspace, resume state."""
 
     async def auto_apply(
-        self, row: dict[str, Any], ctx: RunContext | None
+        self, row: dict[str, Any], ctx: RunContext | None, *, token: int
     ) -> AppliedRevision | None:
-        """Turn the finished workspace into a draft revision + checkpoint; None when
-        nothing changed (docs/design.md 8.11). Raises on validation failure."""
+        """Turn the finished workspace into a draft revision + checkpoint under claim token
+        ``token``; None when nothing changed (docs/design.md 8.11). Raises on validation
+        failure, and :class:`storage.runs.RunTakenOver` when fenced."""
 
     async def release(self, row: dict[str, Any]) -> None:
         """The run is terminal: remove its workspace (no-op when it has none)."""

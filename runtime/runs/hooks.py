@@ -71,16 +71,19 @@ class StoreRunHooks:
             resume=resume,
             attempt=attempt,
             session_id=row.get("session_id"),
+            claim_token=row["claim_token"],
+            # A checkpoint the agent made or restored synced the workspace with it.
+            checkpoint_base=row["checkpoint_revision_id"] or row["base_revision_id"],
         )
 
     async def auto_apply(
-        self, row: dict[str, Any], ctx: RunContext | None
+        self, row: dict[str, Any], ctx: RunContext | None, *, token: int
     ) -> AppliedRevision | None:
-        """Contract 8 auto-apply for engines with a workspace; see
-        :meth:`runtime.checkpoints.Checkpoints.auto_apply`."""
+        """Contract 8 auto-apply for engines with a workspace, under the owner's claim
+        token; see :meth:`runtime.checkpoints.Checkpoints.auto_apply`."""
         if not self._uses_workspace(row):
             return None
-        return await self.checkpoints.auto_apply(row)
+        return await self.checkpoints.auto_apply(row, token=token)
 
     async def release(self, row: dict[str, Any]) -> None:
         """Remove a terminal run's workspace (runtime/run_workspaces.py)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from runtime.metrics import Metrics
@@ -25,12 +25,17 @@ class CheckpointHost(Protocol):
     """
 
     async def create_checkpoint(self, ctx: ToolContext, entry_file: str | None) -> dict[str, Any]:
-        """Snapshot ``ctx.workspace`` into a new draft revision and report it as the run's
-        checkpoint (:meth:`ToolContext.record_revisions`). ``entry_file`` is already
-        normalised by the path policy.
+        """Snapshot ``ctx.workspace`` into a new draft revision (merged three-way onto the
+        draft when it moved since ``ctx.origin``) and report it as the run's checkpoint
+        (:meth:`ToolContext.record_revisions`). ``entry_file`` is already normalised by
+        the path policy.
 
         Returns:
-            ``{checkpoint_revision_id, created_at, file_count, entry_file}``.
+            ``{checkpoint_revision_id, created_at, file_count, entry_file}``, plus
+            ``merged_onto_revision_id`` when merged.
+
+        Raises:
+            ToolError: ``REVISION_CONFLICT`` (overlapping changes), ``RUN_TAKEN_OVER``.
         """
         ...
 
@@ -45,6 +50,20 @@ class CheckpointHost(Protocol):
             PermissionError: the revision belongs to another app or tenant.
         """
         ...
+
+
+@dataclass(slots=True)
+class WorkspaceOrigin:
+    """The revision whose files the run's workspace held when it was made or last synced
+    with the app's draft (a checkpoint the agent made or restored): the base of the
+    three-way merge of the agent's next checkpoint (:mod:`runtime.merge`). Mutable: the
+    checkpoint tools move it on within one engine session.
+
+    Attributes:
+        revision_id: that revision (None: unknown, then a checkpoint is not merged).
+    """
+
+    revision_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +81,10 @@ class ToolContext:
             checkpoint tool made a revision the run must record; the engine turns it into
             an event for the run's actor (no tool or engine writes the run's row).
         metrics: where sandboxed command durations are recorded, or None.
+        claim_token: the run's fencing token this execution holds (docs/design.md 9): a
+            revision a checkpoint tool makes is refused once another node took the run
+            (None: not fenced, tests without a run row).
+        origin: see :class:`WorkspaceOrigin`.
     """
 
     run_id: uuid.UUID
@@ -72,6 +95,8 @@ class ToolContext:
     checkpoints: CheckpointHost | None = None
     on_revisions: Callable[[uuid.UUID, uuid.UUID | None], None] | None = None
     metrics: Metrics | None = None
+    claim_token: int | None = None
+    origin: WorkspaceOrigin = field(default_factory=WorkspaceOrigin)
 
     def record_revisions(self, checkpoint: uuid.UUID, result: uuid.UUID | None) -> None:
         """Report a checkpoint (and maybe result) revision for the run (contract 7.3)."""

@@ -212,11 +212,27 @@ UPDATE agent_runs
 SET checkpoint_revision_id = $2, result_revision_id = COALESCE($3, result_revision_id, $2)
 WHERE id = $1 AND claim_token = $4;
 
+-- A checkpoint restored through the API relinks the run it names (contract 1.9): a
+-- person's action, not the run owner's, so it carries no claim token.
 -- name: runs_set_revisions
 UPDATE agent_runs
 SET result_revision_id = $2, checkpoint_revision_id = $3
 WHERE id = $1
 RETURNING *;
+
+-- Auto-apply links the run to the revision it made, under the owner's claim token ($4),
+-- in the transaction that creates the revision: refused, it rolls the revision back.
+-- name: runs_apply_revisions
+UPDATE agent_runs
+SET result_revision_id = $2, checkpoint_revision_id = $3
+WHERE id = $1 AND claim_token = $4
+RETURNING id;
+
+-- A write the owner makes outside agent_runs (a checkpoint tool's draft revision) holds
+-- the run's row under its claim token ($2) until its transaction ends: no row, refused
+-- (another node took the run); a take-over waits for the write to commit.
+-- name: runs_hold_claim
+SELECT id FROM agent_runs WHERE id = $1 AND claim_token = $2 FOR SHARE;
 
 -- name: runs_heartbeat
 UPDATE agent_runs

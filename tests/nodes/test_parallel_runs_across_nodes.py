@@ -1,8 +1,8 @@
 """Runs of one app executing at once on different ``runwright serve`` processes, one
-Postgres (issue 11 items 4 and 7): at auto-apply each run's changes are merged three-way
-onto the draft the others moved (every change ends up in the final draft), and only a real
-overlap fails a run with ``REVISION_CONFLICT`` listing the files, leaving the first run's
-change intact.
+Postgres (issue 11 items 4 and 7): at auto-apply, and at the agent's ``create_checkpoint``,
+each run's changes are merged three-way onto the draft the others moved (every change ends
+up in the final draft), and only a real overlap fails with ``REVISION_CONFLICT`` listing
+the files (the run, or the checkpoint tool call), leaving the first run's change intact.
 
 Every node has one execution slot, so runs that wait at once execute on different nodes
 (the test also checks the lease owners). The native engine talks to one scripted model
@@ -13,6 +13,7 @@ gate, so "executing at once" is observed, never a matter of timing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -48,8 +49,19 @@ async def operator_model(database_url: str, server: ScriptedOpenAI) -> None:
         await db.close()
 
 
+def call(name: str, **arguments: Any) -> Reply:
+    return tool_call_reply(ScriptedToolCall(name, arguments))
+
+
 def patch_call(patch: str) -> Reply:
-    return tool_call_reply(ScriptedToolCall("coding_agent_apply_patch", {"patch": patch}))
+    return call("coding_agent_apply_patch", patch=patch)
+
+
+def tool_results(events: list[dict[str, Any]], tool: str) -> list[tuple[str, Any]]:
+    """``(event type, output)`` of each finished call of ``tool``, in order."""
+    return [(e["data"]["event"], e["data"]["payload"]["output"]) for e in events
+            if e["data"]["event"] in ("tool.completed", "tool.failed")
+            and e["data"]["payload"]["tool"] == tool]  # fmt: skip
 
 
 def runs_path(app_id: str, suffix: str = "") -> str:
@@ -108,7 +120,7 @@ async def start_waiting(
     for node, prompt in zip(nodes, scripts, strict=False):
         async with node.http(http.headers) as on_node:
             created[prompt] = await create_native_run(on_node, app_id, prompt)
-        steps = len(scripts[prompt])
+        steps = 1 + next(i for i, reply in enumerate(scripts[prompt]) if reply.gate is not None)
         await until(lambda p=prompt, n=steps: calls_for(server.bodies, p) >= n,
                     within=WITHIN, what=f"run {prompt!r} to reach its gate")  # fmt: skip
     owners = [await lease_owner(database_url, run["run_id"]) for run in created.values()]
@@ -214,3 +226,103 @@ async def test_a_real_conflict_across_nodes_fails_the_second_run(
     assert draft["id"] == a_revision  # A's change intact
     assert "<h1>Runwright Chat</h1>" in draft["files"]["src/App.tsx"]
     assert "notes/b.md" not in draft["files"]
+
+
+CHECKPOINT = "coding_agent_create_checkpoint"
+GREETING_AGAIN = GREETING_PATCH.replace('-  text: "Hello!', '-  text: "Welcome!').replace(
+    '+  text: "Welcome!', '+  text: "Welcome back!'
+)  # the line B changed before its first checkpoint, changed again
+
+
+async def test_the_agents_checkpoint_merges_onto_a_draft_another_node_moved(
+    database_url: str,
+    tmp_path: Path,
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+) -> None:
+    """B (node b) changes the greeting while A (node a) renames the heading and applies.
+    B's create_checkpoint then merges onto A's revision instead of overwriting it, and
+    brings B's workspace up to the merge (B reads A's heading). B changes its greeting
+    line again and checkpoints again: merged against its first checkpoint (no false
+    conflict on the line it changed twice). The draft ends with A's and B's changes."""
+    owner = await seed_owner(database_url)
+    await operator_model(database_url, scripted_openai)
+    gate_a, gate_b = threading.Event(), threading.Event()
+    scripts = {
+        "A: heading": [patch_call(heading_patch("Runwright Chat")),
+                       Reply(text_chunks=("A done",), gate=gate_a)],
+        "B: checkpoints": [
+            patch_call(GREETING_PATCH),
+            dataclasses.replace(call(CHECKPOINT), gate=gate_b),
+            call("coding_agent_read_file", path="src/App.tsx"),
+            patch_call(GREETING_AGAIN),
+            call(CHECKPOINT),
+            Reply(text_chunks=("B done",)),
+        ],
+    }  # fmt: skip
+    async with start_nodes(2, database_url=database_url, root=tmp_path, env=ONE_SLOT) as nodes:
+        async with nodes[0].http(owner.headers) as http:
+            app_id = await create_app(http)
+            a, b = (await start_waiting(database_url, nodes, scripted_openai, http, app_id,
+                                        scripts)).values()  # fmt: skip
+            a_events = await finish(http, app_id, a, gate_a)
+            a_revision = a_events[-1]["data"]["payload"]["result_revision_id"]
+            assert a_revision is not None
+            b_events = await finish(http, app_id, b, gate_b)
+            draft = await draft_of(http, app_id)
+            first_id = tool_results(b_events, CHECKPOINT)[0][1].get("checkpoint_revision_id")
+            first_checkpoint = (await http.get(f"/admin/apps/{app_id}/revisions/{first_id}")).json()
+
+    assert b_events[-1]["data"]["payload"]["status"] == "completed", b_events[-1]
+    (first_kind, first), (second_kind, second) = tool_results(b_events, CHECKPOINT)
+    assert first_kind == second_kind == "tool.completed", (first, second)
+    assert first["merged_onto_revision_id"] == a_revision
+    assert first_checkpoint["source_revision_id"] == a_revision
+    merged = first_checkpoint["files"]["src/App.tsx"]
+    assert "<h1>Runwright Chat</h1>" in merged and "Welcome! Ask me anything." in merged
+    [(_, read)] = tool_results(b_events, "coding_agent_read_file")
+    assert "<h1>Runwright Chat</h1>" in read["content"]  # B's workspace got A's change
+    assert "merged_onto_revision_id" not in second  # the draft was B's own checkpoint
+    assert draft["id"] == second["checkpoint_revision_id"]
+    final = draft["files"]["src/App.tsx"]
+    assert "<h1>Runwright Chat</h1>" in final and "Welcome back! Ask me anything." in final
+
+
+async def test_an_overlapping_checkpoint_is_a_tool_error_and_the_draft_keeps_the_other_change(
+    database_url: str,
+    tmp_path: Path,
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+) -> None:
+    """B changes the heading line A changed and applied on the other node: B's
+    create_checkpoint answers REVISION_CONFLICT naming src/App.tsx (a tool error the model
+    sees; the run goes on) and writes nothing; at its end B fails with REVISION_CONFLICT;
+    the draft stays A's revision."""
+    owner = await seed_owner(database_url)
+    await operator_model(database_url, scripted_openai)
+    gate_a, gate_b = threading.Event(), threading.Event()
+    scripts = {
+        "A: heading": [patch_call(heading_patch("Runwright Chat")),
+                       Reply(text_chunks=("A done",), gate=gate_a)],
+        "B: clash": [patch_call(heading_patch("Gossip Chat")),
+                     dataclasses.replace(call(CHECKPOINT), gate=gate_b),
+                     Reply(text_chunks=("B gives up",))],
+    }  # fmt: skip
+    async with start_nodes(2, database_url=database_url, root=tmp_path, env=ONE_SLOT) as nodes:
+        async with nodes[1].http(owner.headers) as http:
+            app_id = await create_app(http)
+            a, b = (await start_waiting(database_url, nodes, scripted_openai, http, app_id,
+                                        scripts)).values()  # fmt: skip
+            a_events = await finish(http, app_id, a, gate_a)
+            a_revision = a_events[-1]["data"]["payload"]["result_revision_id"]
+            b_events = await finish(http, app_id, b, gate_b)
+            draft = await draft_of(http, app_id)
+
+    [(kind, output)] = tool_results(b_events, CHECKPOINT)
+    assert kind == "tool.failed"
+    assert output["code"] == "REVISION_CONFLICT" and output["paths"] == ["src/App.tsx"]
+    assert "src/App.tsx" in output["error"]
+    # The model was told and answered; the run then failed at auto-apply, as the tool said.
+    assert len([b for b in scripted_openai.bodies if calls_for([b], "B: clash")]) == 3
+    assert b_events[-1]["data"]["event"] == "run.failed"
+    assert b_events[-1]["data"]["diagnostics"][0]["code"] == "REVISION_CONFLICT"
+    assert draft["id"] == a_revision
+    assert "<h1>Runwright Chat</h1>" in draft["files"]["src/App.tsx"]
