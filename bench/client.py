@@ -22,6 +22,7 @@ import httpx
 
 from bench.env import Tenancy
 from runwright.client import AsyncClient, RetryPolicy, RunwrightError
+from runwright.client._core import KEEPALIVE_EXPIRY
 
 # A benchmark reports failures instead of hiding them: no retries of calls, and a stream
 # gives up after one reconnect that brings nothing (a reconnect that does is still made).
@@ -42,7 +43,8 @@ class Pool:
         if key not in self._clients:
             self._clients[key] = AsyncClient(
                 self._base, tenancy.token, tenant_id=tenancy.tenant_id, timeout=self._timeout,
-                retry=NO_RETRY, limits=httpx.Limits(max_connections=None),
+                retry=NO_RETRY,
+                limits=httpx.Limits(max_connections=None, keepalive_expiry=KEEPALIVE_EXPIRY),
             )  # fmt: skip
         return self._clients[key]
 

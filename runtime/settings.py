@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     scripted_engine_enabled: bool = False
     event_coalesce_ms: float = Field(default=30.0, ge=0.0, le=1000.0)
     shutdown_grace_seconds: float = Field(default=10.0, ge=0.0)
+    # How long an idle HTTP/1.1 connection stays open for its next request. Clients close
+    # theirs sooner (httpx: 5 s, our client: 4 s), so the server never closes a connection
+    # a client is just reusing (that race drops the request with a connection reset).
+    http_keep_alive_seconds: float = Field(default=30.0, gt=0.0, le=3600.0)
     # Unwritten events beyond which engines are paused until the writer catches up.
     event_writer_max_pending: int = Field(default=100_000, ge=100, le=10_000_000)
     # How long an Idempotency-Key of run creation stays bound to its run (default 24 h).

@@ -13,11 +13,13 @@ def hypercorn_config(bind: str, settings: Settings) -> Config:
     """A Hypercorn config serving on ``bind`` (``"host:port"``).
 
     No ``Server`` header (it would name the server and its version to every client); the
-    graceful shutdown is the settings' grace period. Hypercorn's error logger gets no
-    handler of its own: its lines (``Running on ...``) go through the root handler once, as
-    text or JSON (``runtime/logs.py``); with hypercorn's default ``"-"`` it had its own
-    stderr handler *and* propagated, so each line was printed twice. No hypercorn access
-    log: the app writes its own (``web/request_context.py``, with the request id).
+    graceful shutdown is the settings' grace period; idle connections stay open for
+    ``http_keep_alive_seconds`` (longer than clients keep theirs, see the setting).
+    Hypercorn's error logger gets no handler of its own: its lines (``Running on ...``) go
+    through the root handler once, as text or JSON (``runtime/logs.py``); with hypercorn's
+    default ``"-"`` it had its own stderr handler *and* propagated, so each line was
+    printed twice. No hypercorn access log: the app writes its own
+    (``web/request_context.py``, with the request id).
     """
     config = Config()
     config.bind = [bind]
@@ -25,4 +27,5 @@ def hypercorn_config(bind: str, settings: Settings) -> Config:
     config.accesslog = None
     config.include_server_header = False
     config.graceful_timeout = settings.shutdown_grace_seconds
+    config.keep_alive_timeout = settings.http_keep_alive_seconds
     return config

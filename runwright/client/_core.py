@@ -478,4 +478,10 @@ class StreamCursor:
 # long means a dead connection, which is reconnected.
 STREAM_READ_TIMEOUT = 60.0
 # httpx's own default pool bounds (``httpx.Limits()`` without arguments means unbounded).
-DEFAULT_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=20)
+# Idle connections are dropped after 4 s, before a server closes them (Hypercorn's default
+# keep-alive is 5 s, Runwright's 30 s): reusing one the server is closing at that moment
+# fails the request with a connection reset, which a create cannot safely retry blindly.
+KEEPALIVE_EXPIRY = 4.0
+DEFAULT_LIMITS = httpx.Limits(
+    max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
+)

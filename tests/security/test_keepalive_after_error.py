@@ -83,3 +83,30 @@ async def test_oversized_body_is_refused_and_the_connection_closed(settings):
             assert await asyncio.wait_for(reader.read(), 10) == b""
         finally:
             writer.close()
+
+
+async def test_idle_connection_outlives_a_clients_keepalive_expiry(settings):
+    """The server keeps an idle connection open longer than clients keep theirs (httpx 5 s,
+    ``runwright.client`` 4 s). With Hypercorn's 5 s default, a client reusing a connection
+    idle for about 5 s raced the server's close and lost the request (a connection reset on
+    a create under load). Here the connection sits idle past httpx's expiry, then serves."""
+    from runwright.client._core import KEEPALIVE_EXPIRY
+
+    httpx_default_expiry = 5.0
+    assert KEEPALIVE_EXPIRY < httpx_default_expiry < settings.http_keep_alive_seconds
+    async with hypercorn_on_loopback(settings) as (base, _):
+        port = int(base.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
+            await writer.drain()
+            assert (await _read_response(reader))[0] == 200
+            # Idle past httpx's expiry: the server must not close (reading sees no EOF).
+            with contextlib.suppress(TimeoutError):
+                closed = await asyncio.wait_for(reader.read(1), httpx_default_expiry + 1.5)
+                raise AssertionError(f"the server closed an idle connection early: {closed!r}")
+            writer.write(b"GET /livez HTTP/1.1\r\nHost: t\r\n\r\n")
+            await writer.drain()
+            assert (await _read_response(reader))[0] == 200
+        finally:
+            writer.close()
