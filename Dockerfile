@@ -11,6 +11,7 @@ COPY pyproject.toml README.md ./
 COPY runtime ./runtime
 COPY storage ./storage
 COPY web ./web
+COPY runwright ./runwright
 RUN pip install --no-cache-dir . \
     && useradd --system --create-home --home-dir /var/lib/runwright runwright
 
