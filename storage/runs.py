@@ -291,7 +291,9 @@ class RunStore:
         async with self.db.transaction() as tx:
             row = await RunStore(tx)._write(name, args, events)
             if row is not None:
-                await tx.execute("runs_set_session_turns", args[0], session_turns or None)
+                await tx.execute(
+                    "runs_set_session_turns", args[0], session_turns or None, row["claim_token"]
+                )
                 row["session_turns"] = session_turns or None
             return row
 
@@ -301,13 +303,15 @@ class RunStore:
         status: str,
         *,
         expected: Sequence[str],
+        token: int,
         error: str | None,
         events: EventsFor | None = None,
     ) -> dict[str, Any] | None:
         """Fail a run paused on an approval request whose timeout passed (by the
-        database's clock); None when it is not (resumed, cancelled or not yet expired)."""
+        database's clock) and still holding claim token ``token``; None when it is not
+        (resumed, cancelled, not yet expired, or the token moved on)."""
         return await self._write(
-            "runs_expire_approval", (run_id, status, error, list(expected)), events
+            "runs_expire_approval", (run_id, status, error, list(expected), token), events
         )
 
     async def list_approval_expired(self, limit: int = 100) -> list[uuid.UUID]:
@@ -373,17 +377,20 @@ class RunStore:
         name: str,
         tokens: tuple[int | None, int | None, int | None],
         duration_ms: int | None,
+        token: int,
     ) -> dict[str, Any] | None:
         """Record one call's usage (``kind`` ``model`` or ``tool``; ``tokens`` prompt,
         completion, total, None where not reported) and add it to the run's ``usage_*``
-        sums, in one statement; a ``call_id`` recorded before adds nothing.
+        sums, in one statement, under the owner's claim token ``token``; a ``call_id``
+        recorded before adds nothing.
 
         Returns:
-            The run row with its sums, or None when the run is gone.
+            The run row with its sums, or None when refused: the run is gone or another
+            node took it (nothing written).
         """
         return _row(
             await self.db.fetchrow(
-                "runs_record_usage", run_id, call_id, kind, name, *tokens, duration_ms
+                "runs_record_usage", run_id, call_id, kind, name, *tokens, duration_ms, token
             )
         )
 

@@ -283,7 +283,7 @@ class RunActor(pykka.ThreadingActor):
                 if not self._db(deps.runs.set_engine_ref(self.run_id, ref, token=self.fence)):
                     return self._fenced("recording the engine reference was refused")
             case RecordUsage(report=report):
-                self._record_usage(report)
+                return self._record_usage(report)
             case RecordRevisions(checkpoint=checkpoint, result=result):
                 recorded = deps.runs.record_checkpoint(
                     self.run_id, checkpoint, result, token=self.fence
@@ -415,8 +415,8 @@ class RunActor(pykka.ThreadingActor):
                 )  # fmt: skip
             elif write.if_expired:
                 row = await runs.expire_approval(
-                    run_id, write.target, expected=write.expected, error=write.error,
-                    events=events_for,
+                    run_id, write.target, expected=write.expected, token=token,
+                    error=write.error, events=events_for,
                 )  # fmt: skip
             elif write.target == states.QUEUED:
                 row = await runs.requeue(
@@ -446,21 +446,25 @@ class RunActor(pykka.ThreadingActor):
                 log.info("run ended %s", row["status"], extra={"engine": row["execution_engine"]})
         return row
 
-    def _record_usage(self, report: UsageReported) -> None:
-        """Record a call's usage; a model call then gets its ``usage.updated`` event and
-        its tokens counted (once: a retried write raised before this point)."""
+    def _record_usage(self, report: UsageReported) -> list[Effect]:
+        """Record a call's usage under this actor's claim token; a model call then gets its
+        ``usage.updated`` event and its tokens counted (once: a retried write raised before
+        this point). Refused: another node took the run (fenced)."""
         seconds = report.seconds
         row = self._db(
             self.deps.runs.record_usage(
                 self.run_id, report.call_id, kind=report.kind, name=report.name,
                 tokens=(report.prompt_tokens, report.completion_tokens, report.total_tokens),
                 duration_ms=None if seconds is None else max(0, round(seconds * 1000)),
+                token=self.fence,
             )
         )  # fmt: skip
-        if row is None or report.kind != "model":
-            return
-        self.deps.metrics.tokens(report.prompt_tokens, report.completion_tokens)
-        self._emit((EventDraft("usage.updated", usage_updated(report, row)),))
+        if row is None:
+            return self._fenced("recording usage was refused")
+        if report.kind == "model":
+            self.deps.metrics.tokens(report.prompt_tokens, report.completion_tokens)
+            self._emit((EventDraft("usage.updated", usage_updated(report, row)),))
+        return []
 
     def _start_engine(self, attempt: int) -> list[Effect]:
         deps, lc = self.deps, self.lifecycle

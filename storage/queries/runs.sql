@@ -172,12 +172,14 @@ SET status = 'paused', checkpoint = $2, output_result = $3, lease_owner = NULL,
 WHERE id = $1 AND status = ANY($4::text[]) AND claim_token = $6
 RETURNING *;
 
--- The approval timeout (issue 12): fail a paused run only while its pause is expired.
+-- The approval timeout (issue 12): fail a paused run only while its pause is expired,
+-- under the claim token the writer read ($5).
 -- name: runs_expire_approval
 UPDATE agent_runs
 SET status = $2, error_message = $3, completed_at = now(), lease_owner = NULL,
     lease_expires_at = NULL, claim_token = claim_token + 1
 WHERE id = $1 AND status = ANY($4::text[]) AND approval_expires_at < now()
+  AND claim_token = $5
 RETURNING *;
 
 -- name: runs_list_approval_expired
@@ -193,9 +195,10 @@ SET status = 'queued', resume_payload = COALESCE($2, resume_payload), completed_
 WHERE id = $1 AND status = ANY($3::text[]) AND claim_token = $4
 RETURNING *;
 
--- What a finished session run adds to its session's conversation (migration 0012).
+-- What a finished session run adds to its session's conversation (migration 0012): in the
+-- transaction of the fenced status write that just landed, under the token it left ($3).
 -- name: runs_set_session_turns
-UPDATE agent_runs SET session_turns = $2 WHERE id = $1;
+UPDATE agent_runs SET session_turns = $2 WHERE id = $1 AND claim_token = $3;
 
 -- The owner's writes of what its engine reported carry its claim token ($3): refused
 -- (0 rows) once another node took the run.
@@ -269,15 +272,22 @@ WHERE id = ANY($1::uuid[]) AND status NOT IN ('completed', 'failed', 'cancelled'
 -- and then answers the run as it is. $3 kind ('model' | 'tool'), $4 name, $5..$7 prompt,
 -- completion and total tokens (NULL: not reported), $8 duration in ms (NULL: unknown).
 -- A model call counts as unreported when it reported none of the three counts.
+-- $9: the writer's claim token (fencing): the run's row is locked FOR SHARE while it still
+-- holds it, so once another node took the run nothing is inserted or added, and no row
+-- comes back.
 -- name: runs_record_usage
-WITH call AS (
+WITH owned AS (
+    SELECT r.id, r.tenant_id, r.published_app_id, r.resolved_model_id FROM agent_runs r
+    WHERE r.id = $1 AND r.claim_token = $9
+    FOR SHARE
+), call AS (
     INSERT INTO run_usage (
         id, run_id, tenant_id, published_app_id, model_id, kind, name,
         prompt_tokens, completion_tokens, total_tokens, duration_ms
     )
-    SELECT $2, r.id, r.tenant_id, r.published_app_id, r.resolved_model_id, $3, $4, $5, $6,
+    SELECT $2, o.id, o.tenant_id, o.published_app_id, o.resolved_model_id, $3, $4, $5, $6,
         $7, $8
-    FROM agent_runs r WHERE r.id = $1
+    FROM owned o
     ON CONFLICT (id) DO NOTHING
     RETURNING *
 ), updated AS (
@@ -304,4 +314,5 @@ WITH call AS (
 )
 SELECT * FROM updated
 UNION ALL
-SELECT * FROM agent_runs WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM updated);
+SELECT a.* FROM agent_runs a JOIN owned o ON o.id = a.id
+WHERE NOT EXISTS (SELECT 1 FROM updated);

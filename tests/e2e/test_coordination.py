@@ -1,7 +1,8 @@
 """Several real ``runwright serve`` processes on one Postgres (docs/design.md section 9,
 issue 11 item 7): the runs table is the queue any node claims from, a dead node's runs are
 settled or claimed by the others within seconds, a stalled owner is fenced after another
-node took its run, and tenants take turns across nodes.
+node took its run (no event, usage, checkpoint or revision of it lands), and tenants take
+turns across nodes.
 
 Node timings for these tests: heartbeat every 0.5 s, dead after 2 s of silence; outcomes
 are awaited with deadlines (the takeover one is the product's 5 s).
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -24,7 +27,14 @@ import pytest
 from runtime.processes import free_port
 from runtime.secret_box import new_key_text
 from storage.database import Database
-from tests.support.nodes import NODE_SECRET, Node, node_env
+from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.nodes import NODE_SECRET, Node, node_env, operator_model
+from tests.support.scripted_openai import (
+    ScriptedOpenAI,
+    ScriptedToolCall,
+    text_reply,
+    tool_call_reply,
+)
 from tests.support.seed import Seeded, Seeder
 
 TAKEOVER_SECONDS = 5.0  # issue 11 item 3: settled or claimed within 5 s of a kill -9
@@ -268,6 +278,101 @@ async def test_a_stalled_owner_is_fenced_after_takeover(
                     return rows[again]["status"] == "completed"
 
                 await _until(completed, within=60, what="a new run on A to complete")
+                assert "Traceback" not in _log(a)
+                assert b.running
+
+
+async def _owner_writes(conn: Any, run_id: uuid.UUID, app_id: str) -> dict[str, Any]:
+    """Everything a run's owner writes for it, beyond status and events: its usage rows
+    and sums, its revisions and checkpoint, its session turns and webhook snapshots, and
+    the app's revisions (a checkpoint tool's or auto-apply's draft)."""
+    run = await conn.fetchrow(
+        "SELECT status, claim_token, engine_outcome::text AS outcome, engine_run_ref, "
+        "result_revision_id, checkpoint_revision_id, session_turns::text AS turns, "
+        "usage_model_calls, usage_tool_calls, usage_model_ms, usage_tool_ms "
+        "FROM agent_runs WHERE id = $1", run_id,
+    )  # fmt: skip
+    return {
+        "run": dict(run),
+        "usage_rows": await conn.fetchval(
+            "SELECT count(*) FROM run_usage WHERE run_id = $1", run_id
+        ),
+        "webhooks": await conn.fetchval(
+            "SELECT count(*) FROM webhook_deliveries WHERE run_id = $1", run_id
+        ),
+        "revisions": await conn.fetchval(
+            "SELECT count(*) FROM app_revisions WHERE published_app_id = $1", uuid.UUID(app_id)
+        ),
+        "draft": await conn.fetchval(
+            "SELECT current_draft_revision_id FROM published_apps WHERE id = $1",
+            uuid.UUID(app_id),
+        ),
+    }
+
+
+async def test_a_stalled_owner_lands_no_usage_checkpoint_or_revision_after_takeover(
+    env: dict[str, str],
+    database_url: str,
+    conn: Any,
+    tmp_path: Path,
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+) -> None:
+    """A native run on A waits in its model call; A is SIGSTOPped and B fails the run.
+    Then the model answers (a create_checkpoint call, with usage) and A is let go: its
+    engine goes on, but none of its writes lands: no usage row or sum, no checkpoint
+    revision, no new draft, no event; A logs the takeover and keeps serving."""
+    (owner,) = await _tenants(database_url, 1)
+    await operator_model(database_url, scripted_openai.base_url)
+    gate = threading.Event()
+    scripted_openai.push(
+        dataclasses.replace(
+            tool_call_reply(ScriptedToolCall("coding_agent_create_checkpoint", {}),
+                            usage={"prompt_tokens": 7, "completion_tokens": 3,
+                                   "total_tokens": 10}),
+            gate=gate,
+        ),
+        tool_call_reply(ScriptedToolCall("coding_agent_create_checkpoint", {})),
+        text_reply("done"),
+    )  # fmt: skip
+    async with node(database_url, env, "node-a", tmp_path) as a:
+        async with a.http(owner.headers) as http:
+            runs = await _app(http, "fenced-writes")
+            app_id = runs.split("/")[3]
+            response = await http.post(runs, json={"input": "checkpoint it"})
+            assert response.status_code == 200, response.text
+            run_id = uuid.UUID(response.json()["run_id"])
+            await scripted_openai.wait_for_requests(1, within=60)  # waiting at the gate
+            assert (await _rows(conn, [run_id]))[run_id]["lease_owner"] == "node-a"
+            async with node(database_url, env, "node-b", tmp_path) as b:
+                a.pause()
+                try:
+
+                    async def failed_by_b() -> bool:
+                        return (await _rows(conn, [run_id]))[run_id]["status"] == "failed"
+
+                    await _until(failed_by_b, within=30, what="B to settle the stalled run")
+                    settled = await _events(conn, run_id)
+                    _assert_log_whole(settled)
+                    before = await _owner_writes(conn, run_id, app_id)
+                    gate.set()  # the answer waits in A's socket
+                finally:
+                    a.resume()
+
+                async def a_noticed() -> bool:
+                    return f"run {run_id}: another node took this run over" in _log(a)
+
+                await _until(a_noticed, within=30, what="A to notice the takeover")
+                # Whatever A's engine was still doing settles before A's next run ends.
+                again = await _create(http, runs, [{"delta": "still here"}])
+
+                async def completed() -> bool:
+                    return (await _rows(conn, [again]))[again]["status"] == "completed"
+
+                await _until(completed, within=60, what="a new run on A to complete")
+                assert await _owner_writes(conn, run_id, app_id) == before
+                assert before["usage_rows"] == 0 and before["revisions"] == 1
+                assert await _events(conn, run_id) == settled
+                assert "RUN_INTERRUPTED" in settled[-1]["diagnostics"]
                 assert "Traceback" not in _log(a)
                 assert b.running
 

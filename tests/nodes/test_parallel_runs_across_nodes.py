@@ -21,11 +21,15 @@ from typing import Any
 
 import httpx
 
-from storage import models as models_store
-from storage.database import Database
-from storage.models import BindingSpec
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
-from tests.support.nodes import Node, create_app, lease_owner, seed_owner, start_nodes
+from tests.support.nodes import (
+    Node,
+    create_app,
+    lease_owner,
+    operator_model,
+    seed_owner,
+    start_nodes,
+)
 from tests.support.openai_script import Reply, calls_for, per_prompt
 from tests.support.patches import GREETING_PATCH, STYLE_PATCH, add_file, heading_patch
 from tests.support.runs import parse_sse
@@ -33,20 +37,6 @@ from tests.support.scripted_openai import ScriptedOpenAI, ScriptedToolCall, tool
 
 WITHIN = 120.0  # generous: three processes on a loaded 2-core machine
 ONE_SLOT = {"RUNWRIGHT_MAX_LIVE_RUNS": "1"}
-
-
-async def operator_model(database_url: str, server: ScriptedOpenAI) -> None:
-    """The deployment's default model, served by ``server`` (an operator model: tenant
-    models may not point at loopback)."""
-    db = await Database.connect(database_url, min_size=1, max_size=1)
-    try:
-        await models_store.create_model(
-            db, tenant_id=None, name="scripted", is_default=True, status="active",
-            bindings=[BindingSpec(provider="openai", provider_model_id="m",
-                                  base_url=server.base_url)],
-        )  # fmt: skip
-    finally:
-        await db.close()
 
 
 def call(name: str, **arguments: Any) -> Reply:
@@ -146,7 +136,7 @@ async def test_three_runs_on_three_nodes_merge_into_one_draft(
     once, each on its own node. They end one after the other: B's changes are merged onto
     A's revision and C's onto B's, so the final draft holds all of them."""
     owner = await seed_owner(database_url)
-    await operator_model(database_url, scripted_openai)
+    await operator_model(database_url, scripted_openai.base_url)
     gates = [threading.Event() for _ in range(3)]
     scripts = {
         "A: heading": [patch_call(heading_patch("Runwright Chat")),
@@ -195,7 +185,7 @@ async def test_a_real_conflict_across_nodes_fails_the_second_run(
     applies; B fails with REVISION_CONFLICT naming src/App.tsx, and nothing of B (not even
     its new file) reaches the draft, which stays A's revision."""
     owner = await seed_owner(database_url)
-    await operator_model(database_url, scripted_openai)
+    await operator_model(database_url, scripted_openai.base_url)
     gate_a, gate_b = threading.Event(), threading.Event()
     scripts = {
         "A: heading": [patch_call(heading_patch("Runwright Chat")),
@@ -245,7 +235,7 @@ async def test_the_agents_checkpoint_merges_onto_a_draft_another_node_moved(
     line again and checkpoints again: merged against its first checkpoint (no false
     conflict on the line it changed twice). The draft ends with A's and B's changes."""
     owner = await seed_owner(database_url)
-    await operator_model(database_url, scripted_openai)
+    await operator_model(database_url, scripted_openai.base_url)
     gate_a, gate_b = threading.Event(), threading.Event()
     scripts = {
         "A: heading": [patch_call(heading_patch("Runwright Chat")),
@@ -297,7 +287,7 @@ async def test_an_overlapping_checkpoint_is_a_tool_error_and_the_draft_keeps_the
     sees; the run goes on) and writes nothing; at its end B fails with REVISION_CONFLICT;
     the draft stays A's revision."""
     owner = await seed_owner(database_url)
-    await operator_model(database_url, scripted_openai)
+    await operator_model(database_url, scripted_openai.base_url)
     gate_a, gate_b = threading.Event(), threading.Event()
     scripts = {
         "A: heading": [patch_call(heading_patch("Runwright Chat")),

@@ -41,7 +41,9 @@ import httpx
 
 from runtime.processes import free_port
 from runtime.secret_box import new_key_text
+from storage import models as models_store
 from storage.database import Database
+from storage.models import BindingSpec
 from tests.support.live_server import kill, spawn_server, wait_healthy
 from tests.support.seed import Seeded, Seeder
 
@@ -233,6 +235,21 @@ async def seed_owner(database_url: str) -> Seeded:
     db = await Database.connect(database_url, min_size=1, max_size=1)
     try:
         return await Seeder(db, NODE_SECRET).tenant_admin()
+    finally:
+        await db.close()
+
+
+async def operator_model(database_url: str, base_url: str) -> None:
+    """Make the deployment's default model one served at ``base_url`` (an OpenAI-compatible
+    server, e.g. a :class:`tests.support.scripted_openai.ScriptedOpenAI` in the test
+    process that every node reaches): an operator model, since tenant models may not point
+    at loopback."""
+    db = await Database.connect(database_url, min_size=1, max_size=1)
+    try:
+        await models_store.create_model(
+            db, tenant_id=None, name="scripted", is_default=True, status="active",
+            bindings=[BindingSpec(provider="openai", provider_model_id="m", base_url=base_url)],
+        )  # fmt: skip
     finally:
         await db.close()
 
