@@ -271,7 +271,7 @@ class Checkpoints:
         checkpoint_id: uuid.UUID,
         run_id: uuid.UUID | None = None,
         sync_workspace: Workspace | None = None,
-        claim_token: int | None = None,
+        fence: tuple[uuid.UUID, int] | None = None,
     ) -> Revision:
         """Copy a revision's files into a new draft revision on top of the current draft,
         and relink ``run_id`` (contract 1.9, 8).
@@ -279,8 +279,8 @@ class Checkpoints:
         ``sync_workspace`` (a run's workspace) is rewritten with the restored files: the
         agent's ``restore_checkpoint`` tool needs it to keep working on them. The HTTP route
         passes none: every run works in its own workspace made from its base revision, so
-        there is no shared workspace to re-sync. ``claim_token`` (the tool's: the run's
-        fencing token, ``run_id`` the run) fences the new revision.
+        there is no shared workspace to re-sync. ``fence`` (the tool's: its run and that
+        run's claim token) fences the new revision.
 
         Raises:
             CheckpointNotFound: ``checkpoint_id`` is not a revision of the app.
@@ -292,15 +292,15 @@ class Checkpoints:
             raise CheckpointNotFound(str(checkpoint_id))
         files = validate_project(dict(source.files), source.entry_file, self.settings)
         async with self.db.transaction() as tx:
-            if claim_token is not None and run_id is not None:
-                await RunStore(tx).hold_claim(run_id, claim_token)
+            if fence is not None:
+                await RunStore(tx).hold_claim(*fence)
             revision = await apps_store.create_draft_revision(
                 tx, app_id=app_id, tenant_id=tenant_id, files=files,
                 entry_file=source.entry_file, created_by=user_id,
             )  # fmt: skip
         if sync_workspace is not None:
             await asyncio.to_thread(sync_workspace.materialise, revision.files)
-        if run_id is not None and claim_token is None:  # a person's restore relinks the run
+        if run_id is not None:  # a person's restore relinks the run it names
             await RunStore(self.db).set_revisions(run_id, revision.id, checkpoint_id)
         return revision
 
@@ -374,7 +374,7 @@ class Checkpoints:
             revision = await self.restore(
                 app_id=ctx.app_id, tenant_id=ctx.tenant_id, user_id=ctx.user_id,
                 checkpoint_id=checkpoint_id, sync_workspace=ctx.workspace,
-                run_id=ctx.run_id, claim_token=ctx.claim_token,
+                fence=None if ctx.claim_token is None else (ctx.run_id, ctx.claim_token),
             )  # fmt: skip
         except CheckpointNotFound:
             raise ToolPermissionError("Checkpoint does not belong to this app") from None
