@@ -47,7 +47,7 @@ import httpx
 import psutil
 
 from bench import client
-from bench.env import REPO, Tenancy, free_port, machine_busy
+from bench.env import REPO, Tenancy, free_port, machine_busy, tree_cpu
 from bench.stack import RESULTS, add_common_args, create_app, pin_client, result_name, stack
 from bench.throughput import run_body
 
@@ -56,21 +56,6 @@ LG_VENV = Path(
     os.environ.get("BENCH_LANGGRAPH_VENV")
     or Path.home() / ".cache" / "runwright-bench" / "langgraph-venv"
 )
-
-
-def _tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its live descendants."""
-    try:
-        root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0.0
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            t = proc.cpu_times()
-            total += t.user + t.system
-    return total
 
 
 def _pg_cpu() -> float:
@@ -94,7 +79,7 @@ class Meter:
     def _snap(self) -> dict[str, float]:
         mine = self.me.cpu_times()
         return {
-            "server": _tree_cpu(self.pid),
+            "server": tree_cpu(self.pid),
             "postgres": _pg_cpu(),
             "client": mine.user + mine.system,
             "machine": machine_busy(),

@@ -120,7 +120,8 @@ class BenchEnv:
 
 
 class RssSampler:
-    """Samples a process's RSS (bytes) every ``interval`` seconds in a daemon thread."""
+    """Samples the RSS (bytes) of a process and its descendants (``--workers N``: the
+    parent plus its workers), summed, every ``interval`` seconds in a daemon thread."""
 
     def __init__(self, pid: int, interval: float = 0.2) -> None:
         self._proc = psutil.Process(pid)
@@ -144,9 +145,14 @@ class RssSampler:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self.last = self._proc.memory_info().rss
+                procs = [self._proc, *self._proc.children(recursive=True)]
+                rss = self._proc.memory_info().rss
             except psutil.Error:
                 return
+            for child in procs[1:]:
+                with contextlib.suppress(psutil.Error):
+                    rss += child.memory_info().rss
+            self.last = rss
             self.peak = max(self.peak, self.last)
             self._stop.wait(self._interval)
 
@@ -254,6 +260,30 @@ def _cpu(proc: psutil.Process) -> float:
         return 0.0
 
 
+def tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` and all its descendants.
+
+    Counts every live process of the tree (``runwright serve --workers N``: the parent and
+    its N workers; sandboxed commands) plus, for each, the time of the children it has
+    already reaped (``children_user``/``children_system``), so a worker or command that
+    exited during a window is not lost. A process that died but was not reaped yet is
+    missed; 0.0 when ``pid`` is gone.
+    """
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
 def _is_system_postgres(proc: psutil.Process) -> bool:
     try:
         return proc.exe().startswith(SYSTEM_PG_PREFIX)
@@ -268,8 +298,10 @@ def machine_busy() -> float:
 
 
 class CpuMeter:
-    """CPU used over a window by the server, the local Postgres, this client, and everything
-    else on the machine (``other``: e.g. other people's test suites sharing the cores).
+    """CPU used over a window by the server (its whole process tree: with ``--workers N``
+    the workers do the work, not the parent; :func:`tree_cpu`), the local Postgres, this
+    client, and everything else on the machine (``other``: e.g. other people's test suites
+    sharing the cores).
 
     Postgres backends that exit during the window are undercounted (their time is lost);
     the server's pool keeps its connections, so this is small. Values are in cores
@@ -277,15 +309,16 @@ class CpuMeter:
     """
 
     def __init__(self, server_pid: int) -> None:
-        self._server = psutil.Process(server_pid)
+        self._server = server_pid
         self._me = psutil.Process()
         self._start: dict[str, float] = {}
         self._t0 = 0.0
+        self.server_seconds = 0.0  # the server tree's CPU seconds over the window (stop)
 
     def _snapshot(self) -> dict[str, float]:
         pg = sum(_cpu(p) for p in psutil.process_iter() if _is_system_postgres(p))
         return {
-            "server": _cpu(self._server),
+            "server": tree_cpu(self._server),
             "postgres": pg,
             "client": _cpu(self._me),
             "machine": machine_busy(),
@@ -299,6 +332,7 @@ class CpuMeter:
     def stop(self) -> dict[str, float]:
         end = self._snapshot()
         wall = max(1e-9, time.perf_counter() - self._t0)
+        self.server_seconds = end["server"] - self._start["server"]
         used = {k: (end[k] - self._start[k]) / wall for k in end}
         used["other"] = used["machine"] - used["server"] - used["postgres"] - used["client"]
         return {k: round(max(0.0, v), 2) for k, v in used.items()}

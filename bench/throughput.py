@@ -194,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     prof.kill()
         result["cpu_cores"] = cpu.stop()
+        # Server CPU time (its process tree) per completed run: steadier than runs/s when
+        # other work shares the cores (docs/benchmarks.md, "Issue 11").
+        done = result["runs_completed"]
+        result["server_cpu_ms_per_run"] = (
+            round(1000 * cpu.server_seconds / done, 2) if done else None
+        )
         result["machine_load_before"] = quiet
         result["peak_rss_mib"] = round(st.rss.peak / 2**20, 1)
     result.update(
