@@ -9,7 +9,13 @@ app's current draft (:mod:`runtime.merge`).
 The per-revision cache. Revisions are immutable, so the files of a base revision are
 written once to ``<runs_dir>/revisions/<revision_id>`` and every run on that revision
 copies them from there (no database read, no re-encoding). The cache holds at most
-``workspace_cache_revisions`` revisions; the least recently used go first.
+``workspace_cache_revisions`` revisions; the least recently used go first. An evicted entry
+is first renamed away (atomically) and only then deleted, and a copy counts only if its
+source entry was still in place when the copy ended: a run copying an entry that another
+thread or worker process evicts meanwhile never gets a workspace with files missing (it
+falls back to the revision's files, read from the database). Before this, deleting an
+entry in place raced with copies of it: a copy could silently lack a directory, and the
+run's auto-apply then saw files "deleted" (docs/benchmarks.md, "Issue 11").
 
 Why copies and not hard links: a hard link shares the file's inode, and writers that open
 a file in place would change the cache, and with it every later run: the sandbox
@@ -44,6 +50,8 @@ _NO_REFLINK = frozenset({errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINV
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 RUNS = "run"
 REVISIONS = "revisions"
+_STAGING = ".new-"  # a directory being written, renamed into place when complete
+_EVICTED = ".old-"  # a cache entry renamed away, being deleted
 
 
 class RevisionNotCached(LookupError):
@@ -103,17 +111,15 @@ class RunWorkspaces:
         """
         self.runs.mkdir(parents=True, exist_ok=True)
         target = self.path(run_id)
-        staging = self.runs / f".new-{run_id}-{uuid.uuid4().hex[:8]}"
+        staging = self.runs / f"{_STAGING}{run_id}-{uuid.uuid4().hex[:8]}"
         try:
             if revision_id is None:
                 staging.mkdir()
             else:
                 source = self._cache_entry(revision_id, files)
-                try:
-                    _copy_tree(source, staging)
-                except FileNotFoundError:  # evicted while we copied
+                if not _copy_intact(source, staging):  # evicted while we copied
                     if files is None:
-                        raise RevisionNotCached(str(revision_id)) from None
+                        raise RevisionNotCached(str(revision_id))
                     shutil.rmtree(staging, ignore_errors=True)
                     _write_tree(staging, files)
             self.remove(run_id)
@@ -147,8 +153,12 @@ class RunWorkspaces:
         if self.runs.is_dir():
             for name in os.listdir(self.runs):
                 stem = name.removeprefix(".").removesuffix(".seq")
-                if name.startswith(".new-") or (name.endswith(".seq") and stem not in keep_names):
+                if name.startswith(_STAGING) or (name.endswith(".seq") and stem not in keep_names):
                     _remove_path(self.runs / name)
+        if self.cache.is_dir():  # what a process that died while caching left behind
+            for name in os.listdir(self.cache):
+                if name.startswith((_STAGING, _EVICTED)):
+                    _remove_path(self.cache / name)
         if self.root.is_dir():
             for name in os.listdir(self.root):
                 if _UUID.match(name):  # <runs_dir>/<app_id>/<user_id>: the old layout
@@ -166,7 +176,7 @@ class RunWorkspaces:
         if files is None:
             raise RevisionNotCached(str(revision_id))
         self.cache.mkdir(parents=True, exist_ok=True)
-        staging = self.cache / f".new-{revision_id}-{uuid.uuid4().hex[:8]}"
+        staging = self.cache / f"{_STAGING}{revision_id}-{uuid.uuid4().hex[:8]}"
         try:
             _write_tree(staging, files)
             try:
@@ -180,9 +190,15 @@ class RunWorkspaces:
         return entry
 
     def _evict(self, *, keep: Path) -> None:
-        """Drop the least recently used revisions beyond ``cache_revisions``."""
+        """Drop the least recently used revisions beyond ``cache_revisions``.
+
+        Only complete entries count (another thread's staging directory is not touched).
+        Each is renamed away before it is deleted, so a concurrent copy of it fails as a
+        whole instead of missing files (:func:`_copy_intact`)."""
         entries = []
         for name in os.listdir(self.cache):
+            if not _UUID.match(name):
+                continue
             path = self.cache / name
             try:
                 entries.append((path.stat().st_mtime, path))
@@ -190,8 +206,14 @@ class RunWorkspaces:
                 continue
         entries.sort(reverse=True)
         for _, path in entries[self.cache_revisions :]:
-            if path != keep:
-                _remove_path(path)
+            if path == keep:
+                continue
+            trash = self.cache / f"{_EVICTED}{path.name}-{uuid.uuid4().hex[:8]}"
+            try:
+                os.rename(path, trash)
+            except FileNotFoundError:  # another thread or worker evicted it first
+                continue
+            shutil.rmtree(trash, ignore_errors=True)
 
 
 def _write_tree(root: Path, files: Mapping[str, str]) -> None:
@@ -206,6 +228,20 @@ def _copy_tree(source: Path, target: Path) -> None:
     """Copy the regular files and directories of ``source`` to a new ``target``; each file
     is a reflink where the file system can, else a kernel-side copy. Never a hard link."""
     shutil.copytree(source, target, symlinks=True, copy_function=_clone_file)
+
+
+def _copy_intact(entry: Path, target: Path) -> bool:
+    """Copy cache ``entry`` to a new ``target``; False when the entry was evicted before or
+    during the copy (``target`` may then be partial: the caller discards it).
+
+    An evicted entry is renamed away before anything in it is deleted, so while the copy
+    reads paths under ``entry`` either they are all there or they fail; an entry in place
+    after the copy was not renamed during it (or was cached again, complete, meanwhile)."""
+    try:
+        _copy_tree(entry, target)
+    except (FileNotFoundError, shutil.Error):  # shutil.Error: per-file failures, collected
+        return False
+    return entry.is_dir()
 
 
 def _clone_file(src: str, dst: str) -> str:

@@ -235,8 +235,10 @@ class Settings(BaseSettings):
     deps_install_timeout_seconds: float = Field(default=600.0, ge=10.0, le=7200.0)
     deps_max_bytes: int = Field(default=1024 * 2**20, ge=2**20, le=2**40)
     # Run workspaces (runtime/run_workspaces.py): base revisions kept on disk, ready to
-    # copy into new runs' workspaces (least recently used evicted first).
-    workspace_cache_revisions: int = Field(default=32, ge=1, le=10_000)
+    # copy into new runs' workspaces (least recently used evicted first). Above the number
+    # of apps with runs at once: fewer, and every run misses (a query and a written tree
+    # per run; 32 with 50 busy apps did). A revision is at most 2 MiB (contract 8).
+    workspace_cache_revisions: int = Field(default=256, ge=1, le=10_000)
 
     @field_validator("node_dead_seconds")
     @classmethod

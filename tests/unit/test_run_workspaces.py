@@ -108,3 +108,54 @@ def test_sweep_keeps_live_runs_and_removes_the_rest(tmp_path: Path) -> None:
     )
     assert not legacy.parent.exists()
     assert spaces.cached(revision)  # the cache is bounded on its own
+
+
+def test_eviction_while_other_runs_copy_never_leaves_a_file_out(tmp_path: Path) -> None:
+    """Runs copying a revision while other runs' revisions push it out of a one-entry
+    cache (two threads, as two runs starting at once) get every file or fall back to the
+    files they were given; none gets a workspace missing a directory, and no thread's
+    half-written cache entry is taken from under it."""
+    import threading
+
+    deep = {
+        **FILES,
+        "src/components/Composer.tsx": "export const c = 1\n",
+        "src/components/List.tsx": "export const l = 1\n",
+        "src/lib/util/a.ts": "export const u = 1\n",
+    }
+    spaces = RunWorkspaces(tmp_path, cache_revisions=1)
+    revision = uuid.uuid4()
+    errors: list[BaseException] = []
+    short: list[dict[str, str]] = []
+    stop = threading.Event()
+
+    def copier() -> None:
+        try:
+            for _ in range(300):
+                run = uuid.uuid4()
+                got = tree(spaces.create(run, revision, deep))
+                if got != deep:
+                    short.append(got)
+                spaces.remove(run)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    def evictor() -> None:
+        try:
+            while not stop.is_set():
+                run = uuid.uuid4()
+                spaces.create(run, uuid.uuid4(), deep)
+                spaces.remove(run)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=copier), threading.Thread(target=evictor)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    assert not short
+    assert len([p for p in (tmp_path / "revisions").iterdir() if not p.name.startswith(".")]) <= 2
