@@ -10,8 +10,9 @@ they mean. Exactly one terminal event (:class:`Completed`, :class:`Failed` or
 from __future__ import annotations
 
 import abc
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,45 @@ class ResumeState:
     checkpoint: dict[str, Any]
 
 
+class PendingWorkspace:
+    """A run's workspace that is made only when its engine first needs it (engines with
+    :attr:`Engine.lazy_workspace`, on a fresh start).
+
+    A native run whose model calls no tool never touches its files, so it never makes a
+    copy of its base revision, and auto-apply and removal have nothing to do for it
+    (docs/benchmarks.md, "Issue 11"). Once made it is the same workspace as an eager one.
+
+    Args:
+        path: where the workspace will be (``RunContext.workspace``).
+        make: makes it from the base revision and returns its path; called at most once.
+    """
+
+    def __init__(self, path: Path, make: Callable[[], Awaitable[Path]]) -> None:
+        self.path = path
+        self._make = make
+        self._made: Path | None = None
+        self._started = False
+        self._lock = asyncio.Lock()
+
+    @property
+    def made(self) -> bool:
+        """Whether making the workspace began: from then on it may exist and may have
+        changed (a make cancelled half-way still counts, so its directory is removed)."""
+        return self._started
+
+    async def ready(self) -> Path:
+        """The workspace, made on the first call (concurrent callers wait for one make).
+
+        Raises:
+            whatever ``make`` raises (a later call tries again).
+        """
+        async with self._lock:
+            if self._made is None:
+                self._started = True
+                self._made = await self._make()
+            return self._made
+
+
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """Everything an engine may know about its run. Built server-side only: nothing in a
@@ -193,6 +233,8 @@ class RunContext:
 
     ``input_params`` is the stored ``{input, messages, context}`` of contract section 2;
     ``workspace`` is the run's working directory (None until workspaces exist for it);
+    ``workspace_pending``, when set, makes that directory: it does not exist until
+    :meth:`PendingWorkspace.ready` returned;
     ``attempt`` counts actor restarts (0 on the first execution); ``session_id`` is the
     run's coding-agent session (None: a run without one), whose earlier turns are already
     in ``input_params["messages"]``. ``claim_token`` is the run's fencing token this
@@ -216,6 +258,13 @@ class RunContext:
     session_id: uuid.UUID | None = None
     claim_token: int | None = None
     checkpoint_base: uuid.UUID | None = None
+    workspace_pending: PendingWorkspace | None = None
+
+    @property
+    def workspace_untouched(self) -> bool:
+        """True when the run's workspace was to be made on first use and never was: its
+        files cannot have changed (nothing to auto-apply, nothing to remove)."""
+        return self.workspace_pending is not None and not self.workspace_pending.made
 
     @property
     def prompt(self) -> str:
@@ -295,12 +344,15 @@ class Engine(abc.ABC):
 
     ``uses_workspace``: the run gets its own workspace, made from its base revision
     (:mod:`runtime.run_workspaces`), and a completed run's workspace is auto-applied as a
-    revision.
+    revision. ``lazy_workspace``: see below.
     ``preflight_uses_model``: see below (engines keeping the default preflight set False).
     """
 
     name: str
     uses_workspace: bool = True
+    #: Whether a fresh run's workspace is made only when the engine first needs it
+    #: (``RunContext.workspace_pending``); restarted and resumed runs get theirs made.
+    lazy_workspace: bool = False
     #: Whether :meth:`preflight` reads ``PreflightRequest.model``; when False, run creation
     #: skips the model's binding lookup and passes ``model=None``.
     preflight_uses_model: bool = True

@@ -137,6 +137,9 @@ class NativeEngine(Engine):
 
     name = "native"
     preflight_uses_model = False  # the default preflight: no checks, no model needed
+    # Only its tools touch the workspace: made at the first tool call, so a run that calls
+    # none skips making, auto-applying and removing it (runtime.engine.PendingWorkspace).
+    lazy_workspace = True
 
     def __init__(
         self,
@@ -228,18 +231,17 @@ class NativeSession(EngineSession):
             return
         toolbox = self._engine.toolbox
         tools = toolbox.openai_tools()
-        recorded: list[RevisionsRecorded] = []
-        tool_ctx = await _tool_context(
-            ctx, ctx.workspace, self._engine.checkpoints,
-            lambda checkpoint, result: recorded.append(RevisionsRecorded(checkpoint, result)),
-            self._engine.metrics,
-        )  # fmt: skip
+        # Built when the first tool runs: a run whose model calls none never makes its
+        # workspace (RunContext.workspace_pending).
+        tool_ctx = _Tools(ctx, self._engine.checkpoints, self._engine.metrics)
+        recorded = tool_ctx.recorded
 
         policy = approvals.run_policy(ctx.input_params)
         try:
             loop, decision = _start_state(ctx)
             if loop.files is not None:  # the workspace as it was at the pause (any node)
-                await asyncio.to_thread(Workspace(ctx.workspace).materialise, loop.files)
+                root = await _workspace_root(ctx)
+                await asyncio.to_thread(Workspace(root).materialise, loop.files)
                 loop.files = None
         except (ValueError, OSError) as exc:  # a stored state that cannot be used: fail closed
             yield _failed("ENGINE_STATE_INVALID", f"native engine: cannot resume: {exc}")
@@ -255,7 +257,8 @@ class NativeSession(EngineSession):
                     steps = self._decided(toolbox, call, decision, tool_ctx, recorded, loop)
                     decision = None
                 elif approvals.tool_needs_approval(policy, call.name):
-                    loop.files = await asyncio.to_thread(Workspace(ctx.workspace).snapshot)
+                    root = await _workspace_root(ctx)
+                    loop.files = await asyncio.to_thread(Workspace(root).snapshot)
                     yield _pause(loop, call)
                     return
                 else:
@@ -325,7 +328,7 @@ class NativeSession(EngineSession):
         toolbox: Toolbox,
         call: ToolCall,
         run: ToolCall,
-        tool_ctx: ToolContext | None,
+        tool_ctx: _Tools,
         recorded: list[RevisionsRecorded],
         loop: _LoopState,
     ) -> AsyncIterator[EngineEvent]:
@@ -353,7 +356,7 @@ class NativeSession(EngineSession):
         toolbox: Toolbox,
         call: ToolCall,
         decision: approvals.Decision,
-        tool_ctx: ToolContext | None,
+        tool_ctx: _Tools,
         recorded: list[RevisionsRecorded],
         loop: _LoopState,
     ) -> AsyncIterator[EngineEvent]:
@@ -378,12 +381,12 @@ class NativeSession(EngineSession):
         if self._in_session:
             yield Transcript(tuple(loop.transcript))
 
-    async def _call_tool(
-        self, toolbox: Toolbox, call: ToolCall, tool_ctx: ToolContext | None
-    ) -> Any:
+    async def _call_tool(self, toolbox: Toolbox, call: ToolCall, tools: _Tools) -> Any:
         """One tool call under the toolpack's timeout for it (contract 7.3's per-tool table;
         ``settings.tool_timeout_seconds`` for tools outside it). Timeouts and a missing user
-        scope become error envelopes."""
+        scope become error envelopes. The first call makes the run's workspace (outside
+        the tool's timeout)."""
+        tool_ctx = await tools.context()
         if tool_ctx is None:
             return {"error": USER_SCOPE_ERROR, "code": "TOOL_EXECUTION_FAILED"}
         limit = float(toolbox.tool_timeout(call.name))
@@ -399,29 +402,53 @@ class NativeSession(EngineSession):
 # ---- helpers --------------------------------------------------------------------------
 
 
-async def _tool_context(
-    ctx: RunContext,
-    root: Path,
-    checkpoints: CheckpointHost | None,
-    on_revisions: Callable[[uuid.UUID, uuid.UUID | None], None],
-    metrics: Metrics,
-) -> ToolContext | None:
-    """The server-side tool context, or None when the run has no user (contract 7.2)."""
-    if ctx.user_id is None:
-        return None
-    workspace = await asyncio.to_thread(Workspace, root)
-    return ToolContext(
-        run_id=ctx.run_id,
-        tenant_id=ctx.tenant_id,
-        app_id=ctx.app_id,
-        user_id=ctx.user_id,
-        workspace=workspace,
-        checkpoints=checkpoints,
-        on_revisions=on_revisions,
-        metrics=metrics,
-        claim_token=ctx.claim_token,
-        origin=WorkspaceOrigin(ctx.checkpoint_base),
-    )
+async def _workspace_root(ctx: RunContext) -> Path:
+    """The run's workspace directory, made first if it is still pending."""
+    if ctx.workspace_pending is not None:
+        return await ctx.workspace_pending.ready()
+    assert ctx.workspace is not None  # checked when the session started
+    return ctx.workspace
+
+
+class _Tools:
+    """The run's server-side tool context (contract 7.2), built when the first tool runs,
+    and the revisions the checkpoint tools record meanwhile (``recorded``, reported by the
+    loop before the tool's result)."""
+
+    def __init__(self, ctx: RunContext, checkpoints: CheckpointHost | None, metrics: Metrics):
+        self.recorded: list[RevisionsRecorded] = []
+        self._run = ctx
+        self._checkpoints = checkpoints
+        self._metrics = metrics
+        self._context: ToolContext | None = None
+
+    async def context(self) -> ToolContext | None:
+        """The tool context, or None when the run has no user (tools need one).
+
+        Raises:
+            OSError (and what making the workspace raises): the workspace cannot be made.
+        """
+        ctx = self._run
+        if ctx.user_id is None:
+            return None
+        if self._context is None:
+            workspace = await asyncio.to_thread(Workspace, await _workspace_root(ctx))
+            self._context = ToolContext(
+                run_id=ctx.run_id,
+                tenant_id=ctx.tenant_id,
+                app_id=ctx.app_id,
+                user_id=ctx.user_id,
+                workspace=workspace,
+                checkpoints=self._checkpoints,
+                on_revisions=self._on_revisions,
+                metrics=self._metrics,
+                claim_token=ctx.claim_token,
+                origin=WorkspaceOrigin(ctx.checkpoint_base),
+            )
+        return self._context
+
+    def _on_revisions(self, checkpoint: uuid.UUID, result: uuid.UUID | None) -> None:
+        self.recorded.append(RevisionsRecorded(checkpoint, result))
 
 
 @dataclass(slots=True)

@@ -317,7 +317,7 @@ class RunActor(pykka.ThreadingActor):
                     self._tell_supervisor(Submit(after["id"], after["tenant_id"]))
             case ReleaseWorkspace():
                 assert lc.row is not None
-                self._db(deps.hooks.release(lc.row))
+                self._db(deps.hooks.release(lc.row, self.ctx))
             case Finish():
                 if not self.finished:
                     self.finished = True

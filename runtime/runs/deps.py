@@ -49,8 +49,9 @@ class RunHooks(Protocol):
         ``token``; None when nothing changed (docs/design.md 8.11). Raises on validation
         failure, and :class:`storage.runs.RunTakenOver` when fenced."""
 
-    async def release(self, row: dict[str, Any]) -> None:
-        """The run is terminal: remove its workspace (no-op when it has none)."""
+    async def release(self, row: dict[str, Any], ctx: RunContext | None = None) -> None:
+        """The run is terminal: remove its workspace (no-op when it has none); ``ctx``:
+        the context its last execution had on this node, if any."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.checkpoints import Checkpoints
-from runtime.engine import Engine, ResumeState, RunContext
+from runtime.engine import Engine, PendingWorkspace, ResumeState, RunContext
 from runtime.model_credentials import ModelTargets
 from runtime.runs.deps import AppliedRevision
 from runtime.sessions.history import SessionHistory
@@ -42,6 +42,18 @@ class StoreRunHooks:
         engine = self._engines.get(row["execution_engine"])
         return engine is not None and engine.uses_workspace
 
+    def _workspace(self, row: dict[str, Any], fresh: bool) -> PendingWorkspace | None:
+        """A fresh run of an engine that makes its workspace on first use: the pending
+        workspace (nothing on disk yet); None when it is to be made now."""
+        engine = self._engines.get(row["execution_engine"])
+        if not fresh or engine is None or not engine.lazy_workspace:
+            return None
+        checkpoints = self.checkpoints
+        return PendingWorkspace(
+            checkpoints.workspaces.path(row["id"]),
+            lambda: checkpoints.prepare(row, fresh=True),
+        )
+
     async def build_context(self, row: dict[str, Any], attempt: int) -> RunContext:
         """The run's engine context: contract 4's pinned model (the run's resolved id, never
         the tenant's current default), its workspace and, after a pause, the stored payload
@@ -51,10 +63,14 @@ class StoreRunHooks:
         resume = None
         if row["checkpoint"] is not None:
             resume = ResumeState(payload=row["resume_payload"] or {}, checkpoint=row["checkpoint"])
-        workspace = None
+        workspace = pending = None
         if self._uses_workspace(row):
             fresh = attempt == 0 and resume is None
-            workspace = await self.checkpoints.prepare(row, fresh=fresh)
+            pending = self._workspace(row, fresh)
+            if pending is not None:
+                workspace = pending.path
+            else:
+                workspace = await self.checkpoints.prepare(row, fresh=fresh)
         input_params = row["input_params"]
         if row.get("session_id") is not None:
             input_params = {**input_params, "messages": await self.history.messages_for(row)}
@@ -74,18 +90,22 @@ class StoreRunHooks:
             claim_token=row["claim_token"],
             # A checkpoint the agent made or restored synced the workspace with it.
             checkpoint_base=row["checkpoint_revision_id"] or row["base_revision_id"],
+            workspace_pending=pending,
         )
 
     async def auto_apply(
         self, row: dict[str, Any], ctx: RunContext | None, *, token: int
     ) -> AppliedRevision | None:
         """Contract 8 auto-apply for engines with a workspace, under the owner's claim
-        token; see :meth:`runtime.checkpoints.Checkpoints.auto_apply`."""
-        if not self._uses_workspace(row):
+        token; see :meth:`runtime.checkpoints.Checkpoints.auto_apply`. A workspace that was
+        never made (``ctx.workspace_untouched``) has no change: None, without reading
+        anything."""
+        if not self._uses_workspace(row) or (ctx is not None and ctx.workspace_untouched):
             return None
         return await self.checkpoints.auto_apply(row, token=token)
 
-    async def release(self, row: dict[str, Any]) -> None:
-        """Remove a terminal run's workspace (runtime/run_workspaces.py)."""
-        if self._uses_workspace(row):
+    async def release(self, row: dict[str, Any], ctx: RunContext | None = None) -> None:
+        """Remove a terminal run's workspace (runtime/run_workspaces.py); nothing to do
+        when this execution's workspace was never made (``ctx.workspace_untouched``)."""
+        if self._uses_workspace(row) and not (ctx is not None and ctx.workspace_untouched):
             await self.checkpoints.release(row["id"])

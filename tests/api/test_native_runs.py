@@ -131,6 +131,7 @@ async def test_a_run_that_changes_nothing_creates_no_revision(
     owner,
     native_app,
     scripted_openai,  # noqa: F811
+    settings,
 ):
     app, draft = native_app
     scripted_openai.push(text_reply("Nothing to change."))
@@ -141,6 +142,21 @@ async def test_a_run_that_changes_nothing_creates_no_revision(
     state = await (await client.get(f"/admin/apps/{app['id']}/builder/state",
                                     headers=owner.headers)).get_json()  # fmt: skip
     assert state["current_draft_revision"]["id"] == draft["id"]
+    # No tool ran, so the run never made its workspace: its base revision was never even
+    # copied into the revision cache (runtime.engine.PendingWorkspace).
+    assert not (settings.runs_dir / "revisions" / draft["id"]).exists()
+    assert not (settings.runs_dir / "run" / run["run_id"]).exists()
+
+    # The first tool call makes it: the same app's next run reads its files.
+    scripted_openai.push(
+        _call("coding_agent_read_file", path="src/App.tsx"), text_reply("Read it.")
+    )
+    run = await create_run(client, app["id"], owner.headers, input="Read the app")
+    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
+    read = next(e["data"]["payload"] for e in events if e["data"]["event"] == "tool.completed")
+    assert "<h1>Chat</h1>" in read["output"]["content"]
+    assert (settings.runs_dir / "revisions" / draft["id"]).is_dir()
+    assert types(events)[-1] == "run.completed" and "revision.created" not in types(events)
 
 
 async def test_tool_arguments_cannot_redirect_to_another_run(
