@@ -85,12 +85,11 @@ class ModelTargets:
         """The model's best enabled binding with its credentials (None without one)."""
         if model_id is None:
             return None
-        db = self._db()
-        model = await models_store.get_model(db, model_id)
-        binding = await models_store.get_binding(db, model_id)
-        if model is None or binding is None:
+        found = await models_store.get_run_binding(self._db(), model_id)
+        if found is None:
             return None
-        trusted = model.tenant_id is None
+        binding, owner = found
+        trusted = owner is None
         api_key, key_env, problem = self._credentials(binding, trusted=trusted)
         return ModelTarget(
             model_id=model_id,

@@ -210,6 +210,18 @@ async def get_binding(db: Database, model_id: uuid.UUID) -> Binding | None:
     return maybe(Binding, await db.fetchrow("models_binding_best", model_id))
 
 
+async def get_run_binding(
+    db: Database, model_id: uuid.UUID
+) -> tuple[Binding, uuid.UUID | None] | None:
+    """:func:`get_binding` plus the model's owner (its ``tenant_id``; None: a global
+    model), in one statement: what a run's start needs (runtime.model_credentials). None
+    when the model does not exist or has no enabled binding."""
+    row = await db.fetchrow("models_binding_best", model_id)
+    if row is None:
+        return None
+    return from_record(Binding, row), row["model_tenant_id"]
+
+
 async def _insert_binding(db: Database, model_id: uuid.UUID, spec: BindingSpec) -> Binding:
     row = await db.fetchrow(
         "models_binding_insert",

@@ -54,12 +54,18 @@ DELETE FROM model_bindings WHERE model_id = $1;
 SELECT * FROM model_bindings WHERE model_id = ANY($1::uuid[])
 ORDER BY model_id, priority, created_at, id;
 
--- Lowest priority number wins (0 before 10); ties: oldest, then id.
+-- Lowest priority number wins (0 before 10); ties: oldest, then id. With the model's owner
+-- (model_tenant_id; NULL: global), so a run's start reads its binding in one statement.
 -- name: models_binding_best
-SELECT * FROM model_bindings
-WHERE model_id = $1 AND is_enabled
-ORDER BY priority, created_at, id
-LIMIT 1;
+SELECT b.*, m.tenant_id AS model_tenant_id
+FROM models m
+CROSS JOIN LATERAL (
+    SELECT * FROM model_bindings
+    WHERE model_id = m.id AND is_enabled
+    ORDER BY priority, created_at, id
+    LIMIT 1
+) b
+WHERE m.id = $1;
 
 -- name: models_any_exists
 SELECT EXISTS (SELECT 1 FROM models);

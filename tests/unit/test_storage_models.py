@@ -80,3 +80,19 @@ async def test_get_binding_takes_lowest_priority_enabled_binding(db, seed):
     binding = await models.get_binding(db, model.id)
     assert binding is not None and binding.provider_model_id == "five"
     assert await models.get_binding(db, uuid.uuid4()) is None
+
+
+async def test_a_runs_binding_comes_with_its_models_owner(db, seed):
+    """What a run's start reads in one statement: the best binding and whose model it is
+    (a global model's endpoint is trusted; a tenant's goes through the egress policy)."""
+    tenant = await seed.tenant()
+    spec = BindingSpec("openai", "m", "http://x/v1", None, 0, True)
+    own, _ = await models.create_model(db, tenant_id=tenant, name="own", bindings=[spec])
+    shared, _ = await models.create_model(db, tenant_id=None, name="global", bindings=[spec])
+    unbound = await _model(db, tenant, "unbound")
+    found = await models.get_run_binding(db, own.id)
+    assert found is not None and found[0].model_id == own.id and found[1] == tenant
+    found = await models.get_run_binding(db, shared.id)
+    assert found is not None and found[0].model_id == shared.id and found[1] is None
+    assert await models.get_run_binding(db, unbound.id) is None
+    assert await models.get_run_binding(db, uuid.uuid4()) is None
