@@ -61,7 +61,14 @@ from runtime.engine import (
 )
 from runtime.engines.native_instructions import SYSTEM_INSTRUCTIONS
 from runtime.metrics import Metrics
-from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
+from runtime.model_client import (
+    EncodedTools,
+    ModelClient,
+    ModelError,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+)
 from runtime.settings import Settings
 from runtime.tools.context import CheckpointHost, ToolContext, WorkspaceOrigin
 from runtime.usage import openai_counts
@@ -155,6 +162,7 @@ class NativeEngine(Engine):
         self.checkpoints = checkpoints
         self._toolbox_factory = toolbox_factory
         self._toolbox: Toolbox | None = None
+        self._tools: EncodedTools | None = None
         self._client_factory = client_factory
         self._clients: dict[tuple[str, str | None, bool], ModelClient] = {}
 
@@ -164,6 +172,14 @@ class NativeEngine(Engine):
         if self._toolbox is None:
             self._toolbox = self._toolbox_factory(self.settings)
         return self._toolbox
+
+    @property
+    def tools(self) -> EncodedTools:
+        """The toolbox's function-tool specs, built and encoded once (they are the same
+        for every model request)."""
+        if self._tools is None:
+            self._tools = EncodedTools.of(self.toolbox.openai_tools())
+        return self._tools
 
     def client_for(self, target: ModelTarget) -> ModelClient:
         """The shared client for a model binding.
@@ -230,7 +246,7 @@ class NativeSession(EngineSession):
             yield _failed(MODEL_ERROR_CODE, str(exc))
             return
         toolbox = self._engine.toolbox
-        tools = toolbox.openai_tools()
+        tools = self._engine.tools
         # Built when the first tool runs: a run whose model calls none never makes its
         # workspace (RunContext.workspace_pending).
         tool_ctx = _Tools(ctx, self._engine.checkpoints, self._engine.metrics)

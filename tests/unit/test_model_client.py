@@ -9,7 +9,14 @@ import pytest
 
 from runtime.egress import EgressPolicy
 from runtime.engine import ModelTarget
-from runtime.model_client import ModelClient, ModelError, StreamEnd, TextDelta, ToolCall
+from runtime.model_client import (
+    EncodedTools,
+    ModelClient,
+    ModelError,
+    StreamEnd,
+    TextDelta,
+    ToolCall,
+)
 from tests.support import fixtures_openai
 from tests.support.scripted_openai import (
     ScriptedOpenAI,
@@ -59,6 +66,24 @@ async def test_tool_calls_are_assembled_in_index_order(scripted_openai: Scripted
     assert isinstance(end, StreamEnd) and end.finish_reason == "tool_calls"
     assert end.usage is not None and "total_tokens" in end.usage
     assert scripted_openai.bodies[0]["tools"] == tools
+
+
+async def test_encoded_tools_send_the_same_body(scripted_openai: ScriptedOpenAI) -> None:
+    """Tools encoded once (EncodedTools) reach the endpoint exactly as a list does, with
+    every other field; none encoded sends no ``tools``."""
+    tools = [
+        {"type": "function", "function": {"name": "coding_agent_read_file", "description": "é"}},
+        {"type": "function", "function": {"name": "coding_agent_list_files"}},
+    ]
+    scripted_openai.push(text_reply("a"), text_reply("b"), text_reply("c"))
+    async with ModelClient(scripted_openai.base_url) as client:
+        await _collect(client, tools=tools, max_tokens=7, include_usage=True)
+        await _collect(client, tools=EncodedTools.of(tools), max_tokens=7, include_usage=True)
+        await _collect(client, tools=EncodedTools.of([]))
+    plain, encoded, empty = scripted_openai.bodies
+    assert encoded == plain and encoded["tools"] == tools and encoded["max_tokens"] == 7
+    assert encoded["stream_options"] == {"include_usage": True}
+    assert "tools" not in empty and empty["messages"] == MESSAGES
 
 
 async def test_api_key_is_sent_as_the_bearer_key(scripted_openai: ScriptedOpenAI) -> None:
