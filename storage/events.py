@@ -27,10 +27,19 @@ class EventRow(NamedTuple):
 
 
 class EventStore:
-    """Queries on ``run_events``."""
+    """Queries on ``run_events``.
 
-    def __init__(self, db: Database) -> None:
+    Args:
+        db: the database (or a transaction's).
+        origin: the writing node's id, sent with every ``rw_events`` announcement of an
+            insert (``<run_id>:<seq>:<origin>``, :mod:`runtime.cluster.channels`) so that
+            node's event feed can ignore its own writes (it publishes them itself); ``""``
+            (no node: tests, tools) is heard by every node.
+    """
+
+    def __init__(self, db: Database, origin: str = "") -> None:
         self.db = db
+        self.origin = origin
 
     async def insert_batch(self, rows: Sequence[EventRow]) -> None:
         """Insert events (any runs, any order) and advance each run's ``last_event_seq``.
@@ -42,7 +51,7 @@ class EventStore:
             return
         cols = list(zip(*rows, strict=True))
         # One statement (data-modifying CTE): atomic without BEGIN/COMMIT round trips.
-        await self.db.execute("events_write_batch", *[list(c) for c in cols])
+        await self.db.execute("events_write_batch", *[list(c) for c in cols], self.origin)
 
     async def insert_fenced(
         self, rows: Sequence[EventRow], tokens: Sequence[int | None]
@@ -62,7 +71,7 @@ class EventStore:
         if not rows:
             return set()
         cols = [list(c) for c in zip(*rows, strict=True)]
-        records = await self.db.fetch("events_write_fenced", *cols, list(tokens))
+        records = await self.db.fetch("events_write_fenced", *cols, list(tokens), self.origin)
         return {r["run_id"] for r in records}
 
     async def read_from(self, run_id: uuid.UUID, seq: int, limit: int = 1000) -> list[EventRow]:

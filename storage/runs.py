@@ -63,10 +63,17 @@ class DraftHead:
 
 
 class RunStore:
-    """Queries on ``agent_runs``; every HTTP-facing lookup is scoped by tenant and app."""
+    """Queries on ``agent_runs``; every HTTP-facing lookup is scoped by tenant and app.
 
-    def __init__(self, db: Database) -> None:
+    Args:
+        db: the database (or a transaction's).
+        origin: the node id the events of status writes are announced with
+            (:class:`storage.events.EventStore`'s ``origin``).
+    """
+
+    def __init__(self, db: Database, origin: str = "") -> None:
         self.db = db
+        self.origin = origin
 
     async def insert(
         self,
@@ -289,7 +296,7 @@ class RunStore:
         if session_turns is None:
             return await self._write(name, args, events)
         async with self.db.transaction() as tx:
-            row = await RunStore(tx)._write(name, args, events)
+            row = await RunStore(tx, self.origin)._write(name, args, events)
             if row is not None:
                 await tx.execute(
                     "runs_set_session_turns", args[0], session_turns or None, row["claim_token"]
@@ -357,7 +364,7 @@ class RunStore:
             row = dict(record)
             rows = list(events(row))
             if rows:
-                await EventStore(tx).insert_batch(rows)
+                await EventStore(tx, self.origin).insert_batch(rows)
                 row["last_event_seq"] = max(row["last_event_seq"], *(r.seq for r in rows))
             return row
 

@@ -3,9 +3,11 @@ at 8000 bytes and delivers it when the sending transaction commits).
 
 - :data:`WORK` (``rw_work``): a run became ``queued``; payload: the run id. Nodes with a
   free slot wake their claim loop (the queue itself is the runs table).
-- :data:`EVENTS` (``rw_events``): ``<run_id>:<seq>``: the run has stored events up to
-  ``seq``. Sent by the event batch insert itself (``storage/queries/events.sql``), so it is
-  delivered exactly when the events are committed. Streams on every node wake on it.
+- :data:`EVENTS` (``rw_events``): ``<run_id>:<seq>:<origin>``: the run has stored events up
+  to ``seq``, written by node ``origin`` (``""``: no node). Sent by the event batch insert
+  itself (``storage/queries/events.sql``), so it is delivered exactly when the events are
+  committed. Streams on every other node wake on it; the origin node ignores it (it
+  publishes the events it wrote to its own streams after the commit).
 - :data:`COMMANDS` (``rw_commands``): cancel relayed to a run's owner node, and the owner's
   answer (:mod:`runtime.runs.relay`); a small JSON object of ids and codes.
 """
@@ -22,10 +24,13 @@ ALL = (WORK, EVENTS, COMMANDS)
 """Every channel a node's listener LISTENs on."""
 
 
-def parse_events(payload: str) -> tuple[uuid.UUID, int] | None:
-    """``(run_id, seq)`` of an :data:`EVENTS` payload, or None when it is malformed."""
-    run, _, seq = payload.partition(":")
+def parse_events(payload: str) -> tuple[uuid.UUID, int, str] | None:
+    """``(run_id, seq, origin)`` of an :data:`EVENTS` payload, or None when it is malformed.
+    The origin is everything after the second colon (a node id may hold colons); a payload
+    without one (``<run_id>:<seq>``) has origin ``""``."""
+    run, _, rest = payload.partition(":")
+    seq, _, origin = rest.partition(":")
     try:
-        return uuid.UUID(run), int(seq)
+        return uuid.UUID(run), int(seq), origin
     except ValueError:
         return None

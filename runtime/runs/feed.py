@@ -1,12 +1,18 @@
 """The event feed: wakes this node's streams for events any node stored (docs/design.md
 section 9: any node serves any stream).
 
-Every event batch insert announces ``<run_id>:<seq>`` on ``rw_events`` in its own
+Every event batch insert announces ``<run_id>:<seq>:<origin>`` on ``rw_events`` in its own
 transaction (``storage/queries/events.sql``), so the announcement arrives only after the
 events are committed. :meth:`EventFeed.on_events` (a listener subscriber) pokes the run's
 subscribers with that seq; each stream then reads the stored events after its own cursor
-and drops duplicates by seq (``web/sse.py``). Events of runs executing here also reach
-their streams directly from the event writer; the poke then finds nothing new.
+and drops duplicates by seq (``web/sse.py``).
+
+Announcements whose origin is this node are ignored: every insert this node makes (the
+event writer's batches, a run actor's status write with its events) publishes the events
+to this node's broker itself once committed, so its streams have them already, or will
+have them a moment later (the announcement often arrives before the writer's own
+publish: poking then made every local stream read ``run_events`` for events on their way,
+several reads per run, the largest cost of a scripted run in the issue 10 profile).
 
 A notification can be lost (the listener was reconnecting). On every ``None`` from the
 listener (each poll tick and each reconnect) the feed reads the highest stored seq of every
@@ -34,11 +40,13 @@ class EventFeed:
     Args:
         broker: this node's broker (its subscriptions are the streams to wake).
         store: reads the highest stored seq of runs for the poll.
+        node_id: this node's id: announcements with this origin are its own writes.
     """
 
-    def __init__(self, broker: Broker, store: EventStore) -> None:
+    def __init__(self, broker: Broker, store: EventStore, node_id: str = "") -> None:
         self._broker = broker
         self._store = store
+        self._node_id = node_id
         self._poll_due = asyncio.Event()
         self.task = Supervised("event-feed", self._run)
 
@@ -52,7 +60,10 @@ class EventFeed:
         if parsed is None:
             log.warning("ignoring a malformed %s payload %r", channels.EVENTS, payload[:100])
             return
-        self._broker.poke(*parsed)
+        run_id, seq, origin = parsed
+        if origin and origin == self._node_id:
+            return  # written here: the writer publishes it to this node's streams
+        self._broker.poke(run_id, seq)
 
     async def start(self) -> None:
         """Start the poll task."""

@@ -176,8 +176,10 @@ class RunService:
         node's liveness), reconcile runs a dead process left behind (docs/design.md 8.12)
         and claim queued work at once."""
         self._db = db
-        self.runs = RunStore(db)
-        self.events = EventStore(db)
+        # Status writes and the writer's batches announce their events with this node's
+        # id: the feed ignores its own announcements (the writer publishes them here).
+        self.runs = RunStore(db, self.settings.node_id)
+        self.events = EventStore(db, self.settings.node_id)
         self.writer = EventWriter(
             self.events,
             self.broker,
@@ -241,7 +243,7 @@ class RunService:
 
     async def _join_cluster(self, listener: Listener, db: Database) -> None:
         """Subscribe the event feed and the command relay to the node's listener."""
-        self.feed = EventFeed(self.broker, self.events)
+        self.feed = EventFeed(self.broker, self.events, self.settings.node_id)
         self.relay = CommandRelay(
             node_id=self.settings.node_id,
             send=lambda channel, payload: notify(db, channel, payload),

@@ -2,8 +2,10 @@
 
 -- name: events_write_batch
 -- Insert a batch and advance each run's last_event_seq: one statement (one round trip, atomic).
--- Each run of the batch is announced on rw_events as '<run_id>:<last_event_seq>' (streams on
--- other nodes wake on it); NOTIFY is delivered only when the transaction commits.
+-- Each run of the batch is announced on rw_events as '<run_id>:<last_event_seq>:<origin>'
+-- ($8: the writing node's id, '' when none; streams on other nodes wake on it, the writing
+-- node ignores its own: it publishes what it wrote itself); NOTIFY is delivered only when
+-- the transaction commits.
 WITH v AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
@@ -18,7 +20,8 @@ WITH v AS (
     WHERE a.id = m.r
     RETURNING a.id, a.last_event_seq
 )
-SELECT pg_notify('rw_events', upd.id::text || ':' || upd.last_event_seq::text) FROM upd;
+SELECT pg_notify('rw_events', upd.id::text || ':' || upd.last_event_seq::text || ':' || $8::text)
+FROM upd;
 
 -- name: events_from
 -- Events with seq >= $2, in order; payloads as their stored text (byte-identical replay).
@@ -46,7 +49,7 @@ SELECT id, last_event_seq FROM agent_runs WHERE id = ANY($1::uuid[]);
 
 -- name: events_write_fenced
 -- A batch from run executors, fenced (docs/design.md 9): $8 is each event's claim token (NULL:
--- unfenced). A run's events are stored only while the run still holds that token; its
+-- unfenced), $9 the writing node's id (the announcement's origin, as in events_write_batch). A run's events are stored only while the run still holds that token; its
 -- row is locked FOR SHARE first, so a take-over (which bumps the token) waits for this
 -- statement or is seen by it. Returns the runs whose events were refused; the
 -- stored ones are announced on rw_events as events_write_batch does.
@@ -73,8 +76,9 @@ WITH v AS (
     WHERE a.id = m.r
     RETURNING a.id, a.last_event_seq
 ), announced AS (
-    -- as events_write_batch: '<run_id>:<last_event_seq>' on rw_events, sent on commit
-    SELECT count(pg_notify('rw_events', upd.id::text || ':' || upd.last_event_seq::text)) AS n
+    -- as events_write_batch: '<run_id>:<last_event_seq>:<origin>' on rw_events, sent on commit
+    SELECT count(pg_notify('rw_events',
+                           upd.id::text || ':' || upd.last_event_seq::text || ':' || $9::text)) AS n
     FROM upd
 )
 SELECT DISTINCT v.r AS run_id FROM v, announced

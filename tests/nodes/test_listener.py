@@ -111,7 +111,7 @@ async def test_reconnects_and_listens_again_after_termination(
 
 
 async def test_event_batches_announce_their_runs_on_commit(
-    listener: Listener, db: Database, client: Any, owner: Seeded
+    listener: Listener, db: Database, client: Any, owner: Seeded, settings: Settings
 ) -> None:
     inbox = Inbox()
     listener.subscribe(channels.EVENTS, inbox)
@@ -123,9 +123,17 @@ async def test_event_batches_announce_their_runs_on_commit(
                            script=[{"delta": "hello"}])  # fmt: skip
     run_id = uuid.UUID(run["run_id"])
     await wait_status(client, app_id, str(run_id), owner.headers, {"completed"}, within=60.0)
-    # The last batch (the terminal event, written with the status) announced the last seq.
+    # The last batch (the terminal event, written with the status) announced the last seq,
+    # with the writing node's id as its origin.
     stored = await EventStore(db).last_seq(run_id)
-    await inbox.until(lambda got: f"{run_id}:{stored}" in got)
+    node_id = settings.node_id
+
+    def announced(seq: int, origin: str) -> Callable[[list[str | None]], bool]:
+        return lambda got: (
+            (run_id, seq, origin) in {channels.parse_events(p) for p in got if p is not None}
+        )
+
+    await inbox.until(announced(stored, node_id))
     # A batch whose transaction rolls back is never announced.
     with pytest.raises(RuntimeError):
         async with db.transaction() as tx:
@@ -135,4 +143,9 @@ async def test_event_batches_announce_their_runs_on_commit(
             raise RuntimeError("roll back")
     await notify(db, channels.EVENTS, "marker")
     await inbox.until(lambda got: "marker" in got)
-    assert f"{run_id}:{stored + 1}" not in inbox.got
+    assert not any(p.startswith(f"{run_id}:{stored + 1}:") for p in inbox.got if p is not None)
+    # A store without a node (a tool, this test) announces with an empty origin.
+    async with db.transaction() as tx:
+        row = EventRow(run_id, stored + 1, "plan.updated", "plan", "{}", "[]", datetime.now(UTC))
+        await EventStore(tx).insert_batch([row])
+    await inbox.until(announced(stored + 1, ""))
