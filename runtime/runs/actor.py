@@ -317,7 +317,8 @@ class RunActor(pykka.ThreadingActor):
                     self._tell_supervisor(Submit(after["id"], after["tenant_id"]))
             case ReleaseWorkspace():
                 assert lc.row is not None
-                self._db(deps.hooks.release(lc.row, self.ctx))
+                if deps.hooks.has_workspace(lc.row, self.ctx):
+                    self._db(deps.hooks.release(lc.row, self.ctx))
             case Finish():
                 if not self.finished:
                     self.finished = True
@@ -356,7 +357,7 @@ class RunActor(pykka.ThreadingActor):
             deps.lease_seconds,
             expected=(states.RUNNING,),
             token=row["claim_token"],
-        )
+        )  # fmt: skip
 
     async def _flush_then(self, coro: Any) -> Any:
         """Persist the run's submitted events first, so the row read or claimed after it
@@ -471,9 +472,7 @@ class RunActor(pykka.ThreadingActor):
         row = lc.row
         assert row is not None
         try:
-            # An interrupted attempt's text is in the log already (see EventMapper).
-            replayed = self._db(self._flush_then(deps.runs.turn_text(self.run_id)))
-            self.ctx = self._db(deps.hooks.build_context(row, attempt))
+            replayed, self.ctx = self._db(self._start_inputs(row, attempt))
             self.session = deps.engines[row["execution_engine"]].open(self.ctx)
         except Exception as exc:
             if is_transient(exc):
@@ -493,9 +492,30 @@ class RunActor(pykka.ThreadingActor):
         log.info("run started (attempt %d)", attempt, extra={"engine": row["execution_engine"]})
         return lc.engine_started(replayed)
 
+    async def _start_inputs(self, row: dict[str, Any], attempt: int) -> tuple[str, RunContext]:
+        """What starting the engine needs, in one loop hop: the assistant text the log
+        already holds for this turn (an interrupted attempt's, see EventMapper) and the
+        engine's context.
+
+        The text is read only when the log may hold some: ``row`` is the run as this actor
+        claimed or loaded it (its claim token fences every other writer out since), so a
+        log that then held nothing after ``run.accepted`` (seq 1, written with the run) has
+        no text of an earlier attempt; this actor's own events before the engine starts
+        carry no text. That saves a read of ``run_events`` (and the wait for this actor's
+        ``plan.updated`` to be written) on every fresh run.
+        """
+        deps = self.deps
+        replayed = ""
+        if row["last_event_seq"] > 1:
+            await deps.writer.flush(self.run_id)
+            replayed = await deps.runs.turn_text(self.run_id)
+        return replayed, await deps.hooks.build_context(row, attempt)
+
     def _auto_apply(self) -> list[Effect]:
         lc = self.lifecycle
         assert lc.row is not None
+        if not self.deps.hooks.has_workspace(lc.row, self.ctx):
+            return lc.applied(None)  # nothing to apply: no loop hop
         try:
             applied = self._db(
                 self.deps.hooks.auto_apply(lc.row, self.ctx, token=self.fence), timeout=300

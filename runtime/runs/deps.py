@@ -39,6 +39,11 @@ class AppliedRevision:
 class RunHooks(Protocol):
     """Run-specific work done on the loop on behalf of the actor."""
 
+    def has_workspace(self, row: dict[str, Any], ctx: RunContext | None) -> bool:
+        """Whether this execution has a workspace to apply or remove; without one
+        :meth:`auto_apply` applies nothing and :meth:`release` removes nothing, so the
+        actor skips both (no loop hop). Called on the actor's thread: no I/O."""
+
     async def build_context(self, row: dict[str, Any], attempt: int) -> RunContext:
         """The engine's view of the run: pinned model target, workspace, resume state."""
 

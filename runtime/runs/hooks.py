@@ -42,6 +42,13 @@ class StoreRunHooks:
         engine = self._engines.get(row["execution_engine"])
         return engine is not None and engine.uses_workspace
 
+    def has_workspace(self, row: dict[str, Any], ctx: RunContext | None) -> bool:
+        """Whether this execution of the run has a workspace to apply or remove: its engine
+        uses one and it was made (a lazily made one, ``ctx.workspace_untouched``, may not
+        be). Without one :meth:`auto_apply` applies nothing and :meth:`release` removes
+        nothing. No I/O (the actor asks on its own thread to skip both loop hops)."""
+        return self._uses_workspace(row) and not (ctx is not None and ctx.workspace_untouched)
+
     def _workspace(self, row: dict[str, Any], fresh: bool) -> PendingWorkspace | None:
         """A fresh run of an engine that makes its workspace on first use: the pending
         workspace (nothing on disk yet); None when it is to be made now."""
@@ -100,12 +107,12 @@ class StoreRunHooks:
         token; see :meth:`runtime.checkpoints.Checkpoints.auto_apply`. A workspace that was
         never made (``ctx.workspace_untouched``) has no change: None, without reading
         anything."""
-        if not self._uses_workspace(row) or (ctx is not None and ctx.workspace_untouched):
+        if not self.has_workspace(row, ctx):
             return None
         return await self.checkpoints.auto_apply(row, token=token)
 
     async def release(self, row: dict[str, Any], ctx: RunContext | None = None) -> None:
         """Remove a terminal run's workspace (runtime/run_workspaces.py); nothing to do
         when this execution's workspace was never made (``ctx.workspace_untouched``)."""
-        if self._uses_workspace(row) and not (ctx is not None and ctx.workspace_untouched):
+        if self.has_workspace(row, ctx):
             await self.checkpoints.release(row["id"])
