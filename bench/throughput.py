@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import dataclasses
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -200,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         result["server_cpu_ms_per_run"] = (
             round(1000 * cpu.server_seconds / done, 2) if done else None
         )
+        result["load_average"] = [round(x, 2) for x in os.getloadavg()]
         result["machine_load_before"] = quiet
         result["peak_rss_mib"] = round(st.rss.peak / 2**20, 1)
     result.update(
