@@ -122,7 +122,7 @@ class RunwrightOpenAPI(OpenAPIProvider):
         return document
 
     def build_response_object(
-        self, model: type[BaseModel], headers_model: type[BaseModel] | None
+        self, model: Any, headers_model: Any
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """quart-schema's response object; a headers model goes to ``headers``."""
         response, definitions = super().build_response_object(model, None)

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar, Unpack
 
 import httpx
 from pydantic import TypeAdapter
@@ -231,17 +231,19 @@ def list_params(
     if unknown:
         raise TypeError(f"unknown run list filter(s): {', '.join(sorted(unknown))}")
     params: dict[str, Any] = {"limit": limit}
-    for key in ("status", "engine"):
-        value = filters.get(key)
-        if value is not None:
-            params[key] = [value] if isinstance(value, str) else list(value)
+    status, engine = filters.get("status"), filters.get("engine")
+    if status is not None:
+        params["status"] = [status] if isinstance(status, str) else list(status)
+    if engine is not None:
+        params["engine"] = [engine] if isinstance(engine, str) else list(engine)
     session_id = filters.get("session_id")
     if session_id is not None:
         params["session_id"] = str(uuid.UUID(str(session_id)))
-    for key in ("created_before", "created_after"):
-        instant = filters.get(key)
-        if instant is not None:
-            params[key] = instant.isoformat()  # type: ignore[union-attr]
+    before, after = filters.get("created_before"), filters.get("created_after")
+    if before is not None:
+        params["created_before"] = before.isoformat()
+    if after is not None:
+        params["created_after"] = after.isoformat()
     if app_id is not None:
         params["app_id"] = str(uuid.UUID(str(app_id)))
     if cursor is not None:
@@ -257,14 +259,19 @@ def _run_page(response: httpx.Response) -> RunPage:
     )
 
 
-def list_runs(app_id: uuid.UUID | str, limit: int = 25, **filters: Any) -> Call[list[Run]]:
+def list_runs(
+    app_id: uuid.UUID | str, limit: int = 25, **filters: Unpack[RunFilters]
+) -> Call[list[Run]]:
     """``GET .../runs?limit=`` (1..100) with :class:`RunFilters`: newest first."""
     return Call("GET", runs_path(app_id), _RUNS.validate_python,
                 params=list_params(limit, None, filters))  # fmt: skip
 
 
 def runs_page(
-    app_id: uuid.UUID | str, limit: int = 25, cursor: str | None = None, **filters: Any
+    app_id: uuid.UUID | str,
+    limit: int = 25,
+    cursor: str | None = None,
+    **filters: Unpack[RunFilters],
 ) -> Call[RunPage]:
     """``GET .../runs`` as a :class:`RunPage`: the runs and the paging headers' cursors."""
     params = list_params(limit, cursor, filters)
@@ -279,7 +286,7 @@ def tenant_runs_page(
     limit: int = 25,
     cursor: str | None = None,
     app_id: uuid.UUID | str | None = None,
-    **filters: Any,
+    **filters: Unpack[RunFilters],
 ) -> Call[RunPage]:
     """``GET /admin/coding-agent/runs``: the tenant's runs across its apps (``app_id``:
     only that app's), as a :class:`RunPage`."""
