@@ -68,7 +68,8 @@ class RunStore:
     Args:
         db: the database (or a transaction's).
         origin: the node id the events of status writes are announced with
-            (:class:`storage.events.EventStore`'s ``origin``).
+            (:class:`storage.events.EventStore`'s ``origin``), and a new run on ``rw_work``
+            (``<run_id>:<origin>``: that node submits its own runs to itself directly).
     """
 
     def __init__(self, db: Database, origin: str = "") -> None:
@@ -114,7 +115,7 @@ class RunStore:
         )  # fmt: skip
         place = session or (None, None)
         if idempotency is None:
-            row = await self.db.fetchrow("runs_insert", *args, *place)
+            row = await self.db.fetchrow("runs_insert", *args, *place, self.origin)
             assert row is not None
             return dict(row)
         assert respond is not None
@@ -122,7 +123,7 @@ class RunStore:
         async with self.db.transaction() as tx:
             row = await tx.fetchrow(
                 "runs_insert_keyed", *args, key.principal, key.key, key.fingerprint,
-                float(key.ttl_seconds), *place,
+                float(key.ttl_seconds), *place, self.origin,
             )  # fmt: skip
             if row is None:
                 raise IdempotencyKeyTaken(key.key)

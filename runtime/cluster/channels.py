@@ -1,8 +1,9 @@
 """The NOTIFY channels nodes talk on, and their payloads (ids only; Postgres caps a payload
 at 8000 bytes and delivers it when the sending transaction commits).
 
-- :data:`WORK` (``rw_work``): a run became ``queued``; payload: the run id. Nodes with a
-  free slot wake their claim loop (the queue itself is the runs table).
+- :data:`WORK` (``rw_work``): a run became ``queued``; payload: ``<run_id>:<origin>``, the
+  node that inserted it (``""``: none). Nodes with a free slot wake their claim loop (the
+  queue itself is the runs table); the origin node submitted the run to itself already.
 - :data:`EVENTS` (``rw_events``): ``<run_id>:<seq>:<origin>``: the run has stored events up
   to ``seq``, written by node ``origin`` (``""``: no node). Sent by the event batch insert
   itself (``storage/queries/events.sql``), so it is delivered exactly when the events are
@@ -34,3 +35,8 @@ def parse_events(payload: str) -> tuple[uuid.UUID, int, str] | None:
         return uuid.UUID(run), int(seq), origin
     except ValueError:
         return None
+
+
+def work_origin(payload: str) -> str:
+    """The origin node of a :data:`WORK` payload (``""`` when it names none)."""
+    return payload.partition(":")[2]

@@ -371,7 +371,10 @@ class RunService:
                     self.supervisor.tell(ClaimWork())
 
     def _work_announced(self, payload: str | None) -> None:
-        """``rw_work`` (a run was queued on some node) or a listener poll tick."""
+        """``rw_work`` (a run was queued on some node) or a listener poll tick. A run
+        this node inserted was submitted to its Supervisor by :meth:`create` already."""
+        if payload is not None and channels.work_origin(payload) == self.settings.node_id:
+            return
         if self.supervisor is not None:
             with contextlib.suppress(pykka.ActorDeadError):
                 self.supervisor.tell(ClaimWork())
@@ -559,7 +562,7 @@ class RunService:
                 raise SessionNotFound("Coding-agent session not found")
             follow = follow_up(req.session_id, strategy, await sessions.active_runs(req.session_id))
             seq = await sessions.take_seq(req.session_id)
-            row = await insert(RunStore(tx), (req.session_id, seq))
+            row = await insert(RunStore(tx, self.runs.origin), (req.session_id, seq))
         return row, follow
 
     async def cancel(

@@ -5,7 +5,8 @@
 -- which is taken over); otherwise no run is inserted and no row comes back. A concurrent
 -- duplicate waits on the primary key until the first transaction ends, then sees its row.
 -- $1-$16 as runs_insert; $17 principal, $18 key, $19 fingerprint, $20 ttl in seconds;
--- $21, $22 the session and place in it (runs_insert's $17, $18).
+-- $21, $22 the session and place in it (runs_insert's $17, $18); $23 the inserting node's id
+-- (runs_insert's $19).
 -- name: runs_insert_keyed
 WITH key AS (
     INSERT INTO run_idempotency_keys (
@@ -30,8 +31,8 @@ WITH key AS (
     SELECT id, 1, $12::text, $13::text, $14::text::json, $15::text::json, $16::timestamptz
     FROM run
 ), wake AS (
-    -- nodes with a free slot wake their claim loop (rw_work, delivered on commit)
-    SELECT count(pg_notify('rw_work', id::text)) AS n FROM run
+    -- as runs_insert: rw_work '<run_id>:<origin>', delivered on commit
+    SELECT count(pg_notify('rw_work', id::text || ':' || $23::text)) AS n FROM run
 )
 SELECT run.* FROM run, wake;
 

@@ -6,7 +6,7 @@
 -- A new queued run and its first event (run.accepted, seq 1) in one statement: atomic,
 -- one round trip. $12.. are that event's type, stage, payload and diagnostics (JSON text)
 -- and ts; the event's run_id is the run's id. $17, $18: the run's session and its place in
--- it (NULL, NULL for a run without a session).
+-- it (NULL, NULL for a run without a session). $19: the inserting node's id (rw_work's origin).
 -- name: runs_insert
 WITH run AS (
     INSERT INTO agent_runs (
@@ -20,8 +20,9 @@ WITH run AS (
     SELECT id, 1, $12::text, $13::text, $14::text::json, $15::text::json, $16::timestamptz
     FROM run
 ), wake AS (
-    -- nodes with a free slot wake their claim loop (rw_work, delivered on commit)
-    SELECT count(pg_notify('rw_work', id::text)) AS n FROM run
+    -- nodes with a free slot wake their claim loop (rw_work '<run_id>:<origin>', delivered
+    -- on commit; the inserting node wakes its own directly)
+    SELECT count(pg_notify('rw_work', id::text || ':' || $19::text)) AS n FROM run
 )
 SELECT run.* FROM run, wake;
 

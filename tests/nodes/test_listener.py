@@ -113,8 +113,9 @@ async def test_reconnects_and_listens_again_after_termination(
 async def test_event_batches_announce_their_runs_on_commit(
     listener: Listener, db: Database, client: Any, owner: Seeded, settings: Settings
 ) -> None:
-    inbox = Inbox()
+    inbox, work = Inbox(), Inbox()
     listener.subscribe(channels.EVENTS, inbox)
+    listener.subscribe(channels.WORK, work)
     await _until_ready(listener)
     app = await client.post("/admin/apps", json={"name": "n", "slug": "notify"},
                             headers=owner.headers)  # fmt: skip
@@ -134,6 +135,9 @@ async def test_event_batches_announce_their_runs_on_commit(
         )
 
     await inbox.until(announced(stored, node_id))
+    # The run's insert announced it on rw_work with the same origin.
+    await work.until(lambda got: f"{run_id}:{node_id}" in got)
+    assert channels.work_origin(f"{run_id}:{node_id}") == node_id
     # A batch whose transaction rolls back is never announced.
     with pytest.raises(RuntimeError):
         async with db.transaction() as tx:

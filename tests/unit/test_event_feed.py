@@ -28,6 +28,12 @@ def test_the_payload_carries_run_seq_and_origin():
     assert channels.parse_events(f"{RUN}:x:{NODE}") is None
 
 
+def test_work_payloads_name_their_origin():
+    assert channels.work_origin(f"{RUN}:{NODE}") == NODE
+    assert channels.work_origin(f"{RUN}:") == ""
+    assert channels.work_origin(str(RUN)) == ""  # the form before origins
+
+
 async def test_announcements_of_other_nodes_poke_the_streams():
     feed, broker = _feed()
     sub = broker.subscribe(RUN)
