@@ -216,8 +216,7 @@ class RunStore:
         """
         if limit <= 0:
             return []
-        async with self.db.transaction() as tx:
-            await tx.execute("queue_claim_lock")
+        async with self.db.transaction("queue_claim_lock") as tx:
             rows = await tx.fetch(
                 "runs_claim_next", owner, lease_seconds, limit, tenant_cap, list(expected),
                 list(executing), list(skip), target,
@@ -357,8 +356,7 @@ class RunStore:
         """
         if events is None:
             return _row(await self.db.fetchrow(name, *args))
-        async with self.db.transaction() as tx:
-            await tx.execute("runs_write_guard")
+        async with self.db.transaction("runs_write_guard") as tx:
             record = await tx.fetchrow(name, *args)
             if record is None:
                 return None
