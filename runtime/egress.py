@@ -60,6 +60,17 @@ METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
 covers them (they hand out the host's own credentials)."""
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Global unicast IPv6 is 2000::/3 (RFC 4291 2.4; the IANA IPv6 address space registry): the
+# rest is reserved or special (IPv4-compatible ::a.b.c.d, SIIT ::ffff:0:a.b.c.d, site-local
+# fec0::/10, SRv6 5f00::/16), and Python 3.11's ``is_global`` calls much of it global.
+_GLOBAL_UNICAST_V6 = ipaddress.ip_network("2000::/3")
+# Ranges IANA's special-purpose registries mark not globally reachable that Python 3.11's
+# ``is_global`` misses: the local-use NAT64 prefix (RFC 8215: it reaches whatever IPv4
+# address a local translator maps it to), IPv6 documentation (RFC 9637) and the IETF
+# protocol assignments 192.0.0.0/24 (RFC 6890).
+_NOT_GLOBAL: tuple[IPNetwork, ...] = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b:1::/48", "3fff::/20", "192.0.0.0/24")
+)
 _SCHEMES = frozenset({"http", "https"})
 _MAX_ADDRESSES = 16  # connection attempts per request, over the resolved addresses
 
@@ -138,7 +149,7 @@ class EgressPolicy:
                 return f"{address} embeds the cloud metadata address {candidate}"
             if candidate.is_multicast:
                 return f"{address} is a multicast address"
-            if not candidate.is_global:
+            if not _is_global(candidate):
                 return f"{address} is a {_range_name(candidate)} address"
         return None
 
@@ -299,6 +310,17 @@ def _with_embedded(address: IPAddress) -> Sequence[IPAddress]:
     return found
 
 
+def _is_global(address: IPAddress) -> bool:
+    """Whether ``address`` is globally reachable: Python's ``is_global``, narrowed to
+    global unicast for IPv6 (and the well-known NAT64 prefix, which DNS64 answers on an
+    IPv6-only host use; its IPv4 address is checked too) and without :data:`_NOT_GLOBAL`."""
+    if isinstance(address, ipaddress.IPv6Address) and not (
+        address in _GLOBAL_UNICAST_V6 or address in _NAT64
+    ):
+        return False
+    return address.is_global and not any(address in net for net in _NOT_GLOBAL)
+
+
 def _range_name(address: IPAddress) -> str:
     if address.is_loopback:
         return "loopback"
@@ -310,6 +332,8 @@ def _range_name(address: IPAddress) -> str:
         return "shared (CGNAT)"
     if address.is_private:
         return "private"
+    if address.is_reserved or getattr(address, "is_site_local", False):
+        return "reserved"
     return "non-global"
 
 

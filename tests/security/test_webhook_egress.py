@@ -45,6 +45,11 @@ INTERNAL = [
     "http://192.168.1.1/hook",
     "http://169.254.169.254/latest/meta-data",
     "http://[fe80::1]/hook",
+    # IPv6 outside global unicast that Python 3.11's is_global calls global:
+    "http://[::127.0.0.1]:{port}/hook",  # IPv4-compatible loopback
+    "http://[::ffff:0:7f00:1]:{port}/hook",  # SIIT-translated loopback
+    "http://[64:ff9b:1::a00:7]/hook",  # local-use NAT64 of 10.0.0.7 (RFC 8215)
+    "http://[fec0::1]/hook",  # site-local
     "https://user:secret@hooks.example.com/hook",
 ]
 

@@ -26,13 +26,17 @@ DEFAULT = EgressPolicy()
         "fe80::1", "fc00::1", "fd00:ec2::254", "224.0.0.1", "239.1.2.3", "ff02::1",
         "240.0.0.1", "255.255.255.255", "192.0.2.1", "198.18.0.1", "192.0.0.192",
         "::ffff:10.0.0.1", "64:ff9b::a00:1", "2002:a00:1::1", "2001:db8::1",
+        "::127.0.0.1", "::ffff:0:7f00:1", "64:ff9b:1::a00:1", "fec0::1", "3fff::1",
+        "5f00::1", "192.0.0.100",
     ],
 )  # fmt: skip
 def test_internal_addresses_are_refused_by_default(address: str) -> None:
     assert DEFAULT.address_problem(ipaddress.ip_address(address)) is not None
 
 
-@pytest.mark.parametrize("address", ["93.184.215.14", "8.8.8.8", "2606:4700::1111"])
+@pytest.mark.parametrize(
+    "address", ["93.184.215.14", "8.8.8.8", "2606:4700::1111", "64:ff9b::808:808"]
+)
 def test_public_addresses_are_allowed(address: str) -> None:
     assert DEFAULT.address_problem(ipaddress.ip_address(address)) is None
 
