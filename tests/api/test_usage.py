@@ -207,3 +207,16 @@ async def test_tenant_totals_count_only_the_tenants_own_usage(
         assert response.status_code == 422, query
     member = await seed.member(owner.tenant_id, role="member")
     assert (await client.get(USAGE, headers=member.headers)).status_code == 403
+
+
+async def test_a_to_near_year_one_keeps_the_default_from_in_range(client, owner):
+    """The default ``from`` (``to`` minus 30 days) stops at the earliest instant instead of
+    leaving the datetime range (was a 500 OverflowError)."""
+    early = await client.get(f"{USAGE}?to=0001-01-10T00:00:00Z", headers=owner.headers)
+    assert early.status_code == 200, await early.get_data(as_text=True)
+    body = await early.get_json()
+    assert (body["from"], body["to"]) == ("0001-01-01T00:00:00+00:00", "0001-01-10T00:00:00+00:00")
+    assert body["totals"]["runs"] == 0
+    first = await client.get(f"{USAGE}?to=0001-01-01T00:00:00Z", headers=owner.headers)
+    assert first.status_code == 422  # an empty range: "from must be before to"
+    assert (await first.get_json())["detail"][0]["loc"] == ["query", "from"]

@@ -23,6 +23,7 @@ from web.validation import parse_query
 
 READ = "apps.read"
 DEFAULT_RANGE = timedelta(days=30)
+EARLIEST = datetime.min.replace(tzinfo=UTC)  # the default start never leaves the datetime range
 
 
 def _totals(row: dict[str, Any]) -> dict[str, Any]:
@@ -59,7 +60,11 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         ctx = await authz.tenant_admin(READ)
         query = parse_query(UsageQuery)
         end = as_utc(query.end) if query.end else datetime.now(UTC)
-        start = as_utc(query.start) if query.start else end - DEFAULT_RANGE
+        start = (
+            as_utc(query.start)
+            if query.start
+            else max(EARLIEST + DEFAULT_RANGE, end) - DEFAULT_RANGE
+        )
         if start >= end:
             raise ApiError(
                 422,
