@@ -20,6 +20,12 @@ DRAIN_SECONDS = 10.0
 
 
 async def _drain_body(response: Response) -> Response:
+    if (
+        request.http_version in ("1.0", "1.1")
+        and request.content_length is None
+        and "Transfer-Encoding" not in request.headers
+    ):
+        return response  # an HTTP/1 request without a body (RFC 9112 6.3): nothing to drain
     try:
         await asyncio.wait_for(request.body, DRAIN_SECONDS)  # type: ignore[arg-type]
     except (TimeoutError, RequestEntityTooLarge):
