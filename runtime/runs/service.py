@@ -576,7 +576,9 @@ class RunService:
         relayed to that node (:mod:`runtime.runs.relay`), which answers once its engine
         stopped; then this node asks its actor again (the row, now final). If the run
         moved to yet another node meanwhile, the cancel follows it (at most
-        :data:`RELAY_HOPS` relays).
+        :data:`RELAY_HOPS` relays). A run found ``running`` under this node although the
+        actor that read it had no engine (a claim round here took it after that read: a
+        resume raced the cancel) is asked again, so the executing actor cancels it.
 
         Args:
             relay: False on the owner's side of a relayed cancel (never relay again).
@@ -590,8 +592,15 @@ class RunService:
         row = await self._cancel_here(run_id, discard)
         for _ in range(RELAY_HOPS):
             owner = row.get("lease_owner")
-            if (not relay or self.relay is None or row.get("status") != states.RUNNING
-                    or owner in (None, self.settings.node_id)):  # fmt: skip
+            if row.get("status") != states.RUNNING or owner is None:
+                return row
+            if owner == self.settings.node_id:
+                # Running here although the actor that read it had no engine: this node's
+                # claim round took the run (queued by a resume racing this cancel) after
+                # that read. Ask again: the command now reaches the executing actor.
+                row = await self._cancel_here(run_id, discard)
+                continue
+            if not relay or self.relay is None:
                 return row
             await self.relay.cancel(
                 run_id, owner, functools.partial(self._left, run_id, owner), discard=discard

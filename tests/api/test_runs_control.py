@@ -192,3 +192,30 @@ async def test_a_run_failed_elsewhere_gets_no_second_terminal_event(
     assert [e.type for e in events if e.type in ("run.completed", "run.failed")] == []
     final = await RunStore(db).get(run_id)
     assert final["status"] == "failed" and final["error_message"] == "elsewhere"
+
+
+async def test_a_cancel_racing_a_resume_never_answers_a_running_run(client, owner, app_and_draft):
+    """Resume and cancel of one paused run sent at once: a cancel that answers 200 has
+    settled the run (contract 1.7: it answers once the engine stopped), and the run stays
+    as the cancel left it. Before, a cancel whose read of the run came after this node's
+    claim round had claimed the resumed run answered ``running`` and cancelled nothing
+    (the run went on and completed)."""
+    app, _ = app_and_draft
+    script = [{"pause": {}}, {"sleep_ms": 1500}, {"delta": "resumed"}]
+    for _ in range(8):
+        run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
+                               script=script)  # fmt: skip
+        await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
+        resume = runs_url(app["id"], f"/{run['run_id']}/resume")
+        *resumed, cancelled = await asyncio.gather(
+            *(client.post(resume, json={"payload": {}}, headers=owner.headers) for _ in range(3)),
+            client.post(runs_url(app["id"], f"/{run['run_id']}/cancel"), headers=owner.headers),
+        )  # fmt: skip
+        assert {r.status_code for r in resumed} <= {200, 409, 503}
+        assert cancelled.status_code == 200, await cancelled.get_data(as_text=True)
+        answer = await cancelled.get_json()
+        assert answer["status"] == "cancelled", answer["status"]
+        final = await wait_status(
+            client, app["id"], run["run_id"], owner.headers, {"completed", "failed", "cancelled"}
+        )
+        assert final["status"] == "cancelled"
