@@ -48,7 +48,9 @@ ADMIN_SCOPES = frozenset({"apps.read", "apps.write", "models.read", "models.writ
 MEMBER_SCOPES = frozenset({"apps.view"})
 MANAGER_ROLES = frozenset({"owner", "admin"})
 
-_BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+BEARER_CHALLENGE = {"WWW-Authenticate": "Bearer"}
+"""The challenge every 401 carries (RFC 9110 11.6.1, RFC 6750 3): the bearer token is the
+credential, also where a stream ticket was refused (the stream takes either)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,12 +122,12 @@ class Authorizer:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, MISSING_TOKEN, headers=_BEARER_CHALLENGE)
+            raise ApiError(401, MISSING_TOKEN, headers=BEARER_CHALLENGE)
         try:
             claims = decode_token(self._services.jwt_secret, token.strip())
             return _parse_claims(claims)
         except (InvalidToken, ValueError, TypeError):
-            raise ApiError(401, INVALID_TOKEN, headers=_BEARER_CHALLENGE) from None
+            raise ApiError(401, INVALID_TOKEN, headers=BEARER_CHALLENGE) from None
 
     @staticmethod
     def require_scopes(principal: Principal, scopes: Iterable[str]) -> None:
@@ -189,7 +191,7 @@ class Authorizer:
         )
         # Step 1: the user must exist; a user token must name a tenant.
         if access is None:
-            raise ApiError(401, INVALID_TOKEN, headers=_BEARER_CHALLENGE)
+            raise ApiError(401, INVALID_TOKEN, headers=BEARER_CHALLENGE)
         if token_tenant is None:
             raise ApiError(403, TENANT_REQUIRED)
         platform_admin = access.is_platform_admin and admin_claim

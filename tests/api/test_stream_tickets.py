@@ -81,6 +81,8 @@ async def test_expired_forged_and_oversized_tickets_are_refused(client, owner, s
         response = await client.get(f"{url}?ticket={ticket}")
         assert response.status_code == 401
         assert (await response.get_json())["detail"] == "Invalid or expired stream ticket"
+        # Every 401 carries the challenge (RFC 9110 11.6.1; the OpenAPI document says so).
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
     response = await client.get(f"{url}?ticket={'a' * 5000}")
     assert response.status_code == 422
     # A well-signed ticket naming another tenant: the run is looked up in that tenant.

@@ -26,7 +26,7 @@ from runtime.runs import states
 from runtime.runs.service import CreateRun
 from storage.idempotency import IdempotencyKeyTaken
 from web import idempotency, run_listing, sse, stream_tickets
-from web.auth import RUN_NOT_FOUND, Authorizer
+from web.auth import BEARER_CHALLENGE, RUN_NOT_FOUND, Authorizer
 from web.errors import ApiError
 from web.schemas.common import document_content, document_errors
 from web.schemas.run_lists import RunListHeaders, RunListQuery
@@ -220,7 +220,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 services.jwt_secret, ticket, app_id=app_id, run_id=run_id
             )
         except stream_tickets.InvalidTicket:
-            raise ApiError(401, INVALID_TICKET) from None
+            raise ApiError(401, INVALID_TICKET, headers=BEARER_CHALLENGE) from None
         if await services.runs.runs.get_for_app(run_id, app_id, granted.tenant_id) is None:
             raise ApiError(404, RUN_NOT_FOUND)
         return granted.tenant_id
