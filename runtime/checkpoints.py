@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,22 @@ class WorkspaceMissing(Exception):
     """A completed run's workspace is gone (it finished on another machine after a crash)."""
 
 
+def workspace_origin(row: Mapping[str, Any]) -> uuid.UUID | None:
+    """The revision a run's workspace is (re)made from, and the base of the three-way merge
+    of its next checkpoint or auto-apply: its last recorded checkpoint (a checkpoint the
+    agent made or restored left its workspace holding that revision's files), else its
+    base revision. ``row`` is the run's ``agent_runs`` row.
+
+    One rule for both, so they agree for an attempt whose workspace is made again (a
+    takeover under the ``requeue`` restart policy, a SIGTERM hand-back, an actor restart or
+    a resume on a node without the workspace). Before, such an attempt's workspace was made
+    from the base revision while its next checkpoint merged against its last checkpoint:
+    the merge saw the checkpointed changes as undone by the run and reverted them on the
+    draft.
+    """
+    return row["checkpoint_revision_id"] or row["base_revision_id"]
+
+
 class Checkpoints:
     """Args:
     db: returns the started :class:`Database` (components start after construction).
@@ -104,10 +120,12 @@ class Checkpoints:
         return self.workspaces.path(run_id)
 
     async def prepare(self, row: dict[str, Any], *, fresh: bool) -> Path:
-        """The run's own workspace. A ``fresh`` start (re)makes it from the base revision;
-        a restarted or resumed run keeps what it already changed, unless its workspace is
-        not on this machine (then it starts again from the base revision)."""
-        run_id, revision_id = row["id"], row["base_revision_id"]
+        """The run's own workspace. A ``fresh`` start (a claim of a queued run: its first,
+        or again after a requeue or hand-back) (re)makes it from :func:`workspace_origin`
+        (its last checkpoint, else its base revision); a restarted or resumed run keeps
+        what it already changed, unless its workspace is not on this machine (then it is
+        made from :func:`workspace_origin` too)."""
+        run_id, revision_id = row["id"], workspace_origin(row)
         workspaces = self.workspaces
 
         def make(files: dict[str, str] | None) -> Path:  # one worker-thread trip
@@ -121,10 +139,13 @@ class Checkpoints:
             return await asyncio.to_thread(make, await self._revision_files(row))
 
     async def _revision_files(self, row: dict[str, Any]) -> dict[str, str]:
-        base = await apps_store.get_revision(
-            self.db, revision_id=row["base_revision_id"], app_id=row["published_app_id"]
+        revision_id = workspace_origin(row)
+        if revision_id is None:
+            return {}
+        origin = await apps_store.get_revision(
+            self.db, revision_id=revision_id, app_id=row["published_app_id"]
         )
-        return dict(base.files) if base is not None else {}
+        return dict(origin.files) if origin is not None else {}
 
     async def release(self, run_id: uuid.UUID) -> None:
         """Remove a finished run's workspace (its revision and checkpoint are made)."""
@@ -143,11 +164,12 @@ class Checkpoints:
     async def auto_apply(self, row: dict[str, Any], *, token: int) -> AppliedRevision | None:
         """Turn a completed run's workspace into a new draft revision + checkpoint.
 
-        When the app's draft is still the run's base revision, the workspace's files become
-        the new draft. When the draft moved meanwhile, the run's changes are merged onto
-        the current draft (:func:`runtime.merge.merge_files`: base = the run's base
-        revision, ours = the current draft, theirs = the workspace) and the merged files
-        become the new draft, revision and checkpoint; a draft that moves again during
+        When the app's draft is still the revision the workspace was made from
+        (:func:`workspace_origin`), the workspace's files become the new draft. When the
+        draft moved meanwhile, the run's changes are merged onto the current draft
+        (:func:`runtime.merge.merge_files`: base = that revision, ours = the current
+        draft, theirs = the workspace) and the merged files become the new draft,
+        revision and checkpoint; a draft that moves again during
         the write is merged onto again (up to :data:`MERGE_ATTEMPTS` times). The revision
         and the run's link to it commit together under the owner's claim ``token``.
 
@@ -175,9 +197,8 @@ class Checkpoints:
                 checkpoint = fresh["checkpoint_revision_id"] or revision.id
                 return AppliedRevision(revision.id, checkpoint, revision.entry_file,
                                        len(revision.files))  # fmt: skip
-        base = await apps_store.get_revision(
-            self.db, revision_id=fresh["base_revision_id"], app_id=app_id
-        )
+        origin = workspace_origin(fresh)  # what the workspace was made from
+        base = await apps_store.get_revision(self.db, revision_id=origin, app_id=app_id)
         root = self.workspaces.path(fresh["id"])
         if not await asyncio.to_thread(root.is_dir):
             raise WorkspaceMissing(
@@ -197,7 +218,7 @@ class Checkpoints:
 
         change = _Change(
             app_id=app_id, tenant_id=fresh["tenant_id"], created_by=fresh["user_id"],
-            base_id=fresh["base_revision_id"], base_files=base_files, files=files,
+            base_id=origin, base_files=base_files, files=files,
             entry_file=base.entry_file if base is not None else None,
         )  # fmt: skip
         revision, _ = await self._write_onto_draft(change, link, keep_unchanged=False)

@@ -197,7 +197,9 @@ class PendingWorkspace:
 
     Args:
         path: where the workspace will be (``RunContext.workspace``).
-        make: makes it from the base revision and returns its path; called at most once.
+        make: makes it (from the run's last checkpoint, else its base revision:
+            :func:`runtime.checkpoints.workspace_origin`) and returns its path; called at
+            most once.
     """
 
     def __init__(self, path: Path, make: Callable[[], Awaitable[Path]]) -> None:
@@ -342,9 +344,9 @@ class PreflightRequest:
 class Engine(abc.ABC):
     """An execution engine, shared by all runs of a process.
 
-    ``uses_workspace``: the run gets its own workspace, made from its base revision
-    (:mod:`runtime.run_workspaces`), and a completed run's workspace is auto-applied as a
-    revision. ``lazy_workspace``: see below.
+    ``uses_workspace``: the run gets its own workspace, made from its base revision (a
+    restarted attempt's from its last checkpoint; :mod:`runtime.run_workspaces`), and a
+    completed run's workspace is auto-applied as a revision. ``lazy_workspace``: see below.
     ``preflight_uses_model``: see below (engines keeping the default preflight set False).
     """
 

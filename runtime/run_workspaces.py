@@ -1,7 +1,9 @@
 """Run workspaces: one private directory per run, made from its base revision.
 
 Every run of an engine with a workspace works in ``<runs_dir>/run/<run_id>``, a copy of
-its base revision's files made when it starts, removed when it ends. Runs of one app
+its base revision's files made when it starts (an attempt whose workspace is made again
+after a restart: of its last checkpoint's, ``runtime.checkpoints.workspace_origin``),
+removed when it ends. Runs of one app
 therefore execute in parallel, and a sandboxed command (which mounts only its run's
 directory) sees no other run's files. At auto-apply the run's changes are merged onto the
 app's current draft (:mod:`runtime.merge`).
@@ -98,7 +100,7 @@ class RunWorkspaces:
 
         Args:
             run_id: the run.
-            revision_id: its base revision (None: an empty workspace).
+            revision_id: the revision to start from (None: an empty workspace).
             files: that revision's ``{path: text}``, needed when it is not cached yet (it
                 is then added to the cache).
 

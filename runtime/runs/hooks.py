@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.checkpoints import Checkpoints
+from runtime.checkpoints import Checkpoints, workspace_origin
 from runtime.engine import Engine, PendingWorkspace, ResumeState, RunContext
 from runtime.model_credentials import ModelTargets
 from runtime.runs.deps import AppliedRevision
@@ -51,9 +51,17 @@ class StoreRunHooks:
 
     def _workspace(self, row: dict[str, Any], fresh: bool) -> PendingWorkspace | None:
         """A fresh run of an engine that makes its workspace on first use: the pending
-        workspace (nothing on disk yet); None when it is to be made now."""
+        workspace (nothing on disk yet, made from :func:`workspace_origin` when it is);
+        None when it is to be made now.
+
+        A run queued again after an attempt that made a checkpoint (a requeue or
+        hand-back) already produced a revision, which its auto-apply reports (contract
+        3.3) even when this attempt touches no file: its workspace is made now, so
+        :meth:`has_workspace` holds and auto-apply runs."""
         engine = self._engines.get(row["execution_engine"])
         if not fresh or engine is None or not engine.lazy_workspace:
+            return None
+        if row["result_revision_id"] is not None:
             return None
         checkpoints = self.checkpoints
         return PendingWorkspace(
@@ -95,8 +103,8 @@ class StoreRunHooks:
             attempt=attempt,
             session_id=row.get("session_id"),
             claim_token=row["claim_token"],
-            # A checkpoint the agent made or restored synced the workspace with it.
-            checkpoint_base=row["checkpoint_revision_id"] or row["base_revision_id"],
+            # What the workspace was made from or last synced with (one rule with it).
+            checkpoint_base=workspace_origin(row),
             workspace_pending=pending,
         )
 
