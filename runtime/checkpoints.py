@@ -25,7 +25,9 @@ from runtime.merge import merge_files
 from runtime.project import validate_project
 from runtime.run_workspaces import RevisionNotCached, RunWorkspaces
 from runtime.runs.deps import AppliedRevision
+from runtime.runs.errors import RunNotEnded, RunNotFound
 from runtime.runs.events import iso
+from runtime.runs.states import is_terminal
 from runtime.settings import Settings
 from runtime.tools import ToolContext, ToolError, ToolPermissionError
 from runtime.workspace import Workspace
@@ -299,15 +301,30 @@ class Checkpoints:
 
         ``sync_workspace`` (a run's workspace) is rewritten with the restored files: the
         agent's ``restore_checkpoint`` tool needs it to keep working on them. The HTTP route
-        passes none: every run works in its own workspace made from its base revision, so
-        there is no shared workspace to re-sync. ``fence`` (the tool's: its run and that
-        run's claim token) fences the new revision.
+        passes none: every run works in its own workspace, so there is no shared workspace
+        to re-sync. ``fence`` (the tool's: its run and that run's claim token) fences the
+        new revision.
+
+        ``run_id`` (a person's restore) must name a run that has ended: a live run's
+        checkpoint is what its workspace was made from or last synced with, the base of its
+        next merge (:func:`workspace_origin`); moving it without its workspace would make
+        that merge revert the run's work or drop the restore. A terminal status is final,
+        so the check holds until the relink, which commits with the revision.
 
         Raises:
             CheckpointNotFound: ``checkpoint_id`` is not a revision of the app.
+            runtime.runs.errors.RunNotFound: ``run_id`` names no run (deleted meanwhile).
+            runtime.runs.errors.RunNotEnded: ``run_id`` is queued, running or paused
+                (nothing written).
             ProjectValidationError: the checkpoint's files fail validation.
             storage.runs.RunTakenOver: fenced: another node took the run (nothing written).
         """
+        if run_id is not None:
+            run = await RunStore(self.db).get(run_id)
+            if run is None:
+                raise RunNotFound(str(run_id))
+            if not is_terminal(run["status"]):
+                raise RunNotEnded(run_id, run["status"])
         source = await apps_store.get_revision(self.db, revision_id=checkpoint_id, app_id=app_id)
         if source is None:
             raise CheckpointNotFound(str(checkpoint_id))
@@ -319,10 +336,10 @@ class Checkpoints:
                 tx, app_id=app_id, tenant_id=tenant_id, files=files,
                 entry_file=source.entry_file, created_by=user_id,
             )  # fmt: skip
+            if run_id is not None:  # a person's restore relinks the ended run it names
+                await RunStore(tx).set_revisions(run_id, revision.id, checkpoint_id)
         if sync_workspace is not None:
             await asyncio.to_thread(sync_workspace.materialise, revision.files)
-        if run_id is not None:  # a person's restore relinks the run it names
-            await RunStore(self.db).set_revisions(run_id, revision.id, checkpoint_id)
         return revision
 
     async def create_checkpoint(self, ctx: ToolContext, entry_file: str | None) -> dict[str, Any]:

@@ -418,7 +418,8 @@ class RunStore:
     async def set_revisions(
         self, run_id: uuid.UUID, result_revision_id: uuid.UUID, checkpoint_revision_id: uuid.UUID
     ) -> dict[str, Any] | None:
-        """Link the run to the revision it produced and its checkpoint (contract 8)."""
+        """Link the run to the revision it produced and its checkpoint (contract 1.9: a
+        person's restore of an ended run; the caller checks that it ended)."""
         return _row(
             await self.db.fetchrow(
                 "runs_set_revisions", run_id, result_revision_id, checkpoint_revision_id

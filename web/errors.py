@@ -145,6 +145,18 @@ def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
             }
         case run_errors.RunNotPaused():
             return 409, "Run is not paused"
+        case run_errors.RunNotEnded():
+            return 409, {
+                "code": "RUN_NOT_ENDED",
+                "message": (
+                    f"The run is {exc.status}: a restore relinks only a run that has ended "
+                    "(completed, failed or cancelled), since a live run's workspace would "
+                    "no longer match its checkpoint. Restore without run_id, or wait for "
+                    "the run to end (or cancel it) first; nothing was restored."
+                ),
+                "run_id": str(exc.run_id),
+                "status": exc.status,
+            }
         case run_errors.ApprovalNotPending():
             detail = {"code": "APPROVAL_NOT_PENDING", "message": exc.message}
             if exc.pending_request_id is not None:

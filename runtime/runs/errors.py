@@ -76,6 +76,20 @@ class RunNotPaused(RunError):
     """Resume of a run that is not paused (contract 1.6)."""
 
 
+class RunNotEnded(RunError):
+    """A person's checkpoint restore names a run that has not ended (queued, running or
+    paused; 409 ``RUN_NOT_ENDED``). Relinking it would move the revision its next
+    checkpoint and auto-apply merge against while its workspace keeps other files
+    (contract 1.9, docs/architecture.md "Workspaces"), so nothing is written.
+
+    ``status`` is the run's status when the restore was refused."""
+
+    def __init__(self, run_id: uuid.UUID, status: str) -> None:
+        super().__init__(f"run {run_id} is {status}")
+        self.run_id = run_id
+        self.status = status
+
+
 class RunUnresponsive(RunError):
     """The run's actor did not answer a command in time; the caller may retry."""
 

@@ -217,7 +217,9 @@ SET checkpoint_revision_id = $2, result_revision_id = COALESCE($3, result_revisi
 WHERE id = $1 AND claim_token = $4;
 
 -- A checkpoint restored through the API relinks the run it names (contract 1.9): a
--- person's action, not the run owner's, so it carries no claim token.
+-- person's action, not the run owner's, so it carries no claim token; only a run that has
+-- ended (checked first by Checkpoints.restore; a terminal status is final), in the
+-- restore's transaction.
 -- name: runs_set_revisions
 UPDATE agent_runs
 SET result_revision_id = $2, checkpoint_revision_id = $3

@@ -310,6 +310,58 @@ async def test_restore_a_checkpoint_creates_a_new_draft(
     assert await bad_run.get_json() == {"detail": "Coding-agent run not found"}
 
 
+async def test_restoring_onto_a_run_that_has_not_ended_is_refused(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """A person's restore naming a running run answers 409 RUN_NOT_ENDED and writes
+    nothing: no revision, the draft and the run's links unchanged. The run then applies
+    its own change (before, the restore relinked it and its auto-apply reported the
+    restored revision instead, dropping the change). Once it has ended, the same restore
+    relinks it."""
+    app, draft = native_app
+    gate = threading.Event()
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        Reply(text_chunks=("done",), gate=gate),
+    )
+    run = await create_run(client, app["id"], owner.headers, input="Rename")
+    run_url = runs_url(app["id"], f"/{run['run_id']}")
+    restore = f"/admin/apps/{app['id']}/coding-agent/checkpoints/{draft['id']}/restore"
+    state_url = f"/admin/apps/{app['id']}/builder/state"
+    async with LiveStream(client, f"{run_url}/stream", owner.headers) as stream:
+        await stream.until(lambda ev: "tool.completed" in types(ev), within=60)
+        before = await (await client.get(state_url, headers=owner.headers)).get_json()
+        refused = await client.post(restore, json={"run_id": run["run_id"]},
+                                    headers=owner.headers)  # fmt: skip
+        assert refused.status_code == 409, (await refused.get_data(as_text=True))[:300]
+        detail = (await refused.get_json())["detail"]
+        assert detail["code"] == "RUN_NOT_ENDED"
+        assert detail["run_id"] == run["run_id"] and detail["status"] == "running"
+        assert "running" in detail["message"] and "run_id" in detail["message"]
+        after = await (await client.get(state_url, headers=owner.headers)).get_json()
+        assert after == before  # nothing written: the draft did not move
+        live = await (await client.get(run_url, headers=owner.headers)).get_json()
+        assert live["result_revision_id"] is None and live["checkpoint_revision_id"] is None
+        gate.set()
+        events = await stream.until(
+            lambda ev: types(ev)[-1] in ("run.failed", "run.completed"), within=60
+        )
+    assert types(events)[-3:] == ["revision.created", "checkpoint.created", "run.completed"]
+    applied = events[-1]["data"]["payload"]["result_revision_id"]
+    state = await (await client.get(state_url, headers=owner.headers)).get_json()
+    assert state["current_draft_revision"]["id"] == applied
+    assert "<h1>Runwright Chat</h1>" in state["current_draft_revision"]["files"]["src/App.tsx"]
+
+    relinked = await client.post(restore, json={"run_id": run["run_id"]}, headers=owner.headers)
+    assert relinked.status_code == 200, await relinked.get_data(as_text=True)
+    ended = await (await client.get(run_url, headers=owner.headers)).get_json()
+    assert ended["result_revision_id"] == (await relinked.get_json())["revision"]["id"]
+    assert ended["checkpoint_revision_id"] == draft["id"]
+
+
 @pytest.mark.parametrize("edit", ["elsewhere", "same line"])
 async def test_a_draft_saved_during_the_run_is_merged_never_overwritten(
     client,

@@ -54,10 +54,14 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @document_errors(400, 401, 403, 404, 409, 422)
     async def restore(app_id: uuid.UUID, checkpoint_id: uuid.UUID) -> dict[str, Any]:
         """Create a new draft revision from a checkpoint (any revision of this app) and
-        point the draft at it; with ``run_id``, that run is relinked to it.
+        point the draft at it; with ``run_id``, that run is relinked to it (only a run that
+        has ended).
 
-        Errors: 404 "Coding-agent run not found" (``run_id`` checked first), 404 "Revision
-        not found", 422/400 when the checkpoint's files fail validation.
+        Errors, in this order: 404 "Coding-agent run not found"; 409 ``{code:
+        RUN_NOT_ENDED, message, run_id, status}`` when ``run_id`` names a queued, running
+        or paused run (nothing is restored: its workspace would no longer match its
+        checkpoint); 404 "Revision not found"; 422/400 when the checkpoint's files fail
+        validation.
         """
         ctx = await authz.app_access(app_id, "apps.write")
         body = await parse_json(RestoreRequest)
