@@ -6,8 +6,8 @@ A policy names which tool calls of a run wait for a person before they run:
 - ``none``: none (the default; runs behave as before approvals existed);
 - ``commands``: tools that run commands (``run_targeted_tests``, ``build_worker_precheck``;
   OpenCode's ``bash``);
-- ``patches``: tools that write files (``write_file``, ``apply_patch``, ``rename_file``,
-  ``delete_file``, ``restore_checkpoint``; OpenCode's ``edit``);
+- ``patches``: tools that write files (``write_file``, ``apply_patch``, ``edit_file``,
+  ``rename_file``, ``delete_file``, ``restore_checkpoint``; OpenCode's ``edit``);
 - ``all``: every tool call (OpenCode: every permission it asks).
 
 A run's policy is its create field, else its app's default (``published_apps.
@@ -39,7 +39,7 @@ DEFAULT_POLICY: Final = "none"
 
 COMMAND_TOOLS: Final = frozenset({"run_targeted_tests", "build_worker_precheck"})
 PATCH_TOOLS: Final = frozenset(
-    {"write_file", "apply_patch", "rename_file", "delete_file", "restore_checkpoint"}
+    {"write_file", "apply_patch", "edit_file", "rename_file", "delete_file", "restore_checkpoint"}
 )
 #: OpenCode permission names (its HTTP API's ``permission.asked``) by category.
 OPENCODE_PERMISSIONS: Final[dict[str, Category]] = {"bash": "commands", "edit": "patches"}

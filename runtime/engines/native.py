@@ -1,10 +1,14 @@
 """The native engine: an agent loop over the OpenAI chat-completions protocol (contract 7.1).
 
 One session runs one agent node: system instructions plus the run's chat history go to the
-run's pinned model with every toolpack tool; each tool call the model makes is executed in
+run's pinned model with every toolpack tool (or the run's selection, the create field
+``tools``: runtime/tools/selection.py; a call of a tool not offered is answered
+``TOOL_NOT_ALLOWED`` without running); each tool call the model makes is executed in
 turn against the run's workspace (sequential, per-tool timeout) and its envelope goes back
-as a ``tool`` message; the loop ends when the model answers without tool calls, or when
-``max_tool_iterations`` model turns have called tools.
+as a ``tool`` message; the loop ends when the model answers without tool calls
+(``stopped_reason`` ``stop``), when ``max_tool_iterations`` model turns have called tools
+(``max_tool_iterations``), or when a turn repeats exactly the calls of the two turns before
+it (``repeated_tool_calls``: the calls are not run again).
 
 Events (runtime.engine): ``PlanUpdated {node, span_id, state, iteration}`` before each model
 turn, ``Delta`` text as streamed (the run's pump coalesces it), ``ToolStarted`` /
@@ -71,6 +75,7 @@ from runtime.model_client import (
 )
 from runtime.settings import Settings
 from runtime.tools.context import CheckpointHost, ToolContext, WorkspaceOrigin
+from runtime.tools.selection import NOT_ALLOWED, allowed, run_selection
 from runtime.usage import openai_counts
 from runtime.workspace import Workspace
 
@@ -89,6 +94,10 @@ STATE_KEY = "native"
 """The key of the loop's state in a paused run's checkpoint."""
 STATE_VERSION = 1
 MODEL_ERROR_CODE = "MODEL_ENDPOINT_ERROR"
+_TOOL_SETS_KEPT = 32
+REPEATED_CALLS_LIMIT = 3
+"""A model turn whose tool calls equal those of the previous two turns ends the run
+(``stopped_reason`` ``repeated_tool_calls``) instead of running them a third time."""
 """Diagnostics code of a run failed by its model endpoint."""
 
 
@@ -162,7 +171,7 @@ class NativeEngine(Engine):
         self.checkpoints = checkpoints
         self._toolbox_factory = toolbox_factory
         self._toolbox: Toolbox | None = None
-        self._tools: EncodedTools | None = None
+        self._tools: dict[tuple[str, ...] | None, EncodedTools] = {}
         self._client_factory = client_factory
         self._clients: dict[tuple[str, str | None, bool], ModelClient] = {}
 
@@ -173,13 +182,18 @@ class NativeEngine(Engine):
             self._toolbox = self._toolbox_factory(self.settings)
         return self._toolbox
 
-    @property
-    def tools(self) -> EncodedTools:
-        """The toolbox's function-tool specs, built and encoded once (they are the same
-        for every model request)."""
-        if self._tools is None:
-            self._tools = EncodedTools.of(self.toolbox.openai_tools())
-        return self._tools
+    def tools_for(self, selection: tuple[str, ...] | None) -> EncodedTools:
+        """The function-tool specs a run offers (``selection``: its create field ``tools``
+        as function names, None for all), built and encoded once per selection (they are
+        the same for every model request)."""
+        encoded = self._tools.get(selection)
+        if encoded is None:
+            specs = [t for t in self.toolbox.openai_tools()
+                     if allowed(selection, t["function"]["name"])]  # fmt: skip
+            if len(self._tools) >= _TOOL_SETS_KEPT:  # clients choose selections: bound it
+                self._tools.clear()
+            encoded = self._tools[selection] = EncodedTools.of(specs)
+        return encoded
 
     def client_for(self, target: ModelTarget) -> ModelClient:
         """The shared client for a model binding.
@@ -246,7 +260,8 @@ class NativeSession(EngineSession):
             yield _failed(MODEL_ERROR_CODE, str(exc))
             return
         toolbox = self._engine.toolbox
-        tools = self._engine.tools
+        selection = run_selection(ctx.input_params)
+        tools = self._engine.tools_for(selection)
         # Built when the first tool runs: a run whose model calls none never makes its
         # workspace (RunContext.workspace_pending).
         tool_ctx = _Tools(ctx, self._engine.checkpoints, self._engine.metrics)
@@ -269,7 +284,9 @@ class NativeSession(EngineSession):
             # The calls of the model's last turn, in order; each may wait for a person.
             while loop.pending:
                 call = loop.pending[0]
-                if decision is not None:
+                if not allowed(selection, call.name):  # not offered: refused, never run
+                    steps = self._refused(call, loop, _not_offered(call.name))
+                elif decision is not None:
                     steps = self._decided(toolbox, call, decision, tool_ctx, recorded, loop)
                     decision = None
                 elif approvals.tool_needs_approval(policy, call.name):
@@ -319,13 +336,20 @@ class NativeSession(EngineSession):
                 timing.close()
             yield _model_usage(ctx.model.provider_model_id, time.perf_counter() - started, usage)
             text = "".join(parts)
+            stopped = None
             if calls and loop.tool_turns >= limit:
                 # Contract 7.1 cap: the calls of this turn are not executed.
-                text = text.strip() or _limit_text(limit)
+                stopped, note = "max_tool_iterations", _limit_text(limit)
+            elif calls and _repeats(loop.transcript, calls):
+                # A model stuck on one call would spend the whole cap (30 slow turns on a
+                # small local model) learning nothing new: the calls are not executed.
+                stopped, note = "repeated_tool_calls", _repeat_text(calls)
+            if stopped is not None:
+                text = text.strip() or note
                 loop.transcript.append({"role": "assistant", "content": text})
                 if self._in_session:
                     yield Transcript(tuple(loop.transcript))
-                yield Completed(_output(text, loop, "max_tool_iterations"))
+                yield Completed(_output(text, loop, stopped))
                 return
             assistant: dict[str, Any] = {"role": "assistant", "content": text or None}
             if calls:
@@ -388,6 +412,14 @@ class NativeSession(EngineSession):
             return
         reason = decision.message or "no reason given"
         output = {"error": f"A reviewer rejected this call: {reason}", "code": "APPROVAL_REJECTED"}
+        async for event in self._refused(call, loop, output):
+            yield event
+
+    async def _refused(
+        self, call: ToolCall, loop: _LoopState, output: dict[str, Any]
+    ) -> AsyncIterator[EngineEvent]:
+        """Answer ``call`` with the failure ``output`` without running it (a rejected
+        approval, a tool the run does not offer): ``tool.started`` then ``tool.failed``."""
         span_id = str(uuid.uuid4())
         yield ToolStarted(tool=call.name, span_id=span_id, input=_input_of(call))
         yield ToolFinished(tool=call.name, span_id=span_id, output=output)
@@ -606,6 +638,48 @@ def _tool_content(output: Any) -> str:
     if len(text) <= MAX_TOOL_MESSAGE_CHARS:
         return text
     return text[:MAX_TOOL_MESSAGE_CHARS] + " ... [truncated: tool output too long]"
+
+
+def _signature(calls: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+    """A turn's calls as comparable ``(name, arguments)`` pairs (arguments parsed when
+    they are JSON, so key order and spacing do not matter)."""
+    out = []
+    for call in calls:
+        function = call.get("function") or {}
+        raw = function.get("arguments") or ""
+        try:
+            arguments = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            arguments = raw
+        out.append((str(function.get("name")), arguments))
+    return out
+
+
+def _repeats(transcript: list[dict[str, Any]], calls: list[ToolCall]) -> bool:
+    """Whether ``calls`` are exactly the calls of each of the last
+    ``REPEATED_CALLS_LIMIT - 1`` model turns (with nothing but their results between)."""
+    current = _signature([call.as_message_item() for call in calls])
+    earlier = [m for m in transcript if m.get("role") == "assistant"]
+    needed = REPEATED_CALLS_LIMIT - 1
+    if len(earlier) < needed:
+        return False
+    return all(_signature(m.get("tool_calls") or []) == current for m in earlier[-needed:])
+
+
+def _repeat_text(calls: list[ToolCall]) -> str:
+    names = ", ".join(sorted({call.name for call in calls}))
+    return (
+        f"I stopped because I was repeating the same tool call ({names}) with the same "
+        "arguments without making progress. The changes made so far are kept; please "
+        "rephrase the request or name the file and the change."
+    )
+
+
+def _not_offered(tool: str) -> dict[str, Any]:
+    return {
+        "error": f"{tool} is not offered to this run; call one of the tools you were given",
+        "code": NOT_ALLOWED,
+    }
 
 
 def _limit_text(limit: int) -> str:

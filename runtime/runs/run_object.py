@@ -7,6 +7,7 @@ from typing import Any
 
 from runtime import approvals
 from runtime.runs.events import iso
+from runtime.tools.selection import run_selection
 from runtime.usage import usage_object
 
 KNOWN_ENGINES = frozenset({"native", "opencode", "scripted"})
@@ -46,7 +47,14 @@ def run_object(row: dict[str, Any]) -> dict[str, Any]:
         # Additive (issue 12): which tool calls wait for a person, and the one waiting now.
         "approval_policy": approvals.run_policy(row.get("input_params") or {}),
         "pending_approval": _pending_approval(row),
+        # Additive (issue 13): the tools a native run offers its model, null for all.
+        "tools": _tools(row),
     }
+
+
+def _tools(row: dict[str, Any]) -> list[str] | None:
+    selection = run_selection(row.get("input_params") or {})
+    return None if selection is None else list(selection)
 
 
 def _pending_approval(row: dict[str, Any]) -> dict[str, Any] | None:

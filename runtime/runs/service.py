@@ -115,6 +115,9 @@ class CreateRun:
     multitask_strategy: str | None = None
     # Gets the run object POSTed at the end (issue 12 item 5); checked by the caller.
     webhook: str | None = None
+    # The native tools the run offers (runtime/tools/selection.py, already normalised by the
+    # caller); None: all.
+    tools: tuple[str, ...] | None = None
 
 
 class RunService:
@@ -474,6 +477,8 @@ class RunService:
                 req.approval_timeout_seconds or self.settings.approval_timeout_seconds
             ),
         }
+        if req.tools is not None:  # fixed at creation, like the approval policy
+            context["tools"] = list(req.tools)
         run_id = uuid.uuid4()
         workspace = None
         if engine.uses_workspace:

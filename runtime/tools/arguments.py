@@ -52,6 +52,8 @@ CONTENT_ALIASES = (
     "new_content", "newContent",
 )  # fmt: skip
 PATCH_ALIASES = ("patch", "diff", "unified_diff", "unifiedDiff", "patch_text", "patchText")
+OLD_TEXT_ALIASES = ("old_string", "oldString", "oldText", "old", "search", "find", "original")
+NEW_TEXT_ALIASES = ("new_string", "newString", "newText", "new", "replace", "replacement")
 
 Kind = Literal["str", "int", "bool", "object", "command"]
 

@@ -22,7 +22,12 @@ from runtime.workspace import Workspace, decode_text
 LEGACY_WRITE_DISABLED = "LEGACY_WRITE_FILE_DISABLED"
 
 
-def _read_text(ws: Workspace, path: str) -> tuple[str, bytes, str]:
+def read_text(ws: Workspace, path: str) -> tuple[str, bytes, str]:
+    """``(normalised path, bytes, text)`` of a workspace file, through the full path policy.
+
+    Raises:
+        ToolError: the file is not UTF-8 text; PathPolicyError / OSError from the read.
+    """
     data = ws.read_bytes(path)
     rel = normalize_path(path)
     text = decode_text(data)
@@ -47,7 +52,7 @@ async def list_files(args: dict[str, Any], ctx: ToolContext, settings: Settings)
 async def read_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) -> dict[str, Any]:
     """``{sandbox_id, path, content, size_bytes, sha256, revision_token}``."""
     ws = ctx.workspace
-    rel, data, text = await asyncio.to_thread(_read_text, ws, args["path"])
+    rel, data, text = await asyncio.to_thread(read_text, ws, args["path"])
     return {
         "sandbox_id": ws.sandbox_id,
         "path": rel,
@@ -65,7 +70,7 @@ async def read_file_range(
     size_bytes, sha256, revision_token}``; ``size_bytes`` and ``sha256`` describe the whole
     file, the other fields the window (:func:`runtime.textlines.line_window`)."""
     ws = ctx.workspace
-    rel, data, text = await asyncio.to_thread(_read_text, ws, args["path"])
+    rel, data, text = await asyncio.to_thread(read_text, ws, args["path"])
     window = line_window(
         text,
         start_line=args["start_line"],

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from runtime.settings import Settings
-from runtime.tools import checkpoints, commands, files, index, patch
+from runtime.tools import checkpoints, commands, edit, files, index, patch
 from runtime.tools.arguments import (
     CONTENT_ALIASES,
     FROM_ALIASES,
+    NEW_TEXT_ALIASES,
+    OLD_TEXT_ALIASES,
     PATCH_ALIASES,
     PATH_ALIASES,
     TO_ALIASES,
@@ -150,6 +152,18 @@ TOOLS: tuple[ToolSpec, ...] = (
                   description="path -> sha256 (optionally 'sha256:'-prefixed) preconditions"),
         ),
         patch.apply_patch,
+    ),
+    ToolSpec(
+        "edit_file", 45,
+        "Replace one exact piece of text in a file (old_text must occur exactly once).",
+        (
+            _path(),
+            Field("old_text", aliases=OLD_TEXT_ALIASES, required=True,
+                  description="The exact text to replace, spaces included"),
+            Field("new_text", aliases=NEW_TEXT_ALIASES, required=True,
+                  description="The text to put in its place"),
+        ),
+        edit.edit_file,
     ),
     ToolSpec(
         "rename_file", 25, "Rename or move a file.",

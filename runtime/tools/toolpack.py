@@ -65,7 +65,7 @@ class Toolpack:
             return max(spec.timeout, s.test_timeout_seconds + margin)
         if spec.slug == "build_worker_precheck":
             return max(spec.timeout, s.build_timeout_seconds + margin)
-        if spec.slug == "apply_patch" and s.auto_verify_patch:
+        if spec.slug in ("apply_patch", "edit_file") and s.auto_verify_patch:
             return spec.timeout + 2 * (s.test_timeout_seconds + margin)
         return spec.timeout
 

@@ -164,18 +164,21 @@ def create_run(
     webhook: str | None = None,
     session_id: uuid.UUID | str | None = None,
     multitask_strategy: MultitaskStrategy | None = None,
+    tools: list[str] | None = None,
 ) -> Call[Run]:
     """``POST .../runs`` with an ``Idempotency-Key`` (a fresh UUID unless given), the same
     on every retry of this call, so the server creates the run at most once. ``webhook``:
     a URL that gets the run object, signed, when the run ends or pauses (README
     "Webhooks"). ``session_id``: the run continues that session; ``multitask_strategy``
-    (with ``session_id`` only) overrides the session's for this create."""
+    (with ``session_id`` only) overrides the session's for this create. ``tools``: the
+    native tools the run may call (default: all)."""
     body: dict[str, Any] = {"input": input}
     for key, value in (
         ("engine", engine), ("base_revision_id", base_revision_id), ("model_id", model_id),
         ("messages", messages), ("script", script), ("approval_policy", approval_policy),
         ("approval_timeout_seconds", approval_timeout_seconds), ("webhook", webhook),
         ("session_id", session_id), ("multitask_strategy", multitask_strategy),
+        ("tools", tools),
     ):  # fmt: skip
         if value is not None:
             body[key] = str(value) if isinstance(value, uuid.UUID) else value

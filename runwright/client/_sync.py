@@ -125,8 +125,8 @@ class Client:
         ``base_revision_id``, ``model_id``, ``messages``, ``script``, ``approval_policy``,
         ``approval_timeout_seconds``, ``webhook``, ``session_id`` (continue that session),
         ``multitask_strategy`` (with ``session_id``: this create's answer to an active run
-        of the session), ``idempotency_key`` (default: a fresh one per call, reused by its
-        retries)."""
+        of the session), ``tools`` (the native tools the run may call), ``idempotency_key``
+        (default: a fresh one per call, reused by its retries)."""
         return self._perform(_core.create_run(app_id, input, **options))
 
     def list_runs(

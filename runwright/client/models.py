@@ -77,6 +77,8 @@ class Run(_Model):
     approval_policy: str = "none"
     #: The request a paused run waits on; decide it with ``approve()`` / ``reject()``.
     pending_approval: PendingApproval | None = None
+    #: The tools a native run offers its model (``create_run(tools=...)``); None: all.
+    tools: list[str] | None = None
 
     @property
     def finished(self) -> bool:

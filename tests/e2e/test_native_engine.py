@@ -318,3 +318,37 @@ async def test_close_after_abandoning_the_stream_closes_upstream(
             break  # the consumer walks away without cancelling
     await session.close()
     await scripted_openai.wait_for_disconnect(within=5)
+
+
+async def test_a_call_repeated_a_third_time_ends_the_run_without_running_it(
+    engine: NativeEngine, scripted_openai: ScriptedOpenAI, workspace: Path
+) -> None:
+    # Different arguments are progress: three reads of different ranges all run.
+    for start in (1, 2, 3):
+        scripted_openai.push(
+            tool_call_reply(
+                ScriptedToolCall(
+                    "coding_agent_read_file_range", {"path": "src/App.tsx", "start_line": start}
+                )
+            )
+        )
+    # The same call (key order aside) three turns in a row is a model stuck in a loop.
+    scripted_openai.push(
+        tool_call_reply(ScriptedToolCall("coding_agent_list_files", {"limit": 5})),
+        tool_call_reply(ScriptedToolCall("coding_agent_list_files", '{ "limit": 5 }')),
+    )
+    scripted_openai.default = tool_call_reply(
+        ScriptedToolCall("coding_agent_list_files", {"limit": 5})
+    )
+
+    events = await _run(engine, _ctx(scripted_openai.base_url, workspace))
+
+    started = [e.tool for e in events if isinstance(e, ToolStarted)]
+    assert started == ["coding_agent_read_file_range"] * 3 + ["coding_agent_list_files"] * 2
+    assert len(scripted_openai.bodies) == 6  # the sixth turn's call was not executed
+    done = events[-1]
+    assert isinstance(done, Completed)
+    assert done.output["stopped_reason"] == "repeated_tool_calls"
+    assert done.output["iterations"] == 5
+    text = done.output["last_agent_output"]
+    assert "repeating the same tool call (coding_agent_list_files)" in text

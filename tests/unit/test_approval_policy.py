@@ -10,8 +10,8 @@ from runtime.tools.specs import TOOLS
 
 COMMANDS = {"coding_agent_run_targeted_tests", "coding_agent_build_worker_precheck"}
 PATCHES = {
-    "coding_agent_write_file", "coding_agent_apply_patch", "coding_agent_rename_file",
-    "coding_agent_delete_file", "coding_agent_restore_checkpoint",
+    "coding_agent_write_file", "coding_agent_apply_patch", "coding_agent_edit_file",
+    "coding_agent_rename_file", "coding_agent_delete_file", "coding_agent_restore_checkpoint",
 }  # fmt: skip
 
 

@@ -154,7 +154,7 @@ async def test_unknown_tool_and_schemas(toolpack: Toolpack, ctx: ToolContext) ->
     assert out["code"] == "TOOL_NOT_FOUND"
     tools = toolpack.openai_tools()
     names = [t["function"]["name"] for t in tools]
-    assert len(names) == 15 and all(n.startswith("coding_agent_") for n in names)
+    assert len(names) == 16 and all(n.startswith("coding_agent_") for n in names)
     by_name = {t["function"]["name"]: t["function"]["parameters"] for t in tools}
     assert by_name["coding_agent_rename_file"]["required"] == ["from_path", "to_path"]
     assert by_name["coding_agent_read_file_range"]["properties"]["max_bytes"]["maximum"] == 50000

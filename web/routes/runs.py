@@ -24,6 +24,7 @@ from quart_schema import (
 from runtime.engines.scripted import ScriptError, validate_script
 from runtime.runs import states
 from runtime.runs.service import CreateRun
+from runtime.tools.selection import normalize_selection
 from storage.idempotency import IdempotencyKeyTaken
 from web import idempotency, run_listing, sse, stream_tickets
 from web.auth import BEARER_CHALLENGE, RUN_NOT_FOUND, Authorizer
@@ -112,6 +113,16 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                 script = validate_script(body.script)
             except ScriptError as exc:
                 raise _invalid(["body", "script"], str(exc), None) from None
+        tools = None
+        if body.tools is not None:
+            if body.engine != "native":
+                raise _invalid(
+                    ["body", "tools"], "tools is only allowed with the native engine", None
+                )
+            try:
+                tools = normalize_selection(body.tools)
+            except ValueError as exc:
+                raise _invalid(["body", "tools"], str(exc), body.tools) from None
         if body.multitask_strategy is not None and body.session_id is None:
             raise _invalid(
                 ["body", "multitask_strategy"], "multitask_strategy requires session_id",
@@ -145,6 +156,7 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                     session_id=body.session_id,
                     multitask_strategy=body.multitask_strategy,
                     webhook=body.webhook,
+                    tools=tools,
                 )
             )
         except IdempotencyKeyTaken:  # a concurrent duplicate created the run first

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -20,6 +20,8 @@ MAX_MESSAGES = 500
 MAX_APPROVAL_TIMEOUT_SECONDS = 30 * 86400
 MAX_APPROVAL_MESSAGE_CHARS = 10_000
 MAX_WEBHOOK_URL_CHARS = 2048
+MAX_TOOLS = 64
+MAX_TOOL_NAME_CHARS = 100
 
 
 class CreateRunRequest(BaseModel):
@@ -82,6 +84,18 @@ class CreateRunRequest(BaseModel):
             "`enqueue`: start when the runs before it ended, in order; `interrupt`: cancel "
             "them (verified), keeping their work, then start; `rollback`: as interrupt, "
             "their work discarded (no revision). Without `session_id` -> 422."
+        ),
+    )
+    tools: list[Annotated[str, Field(max_length=MAX_TOOL_NAME_CHARS)]] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=MAX_TOOLS,
+        description=(
+            "Native engine only: the toolpack tools this run offers its model, by slug "
+            "(`read_file_range`) or function name (`coding_agent_read_file_range`); a call "
+            "of any other tool is answered `TOOL_NOT_ALLOWED` without running. Null: all "
+            "tools. An unknown name, or `tools` with another engine -> 422. A small model "
+            "does far better with few tools (docs/local-model.md)."
         ),
     )
     webhook: str | None = Field(
@@ -168,6 +182,10 @@ class RunResponse(BaseModel):
     )
     pending_approval: PendingApproval | None = Field(
         description="The request a paused run waits on; null otherwise (additive)."
+    )
+    tools: list[str] | None = Field(
+        default=None,
+        description="The tools a native run offers its model (create field `tools`); null: all.",
     )
 
 

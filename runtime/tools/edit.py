@@ -1,0 +1,97 @@
+"""The edit_file tool: replace one exact piece of text in a file (issue 13 item 4; an
+addition to contract 7.3's catalogue, docs/local-model.md).
+
+A unified diff or a ``*** Begin Patch`` body asks a model to reproduce line numbers,
+indentation and context lines exactly; a small model fails at that (it echoes the format
+instead, docs/local-model.md) but fills ``{path, old_text, new_text}`` reliably. This tool
+only turns such a request into a unified diff (:func:`runtime.patching.make_unified_diff`)
+of the file as read, with the file's SHA-256 as the precondition, and hands it to the
+apply_patch tool: writing, path policy, the revision token, the envelope and the optional
+verification runs stay in one place. The success output is apply_patch's, plus the
+``diff`` that was applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any
+
+from runtime.patching import make_unified_diff
+from runtime.settings import Settings
+from runtime.tools import files, patch
+from runtime.tools.context import ToolContext
+from runtime.tools.errors import ToolError
+
+__all__ = ["NOT_FOUND", "NOT_UNIQUE", "edit_file"]
+
+NOT_FOUND = "EDIT_TEXT_NOT_FOUND"
+NOT_UNIQUE = "EDIT_TEXT_NOT_UNIQUE"
+_LINES_NAMED = 10  # occurrences listed in a NOT_UNIQUE error
+
+
+async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) -> dict[str, Any]:
+    """Replace the one occurrence of ``old_text`` in ``path`` with ``new_text``.
+
+    Args:
+        args: ``path``, ``old_text`` (exact, case and whitespace included; must occur once),
+            ``new_text``.
+
+    Returns:
+        apply_patch's envelope for the diff (success: ``ok``, ``applied_files``,
+        ``revision_token``, ``verification_plan`` ...) plus ``diff``.
+
+    Raises:
+        ToolError: ``EDIT_TEXT_NOT_FOUND`` (``old_text`` is not in the file),
+            ``EDIT_TEXT_NOT_UNIQUE`` (it occurs more than once: the message names the
+            lines), or a path-policy / missing-file error from the read.
+    """
+    ws = ctx.workspace
+    rel, data, text = await asyncio.to_thread(files.read_text, ws, args["path"])
+    old, new = args["old_text"], args["new_text"]
+    count = text.count(old)
+    if count == 0:
+        raise ToolError(
+            f"old_text was not found in {rel}; read the file with "
+            "coding_agent_read_file_range and copy the text exactly (spaces included)",
+            code=NOT_FOUND,
+            field="old_text",
+        )
+    if count > 1:
+        lines = _occurrence_lines(text, old)
+        named = ", ".join(str(n) for n in lines[:_LINES_NAMED])
+        raise ToolError(
+            f"old_text occurs {count} times in {rel} (lines {named}); include more of the "
+            "surrounding text so that it occurs once",
+            code=NOT_UNIQUE,
+            field="old_text",
+        )
+    diff = make_unified_diff(rel, text, text.replace(old, new, 1))
+    if not diff:  # old_text == new_text: nothing to write, nothing to bump
+        return {"ok": True, "code": "PATCH_APPLIED", "summary": "No change", "applied_files": [],
+                "revision_token": ws.revision_token, "diff": ""}  # fmt: skip
+    output = await patch.apply_patch(
+        {
+            "patch": diff,
+            "strip": 1,
+            "atomic": True,
+            "allow_create": False,
+            "allow_delete": False,
+            # The file as it was read: a concurrent change fails the edit, never loses work.
+            "expected_hashes": {rel: hashlib.sha256(data).hexdigest()},
+        },
+        ctx,
+        settings,
+    )
+    if isinstance(output, dict) and not output.get("error"):
+        output["diff"] = diff
+    return output
+
+
+def _occurrence_lines(text: str, needle: str) -> list[int]:
+    """1-based line numbers where each occurrence of ``needle`` starts."""
+    lines, start = [], 0
+    while (at := text.find(needle, start)) != -1:
+        lines.append(text.count("\n", 0, at) + 1)
+        start = at + 1
+    return lines

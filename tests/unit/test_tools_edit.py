@@ -1,0 +1,74 @@
+"""The edit_file tool (runtime/tools/edit.py): one exact replacement, applied through the
+apply_patch tool (same envelope, revision token and precondition), with clear errors when
+the text is missing or ambiguous."""
+
+from __future__ import annotations
+
+from runtime.tools import ToolContext, Toolpack
+from tests.unit import toolpack_fixtures as fx
+
+ctx = fx.ctx
+settings = fx.settings
+toolpack = fx.toolpack
+workspace = fx.workspace  # pytest fixtures used by name
+
+APP = (
+    'import type { ChatMessage } from "./types";\n\n'
+    "export function App() {\n"
+    "  return (\n"
+    "    <header>\n"
+    "      <h1>Chat</h1>\n"
+    "    </header>\n"
+    "  );\n"
+    "}\n"
+)
+
+
+async def edit(tp: Toolpack, ctx: ToolContext, **args: object) -> dict:
+    return await tp.call("coding_agent_edit_file", args, ctx)
+
+
+async def test_replaces_the_one_occurrence_and_reports_the_diff(
+    toolpack: Toolpack, ctx: ToolContext
+) -> None:
+    ctx.workspace.materialise({"src/App.tsx": APP})
+    out = await edit(toolpack, ctx, path="src/App.tsx", old_text="<h1>Chat</h1>",
+                     new_text="<h1>Runwright Chat</h1>")  # fmt: skip
+    assert out["ok"] is True and out["code"] == "PATCH_APPLIED"
+    assert out["applied_files"] == ["src/App.tsx"]
+    assert out["revision_token"] == "sandbox-seq-2" == ctx.workspace.revision_token
+    assert "-      <h1>Chat</h1>\n+      <h1>Runwright Chat</h1>\n" in out["diff"]
+    assert "verification_plan" in out
+    expected = APP.replace("<h1>Chat</h1>", "<h1>Runwright Chat</h1>")
+    assert ctx.workspace.read_bytes("src/App.tsx").decode() == expected  # newline kept
+
+
+async def test_aliases_a_small_model_uses_are_accepted(
+    toolpack: Toolpack, ctx: ToolContext
+) -> None:
+    ctx.workspace.materialise({"src/App.tsx": APP})
+    out = await edit(toolpack, ctx, file_path="src/App.tsx", old_string="<h1>Chat</h1>",
+                     new_string="<h1>Hi</h1>")  # fmt: skip
+    assert out["ok"] is True
+    assert "<h1>Hi</h1>" in ctx.workspace.read_bytes("src/App.tsx").decode()
+
+
+async def test_missing_and_ambiguous_text_change_nothing(
+    toolpack: Toolpack, ctx: ToolContext
+) -> None:
+    ctx.workspace.materialise({"src/App.tsx": APP})
+    out = await edit(toolpack, ctx, path="src/App.tsx", old_text="<h1>Gossip</h1>",
+                     new_text="<h1>X</h1>")  # fmt: skip
+    assert out["code"] == "EDIT_TEXT_NOT_FOUND" and out["field"] == "old_text"
+    assert "copy the text exactly" in out["error"]
+    out = await edit(toolpack, ctx, path="src/App.tsx", old_text="Chat", new_text="Talk")
+    assert out["code"] == "EDIT_TEXT_NOT_UNIQUE"
+    assert "occurs 2 times in src/App.tsx (lines 1, 6)" in out["error"]
+    out = await edit(toolpack, ctx, path="src/missing.tsx", old_text="a", new_text="b")
+    assert out["code"] == "TOOL_EXECUTION_FAILED" and "src/missing.tsx" in out["error"]
+    out = await edit(toolpack, ctx, path="../outside.tsx", old_text="a", new_text="b")
+    assert out["code"] == "BUILDER_PATCH_POLICY_VIOLATION"
+    out = await edit(toolpack, ctx, path="src/App.tsx", old_text="<h1>Chat</h1>")
+    assert out["code"] == "TOOL_INPUT_VALIDATION_FAILED" and out["fields"] == ["new_text"]
+    assert ctx.workspace.read_bytes("src/App.tsx").decode() == APP
+    assert ctx.workspace.revision_token == "sandbox-seq-1"
