@@ -23,8 +23,9 @@ from runtime.tools import files, patch
 from runtime.tools.context import ToolContext
 from runtime.tools.errors import ToolError
 
-__all__ = ["NOT_FOUND", "NOT_UNIQUE", "edit_file"]
+__all__ = ["ALREADY_APPLIED", "NOT_FOUND", "NOT_UNIQUE", "edit_file"]
 
+ALREADY_APPLIED = "EDIT_ALREADY_APPLIED"
 NOT_FOUND = "EDIT_TEXT_NOT_FOUND"
 NOT_UNIQUE = "EDIT_TEXT_NOT_UNIQUE"
 _LINES_NAMED = 10  # occurrences listed in a NOT_UNIQUE error
@@ -39,7 +40,10 @@ async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) 
 
     Returns:
         apply_patch's envelope for the diff (success: ``ok``, ``applied_files``,
-        ``revision_token``, ``verification_plan`` ...) plus ``diff``.
+        ``revision_token``, ``verification_plan`` ...) plus ``diff``; or, when the file
+        already has ``new_text`` and no ``old_text`` outside it (the edit was made before,
+        also when ``old_text == new_text``), ``ok`` with code ``EDIT_ALREADY_APPLIED``, no
+        applied files and an empty ``diff``, writing nothing.
 
     Raises:
         ToolError: ``EDIT_TEXT_NOT_FOUND`` (``old_text`` is not in the file),
@@ -49,6 +53,12 @@ async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) 
     ws = ctx.workspace
     rel, data, text = await asyncio.to_thread(files.read_text, ws, args["path"])
     old, new = args["old_text"], args["new_text"]
+    if new in text and old not in text.replace(new, ""):
+        # Already done (a repeated call, a retried request): succeed without writing, so a
+        # repeat neither fails confusingly nor applies twice when new_text contains old_text.
+        return {"ok": True, "code": ALREADY_APPLIED, "applied_files": [],
+                "summary": f"{rel} already has new_text in place of old_text; nothing changed",
+                "revision_token": ws.revision_token, "diff": ""}  # fmt: skip
     count = text.count(old)
     if count == 0:
         raise ToolError(
@@ -67,9 +77,6 @@ async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) 
             field="old_text",
         )
     diff = make_unified_diff(rel, text, text.replace(old, new, 1))
-    if not diff:  # old_text == new_text: nothing to write, nothing to bump
-        return {"ok": True, "code": "PATCH_APPLIED", "summary": "No change", "applied_files": [],
-                "revision_token": ws.revision_token, "diff": ""}  # fmt: skip
     output = await patch.apply_patch(
         {
             "patch": diff,

@@ -72,3 +72,20 @@ async def test_missing_and_ambiguous_text_change_nothing(
     assert out["code"] == "TOOL_INPUT_VALIDATION_FAILED" and out["fields"] == ["new_text"]
     assert ctx.workspace.read_bytes("src/App.tsx").decode() == APP
     assert ctx.workspace.revision_token == "sandbox-seq-1"
+
+
+async def test_a_repeated_edit_succeeds_without_applying_twice(
+    toolpack: Toolpack, ctx: ToolContext
+) -> None:
+    ctx.workspace.materialise({"src/App.tsx": APP})
+    # new_text contains old_text: a second application would nest it.
+    args = {"path": "src/App.tsx", "old_text": "<h1>Chat", "new_text": "<h1>Runwright</h1><h1>Chat"}
+    first = await edit(toolpack, ctx, **args)
+    assert first["ok"] is True and first["applied_files"] == ["src/App.tsx"]
+    edited = ctx.workspace.read_bytes("src/App.tsx").decode()
+    again = await edit(toolpack, ctx, **args)
+    assert again["ok"] is True and again["code"] == "EDIT_ALREADY_APPLIED"
+    assert again["applied_files"] == [] and again["diff"] == ""
+    assert "nothing changed" in again["summary"]
+    assert ctx.workspace.read_bytes("src/App.tsx").decode() == edited
+    assert ctx.workspace.revision_token == first["revision_token"]  # nothing written
