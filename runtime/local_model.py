@@ -21,6 +21,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -38,6 +39,7 @@ __all__ = [
     "LocalModelUnavailable",
     "default_models_dir",
     "is_available",
+    "server_environment",
     "unavailable_reason",
 ]
 
@@ -96,6 +98,19 @@ def unavailable_reason() -> str | None:
 def is_available() -> bool:
     """Whether the [local] extra is installed (see :func:`unavailable_reason`)."""
     return unavailable_reason() is None
+
+
+def server_environment() -> dict[str, str]:
+    """The model server's environment: this process's, with ``OMP_WAIT_POLICY=passive``
+    unless the operator set it.
+
+    llama.cpp's OpenMP threads spin at every barrier by default; on a busy 2-core machine a
+    spinning thread burns the time slice its partner needs, and one prompt read took 82 s
+    spinning against 34 s passive at load average 10 (docs/local-model.md).
+    """
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "passive")
+    return env
 
 
 class LocalModelServer:
@@ -206,6 +221,7 @@ class LocalModelServer:
             *pdeathsig_prefix(),  # a SIGKILLed Runwright takes its model server with it
             *self.command(),
             stdin=asyncio.subprocess.DEVNULL,
+            env=server_environment(),
             cwd=_SOURCE_ROOT,  # `-m runtime.local_tool_calls` resolves from here
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,

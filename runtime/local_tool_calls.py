@@ -9,12 +9,14 @@ tool call. This module is a chat handler for that server which:
 
 1. renders the prompt with the model's own template (``tokenizer.chat_template``), passing
    the tools and the earlier tool calls and ``tool`` messages the way the template expects;
-2. samples freely and streams text as it comes; a reply whose first character is ``<`` or
-   ``{`` is a tool call and is held until it is complete;
+2. samples greedily (:data:`TEMPERATURE`) and streams text as it comes; a reply whose
+   first character is ``<`` or ``{`` may be a tool call and is held until it is complete
+   (sampling stops at the first ``</tool_call>``);
 3. returns a call that parses and names an offered tool as an OpenAI tool call
-   (``finish_reason: "tool_calls"``); a call that does not parse is sampled again under a
-   GBNF grammar (built with llama-cpp-python's JSON-schema converter) that admits only a
-   call of an offered tool with arguments following its schema. ``tool_choice`` naming a
+   (``finish_reason: "tool_calls"``); a reply meant as a call (:func:`attempts_call`) that
+   does not parse is sampled again under a GBNF grammar (built with llama-cpp-python's
+   JSON-schema converter) that admits only a call of an offered tool with arguments
+   following its schema; any other held reply is sent as text. ``tool_choice`` naming a
    function, or ``"required"``, uses the grammar from the start.
 
 Why not the grammar every time: llama.cpp checks a grammar against every token of the
@@ -42,6 +44,7 @@ from llama_cpp import llama_grammar
 
 __all__ = [
     "HANDLER_NAME",
+    "attempts_call",
     "looks_like_call",
     "main",
     "null_content_fix",
@@ -54,10 +57,12 @@ HANDLER_NAME = "runwright-tool-calls"
 """The ``--chat_format`` name of :func:`tool_calls_handler`."""
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
-MAX_TEMPERATURE = 0.3
-"""Sampling temperature cap: small models pick wrong tools and break patches when sampled
-hot, and OpenAI clients (the native engine among them) usually send no temperature, which
-llama-cpp-python's server turns into 0.8."""
+TEMPERATURE = 0.0
+"""The local model is sampled greedily, whatever the request says: a small model picks
+wrong tools and breaks edits when sampled hot (OpenAI clients, the native engine among
+them, usually send no temperature, which llama-cpp-python's server turns into 0.8), and a
+greedy model answers the same prompt the same way, which `runwright demo` and its test
+rely on (docs/local-model.md)."""
 
 
 def tool_call_grammar(tools: list[dict[str, Any]]) -> str:
@@ -100,10 +105,9 @@ def parse_tool_call(text: str, names: set[str] | None = None) -> tuple[str, str]
     tool among them."""
     body = text.strip()
     if body.startswith(OPEN):
-        body = body[len(OPEN) :]
-        if CLOSE not in body:
-            return None
-        body = body[: body.index(CLOSE)]
+        # Sampling stops at the closing tag (it is a stop string), so it is usually absent;
+        # the JSON object must be complete either way.
+        body = body[len(OPEN) :].split(CLOSE, 1)[0]
     try:
         call, _ = json.JSONDecoder().raw_decode(body.strip())
     except ValueError:
@@ -124,9 +128,19 @@ def parse_tool_call(text: str, names: set[str] | None = None) -> tuple[str, str]
 
 
 def looks_like_call(text: str) -> bool:
-    """Whether a reply that starts with ``text`` is a tool call rather than prose."""
+    """Whether a reply that starts with ``text`` may be a tool call rather than prose (it
+    is held until complete, then :func:`attempts_call` decides)."""
     head = text.lstrip()
     return head.startswith(("<", "{"))
+
+
+def attempts_call(text: str) -> bool:
+    """Whether a whole reply that did not parse as a call was meant as one (and is worth a
+    grammar repair): a ``<tool_call>`` block, or JSON naming a function. Other JSON is the
+    model's text: a small model answers a tool result by echoing it (``{"ok": true, ...}``),
+    and repairing that into a call made it repeat its last call (docs/local-model.md)."""
+    head = text.lstrip()
+    return head.startswith(OPEN) or (head.startswith("{") and '"name"' in head)
 
 
 def _template_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -201,10 +215,18 @@ def tool_calls_handler(
         key: value
         for key, value in kwargs.items()
         if key in {"top_p", "top_k", "min_p", "typical_p", "seed", "presence_penalty",
-                   "frequency_penalty", "repeat_penalty", "model", "logit_bias"}
+                   "frequency_penalty", "model", "logit_bias"}
     }  # fmt: skip
+    # With tools offered, sampling ends at the first call's closing tag: only that call is
+    # returned, and a small model otherwise goes on writing more calls until max_tokens
+    # (measured: 120 tokens instead of 45 for one call).
+    stops += [CLOSE] if offered else []
     options.update(
-        temperature=min(temperature, MAX_TEMPERATURE),
+        temperature=TEMPERATURE,
+        # The server's default repeat penalty (1.1) works against a tool call, which copies
+        # paths and text from the prompt: with it the model answered a successful edit's
+        # result by repeating the edit instead of answering (docs/local-model.md).
+        repeat_penalty=1.0,
         max_tokens=max_tokens,
         stop=stops + ([rendered.stop] if isinstance(rendered.stop, str) else []),
         stopping_criteria=rendered.stopping_criteria,
@@ -232,7 +254,9 @@ def tool_calls_handler(
     text = completion["choices"][0].get("text") or ""
     call = None
     if offered and looks_like_call(text):
-        call = parse_tool_call(text, names) or constrained_call()
+        call = parse_tool_call(text, names)
+        if call is None and attempts_call(text):
+            call = constrained_call()
     return _whole(completion, call=call)
 
 
@@ -262,7 +286,8 @@ def _stream_chunks(
 ) -> Iterator[dict[str, Any]]:
     """Text streams as it is sampled; a reply that starts like a call is held until it is
     complete, then sent as one tool-call delta (``repair()`` re-samples it under the grammar
-    when it does not parse). ``call`` is an already decided call (no ``pieces``)."""
+    when it was meant as a call but does not parse; otherwise it is sent as text). ``call``
+    is an already decided call (no ``pieces``)."""
     ident, model = f"chatcmpl-{uuid.uuid4().hex[:16]}", "local"
     yield _chunk(ident, model, {"role": "assistant"}, None)
     held: list[str] | None = None  # not None once the reply is known to be a call
@@ -279,11 +304,20 @@ def _stream_chunks(
         seen += text
         if held is not None:
             held.append(text)
+            if "}" in text and parse_tool_call("".join(held), names) is not None:
+                # A complete call: stop sampling here. A call without tags has no stop
+                # string, and a small model goes on to imitate the tool's answer.
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()
+                break
         elif text:
             yield _chunk(ident, model, {"content": text}, None)
     if held is not None:
         whole = "".join(held)
-        call = parse_tool_call(whole, names) or repair()
+        call = parse_tool_call(whole, names)
+        if call is None and attempts_call(whole):
+            call = repair()
         if call is None:  # not even the grammar produced a call: show what came
             yield _chunk(ident, model, {"content": whole}, None)
     if call is not None:
