@@ -3,9 +3,10 @@
 
 Starts the service in-process (embedded Postgres unless ``DATABASE_URL`` is set, the local
 model when no model is registered, Hypercorn on a free loopback port), creates a tenant,
-a user and a ``chat-classic`` app, starts a native run with a real prompt, prints its
-events as they stream, and ends with the run's status, its revision and the changed files.
-Every step that can fail says what to do.
+a user and a ``chat-classic`` app, starts a native run with a real prompt (offering the
+run :data:`DEMO_TOOLS` unless ``--all-tools``), prints its events as they stream, and ends
+with the run's status, its revision and the diff of the changed files. Every step that can
+fail says what to do.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from runtime.local_model import INSTALL_HINT
 from runtime.patching import make_unified_diff
 from runtime.processes import free_port
 from runtime.settings import Settings
+from runtime.tools.edit import ALREADY_APPLIED
 from runwright.client import AsyncClient, RunwrightError
 from storage import tenancy
 from web.app import create_app
@@ -30,14 +32,24 @@ from web.server import hypercorn_config
 from web.services import build_services
 from web.tokens import mint_token
 
+# The demo's job is one real edit by a 0.5B model on two CPU cores (docs/local-model.md):
+# the prompt names the file and the exact change, and the run offers two tools, so the
+# model reads about 730 prompt tokens instead of 2,400 and fills edit_file's three
+# fields instead of writing a diff. The call, the edit and the revision are still the
+# model's, made through the API, the native engine and the toolpack like any other run's.
 DEFAULT_PROMPT = (
-    'In src/App.tsx, change the page heading from "Chat" to "Runwright Chat". '
-    "Read the file first, then apply a patch, then say what you changed."
+    "In src/App.tsx, change the page heading `<h1>Chat</h1>` to `<h1>Runwright Chat</h1>`, "
+    "then say what you changed."
 )
+DEMO_TOOLS = ("read_file_range", "edit_file")
 STARTUP_TIMEOUT = 180.0
-# A small local model answers slowly on 2 cores; keep each demo reply short unless the
-# operator chose a cap (RUNWRIGHT_MODEL_MAX_OUTPUT_TOKENS).
-DEMO_MAX_OUTPUT_TOKENS = 256
+# A small local model answers slowly on 2 cores; keep each demo reply short (an edit_file
+# call is about 45 tokens) unless the operator chose a cap
+# (RUNWRIGHT_MODEL_MAX_OUTPUT_TOKENS).
+DEMO_MAX_OUTPUT_TOKENS = 128
+# The demo's job takes one tool round; a few more leave room for a read or a retry and
+# keep a run that goes astray short (RUNWRIGHT_MAX_TOOL_ITERATIONS overrides).
+DEMO_MAX_TOOL_ITERATIONS = 4
 WAIT_REPORT_AFTER = 2.0  # seconds of model silence before the "waiting" line appears
 WAIT_REPORT_EVERY = 15.0  # its repeat interval when the output is not a terminal
 
@@ -111,7 +123,7 @@ class Printer:
         elif kind == "tool.started":
             self.say(f"  -> {payload['tool']} {json.dumps(payload.get('input'))[:160]}")
         elif kind == "tool.completed":
-            self.say(f"  <- {payload['tool']} ok")
+            self.say(f"  <- {payload['tool']} ok{_outcome(payload.get('output'))}")
         elif kind == "tool.failed":
             message = (envelope.get("diagnostics") or [{}])[0].get("message", "")
             self.say(f"  <- {payload['tool']} failed: {message}")
@@ -125,14 +137,34 @@ class Printer:
                      f"({self.count} events, {elapsed:.1f} s)")  # fmt: skip
 
 
-async def run_demo(settings: Settings, prompt: str, out: TextIO = sys.stdout) -> dict[str, Any]:
-    """Run the demo; returns the final run object.
+def _outcome(output: Any) -> str:
+    """What a successful tool call changed, for its line: `` (changed src/App.tsx)``."""
+    if not isinstance(output, dict):
+        return ""
+    if output.get("applied_files"):
+        return f" (changed {', '.join(output['applied_files'])})"
+    if output.get("code") == ALREADY_APPLIED:
+        return " (already done: nothing changed)"
+    return ""
+
+
+async def run_demo(
+    settings: Settings,
+    prompt: str,
+    out: TextIO = sys.stdout,
+    *,
+    tools: tuple[str, ...] | None = DEMO_TOOLS,
+) -> dict[str, Any]:
+    """Run the demo; returns the final run object. ``tools``: the toolpack tools the run
+    offers (the create field ``tools``), None for all.
 
     Raises:
         DemoError: a step failed (the message says what to do).
     """
-    if "model_max_output_tokens" not in settings.model_fields_set:
-        settings = settings.model_copy(update={"model_max_output_tokens": DEMO_MAX_OUTPUT_TOKENS})
+    caps = {"model_max_output_tokens": DEMO_MAX_OUTPUT_TOKENS,
+            "max_tool_iterations": DEMO_MAX_TOOL_ITERATIONS}  # fmt: skip
+    update = {key: value for key, value in caps.items() if key not in settings.model_fields_set}
+    settings = settings.model_copy(update=update)
     services = build_services(settings)
     app = create_app(settings, services=services)
     port = free_port()
@@ -159,7 +191,7 @@ async def run_demo(settings: Settings, prompt: str, out: TextIO = sys.stdout) ->
                 )
             token, tenant_id = await _seed(services)
             async with AsyncClient(base, token, tenant_id=tenant_id) as rw:
-                return await _drive(rw, prompt, Printer(out))
+                return await _drive(rw, prompt, tools, Printer(out))
     finally:
         stop.set()
         try:
@@ -198,7 +230,9 @@ async def _seed(services: Any) -> tuple[str, uuid.UUID]:
     return token, tenant.id
 
 
-async def _drive(rw: AsyncClient, prompt: str, printer: Printer) -> dict[str, Any]:
+async def _drive(
+    rw: AsyncClient, prompt: str, tools: tuple[str, ...] | None, printer: Printer
+) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     try:
         app = await rw.create_app("Demo chat", f"demo-chat-{tag}")
@@ -208,9 +242,12 @@ async def _drive(rw: AsyncClient, prompt: str, printer: Printer) -> dict[str, An
             raise DemoError(f"app {app.id} has no draft revision")
         printer.say(f"Created app {app.id} from the chat-classic template "
                     f"({len(base.files)} files).")  # fmt: skip
-        run = await rw.create_run(app.id, prompt, base_revision_id=base.id)
+        run = await rw.create_run(app.id, prompt, base_revision_id=base.id,
+                                  tools=list(tools) if tools else None)  # fmt: skip
         printer.say(f"Run {run.run_id} ({run.execution_engine}, model "
                     f"{run.resolved_model_id}) - prompt: {prompt}")  # fmt: skip
+        offered = ", ".join(run.tools) if run.tools else "all toolpack tools"
+        printer.say(f"Tools offered: {offered}")
         ticker = asyncio.create_task(_tick(printer))
         try:
             async for event in rw.stream(app.id, run.run_id):

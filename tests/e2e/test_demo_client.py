@@ -1,6 +1,6 @@
 """``runwright demo``'s HTTP side (it drives the API with runwright.client) against a
 scripted OpenAI-compatible model on loopback, so it runs without the [local] extra: a tool
-call, a patch, a revision and its diff, through a real Hypercorn server."""
+call, an edit, a revision and its diff, through a real Hypercorn server."""
 
 from __future__ import annotations
 
@@ -13,15 +13,7 @@ from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
 from web.demo import run_demo
 
-PATCH = """\
---- a/src/App.tsx
-+++ b/src/App.tsx
-@@ -33,3 +33,3 @@
-       <header className="chat__header">
--        <h1>Chat</h1>
-+        <h1>Runwright Chat</h1>
-       </header>
-"""
+EDIT = {"path": "src/App.tsx", "old_text": "<h1>Chat</h1>", "new_text": "<h1>Runwright Chat</h1>"}
 
 
 async def test_demo_drives_a_native_run_through_the_client(
@@ -39,7 +31,7 @@ async def test_demo_drives_a_native_run_through_the_client(
     finally:
         await db.close()
     scripted_openai.push(
-        tool_call_reply(ScriptedToolCall("coding_agent_apply_patch", {"patch": PATCH})),
+        tool_call_reply(ScriptedToolCall("coding_agent_edit_file", EDIT)),
         text_reply("Renamed the heading."),
     )
     out = io.StringIO()
@@ -48,3 +40,8 @@ async def test_demo_drives_a_native_run_through_the_client(
     assert final["status"] == "completed", printed
     assert final["result_revision_id"] is not None
     assert "+        <h1>Runwright Chat</h1>" in printed
+    assert "<- coding_agent_edit_file ok (changed src/App.tsx)" in printed
+    # The demo offers its two tools only (web.demo.DEMO_TOOLS).
+    offered = [t["function"]["name"] for t in scripted_openai.bodies[0]["tools"]]
+    assert offered == ["coding_agent_read_file_range", "coding_agent_edit_file"]
+    assert "Tools offered: coding_agent_read_file_range, coding_agent_edit_file" in printed
