@@ -17,7 +17,9 @@ from storage import apps as apps_repo
 from storage import models as models_store
 from storage.models import BindingSpec
 from tests.support.api import create_app_via_api
+from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.runs import read_stream, runs_url, wait_status
+from tests.support.scripted_openai import ScriptedOpenAI, ScriptedToolCall, tool_call_reply
 from tests.unit.toolpack_fixtures import make_context, make_settings
 
 LONG_NAME = "a" * (MAX_SEGMENT_BYTES - 3 + 1) + ".ts"  # 256 bytes
@@ -119,21 +121,32 @@ async def test_patch_creating_too_long_name_is_a_policy_failure(tmp_path) -> Non
     assert not any(len(p.name.encode()) > MAX_SEGMENT_BYTES for p in workspace.root.rglob("*"))
 
 
+async def _model_that_lists_files(db, owner, server: ScriptedOpenAI) -> None:
+    """The tenant's default model asks for the file list first: the native engine makes a
+    run's workspace at its first tool call, so the call is what prepares it."""
+    await models_store.create_model(
+        db,
+        tenant_id=owner.tenant_id,
+        name="lister",
+        is_default=True,
+        bindings=[BindingSpec(provider="openai", provider_model_id="scripted-model",
+                              base_url=server.base_url)],
+    )  # fmt: skip
+    server.push(tool_call_reply(ScriptedToolCall("coding_agent_list_files")))
+
+
 async def test_run_on_a_revision_with_too_long_name_shows_no_server_path(
-    client, db, owner, settings
+    client,
+    db,
+    owner,
+    settings,
+    scripted_openai,  # noqa: F811
 ) -> None:
     """The run fails with the policy's message (the name cannot be created), and neither its
     error nor its event stream names a server path."""
     app, _ = await create_app_via_api(client, owner.headers)
     await _store_unchecked(db, app, owner, LONG_NAME)
-    await models_store.create_model(
-        db,
-        tenant_id=owner.tenant_id,
-        name="closed-port",
-        is_default=True,
-        bindings=[BindingSpec(provider="openai", provider_model_id="m",
-                              base_url="http://127.0.0.1:9/v1")],
-    )  # fmt: skip
+    await _model_that_lists_files(db, owner, scripted_openai)
     created = await client.post(
         runs_url(app["id"]), json={"input": "hello", "engine": "native"}, headers=owner.headers
     )
@@ -149,19 +162,18 @@ async def test_run_on_a_revision_with_too_long_name_shows_no_server_path(
     assert events[-1]["data"]["event"] == "run.failed"
 
 
-async def test_run_failing_on_an_os_error_shows_no_server_path(client, db, owner, settings) -> None:
+async def test_run_failing_on_an_os_error_shows_no_server_path(
+    client,
+    db,
+    owner,
+    settings,
+    scripted_openai,  # noqa: F811
+) -> None:
     """A real OSError while the run prepares its workspace (a file stands where the
     revision cache's directory must go) fails the run; its error keeps the errno text and
     loses the absolute path."""
     app, _ = await create_app_via_api(client, owner.headers)
-    await models_store.create_model(
-        db,
-        tenant_id=owner.tenant_id,
-        name="closed-port",
-        is_default=True,
-        bindings=[BindingSpec(provider="openai", provider_model_id="m",
-                              base_url="http://127.0.0.1:9/v1")],
-    )  # fmt: skip
+    await _model_that_lists_files(db, owner, scripted_openai)
     blocker = settings.runs_dir / "revisions"
     blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("not a directory")
