@@ -14,6 +14,7 @@ verification runs stay in one place. The success output is apply_patch's, plus t
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hashlib
 from typing import Any
 
@@ -53,7 +54,7 @@ async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) 
     ws = ctx.workspace
     rel, data, text = await asyncio.to_thread(files.read_text, ws, args["path"])
     old, new = args["old_text"], args["new_text"]
-    if new in text and old not in text.replace(new, ""):
+    if _already_applied(text, old, new):
         # Already done (a repeated call, a retried request): succeed without writing, so a
         # repeat neither fails confusingly nor applies twice when new_text contains old_text.
         return {"ok": True, "code": ALREADY_APPLIED, "applied_files": [],
@@ -93,6 +94,32 @@ async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) 
     if isinstance(output, dict) and not output.get("error"):
         output["diff"] = diff
     return output
+
+
+def _already_applied(text: str, old: str, new: str) -> bool:
+    """Whether the edit is in the file already: ``new`` occurs, and every occurrence of
+    ``old`` lies inside an occurrence of ``new`` (none at all, or only within the text
+    that replaced it when ``new`` contains ``old``; ``old == new`` counts as made). An
+    ``old`` that contains ``new`` (a removal) still occurring is an edit to make."""
+    if new not in text:
+        return False
+    new_starts = _starts(text, new)
+    for start in _starts(text, old):
+        # An occurrence of new covering [start, start + len(old)) starts in this window.
+        lowest = start + len(old) - len(new)
+        at = bisect.bisect_left(new_starts, lowest)
+        if at == len(new_starts) or new_starts[at] > start:
+            return False
+    return True
+
+
+def _starts(text: str, needle: str) -> list[int]:
+    """Start offsets of every occurrence of ``needle`` (overlapping ones too), ascending."""
+    found, at = [], text.find(needle)
+    while at != -1:
+        found.append(at)
+        at = text.find(needle, at + 1)
+    return found
 
 
 def _occurrence_lines(text: str, needle: str) -> list[int]:

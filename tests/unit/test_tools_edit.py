@@ -89,3 +89,37 @@ async def test_a_repeated_edit_succeeds_without_applying_twice(
     assert "nothing changed" in again["summary"]
     assert ctx.workspace.read_bytes("src/App.tsx").decode() == edited
     assert ctx.workspace.revision_token == first["revision_token"]  # nothing written
+
+
+async def test_an_edit_whose_new_text_is_part_of_the_old_one_is_applied(
+    toolpack: Toolpack, ctx: ToolContext
+) -> None:
+    """Removing part of a text (new_text inside old_text) is an edit to make, not one made
+    before: the file has new_text only as part of old_text. Before, the repeat check
+    removed every new_text from the file first, so old_text no longer matched and the call
+    answered EDIT_ALREADY_APPLIED with the file unchanged."""
+    ctx.workspace.materialise({"src/App.tsx": APP})
+    args = {"path": "src/App.tsx", "old_text": "    <header>\n      <h1>Chat</h1>\n",
+            "new_text": "    <header>\n"}  # fmt: skip
+    removed = APP.replace("      <h1>Chat</h1>\n", "")
+    out = await edit(toolpack, ctx, **args)
+    assert out["ok"] is True and out["code"] == "PATCH_APPLIED", out
+    assert out["applied_files"] == ["src/App.tsx"]
+    assert ctx.workspace.read_bytes("src/App.tsx").decode() == removed
+    # Now it is made: the same call again changes nothing.
+    again = await edit(toolpack, ctx, **args)
+    assert again["ok"] is True and again["code"] == "EDIT_ALREADY_APPLIED"
+    assert ctx.workspace.read_bytes("src/App.tsx").decode() == removed
+
+
+async def test_old_text_next_to_a_copy_of_new_text_is_still_replaced(
+    toolpack: Toolpack, ctx: ToolContext
+) -> None:
+    """new_text already appearing elsewhere in the file does not make an edit "done" while
+    old_text still occurs outside every copy of it."""
+    source = "const a = 1;\nconst b = 2;\n"
+    ctx.workspace.materialise({"src/a.ts": source})
+    out = await edit(toolpack, ctx, path="src/a.ts", old_text="const b = 2;\n",
+                     new_text="2;\n")  # fmt: skip
+    assert out["ok"] is True and out["code"] == "PATCH_APPLIED", out
+    assert ctx.workspace.read_bytes("src/a.ts").decode() == "const a = 1;\n2;\n"
