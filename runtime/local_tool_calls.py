@@ -10,8 +10,8 @@ tool call. This module is a chat handler for that server which:
 1. renders the prompt with the model's own template (``tokenizer.chat_template``), passing
    the tools and the earlier tool calls and ``tool`` messages the way the template expects;
 2. samples greedily (:data:`TEMPERATURE`) and streams text as it comes; a reply whose
-   first character is ``<`` or ``{`` may be a tool call and is held until it is complete
-   (sampling stops at the first ``</tool_call>``);
+   first character is ``<``, ``{`` or a code fence may be a tool call and is held until it
+   is complete (sampling stops as soon as it parses as a call, or at ``</tool_call>``);
 3. returns a call that parses and names an offered tool as an OpenAI tool call
    (``finish_reason: "tool_calls"``); a reply meant as a call (:func:`attempts_call`) that
    does not parse is sampled again under a GBNF grammar (built with llama-cpp-python's
@@ -57,6 +57,7 @@ HANDLER_NAME = "runwright-tool-calls"
 """The ``--chat_format`` name of :func:`tool_calls_handler`."""
 
 OPEN, CLOSE = "<tool_call>", "</tool_call>"
+FENCE = "```"
 TEMPERATURE = 0.0
 """The local model is sampled greedily, whatever the request says: a small model picks
 wrong tools and breaks edits when sampled hot (OpenAI clients, the native engine among
@@ -100,10 +101,11 @@ def tool_call_grammar(tools: list[dict[str, Any]]) -> str:
 
 def parse_tool_call(text: str, names: set[str] | None = None) -> tuple[str, str] | None:
     """``(name, arguments JSON)`` of the first call in ``text``: a ``<tool_call>`` block or a
-    bare ``{"name": ..., "arguments": {...}}`` object. None when there is no complete, valid
+    bare ``{"name": ..., "arguments": {...}}`` object, either maybe inside a Markdown code
+    fence. None when there is no complete, valid
     call (for example one cut short by ``max_tokens``) or, with ``names``, when it names no
     tool among them."""
-    body = text.strip()
+    body = _unfenced(text)
     if body.startswith(OPEN):
         # Sampling stops at the closing tag (it is a stop string), so it is usually absent;
         # the JSON object must be complete either way.
@@ -127,11 +129,22 @@ def parse_tool_call(text: str, names: set[str] | None = None) -> tuple[str, str]
     return call["name"], json.dumps(arguments, ensure_ascii=False)
 
 
+def _unfenced(text: str) -> str:
+    """``text`` stripped, without a Markdown code fence around it (```` ```json ... ``` ````):
+    the 0.5B model sometimes writes its call that way (docs/local-model.md)."""
+    body = text.strip()
+    if body.startswith(FENCE):
+        body = body.split("\n", 1)[1] if "\n" in body else ""
+        body = body.split(FENCE, 1)[0].strip()
+    return body
+
+
 def looks_like_call(text: str) -> bool:
     """Whether a reply that starts with ``text`` may be a tool call rather than prose (it
-    is held until complete, then :func:`attempts_call` decides)."""
+    is held until complete, then :func:`attempts_call` decides): it starts with ``<``,
+    ``{`` or a code fence."""
     head = text.lstrip()
-    return head.startswith(("<", "{"))
+    return head.startswith(("<", "{", "`"))
 
 
 def attempts_call(text: str) -> bool:
@@ -139,7 +152,7 @@ def attempts_call(text: str) -> bool:
     grammar repair): a ``<tool_call>`` block, or JSON naming a function. Other JSON is the
     model's text: a small model answers a tool result by echoing it (``{"ok": true, ...}``),
     and repairing that into a call made it repeat its last call (docs/local-model.md)."""
-    head = text.lstrip()
+    head = _unfenced(text)
     return head.startswith(OPEN) or (head.startswith("{") and '"name"' in head)
 
 
@@ -224,18 +237,24 @@ def tool_calls_handler(
     options.update(
         temperature=TEMPERATURE,
         # The server's default repeat penalty (1.1) works against a tool call, which copies
-        # paths and text from the prompt: with it the model answered a successful edit's
-        # result by repeating the edit instead of answering (docs/local-model.md).
+        # paths and text from the prompt and the conversation.
         repeat_penalty=1.0,
         max_tokens=max_tokens,
         stop=stops + ([rendered.stop] if isinstance(rendered.stop, str) else []),
         stopping_criteria=rendered.stopping_criteria,
     )
 
+    meter = _Meter(llama)
+
     def complete(prompt: str, grammar: Any = None, streamed: bool = False) -> Any:
         tokens = llama.tokenize(prompt.encode("utf-8"), add_bos=False, special=True)
-        return llama.create_completion(prompt=tokens, grammar=grammar, stream=streamed,
-                                       **options)  # fmt: skip
+        meter.prompt_tokens = len(tokens)  # the same prompt on a repair: counted once
+        result = llama.create_completion(prompt=tokens, grammar=grammar, stream=streamed,
+                                         **options)  # fmt: skip
+        if streamed:
+            return meter.counted(result)
+        meter.sampled.append(result["choices"][0].get("text") or "")
+        return result
 
     def constrained_call() -> tuple[str, str] | None:
         grammar = llama_grammar.LlamaGrammar.from_string(tool_call_grammar(offered), verbose=False)
@@ -246,10 +265,13 @@ def tool_calls_handler(
     if offered and forced:
         call = constrained_call()
         pieces: Iterator[dict[str, Any]] = iter(())
-        return _stream_chunks(pieces, call=call) if stream else _whole(None, call=call)
+        if stream:
+            return _stream_chunks(pieces, call=call, usage=meter.usage)
+        return _whole(None, call=call)
     if stream:
         repair = constrained_call if offered else None
-        return _stream_chunks(complete(rendered.prompt, streamed=True), names, repair)
+        pieces = complete(rendered.prompt, streamed=True)
+        return _stream_chunks(pieces, names, repair, usage=meter.usage)
     completion = complete(rendered.prompt)
     text = completion["choices"][0].get("text") or ""
     call = None
@@ -258,6 +280,35 @@ def tool_calls_handler(
         if call is None and attempts_call(text):
             call = constrained_call()
     return _whole(completion, call=call)
+
+
+class _Meter:
+    """Token counts of one request, for the stream's usage (the server's own streams
+    report none): the prompt as tokenized, and the text sampled (re-tokenized at the end,
+    which can differ from the sampled tokens by a token or so at piece boundaries)."""
+
+    def __init__(self, llama: Any) -> None:
+        self.llama = llama
+        self.prompt_tokens = 0
+        self.sampled: list[str] = []
+
+    def counted(self, pieces: Iterator[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """``pieces``, keeping their text; closing this closes them (stops sampling)."""
+        try:
+            for piece in pieces:
+                self.sampled.append(piece["choices"][0].get("text") or "")
+                yield piece
+        finally:
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+
+    def usage(self) -> dict[str, int]:
+        """OpenAI's ``usage`` object."""
+        text = "".join(self.sampled).encode("utf-8")
+        completion = len(self.llama.tokenize(text, add_bos=False, special=True)) if text else 0
+        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": completion,
+                "total_tokens": self.prompt_tokens + completion}  # fmt: skip
 
 
 def _chunk(ident: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
@@ -283,11 +334,13 @@ def _stream_chunks(
     names: set[str] | None = None,
     repair: Any = None,
     call: tuple[str, str] | None = None,
+    usage: Any = None,
 ) -> Iterator[dict[str, Any]]:
     """Text streams as it is sampled; a reply that starts like a call is held until it is
     complete, then sent as one tool-call delta (``repair()`` re-samples it under the grammar
     when it was meant as a call but does not parse; otherwise it is sent as text). ``call``
-    is an already decided call (no ``pieces``)."""
+    is an already decided call (no ``pieces``). The last chunk carries ``usage()``, when
+    given, as OpenAI's ``usage``."""
     ident, model = f"chatcmpl-{uuid.uuid4().hex[:16]}", "local"
     yield _chunk(ident, model, {"role": "assistant"}, None)
     held: list[str] | None = None  # not None once the reply is known to be a call
@@ -323,9 +376,11 @@ def _stream_chunks(
     if call is not None:
         item = {"index": 0, **_call_item(*call)}
         yield _chunk(ident, model, {"tool_calls": [item]}, None)
-        yield _chunk(ident, model, {}, "tool_calls")
-        return
-    yield _chunk(ident, model, {}, finish or "stop")
+        finish = "tool_calls"
+    last = _chunk(ident, model, {}, finish or "stop")
+    if usage is not None:
+        last["usage"] = usage()
+    yield last
 
 
 def _whole(completion: dict[str, Any] | None, call: tuple[str, str] | None) -> dict[str, Any]:

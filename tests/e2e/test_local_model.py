@@ -50,6 +50,10 @@ async def test_streams_a_real_completion_from_the_local_model(models_dir: Path) 
     assert len(deltas) >= 2, "tokens arrive as several deltas"
     assert "".join(deltas).strip()
     assert end is not None and end.finish_reason in {"stop", "length"}
+    # The handler reports token usage (llama-cpp-python's own streams carry none).
+    assert end.usage is not None and end.usage["prompt_tokens"] > 5
+    assert 1 <= end.usage["completion_tokens"] <= 26  # ~ the tokens streamed, cap 24
+    assert end.usage["total_tokens"] == end.usage["prompt_tokens"] + end.usage["completion_tokens"]
     assert not server.running
     # The whole process group is gone: the endpoint now refuses connections.
     async with ModelClient(url, timeout=5) as client:

@@ -30,6 +30,10 @@ def test_calls_with_or_without_tags_parse_and_unknown_tools_do_not() -> None:
     assert not looks_like_call("I changed the heading.")
     # Sampling stops at the closing tag: a complete object without it is a call.
     assert parse_tool_call(f"<tool_call>\n{bare}\n", names) == expected
+    # A call written as a fenced block (seen from the 0.5B model) is a call too.
+    assert parse_tool_call(f"```json\n{bare}\n```", names) == expected
+    assert parse_tool_call(f"```\n{tagged}\n```\nDone.", names) == expected
+    assert looks_like_call("```")
 
 
 def test_only_replies_meant_as_calls_are_repaired() -> None:
@@ -40,6 +44,8 @@ def test_only_replies_meant_as_calls_are_repaired() -> None:
     # A small model echoing a tool result is answering, not calling.
     assert not attempts_call('{"ok": true, "summary": "Patch applied: 1 file(s) changed"}')
     assert not attempts_call("<h1>Runwright Chat</h1> is the new heading.")
+    assert attempts_call('```json\n{"name": "coding_agent_rename_file", "arguments": {"fr')
+    assert not attempts_call("```tsx\n<h1>Runwright Chat</h1>\n```")  # code, not a call
 
 
 def test_the_repair_grammar_of_the_real_toolpack_parses() -> None:
