@@ -19,6 +19,8 @@ RUN_FIELDS = {
     "session_id",  # additive (docs/design.md 10): null for a run without a session
     # additive (issue 12, approvals)
     "approval_policy", "pending_approval",
+    # additive (issue 13, per-run tool selection of the native engine)
+    "tools",
 }  # fmt: skip
 
 
@@ -42,6 +44,7 @@ async def test_create_list_and_get_a_run(client, owner, app_and_draft, make_mode
     assert run["usage"]["model_calls"] == 0 and run["usage"]["total_tokens"] is None
     assert run["status"] == "queued"
     assert run["approval_policy"] == "none" and run["pending_approval"] is None
+    assert run["tools"] is None  # no selection: the engine offers its whole toolpack
     assert run["published_app_id"] == app["id"]
     assert run["base_revision_id"] == draft["id"]
     assert run["execution_engine"] == "native"
