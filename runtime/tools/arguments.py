@@ -55,7 +55,7 @@ PATCH_ALIASES = ("patch", "diff", "unified_diff", "unifiedDiff", "patch_text", "
 OLD_TEXT_ALIASES = ("old_string", "oldString", "oldText", "old", "search", "find", "original")
 NEW_TEXT_ALIASES = ("new_string", "newString", "newText", "new", "replace", "replacement")
 
-Kind = Literal["str", "int", "bool", "object", "command"]
+Kind = Literal["str", "text", "int", "bool", "object", "command"]
 
 
 @dataclass(frozen=True)
@@ -65,10 +65,11 @@ class Field:
     Attributes:
         name: canonical name (the JSON Schema property).
         kind: value type; ints and bools are coerced from strings, ``command`` accepts any
-            value (the command tool checks its type).
+            value (the command tool checks its type); ``str`` is a non-blank string,
+            ``text`` any string (empty included: a replacement text may be nothing).
         aliases: other accepted keys.
         inner: extra keys searched inside an alias whose value is an object.
-        required: must be present (strings: non-blank).
+        required: must be present (``str``: non-blank).
         default: value when absent.
         minimum, maximum: clamp bounds for ints.
         description: shown to the model.
@@ -198,6 +199,8 @@ def _accept(field: Field, value: object) -> tuple[bool, Any]:
         return False, None
     if field.kind == "str":
         return (True, value) if isinstance(value, str) and value.strip() else (False, None)
+    if field.kind == "text":
+        return (True, value) if isinstance(value, str) else (False, None)
     if field.kind == "int":
         if isinstance(value, bool):
             return False, None

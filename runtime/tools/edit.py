@@ -37,7 +37,7 @@ async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) 
 
     Args:
         args: ``path``, ``old_text`` (exact, case and whitespace included; must occur once),
-            ``new_text``.
+            ``new_text`` (empty: ``old_text`` is removed).
 
     Returns:
         apply_patch's envelope for the diff (success: ``ok``, ``applied_files``,
@@ -101,6 +101,8 @@ def _already_applied(text: str, old: str, new: str) -> bool:
     ``old`` lies inside an occurrence of ``new`` (none at all, or only within the text
     that replaced it when ``new`` contains ``old``; ``old == new`` counts as made). An
     ``old`` that contains ``new`` (a removal) still occurring is an edit to make."""
+    if not new:  # a removal: made once old no longer occurs
+        return old not in text
     if new not in text:
         return False
     new_starts = _starts(text, new)

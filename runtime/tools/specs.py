@@ -57,6 +57,9 @@ class ToolSpec:
         }
 
 
+_JSON_TYPES = {"str": "string", "text": "string", "int": "integer", "bool": "boolean"}
+
+
 def _schema(field: Field) -> dict[str, Any]:
     if field.kind == "command":
         schema: dict[str, Any] = {
@@ -65,7 +68,7 @@ def _schema(field: Field) -> dict[str, Any]:
     elif field.kind == "object":
         schema = {"type": "object", "additionalProperties": {"type": "string"}}
     else:
-        schema = {"type": {"str": "string", "int": "integer", "bool": "boolean"}[field.kind]}
+        schema = {"type": _JSON_TYPES[field.kind]}
     if field.minimum is not None:
         schema["minimum"] = field.minimum
     if field.maximum is not None:
@@ -160,8 +163,8 @@ TOOLS: tuple[ToolSpec, ...] = (
             _path(),
             Field("old_text", aliases=OLD_TEXT_ALIASES, required=True,
                   description="The exact text to replace, spaces included"),
-            Field("new_text", aliases=NEW_TEXT_ALIASES, required=True,
-                  description="The text to put in its place"),
+            Field("new_text", "text", aliases=NEW_TEXT_ALIASES, required=True,
+                  description="The text to put in its place (empty: remove old_text)"),
         ),
         edit.edit_file,
     ),

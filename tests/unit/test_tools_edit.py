@@ -123,3 +123,24 @@ async def test_old_text_next_to_a_copy_of_new_text_is_still_replaced(
                      new_text="2;\n")  # fmt: skip
     assert out["ok"] is True and out["code"] == "PATCH_APPLIED", out
     assert ctx.workspace.read_bytes("src/a.ts").decode() == "const a = 1;\n2;\n"
+
+
+async def test_an_empty_new_text_removes_the_old_text(toolpack: Toolpack, ctx: ToolContext) -> None:
+    """``new_text: ""`` deletes ``old_text`` (before, an empty string counted as a missing
+    field: TOOL_INPUT_VALIDATION_FAILED, so a removal could not be asked for directly)."""
+    ctx.workspace.materialise({"src/App.tsx": APP})
+    args = {"path": "src/App.tsx", "old_text": "      <h1>Chat</h1>\n", "new_text": ""}
+    out = await edit(toolpack, ctx, **args)
+    assert out["ok"] is True and out["code"] == "PATCH_APPLIED", out
+    removed = APP.replace("      <h1>Chat</h1>\n", "")
+    assert ctx.workspace.read_bytes("src/App.tsx").decode() == removed
+    again = await edit(toolpack, ctx, **args)
+    assert again["ok"] is True and again["code"] == "EDIT_ALREADY_APPLIED"
+    assert ctx.workspace.read_bytes("src/App.tsx").decode() == removed
+    # A blank old_text is still a missing field: it names nothing to replace.
+    blank = await edit(toolpack, ctx, path="src/App.tsx", old_text="  ", new_text="x")
+    assert blank["code"] == "TOOL_INPUT_VALIDATION_FAILED" and blank["fields"] == ["old_text"]
+    spec = next(
+        t for t in toolpack.openai_tools() if t["function"]["name"] == "coding_agent_edit_file"
+    )
+    assert spec["function"]["parameters"]["properties"]["new_text"]["type"] == "string"
