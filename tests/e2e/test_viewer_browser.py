@@ -211,6 +211,28 @@ async def test_a_run_watched_live_to_its_end(
     assert shot.stat().st_size > 10_000  # a rendered page, not a blank one
 
 
+async def test_an_edit_file_call_shows_the_diff_it_applied(
+    stack: Stack,
+    browser: BrowserContext,
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+):
+    await _operator_model(stack, scripted_openai.base_url)
+    edit = {"path": "src/App.tsx", "old_text": "<h1>Chat</h1>",
+            "new_text": "<h1>Runwright Chat</h1>"}  # fmt: skip
+    scripted_openai.push(
+        tool_call_reply(ScriptedToolCall("coding_agent_edit_file", edit)),
+        text_reply("Renamed the heading."),
+    )
+    app_id = await _new_app(stack)
+    async with stack.client() as rw:
+        run = await rw.create_run(app_id, "Rename the heading", tools=["edit_file"])
+    page = await _open_run(browser, stack, app_id, str(run.run_id))
+    await expect(page.locator(".final")).to_contain_text("Status: completed", timeout=BUDGET_MS)
+    tool = page.locator(".tool", has_text="coding_agent_edit_file")
+    await expect(tool.locator(".diff .add")).to_have_text(["+        <h1>Runwright Chat</h1>"])
+    await expect(tool.locator(".diff .del")).to_have_text(["-        <h1>Chat</h1>"])
+
+
 async def test_the_page_reconnects_after_the_server_dies_without_loss_or_repeat(
     stack: Stack, browser: BrowserContext
 ):

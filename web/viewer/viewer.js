@@ -359,6 +359,10 @@ function finishTool(event, outcome) {
   mark.className = `state ${outcome}`;
   const diagnostics = (event.diagnostics || []).map((d) => d.message).filter(Boolean);
   if (diagnostics.length) node.append(el("pre", "", diagnostics.join("\n")));
+  // edit_file sends text, not a diff: the diff it applied comes back in its result.
+  if (outcome === "ok" && output && typeof output.diff === "string" && output.diff) {
+    node.append(diffView(output.diff));
+  }
   if (output !== undefined) {
     const result = el("details");
     result.append(el("summary", "small", "result"), el("pre", "", shown(output)));
