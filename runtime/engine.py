@@ -347,7 +347,8 @@ class Engine(abc.ABC):
     ``uses_workspace``: the run gets its own workspace, made from its base revision (a
     restarted attempt's from its last checkpoint; :mod:`runtime.run_workspaces`), and a
     completed run's workspace is auto-applied as a revision. ``lazy_workspace``: see below.
-    ``preflight_uses_model``: see below (engines keeping the default preflight set False).
+    ``preflight_uses_model``, ``preflight_uses_workspace``: see below (engines keeping the
+    default preflight set both False).
     """
 
     name: str
@@ -358,6 +359,10 @@ class Engine(abc.ABC):
     #: Whether :meth:`preflight` reads ``PreflightRequest.model``; when False, run creation
     #: skips the model's binding lookup and passes ``model=None``.
     preflight_uses_model: bool = True
+    #: Whether :meth:`preflight` reads ``PreflightRequest.workspace``; when False, run
+    #: creation passes ``workspace=None`` and skips a worker-thread trip to create its
+    #: parent directory.
+    preflight_uses_workspace: bool = True
 
     async def preflight(self, request: PreflightRequest) -> dict[str, Any]:
         """Check the engine can take this run; return context to store on the run.

@@ -153,6 +153,7 @@ class NativeEngine(Engine):
 
     name = "native"
     preflight_uses_model = False  # the default preflight: no checks, no model needed
+    preflight_uses_workspace = False  # ... and no workspace path
     # Only its tools touch the workspace: made at the first tool call, so a run that calls
     # none skips making, auto-applying and removing it (runtime.engine.PendingWorkspace).
     lazy_workspace = True

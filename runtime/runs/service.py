@@ -481,7 +481,7 @@ class RunService:
             context["tools"] = list(req.tools)
         run_id = uuid.uuid4()
         workspace = None
-        if engine.uses_workspace:
+        if engine.uses_workspace and engine.preflight_uses_workspace:
             try:
                 workspace = await asyncio.to_thread(self.workspace_for, run_id)
             except OSError as exc:  # the engine's preflight decides (contract 6: 400, not 500)
