@@ -256,13 +256,15 @@ class RunStore:
         output: dict[str, Any] | None = None,
         events: EventsFor | None = None,
         session_turns: list[dict[str, Any]] | None = None,
+        outcome: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
         """Write a terminal status (completed, failed, cancelled) if the run is in one of
         ``expected`` and still holds claim token ``token``; sets ``completed_at`` and
         releases the lease. ``events`` (see :meth:`_write`) and ``session_turns`` (what
         the run adds to its session's conversation, migration 0012; ``[]`` clears them)
-        are written in the same transaction."""
-        args = (run_id, status, error, output, list(expected), token)
+        are written in the same transaction. ``outcome``: the engine's result, recorded
+        by the same statement (as :meth:`record_outcome` does; None keeps the stored one)."""
+        args = (run_id, status, error, output, list(expected), token, outcome)
         return await self._write_with_turns("runs_finish", args, events, session_turns)
 
     async def pause(

@@ -129,6 +129,9 @@ class RunActor(pykka.ThreadingActor):
         # claim, or the row it loaded; every write it makes is refused once it moved on.
         # -1 until known: refused.
         self.fence = -1
+        # The engine's result of a run without a workspace, recorded by the terminal status
+        # write (see RecordOutcome in _perform), None when there is none to record.
+        self.outcome: dict[str, Any] | None = None
 
     # ---- pykka hooks ---------------------------------------------------------------------
 
@@ -274,6 +277,13 @@ class RunActor(pykka.ThreadingActor):
             case WriteStatus():
                 return lc.status_written(self._write_status(effect))
             case RecordOutcome(outcome=outcome):
+                assert lc.row is not None
+                if not deps.hooks.has_workspace(lc.row, self.ctx):
+                    # Nothing happens between this record and the status write (no
+                    # auto-apply), so the write records it in its own statement: the run is
+                    # never final without it, and one round trip and loop hop are saved.
+                    self.outcome = outcome
+                    return []
                 record = deps.runs.record_outcome(self.run_id, outcome, token=self.fence)
                 if not self._db(self._flush_then(record)):
                     return self._fenced("recording the engine's result was refused")
@@ -402,7 +412,7 @@ class RunActor(pykka.ThreadingActor):
             written[:] = self._number(drafts, row, row["last_event_seq"] + 1)
             return [event.row for event in written]
 
-        token = self.fence
+        token, outcome = self.fence, self.outcome
 
         async def run() -> dict[str, Any] | None:
             await self.deps.writer.flush(run_id)
@@ -428,13 +438,15 @@ class RunActor(pykka.ThreadingActor):
                 row = await runs.finish(
                     run_id, write.target, expected=write.expected, token=token,
                     error=write.error, output=write.output, events=events_for,
-                    session_turns=turns,
+                    session_turns=turns, outcome=outcome,
                 )  # fmt: skip
             if row is not None and written:
                 broker.publish(written)
             return row
 
         row = self._db(run())
+        if states.is_terminal(write.target):
+            self.outcome = None  # recorded, or refused (the run moved on)
         if row is None:
             log.info("run %s: writing %s was refused (the run moved on: another writer "
                      "settled it, or another node holds it past claim token %d)",

@@ -106,7 +106,9 @@ class WriteStatus:
 class RecordOutcome:
     """Persist the run's submitted events, then record the engine's result on the run
     (``engine_outcome``) before anything else of the finish happens: from here on the run
-    is finalised from the record, never by running its engine again."""
+    is finalised from the record, never by running its engine again. For a run without a
+    workspace (nothing to auto-apply) the actor has the terminal status statement record it
+    instead: nothing happens in between, and the run is never final without it."""
 
     outcome: dict[str, Any]
 

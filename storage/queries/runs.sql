@@ -155,11 +155,13 @@ SET restart_count = restart_count + 1, lease_owner = $2,
 WHERE id = $1 AND status = ANY($4::text[]) AND claim_token = $5
 RETURNING *;
 
+-- $7: the engine's result, recorded with the status (NULL: keep the recorded one), as
+-- runs_record_outcome does under the same claim token.
 -- name: runs_finish
 UPDATE agent_runs
 SET status = $2, error_message = $3, output_result = COALESCE($4, output_result),
     completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
-    claim_token = claim_token + 1
+    claim_token = claim_token + 1, engine_outcome = COALESCE($7, engine_outcome)
 WHERE id = $1 AND status = ANY($5::text[]) AND claim_token = $6
 RETURNING *;
 

@@ -219,3 +219,19 @@ async def test_a_cancel_racing_a_resume_never_answers_a_running_run(client, owne
             client, app["id"], run["run_id"], owner.headers, {"completed", "failed", "cancelled"}
         )
         assert final["status"] == "cancelled"
+
+
+async def test_a_run_without_a_workspace_is_final_only_with_its_engine_result(
+    client, owner, app_and_draft, db
+):
+    # Exactly once (issue 10): its status statement records the engine's result, so a
+    # reconcile or take-over of the run would find it (no separate record for such runs).
+    app, _ = app_and_draft
+    run = await create_run(client, app["id"], owner.headers, input="x", engine="scripted",
+                           script=[{"delta": "hello"}])  # fmt: skip
+    await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
+    row = await RunStore(db).get(uuid.UUID(run["run_id"]))
+    assert row["status"] == "completed"
+    assert row["engine_outcome"]["kind"] == "completed"
+    assert row["engine_outcome"]["saw_text"] is True
+    assert row["engine_outcome"]["output"] == row["output_result"]
