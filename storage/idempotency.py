@@ -17,7 +17,15 @@ from storage.errors import StorageError
 
 
 class IdempotencyKeyTaken(StorageError):
-    """The idempotency key is already bound to a live run; nothing was inserted."""
+    """The idempotency key is already bound to a live run; nothing was inserted.
+
+    ``stored``: its entry when the creation read found it (the create stopped there), None
+    when the insert found it taken (read it with :func:`lookup`).
+    """
+
+    def __init__(self, key: str, stored: StoredKey | None) -> None:
+        super().__init__(key)
+        self.stored = stored
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 from storage.database import Database
 from storage.events import EventRow, EventStore
-from storage.idempotency import IdempotencyKey, IdempotencyKeyTaken
+from storage.idempotency import IdempotencyKey, IdempotencyKeyTaken, StoredKey
 from storage.models import Model
 from storage.records import from_record
 
@@ -126,19 +126,30 @@ class RunStore:
                 float(key.ttl_seconds), *place, self.origin,
             )  # fmt: skip
             if row is None:
-                raise IdempotencyKeyTaken(key.key)
+                raise IdempotencyKeyTaken(key.key, None)
             await tx.execute("idempotency_set_response", *key.scope, respond(dict(row)))
         return dict(row)
 
     async def creation_inputs(
-        self, app_id: uuid.UUID, tenant_id: uuid.UUID, model_id: uuid.UUID | None
-    ) -> tuple[DraftHead | None, Model | None, int]:
+        self,
+        app_id: uuid.UUID,
+        tenant_id: uuid.UUID,
+        model_id: uuid.UUID | None,
+        key: IdempotencyKey | None = None,
+    ) -> tuple[DraftHead | None, Model | None, int, StoredKey | None]:
         """The app's current draft (None: no such app in the tenant, or no draft), the
         chat model a new run resolves to (:func:`storage.models.resolve_chat_model`'s rules;
-        None when nothing qualifies) and the tenant's count of queued runs, read in one
-        round trip."""
-        row = await self.db.fetchrow("runs_create_inputs", app_id, tenant_id, model_id)
+        None when nothing qualifies), the tenant's count of queued runs and ``key``'s live
+        entry (as :func:`storage.idempotency.lookup`; None without a key or when it is
+        free), read in one round trip."""
+        scope = (None, None) if key is None else (key.principal, key.key)
+        row = await self.db.fetchrow("runs_create_inputs", app_id, tenant_id, model_id, *scope)
         assert row is not None
+        stored = (
+            None
+            if row["idem_run_id"] is None
+            else StoredKey(row["idem_fingerprint"], row["idem_run_id"], row["idem_response"])
+        )
         draft = (
             None
             if row["draft_id"] is None
@@ -150,7 +161,7 @@ class RunStore:
             )  # fmt: skip
         )
         model = None if row["id"] is None else from_record(Model, row)
-        return draft, model, row["tenant_queued"]
+        return draft, model, row["tenant_queued"], stored
 
     async def get(self, run_id: uuid.UUID) -> dict[str, Any] | None:
         """Unscoped read, for the run's own actor only."""

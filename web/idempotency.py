@@ -130,13 +130,16 @@ async def replay_existing(db: Database, key: IdempotencyKey) -> Any | None:
     return None if stored is None else replay(stored, key)
 
 
-async def replay_winner(db: Database, key: IdempotencyKey) -> Any:
-    """After the insert found the key taken: the winner's response.
+async def replay_winner(db: Database, key: IdempotencyKey, stored: StoredKey | None) -> Any:
+    """The create found the key taken: the first request's response, from ``stored``
+    (the entry the creation read found) or, when the insert found it taken, read now.
 
     Raises:
         ApiError: 422 ``IDEMPOTENCY_KEY_REUSED``; 409 ``IDEMPOTENCY_KEY_BUSY`` in the
             rare case the key expired between the insert and this read (retry).
     """
+    if stored is not None:
+        return replay(stored, key)
     response = await replay_existing(db, key)
     if response is None:
         raise ApiError(409, EXPIRED_MEANWHILE)

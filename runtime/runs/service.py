@@ -70,7 +70,7 @@ from runtime.tasks import cancel_and_wait
 from storage.database import Database
 from storage.errors import StorageError
 from storage.events import EventStore
-from storage.idempotency import IdempotencyKey
+from storage.idempotency import IdempotencyKey, IdempotencyKeyTaken
 from storage.nodes import NodeHeartbeat
 from storage.notify import notify
 from storage.runs import SURFACE, RunStore
@@ -436,12 +436,17 @@ class RunService:
                 ``max_queued_runs_per_tenant`` queued runs (counted in the same read, so
                 concurrent creates can pass the cap by at most their own number).
             storage.idempotency.IdempotencyKeyTaken: ``req.idempotency``'s key is bound to
-                another live run (nothing was created).
+                another live run (nothing was created; found by the first read, before
+                every check, its ``stored`` entry is set).
         """
-        # The draft and the model in one round trip; the checks keep contract 1.2's order.
-        draft, model, queued = await self.runs.creation_inputs(
-            req.app_id, req.tenant_id, req.model_id
+        # The draft, the model and the Idempotency-Key's entry in one round trip; the checks
+        # keep contract 1.2's order.
+        draft, model, queued, stored = await self.runs.creation_inputs(
+            req.app_id, req.tenant_id, req.model_id, req.idempotency
         )
+        if stored is not None:  # a repeat: its first response, whatever changed since
+            assert req.idempotency is not None
+            raise IdempotencyKeyTaken(req.idempotency.key, stored)
         if draft is None:
             raise AppNotFound("Published app not found")
         session = None

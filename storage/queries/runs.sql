@@ -31,8 +31,14 @@ SELECT run.* FROM run, wake;
 -- model the run will use (the models columns, NULL when none qualifies), by the one rule
 -- in resolve_chat_model (migration 0002), and how many runs the tenant has queued.
 -- draft_approval_policy is the app's default approval policy (migration 0013).
+-- idem_*: the live Idempotency-Key entry of principal $4 and key $5 on this app (as
+-- idempotency_get; NULL without a key or when it is free), so a repeat costs no extra read.
 -- name: runs_create_inputs
-WITH d AS (
+WITH k AS (
+    SELECT fingerprint, run_id, response FROM run_idempotency_keys
+    WHERE tenant_id = $2 AND app_id = $1 AND principal = $4::text AND idem_key = $5::text
+      AND expires_at > now()
+), d AS (
     SELECT r.id, r.entry_file, r.created_at, a.approval_policy
     FROM published_apps a
     JOIN app_revisions r ON r.id = a.current_draft_revision_id AND r.published_app_id = a.id
@@ -44,10 +50,12 @@ SELECT d.id AS draft_id, d.entry_file AS draft_entry_file, d.created_at AS draft
     d.approval_policy AS draft_approval_policy,
     (SELECT count(*) FROM agent_runs q WHERE q.tenant_id = $2 AND q.status = 'queued')
         AS tenant_queued,
+    k.fingerprint AS idem_fingerprint, k.run_id AS idem_run_id, k.response AS idem_response,
     m.*
 FROM (SELECT) AS one
 LEFT JOIN d ON true
-LEFT JOIN m ON true;
+LEFT JOIN m ON true
+LEFT JOIN k ON true;
 
 -- name: runs_get
 SELECT * FROM agent_runs WHERE id = $1;

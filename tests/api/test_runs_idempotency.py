@@ -96,6 +96,28 @@ async def test_keys_belong_to_their_caller_and_app(
     assert len(await _run_ids(client, app["id"], owner.headers)) == 2
 
 
+async def test_a_repeat_gets_its_first_response_where_a_new_create_would_be_refused(
+    client: Any, owner: Any, app_and_draft: Any
+) -> None:
+    # The key's entry is read before every check of the create (it comes with the creation
+    # read): a draft that moved on since the first create does not turn the repeat into a 409.
+    app, draft = app_and_draft
+    body = {**SCRIPTED, "base_revision_id": draft["id"]}
+    first = await _post(client, app["id"], owner.headers, "pinned", body)
+    assert first.status_code == 200
+    files = dict(draft["files"], **{"README.md": "edited by a person\n"})
+    moved = await client.post(
+        f"/admin/apps/{app['id']}/builder/revisions",
+        json={"files": files, "base_revision_id": draft["id"]}, headers=owner.headers,
+    )  # fmt: skip
+    assert moved.status_code == 200
+    fresh = await _post(client, app["id"], owner.headers, "fresh", body)
+    assert fresh.status_code == 409  # the check the repeat must not reach
+    again = await _post(client, app["id"], owner.headers, "pinned", body)
+    assert again.status_code == 200
+    assert await again.get_data(as_text=True) == await first.get_data(as_text=True)
+
+
 async def test_a_refused_create_does_not_bind_its_key(
     client: Any, owner: Any, app_and_draft: Any
 ) -> None:

@@ -132,11 +132,11 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
             ctx.tenant_id, app_id, f"{ctx.principal.kind}:{ctx.principal.subject}",
             services.settings.idempotency_key_ttl_seconds,
         )  # fmt: skip
-        if key is not None:
-            first = await idempotency.replay_existing(services.db, key)
-            if first is not None:
-                return first  # type: ignore[no-any-return]
         if body.webhook is not None:
+            if key is not None:  # a repeat is answered before the URL is checked again
+                first = await idempotency.replay_existing(services.db, key)
+                if first is not None:
+                    return first  # type: ignore[no-any-return]
             await check_webhook(services.db, services.settings, ctx.tenant_id, body.webhook)
         try:
             row = await services.runs.create(
@@ -159,9 +159,11 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
                     tools=tools,
                 )
             )
-        except IdempotencyKeyTaken:  # a concurrent duplicate created the run first
+        except IdempotencyKeyTaken as exc:  # a repeat, or a concurrent duplicate won
             assert key is not None
-            return await idempotency.replay_winner(services.db, key)  # type: ignore[no-any-return]
+            return await idempotency.replay_winner(  # type: ignore[no-any-return]
+                services.db, key, exc.stored
+            )
         return services.runs.serialize(row)
 
     @bp.get("")
