@@ -58,8 +58,8 @@ class IdempotencyKey:
 class StoredKey:
     """A live key: the request it was first used with and the response then sent.
 
-    ``response`` is None only while the creating transaction has not committed, which
-    no reader can observe (the row and the response are written in one transaction).
+    ``response`` is never None: the row and the response are written by one statement
+    (``runs_insert_keyed``).
     """
 
     fingerprint: str

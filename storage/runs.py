@@ -12,6 +12,7 @@ the run, and a stalled old owner cannot write over it.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,12 +25,35 @@ from storage.idempotency import IdempotencyKey, IdempotencyKeyTaken, StoredKey
 from storage.models import Model
 from storage.records import from_record
 
+log = logging.getLogger(__name__)
+
 SURFACE = "published_app_coding_agent"
 
 
 #: Builds the events written in the same transaction as a status change, from the row as
 #: the change left it (seqs continue after its ``last_event_seq``).
 EventsFor = Callable[[dict[str, Any]], Sequence[EventRow]]
+
+
+def _queued_row(args: tuple[Any, ...], place: tuple[Any, Any]) -> dict[str, Any]:
+    """The row ``runs_insert`` / ``runs_insert_keyed`` insert for their parameters ``args``
+    ($1-$16) and ``place`` (the session and place in it): the columns they set, and a new
+    run's values (the table's defaults) of every other column the run object reads."""
+    (run_id, tenant_id, app_id, user_id, surface, base_revision_id, requested_model_id,
+     resolved_model_id, engine, input_params, created_at) = args[:11]  # fmt: skip
+    return {
+        "id": run_id, "tenant_id": tenant_id, "published_app_id": app_id, "user_id": user_id,
+        "initiator_user_id": user_id, "surface": surface, "base_revision_id": base_revision_id,
+        "requested_model_id": requested_model_id, "resolved_model_id": resolved_model_id,
+        "execution_engine": engine, "status": "queued", "input_params": input_params,
+        "last_event_seq": 1, "created_at": created_at, "session_id": place[0],
+        "session_seq": place[1], "result_revision_id": None, "checkpoint_revision_id": None,
+        "error_message": None, "started_at": None, "completed_at": None, "checkpoint": None,
+        "approval_expires_at": None, "usage_prompt_tokens": None,
+        "usage_completion_tokens": None, "usage_total_tokens": None, "usage_model_calls": 0,
+        "usage_model_calls_unreported": 0, "usage_model_ms": 0, "usage_tool_calls": 0,
+        "usage_tool_ms": 0,
+    }  # fmt: skip
 
 
 def _row(record: Any) -> dict[str, Any] | None:
@@ -120,15 +144,22 @@ class RunStore:
             return dict(row)
         assert respond is not None
         key = idempotency
-        async with self.db.transaction() as tx:
-            row = await tx.fetchrow(
-                "runs_insert_keyed", *args, key.principal, key.key, key.fingerprint,
-                float(key.ttl_seconds), *place, self.origin,
-            )  # fmt: skip
-            if row is None:
-                raise IdempotencyKeyTaken(key.key, None)
-            await tx.execute("idempotency_set_response", *key.scope, respond(dict(row)))
-        return dict(row)
+        # The response goes in with the key, in the same statement: it is made from the row
+        # the statement inserts, known before (every column a parameter or a new run's value).
+        response = respond(_queued_row(args, place))
+        record = await self.db.fetchrow(
+            "runs_insert_keyed", *args, key.principal, key.key, key.fingerprint,
+            float(key.ttl_seconds), *place, self.origin, response,
+        )  # fmt: skip
+        if record is None:
+            raise IdempotencyKeyTaken(key.key, None)
+        row = dict(record)
+        actual = respond(row)
+        if actual != response:  # _queued_row is behind the table: store the true response
+            log.error("run %s: the stored create response differed from the inserted row's; "
+                      "_queued_row misses a column", run_id)  # fmt: skip
+            await self.db.execute("idempotency_set_response", *key.scope, actual)
+        return row
 
     async def creation_inputs(
         self,

@@ -6,15 +6,16 @@
 -- duplicate waits on the primary key until the first transaction ends, then sees its row.
 -- $1-$16 as runs_insert; $17 principal, $18 key, $19 fingerprint, $20 ttl in seconds;
 -- $21, $22 the session and place in it (runs_insert's $17, $18); $23 the inserting node's id
--- (runs_insert's $19).
+-- (runs_insert's $19); $24 the create response, stored with the key (one statement: no
+-- reader ever sees the key without its response).
 -- name: runs_insert_keyed
 WITH key AS (
     INSERT INTO run_idempotency_keys (
-        tenant_id, app_id, principal, idem_key, fingerprint, run_id, expires_at
-    ) VALUES ($2, $3, $17, $18, $19, $1, now() + make_interval(secs => $20))
+        tenant_id, app_id, principal, idem_key, fingerprint, run_id, expires_at, response
+    ) VALUES ($2, $3, $17, $18, $19, $1, now() + make_interval(secs => $20), $24::json)
     ON CONFLICT (tenant_id, app_id, principal, idem_key) DO UPDATE
         SET fingerprint = EXCLUDED.fingerprint, run_id = EXCLUDED.run_id,
-            response = NULL, created_at = now(), expires_at = EXCLUDED.expires_at
+            response = EXCLUDED.response, created_at = now(), expires_at = EXCLUDED.expires_at
         WHERE run_idempotency_keys.expires_at <= now()
     RETURNING run_id
 ), run AS (

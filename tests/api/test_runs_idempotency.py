@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -116,6 +117,21 @@ async def test_a_repeat_gets_its_first_response_where_a_new_create_would_be_refu
     again = await _post(client, app["id"], owner.headers, "pinned", body)
     assert again.status_code == 200
     assert await again.get_data(as_text=True) == await first.get_data(as_text=True)
+
+
+async def test_the_response_stored_with_the_key_is_the_inserted_runs_object(
+    client: Any, owner: Any, app_and_draft: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The statement that inserts the run stores the response made from the row it will
+    # insert (storage.runs._queued_row); a row it did not foresee is corrected and logged.
+    caplog.set_level(logging.ERROR, logger="storage.runs")
+    app, _ = app_and_draft
+    body = {**SCRIPTED, "approval_policy": "all", "approval_timeout_seconds": 60}
+    first = await _post(client, app["id"], owner.headers, "foreseen", body)
+    assert first.status_code == 200
+    again = await _post(client, app["id"], owner.headers, "foreseen", body)
+    assert await again.get_data(as_text=True) == await first.get_data(as_text=True)
+    assert [r.getMessage() for r in caplog.records if r.name == "storage.runs"] == []
 
 
 async def test_a_refused_create_does_not_bind_its_key(
