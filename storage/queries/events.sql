@@ -50,9 +50,12 @@ SELECT id, last_event_seq FROM agent_runs WHERE id = ANY($1::uuid[]);
 -- name: events_write_fenced
 -- A batch from run executors, fenced (docs/design.md 9): $8 is each event's claim token (NULL:
 -- unfenced), $9 the writing node's id (the announcement's origin, as in events_write_batch). A run's events are stored only while the run still holds that token; its
--- row is locked FOR SHARE first, so a take-over (which bumps the token) waits for this
--- statement or is seen by it. Returns the runs whose events were refused; the
--- stored ones are announced on rw_events as events_write_batch does.
+-- row is locked first (in id order), so a take-over (which bumps the token) waits for this
+-- statement or is seen by it. The lock is FOR NO KEY UPDATE, the one the last_event_seq
+-- UPDATE below takes anyway: FOR SHARE, upgraded by that UPDATE, deadlocked with a
+-- concurrent usage write (runs_record_usage) doing the same on the row. Returns the runs
+-- whose events were refused; the stored ones are announced on rw_events as
+-- events_write_batch does.
 WITH v AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::timestamptz[], $8::bigint[])
@@ -61,7 +64,7 @@ WITH v AS (
     SELECT a.id, a.claim_token FROM agent_runs a
     WHERE a.id IN (SELECT r FROM v)
     ORDER BY a.id
-    FOR SHARE
+    FOR NO KEY UPDATE
 ), ok AS (
     SELECT v.* FROM v JOIN held h ON h.id = v.r
     WHERE v.tok IS NULL OR v.tok = h.claim_token

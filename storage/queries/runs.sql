@@ -285,14 +285,15 @@ WHERE id = ANY($1::uuid[]) AND status NOT IN ('completed', 'failed', 'cancelled'
 -- and then answers the run as it is. $3 kind ('model' | 'tool'), $4 name, $5..$7 prompt,
 -- completion and total tokens (NULL: not reported), $8 duration in ms (NULL: unknown).
 -- A model call counts as unreported when it reported none of the three counts.
--- $9: the writer's claim token (fencing): the run's row is locked FOR SHARE while it still
--- holds it, so once another node took the run nothing is inserted or added, and no row
--- comes back.
+-- $9: the writer's claim token (fencing): the run's row is locked while it still holds it,
+-- so once another node took the run nothing is inserted or added, and no row comes back.
+-- The lock is FOR NO KEY UPDATE, the one the sums' UPDATE below takes anyway: a FOR SHARE
+-- lock upgraded by that UPDATE deadlocked with an event batch doing the same on the row.
 -- name: runs_record_usage
 WITH owned AS (
     SELECT r.id, r.tenant_id, r.published_app_id, r.resolved_model_id FROM agent_runs r
     WHERE r.id = $1 AND r.claim_token = $9
-    FOR SHARE
+    FOR NO KEY UPDATE
 ), call AS (
     INSERT INTO run_usage (
         id, run_id, tenant_id, published_app_id, model_id, kind, name,

@@ -4,13 +4,15 @@ that reports no usage, and a tenant's totals (never another tenant's)."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
-from tests.support.runs import create_run, read_stream, runs_url
+from tests.support.openai_script import per_prompt
+from tests.support.runs import create_run, read_stream, runs_url, wait_status
 from tests.support.scripted_openai import (
     ScriptedOpenAI,
     ScriptedToolCall,
@@ -220,3 +222,46 @@ async def test_a_to_near_year_one_keeps_the_default_from_in_range(client, owner)
     first = await client.get(f"{USAGE}?to=0001-01-01T00:00:00Z", headers=owner.headers)
     assert first.status_code == 422  # an empty range: "from must be before to"
     assert (await first.get_json())["detail"][0]["loc"] == ["query", "from"]
+
+
+async def test_parallel_runs_record_every_call_without_a_database_deadlock(
+    client,
+    owner,
+    make_model,
+    scripted_openai: ScriptedOpenAI,  # noqa: F811
+    caplog,
+):
+    """Each model call writes its usage (run_usage row, the run's sums) while the event
+    writer stores its ``usage.updated``: both lock the run's row and update it. Both took
+    FOR SHARE first and then upgraded it for their UPDATE, so the two deadlocked (Postgres
+    aborted one, which was retried: 7-11 "deadlock detected" per 16 runs of 16 calls here).
+    Now each takes the row lock its UPDATE needs at once: none."""
+    caplog.set_level(logging.WARNING)
+    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
+    app, _ = await create_app_via_api(client, owner.headers)
+    runs, calls = 16, 16
+    reads = [
+        tool_call_reply(
+            ScriptedToolCall(
+                "coding_agent_read_file_range",
+                {"path": "src/App.tsx", "start_line": 1, "end_line": n + 2},
+            )
+        )
+        for n in range(calls - 1)
+    ]  # distinct calls: a turn repeating the two before it would end the run early
+    scripted_openai.default = per_prompt(
+        {f"prompt {i}": [*reads, text_reply("done")] for i in range(runs)}
+    )
+    created = [
+        await create_run(
+            client, app["id"], owner.headers, input=f"prompt {i}", tools=["read_file_range"]
+        )
+        for i in range(runs)
+    ]
+    for run in created:
+        done = await wait_status(client, app["id"], run["run_id"], owner.headers,
+                                 {"completed", "failed"}, within=120)  # fmt: skip
+        assert done["status"] == "completed", done["error"]
+        assert done["usage"]["model_calls"] == calls
+        assert done["usage"]["tool_calls"] == calls - 1
+    assert "deadlock detected" not in caplog.text
