@@ -330,3 +330,17 @@ async def test_a_pause_without_a_decision_fails_closed(
     )  # fmt: skip
     assert late.status_code == 409
     assert len(scripted_openai.bodies) == 1
+
+
+async def test_a_boolean_approval_timeout_is_422(client, owner, app_and_draft):
+    """``true`` is not a number of seconds (pydantic's lax mode read it as 1 s)."""
+    app, _ = app_and_draft
+    response = await client.post(
+        runs_url(app["id"]),
+        json={"input": "x", "approval_policy": "all", "approval_timeout_seconds": True},
+        headers=owner.headers,
+    )
+    assert response.status_code == 422, await response.get_data(as_text=True)
+    detail = (await response.get_json())["detail"]
+    assert detail[0]["loc"][-1] == "approval_timeout_seconds"
+    assert "boolean" in detail[0]["msg"]

@@ -107,6 +107,9 @@ async def test_invalid_model_fields_are_422(client, owner):
     assert response.status_code == 422
     detail = (await response.get_json())["detail"]
     assert detail[0]["loc"] == ["body", "status"]
+    response = await _create(client, owner.headers, bindings=[{**BINDING, "priority": True}])
+    assert response.status_code == 422  # a boolean is not a priority (lax mode read it as 1)
+    assert (await response.get_json())["detail"][0]["loc"][-1] == "priority"
     response = await client.patch(
         f"/admin/models/{uuid.uuid4()}", json={"is_active": True}, headers=owner.headers
     )

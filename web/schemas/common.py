@@ -58,6 +58,18 @@ def _in_utc(value: datetime) -> datetime:
 
 
 IsoDatetime = Annotated[datetime, BeforeValidator(_iso_only), AfterValidator(_in_utc)]
+
+
+def _not_a_bool(value: Any) -> Any:
+    """Refuse ``true``/``false`` where a number is expected: pydantic's lax mode reads them
+    as 1 and 0 (``approval_timeout_seconds: true`` meant one second)."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number, not a boolean")
+    return value
+
+
+NoBool = BeforeValidator(_not_a_bool)
+"""Put in ``Annotated[int | float, NoBool, Field(...)]`` for numbers in request bodies."""
 """A date-time parameter given as ISO 8601 text only, read as an aware UTC instant (a
 naive one is taken as UTC)."""
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, RootModel, model_validator
 
 from runtime.settings import ENV_NAME
 from storage.models import Binding, BindingSpec, Model
-from web.schemas.common import UtcDatetime
+from web.schemas.common import NoBool, UtcDatetime
 
 Status = Literal["active", "deprecated", "disabled"]
 
@@ -65,7 +65,7 @@ class BindingIn(BaseModel):
             "(RUNWRIGHT_MODEL_KEY_ENV_ALLOWLIST) holding the key."
         ),
     )
-    priority: int = Field(
+    priority: Annotated[int, NoBool] = Field(
         default=0,
         ge=INT32_MIN,
         le=INT32_MAX,

@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from web.schemas.apps import RevisionResponse
-from web.schemas.common import UtcDatetime
+from web.schemas.common import NoBool, UtcDatetime
 from web.stream_tickets import MAX_TICKET_CHARS
 
 MultitaskStrategy = Literal["reject", "enqueue", "interrupt", "rollback"]
@@ -59,7 +59,7 @@ class CreateRunRequest(BaseModel):
             "approval pauses the run (`approval.requested`); POST .../resume decides it."
         ),
     )
-    approval_timeout_seconds: float | None = Field(
+    approval_timeout_seconds: Annotated[float | None, NoBool] = Field(
         default=None,
         ge=1,
         le=MAX_APPROVAL_TIMEOUT_SECONDS,
