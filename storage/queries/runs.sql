@@ -75,7 +75,7 @@ LIMIT $4;
 -- from the session's latest result (migration 0012: coding_agent_session_ready, _base).
 -- name: runs_claim
 UPDATE agent_runs
-SET status = 'running', started_at = COALESCE(started_at, now()), error_message = NULL,
+SET status = 'running', started_at = COALESCE(started_at, clock_timestamp()), error_message = NULL,
     completed_at = NULL, lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3),
     base_revision_id = CASE WHEN session_id IS NULL THEN base_revision_id
         ELSE coding_agent_session_base(session_id, session_seq, base_revision_id) END,
@@ -98,6 +98,10 @@ RETURNING *;
 -- (queue_claim_lock) in the same transaction, so the counts see every earlier claim and
 -- the caps hold; SKIP LOCKED passes over a run another statement is changing right now.
 -- Every claim bumps claim_token (the fencing token).
+-- started_at and completed_at are clock_timestamp(), the moment of the write, not now(),
+-- the transaction's start: a claim transaction that began (and waited on the claim lock)
+-- before the previous run of its session ended would otherwise record a start before
+-- that end.
 -- name: runs_claim_next
 WITH live AS (
     SELECT tenant_id, count(*) AS n FROM agent_runs
@@ -126,7 +130,7 @@ WITH live AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE agent_runs a
-SET status = $8::text, started_at = COALESCE(a.started_at, now()), error_message = NULL,
+SET status = $8::text, started_at = COALESCE(a.started_at, clock_timestamp()), error_message = NULL,
     completed_at = NULL, lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),
     base_revision_id = CASE WHEN a.session_id IS NULL THEN a.base_revision_id
         ELSE coding_agent_session_base(a.session_id, a.session_seq, a.base_revision_id) END,
@@ -168,7 +172,7 @@ RETURNING *;
 -- name: runs_finish
 UPDATE agent_runs
 SET status = $2, error_message = $3, output_result = COALESCE($4, output_result),
-    completed_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+    completed_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL,
     claim_token = claim_token + 1, engine_outcome = COALESCE($7, engine_outcome)
 WHERE id = $1 AND status = ANY($5::text[]) AND claim_token = $6
 RETURNING *;
@@ -187,7 +191,7 @@ RETURNING *;
 -- under the claim token the writer read ($5).
 -- name: runs_expire_approval
 UPDATE agent_runs
-SET status = $2, error_message = $3, completed_at = now(), lease_owner = NULL,
+SET status = $2, error_message = $3, completed_at = clock_timestamp(), lease_owner = NULL,
     lease_expires_at = NULL, claim_token = claim_token + 1
 WHERE id = $1 AND status = ANY($4::text[]) AND approval_expires_at < now()
   AND claim_token = $5
