@@ -213,6 +213,9 @@ class Settings(BaseSettings):
     # How often an idle worker looks for due deliveries; attempts in flight per node.
     webhook_poll_seconds: float = Field(default=1.0, ge=0.01, le=60.0)
     webhook_concurrency: int = Field(default=16, ge=1, le=1000)
+    # Attempts of one tenant in flight at once, across all nodes: a tenant whose receiver
+    # never answers holds at most this many slots (each for the whole timeout), never all.
+    webhook_concurrency_per_tenant: int = Field(default=4, ge=1, le=1000)
 
     # --- command sandbox (issue 9 item 1; policy in runtime/sandbox/policy.py) -----------
     # "bwrap": every agent command runs under bubblewrap (fails closed when bwrap is

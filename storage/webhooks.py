@@ -95,11 +95,26 @@ class WebhookStore:
         """The tenant's sealed secret, or None when it has none."""
         return maybe(SealedSecret, await self.db.fetchrow("webhook_secret_get", tenant_id))
 
-    async def claim(self, limit: int, lease_seconds: float) -> list[ClaimedDelivery]:
-        """Claim up to ``limit`` due deliveries for one attempt each (``FOR UPDATE SKIP
-        LOCKED``: nodes claiming at once get disjoint rows); none is due again for
-        ``lease_seconds``."""
-        rows = await self.db.fetch("webhooks_claim", limit, float(lease_seconds))
+    async def claim(
+        self, limit: int, lease_seconds: float, *, tenant_cap: int
+    ) -> list[ClaimedDelivery]:
+        """Claim up to ``limit`` due deliveries for one attempt each, tenants taking turns
+        (docs/architecture.md "Webhook outbox"): a tenant's k-th due delivery waits behind
+        every tenant with fewer than k attempts in flight or due ahead of it, and at most
+        ``tenant_cap`` attempts of one tenant are in flight across all nodes. Claims of all
+        nodes are serialised by a transaction-scoped advisory lock so the caps are counted
+        exactly; ``FOR UPDATE SKIP LOCKED`` passes over rows being settled right now. None
+        of the claimed rows is due again for ``lease_seconds``.
+
+        Raises:
+            storage.errors.StorageError: nothing was claimed (the lock was not had within
+                2 s, the database is down), or the answer was lost (the rows' leases then
+                lapse and they are attempted again: at least once).
+        """
+        if limit <= 0:
+            return []
+        async with self.db.transaction("webhooks_claim_lock") as tx:
+            rows = await tx.fetch("webhooks_claim", limit, float(lease_seconds), tenant_cap)
         return [from_record(ClaimedDelivery, r) for r in rows]
 
     async def delivered(self, delivery_id: uuid.UUID, attempt: int, status_code: int) -> None:

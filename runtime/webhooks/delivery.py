@@ -5,6 +5,9 @@ docs/architecture.md "Webhook outbox". Rules:
 - Rows are claimed with ``FOR UPDATE SKIP LOCKED`` and leased for one attempt (the claim
   pushes ``next_attempt_at`` past the attempt's whole budget), so any number of nodes run
   this worker side by side and a node that dies mid-attempt leaves the row due again.
+- Claims are fair across tenants (:meth:`storage.webhooks.WebhookStore.claim`): tenants
+  take turns, and at most ``webhook_concurrency_per_tenant`` attempts of one tenant are in
+  flight across all nodes, so a tenant whose receiver never answers cannot hold every slot.
 - One attempt: the run object rendered from the row's snapshot (the same bytes every time),
   signed with the tenant's secret (:mod:`runtime.webhooks.signing`), POSTed through
   :class:`runtime.egress.EgressTransport` (the URL is resolved and checked again, and the
@@ -169,7 +172,9 @@ class WebhookDelivery:
             claimed: list[ClaimedDelivery] = []
             if free > 0:
                 try:
-                    claimed = await store.claim(free, lease)
+                    claimed = await store.claim(
+                        free, lease, tenant_cap=settings.webhook_concurrency_per_tenant
+                    )
                 except StorageError as exc:  # the database probe reports the outage
                     log.warning("claiming webhook deliveries failed: %s", exc)
                 self._worker.healthy()

@@ -331,7 +331,7 @@ async def test_a_crashed_worker_is_restarted_and_readiness_is_red_meanwhile(
     crashed, resume = asyncio.Event(), asyncio.Event()
     real_claim = WebhookStore.claim
 
-    async def claim(self, limit, lease_seconds):
+    async def claim(self, limit, lease_seconds, **caps):
         nonlocal calls
         calls += 1
         if calls == 1:
@@ -339,7 +339,7 @@ async def test_a_crashed_worker_is_restarted_and_readiness_is_red_meanwhile(
         if calls == 2:
             crashed.set()
             await resume.wait()  # the restarted worker's first claim waits here
-        return await real_claim(self, limit, lease_seconds)
+        return await real_claim(self, limit, lease_seconds, **caps)
 
     app, _ = await create_app_via_api(client, owner.headers)
     await _new_secret(client, owner.headers)
