@@ -238,7 +238,7 @@ class RunStore:
         target: str,
         executing: Sequence[str],
         skip: Sequence[uuid.UUID] = (),
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[list[dict[str, Any]], int]:
         """Claim up to ``limit`` queued runs for ``owner``: the run queue (docs/design.md 9).
 
         Oldest eligible first, tenants taking turns (a tenant's k-th run waits behind every
@@ -250,20 +250,25 @@ class RunStore:
         ``claim_token``.
 
         Returns:
-            The claimed rows (possibly empty).
+            The claimed rows (possibly empty), and how many eligible runs the round passed
+            over (its tenant at the cap, or held by another statement): they may start when
+            a slot or a tenant's turn frees.
 
         Raises:
             storage.errors.StorageError: nothing was claimed, or the answer was lost (a
                 commit may have happened: see :meth:`list_owned`).
         """
         if limit <= 0:
-            return []
+            return [], 0
         async with self.db.transaction("queue_claim_lock") as tx:
-            rows = await tx.fetch(
+            records = await tx.fetch(
                 "runs_claim_next", owner, lease_seconds, limit, tenant_cap, list(expected),
                 list(executing), list(skip), target,
             )  # fmt: skip
-        return [dict(r) for r in rows]
+        rows = [dict(r) for r in records if r["id"] is not None]
+        for row in rows:
+            del row["passed_over"]
+        return rows, int(records[0]["passed_over"])
 
     async def list_owned(self, owner: str, *, statuses: Sequence[str]) -> list[dict[str, Any]]:
         """Runs in ``statuses`` whose lease ``owner`` holds, oldest first."""

@@ -37,11 +37,13 @@ class ClaimWork:
 class Claimed:
     """The answer to a claim round: the rows this node now owns (``running`` under its
     lease, each with its new claim token), ``asked`` how many slots the round filled at
-    most; ``failed`` when the claim hit a database error."""
+    most; ``failed`` when the claim hit a database error; ``passed_over`` when it left an
+    eligible run queued (its tenant at the cap, or held by another statement)."""
 
     rows: tuple[dict[str, Any], ...]
     asked: int
     failed: bool = False
+    passed_over: bool = False
 
 
 @dataclass(frozen=True, slots=True)

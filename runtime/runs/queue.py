@@ -2,10 +2,10 @@
 
 The queue is the runs table. A node with free slots claims the oldest eligible queued runs
 with one statement (``RunStore.claim_next``: ``FOR UPDATE SKIP LOCKED``, tenants taking
-turns, the per-tenant cap counted across every node, a session's runs in order, under a transaction-scoped advisory lock), which moves them to ``running`` under this
-node's lease with a new claim token. The Supervisor asks for a round; the answer comes
-back to it as a :class:`runtime.runs.messages.Claimed` message (``tell``, never a future
-the loop waits on).
+turns, the per-tenant cap counted across every node, a session's runs in order, under a
+transaction-scoped advisory lock), which moves them to ``running`` under this node's lease
+with a new claim token. The Supervisor asks for a round; the answer comes back to it as a
+:class:`runtime.runs.messages.Claimed` message (``tell``, never a future the loop waits on).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 import pykka
 
@@ -49,8 +50,11 @@ class RunQueue:
         self.tenant_cap = tenant_cap
         self._lost = False  # a claim's answer was lost: its commit may have happened
 
-    async def claim(self, limit: int, skip: Collection[uuid.UUID] = ()) -> list[dict]:  # type: ignore[type-arg]
-        """Claim up to ``limit`` queued runs, passing over ``skip``.
+    async def claim(
+        self, limit: int, skip: Collection[uuid.UUID] = ()
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Claim up to ``limit`` queued runs, passing over ``skip``; with how many eligible
+        runs were passed over (:meth:`storage.runs.RunStore.claim_next`).
 
         After a round whose answer was lost (a database error), the next round first
         adopts the runs ``running`` under this node's lease that are not in ``skip``: a
@@ -65,7 +69,7 @@ class RunQueue:
             adopted = [row for row in owned if row["id"] not in skip]
             self._lost = False
         try:
-            rows = await self.runs.claim_next(
+            rows, passed_over = await self.runs.claim_next(
                 self.node_id, self.lease_seconds, limit=limit - len(adopted),
                 tenant_cap=self.tenant_cap, expected=states.sources(states.RUNNING),
                 target=states.RUNNING, executing=(states.RUNNING,),
@@ -74,7 +78,7 @@ class RunQueue:
         except StorageError:
             self._lost = True
             raise
-        return adopted + rows
+        return adopted + rows, passed_over
 
     async def claim_round(
         self, limit: int, skip: Collection[uuid.UUID], supervisor: pykka.ActorRef
@@ -82,7 +86,7 @@ class RunQueue:
         """One round for the Supervisor: :meth:`claim`, then tell it :class:`Claimed`
         (``failed`` on a database error: it claims again at its next poll)."""
         try:
-            rows = await self.claim(limit, skip)
+            rows, passed_over = await self.claim(limit, skip)
         except StorageError as exc:
             log.warning("claiming queued runs failed (%s); the next poll retries", exc)
             message = Claimed((), limit, failed=True)
@@ -90,7 +94,7 @@ class RunQueue:
             log.exception("claiming queued runs failed")
             message = Claimed((), limit, failed=True)
         else:
-            message = Claimed(tuple(rows), limit)
+            message = Claimed(tuple(rows), limit, passed_over=passed_over > 0)
         try:
             supervisor.tell(message)
         except pykka.ActorDeadError:  # stopping: the claimed runs are reconciled later

@@ -3,7 +3,8 @@
 It keeps its own map ``run_id -> actor`` (pykka's registry is a linear scan), the node's
 execution slots (:class:`Admission`) and a restart count per run. The run queue is the runs
 table (docs/design.md 9): whenever this node has free slots and something may be waiting (a run
-was submitted here, a slot freed, the periodic :class:`ClaimWork` poll), it starts one
+was submitted here, a slot freed while a run may wait for it, the periodic :class:`ClaimWork`
+poll), it starts one
 claim round on the loop (:class:`runtime.runs.queue.RunQueue`, one round at a time); the
 rows claimed come back as :class:`Claimed` and each gets an actor. Lifecycle commands for a
 run are forwarded to its live actor, or given to a new actor as its first message, so only
@@ -78,6 +79,13 @@ class Supervisor(pykka.ThreadingActor):
         # One claim round at a time; `claim_again`: something asked for work meanwhile.
         self.claiming = False
         self.claim_again = False
+        # Whether a queued run may be waiting for a slot here: a request for work found no
+        # free slot, or the last round filled every slot it asked for, passed a run over
+        # (its tenant's cap) or failed. Without that, a finished run's slot needs no claim
+        # round: every run queued since (created, resumed, its session's turn come, or a
+        # command actor here let go of it) asks for one itself (Submit, rw_work); a run
+        # that became claimable otherwise is found by the periodic poll.
+        self.may_wait = True
         # Commands for runs without an actor that arrived during a claim round: handled
         # once it answered (the round may have claimed the run; its actor takes them).
         self.held: list[tuple[uuid.UUID, Any]] = []
@@ -111,8 +119,8 @@ class Supervisor(pykka.ThreadingActor):
         match message:
             case Submit() | ClaimWork():
                 self._fill_slots()
-            case Claimed(rows=rows, asked=asked, failed=failed):
-                self._claimed(rows, asked, failed)
+            case Claimed(rows=rows, asked=asked, failed=failed, passed_over=passed_over):
+                self._claimed(rows, asked, failed, passed_over)
             case Fenced(run_id=run_id):
                 live = self.live.get(run_id)
                 if live is not None:
@@ -151,6 +159,7 @@ class Supervisor(pykka.ThreadingActor):
             return
         free = self.admission.free()
         if free <= 0:
+            self.may_wait = True  # a finished run's slot is theirs
             return
         if self.claiming:
             self.claim_again = True
@@ -158,10 +167,13 @@ class Supervisor(pykka.ThreadingActor):
         self.claiming, self.claim_again = True, False
         self.deps.port.spawn(self.queue.claim_round(free, tuple(self.live), self.actor_ref))
 
-    def _claimed(self, rows: tuple[dict[str, Any], ...], asked: int, failed: bool) -> None:
+    def _claimed(
+        self, rows: tuple[dict[str, Any], ...], asked: int, failed: bool, passed_over: bool
+    ) -> None:
         """Start an actor for each run this node claimed; claim again while the round
         filled every slot it asked for (more may wait) or someone asked meanwhile."""
         self.claiming = False
+        self.may_wait = failed or passed_over or len(rows) >= asked
         for row in rows:
             run_id = row["id"]
             if run_id in self.live:  # ours already (an adopted row after a lost answer)
@@ -218,7 +230,10 @@ class Supervisor(pykka.ThreadingActor):
         self._forget(run_id)
         self.restarts.pop(run_id, None)
         live.ref.stop(block=False)  # after any command already forwarded to it
-        self._fill_slots()
+        # A command actor's run may have been passed over (the claim's skip); a freed slot
+        # needs a round only when a run may wait for it (see may_wait); a drain checks.
+        if live.slot is None or self.may_wait or self.draining:
+            self._fill_slots()
 
     def _restart(self, run_id: uuid.UUID, generation: int, error: str) -> None:
         live = self.live.get(run_id)

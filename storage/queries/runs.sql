@@ -102,6 +102,9 @@ RETURNING *;
 -- the transaction's start: a claim transaction that began (and waited on the claim lock)
 -- before the previous run of its session ended would otherwise record a start before
 -- that end.
+-- One row per claimed run (its columns and passed_over), or, when none was claimed, one row
+-- of NULLs with passed_over: how many eligible runs this round passed over for their
+-- tenant's cap or because another statement held them (a finished run's slot may be theirs).
 -- name: runs_claim_next
 WITH live AS (
     SELECT tenant_id, count(*) AS n FROM agent_runs
@@ -128,16 +131,22 @@ WITH live AS (
     SELECT a.id FROM agent_runs a
     WHERE a.id IN (SELECT id FROM picked) AND a.status = ANY($5::text[])
     FOR UPDATE SKIP LOCKED
+), claimed AS (
+    UPDATE agent_runs a
+    SET status = $8::text, started_at = COALESCE(a.started_at, clock_timestamp()),
+        error_message = NULL, completed_at = NULL, lease_owner = $1,
+        lease_expires_at = now() + make_interval(secs => $2),
+        base_revision_id = CASE WHEN a.session_id IS NULL THEN a.base_revision_id
+            ELSE coding_agent_session_base(a.session_id, a.session_seq, a.base_revision_id) END,
+        claim_token = a.claim_token + 1
+    FROM locked
+    WHERE a.id = locked.id
+    RETURNING a.*
+), passed AS (
+    SELECT (SELECT count(*) FROM ranked WHERE turn > $4)
+        + (SELECT count(*) FROM picked) - (SELECT count(*) FROM locked) AS passed_over
 )
-UPDATE agent_runs a
-SET status = $8::text, started_at = COALESCE(a.started_at, clock_timestamp()), error_message = NULL,
-    completed_at = NULL, lease_owner = $1, lease_expires_at = now() + make_interval(secs => $2),
-    base_revision_id = CASE WHEN a.session_id IS NULL THEN a.base_revision_id
-        ELSE coding_agent_session_base(a.session_id, a.session_seq, a.base_revision_id) END,
-    claim_token = a.claim_token + 1
-FROM locked
-WHERE a.id = locked.id
-RETURNING a.*;
+SELECT c.*, p.passed_over FROM passed p LEFT JOIN claimed c ON true;
 
 -- Serialises claims across nodes for the rest of the transaction (the caps above are
 -- counted, so two claims must not count at once). Bounded: a node stalled inside its claim
