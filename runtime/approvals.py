@@ -23,13 +23,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from runtime.patching import codes as patch_codes
-from runtime.patching.apply import DEFAULT_MAX_PATCH_BYTES, parse_patch, size_refusal
-from runtime.paths import PathPolicyError, normalize_path
+from runtime.paths import PathPolicyError
 from runtime.runs.errors import ApprovalInvalid, ApprovalNotPending
-from runtime.tools.arguments import bind_arguments
+from runtime.settings import Settings
 from runtime.tools.errors import ToolError
-from runtime.tools.specs import PREFIX, TOOLS
+from runtime.tools.specs import PREFIX, spec_for
 
 Policy = Literal["none", "commands", "patches", "all"]
 Category = Literal["commands", "patches"]
@@ -43,9 +41,6 @@ PATCH_TOOLS: Final = frozenset(
 )
 #: OpenCode permission names (its HTTP API's ``permission.asked``) by category.
 OPENCODE_PERMISSIONS: Final[dict[str, Category]] = {"bash": "commands", "edit": "patches"}
-
-#: Tool fields that name a workspace path (checked by the path policy at resume).
-PATH_FIELDS: Final = ("path", "from_path", "to_path")
 
 MAX_MESSAGE_CHARS: Final = 10_000
 
@@ -162,22 +157,36 @@ def pending_of(checkpoint: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return dict(pending) if isinstance(pending, Mapping) else None
 
 
+def same_decision(resume_payload: Mapping[str, Any] | None, approval: Mapping[str, Any]) -> bool:
+    """Whether ``approval`` repeats the decision stored with a run's last resume
+    (``resume_payload.approval``, written with the requeue): same ``request_id``,
+    ``decision``, ``arguments`` and ``message``. Such a resume was applied already (its
+    answer may have been a 503 lost to a slow actor) and is answered with the run, not
+    409; a different decision on that request stays refused."""
+    stored = resume_payload.get("approval") if isinstance(resume_payload, Mapping) else None
+    if not isinstance(stored, Mapping) or not approval.get("request_id"):
+        return False
+    keys = ("request_id", "decision", "arguments", "message")
+    return all(stored.get(key) == approval.get(key) for key in keys)
+
+
 def check_resume(
     checkpoint: Mapping[str, Any] | None,
     approval: Mapping[str, Any] | None,
     *,
-    max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
+    settings: Settings | None = None,
 ) -> None:
     """Check a resume's ``approval`` against the paused run's pending request.
 
     A run paused without an approval request resumes as before, with no ``approval``.
-    ``max_patch_bytes``: the patch size limit of the tool (``RUNWRIGHT_MAX_PATCH_BYTES``).
+    ``settings``: the toolpack's (command allowlist, ``RUNWRIGHT_MAX_PATCH_BYTES``, ...),
+    for edited arguments (:func:`check_arguments`); None: the defaults.
 
     Raises:
         ApprovalNotPending: an ``approval`` for a run not paused on one (409), or a
             ``request_id`` that is not the pending one (409).
         ApprovalInvalid: a run paused on an approval resumed without a decision, or with
-            edited arguments the tool would refuse (422; the path policy applies).
+            edited arguments the tool would refuse (422).
     """
     pending = pending_of(checkpoint)
     if approval is None:
@@ -205,41 +214,28 @@ def check_resume(
             "This engine cannot run a call with edited arguments; approve or reject it as is",
             "approval.arguments",
         )
-    check_arguments(str(pending.get("tool", "")), arguments, max_patch_bytes=max_patch_bytes)
+    check_arguments(str(pending.get("tool", "")), arguments, settings)
 
 
 def check_arguments(
-    tool: str, arguments: Mapping[str, Any], *, max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES
+    tool: str, arguments: Mapping[str, Any], settings: Settings | None = None
 ) -> None:
-    """Validate edited arguments as a model's are (contract 7.2): the tool's fields bind,
-    an ``apply_patch`` patch fits the tool's size limit
-    (:func:`runtime.patching.apply.size_refusal` with ``max_patch_bytes``), and every path
-    (path fields, the files a patch names) passes the path policy
-    (:func:`runtime.paths.normalize_path`). The tool checks again when it runs (symlinks,
-    existing files).
+    """Validate edited arguments as a model's are (contract 7.2, README "Approving tool
+    calls"): they bind to the tool's fields and pass the tool's own argument rules
+    (:meth:`runtime.tools.specs.ToolSpec.checked_arguments`: the path policy, the command
+    allowlist, the size limit of what it writes), with ``settings`` as the tool has them.
+    The tool checks again when it runs (symlinks, existing files).
 
     Raises:
         ApprovalInvalid: with the tool's code (``TOOL_INPUT_VALIDATION_FAILED``,
-            ``PATCH_TOO_LARGE``, ``BUILDER_PATCH_POLICY_VIOLATION``) and the field at fault.
+            ``PATCH_TOO_LARGE``, ``BUILDER_PATCH_POLICY_VIOLATION``) and the field at fault
+            (``approval.arguments.<field>``, or ``approval.arguments``).
     """
-    spec = next((s for s in TOOLS if s.slug == slug(tool)), None)
+    spec = spec_for(tool)
     if spec is None:
         return  # not a toolpack tool: nothing to bind the arguments to
     try:
-        bound = bind_arguments(spec.fields, dict(arguments))
-        for name in PATH_FIELDS:
-            if isinstance(bound.get(name), str):
-                normalize_path(bound[name], field=name, check_extension=spec.slug != "delete_file")
-        if spec.slug == "apply_patch":
-            too_large = size_refusal(str(bound["patch"]), max_patch_bytes)
-            if too_large is not None:
-                raise ApprovalInvalid(
-                    patch_codes.PATCH_TOO_LARGE, too_large, "approval.arguments.patch"
-                )
-            for op in parse_patch(str(bound["patch"]), int(bound["strip"])):
-                for path in (op.path, op.move_to):
-                    if path:
-                        normalize_path(path, field="patch", check_extension=op.kind != "delete")
+        spec.checked_arguments(dict(arguments), settings or Settings())
     except PathPolicyError as exc:
         raise ApprovalInvalid(exc.code, exc.message, f"approval.arguments.{exc.field}") from exc
     except ToolError as exc:

@@ -30,16 +30,18 @@ def patch_size(patch: str) -> int:
     return len(patch.encode("utf-8", "surrogatepass"))
 
 
-def size_refusal(patch: str, max_patch_bytes: int) -> str | None:
+def size_refusal(patch: str, max_patch_bytes: int, *, what: str = "Patch") -> str | None:
     """Why ``patch`` is refused for its size (``PATCH_TOO_LARGE``), or None when it fits.
 
-    The one size rule of a patch: :func:`apply_patch` applies it first, and an approval
-    that edits a pending ``apply_patch`` call is checked by it at decision time
-    (:func:`runtime.approvals.check_arguments`), with the same limit
-    (``RUNWRIGHT_MAX_PATCH_BYTES``)."""
+    The one size rule of what a tool writes (``RUNWRIGHT_MAX_PATCH_BYTES``):
+    :func:`apply_patch` applies it to the patch first, write_file to its content and
+    edit_file to its texts (``what`` names the one measured, e.g. ``content``;
+    :mod:`runtime.tools.files`, :mod:`runtime.tools.edit`); an approver's edited arguments
+    are checked by the same tool rules at decision time
+    (:func:`runtime.approvals.check_arguments`)."""
     size = patch_size(patch)
     if size > max_patch_bytes:
-        return f"Patch is {size} bytes; the limit is {max_patch_bytes} bytes"
+        return f"{what} is {size} bytes; the limit is {max_patch_bytes} bytes"
     return None
 
 

@@ -112,7 +112,7 @@ class RunActor(pykka.ThreadingActor):
         self.deps = deps
         self.supervisor = supervisor
         self.generation = generation
-        self.lifecycle = RunLifecycle(redact=deps.redact, max_patch_bytes=deps.max_patch_bytes)
+        self.lifecycle = RunLifecycle(redact=deps.redact, tool_settings=deps.tool_settings)
         self.next_seq = 0
         # The engine session this actor runs; ``token`` tells its pump's messages from
         # those of an earlier session (ignored).

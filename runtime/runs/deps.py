@@ -10,9 +10,9 @@ from typing import Any, Protocol
 from runtime.bridge import LoopPort
 from runtime.engine import Engine, RunContext
 from runtime.metrics import Metrics
-from runtime.patching.apply import DEFAULT_MAX_PATCH_BYTES
 from runtime.runs.broker import Broker
 from runtime.runs.writer import EventWriter
+from runtime.settings import Settings
 from storage.runs import RunStore
 
 
@@ -77,5 +77,6 @@ class RunDeps:
     # server paths out (runtime.redact).
     redact: Callable[[str], str] = str
     metrics: Metrics = field(default_factory=Metrics)  # this app's (runtime.metrics)
-    # The apply_patch size limit, for edited arguments of an approval (checked at resume).
-    max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES
+    # The toolpack's settings, for edited arguments of an approval (checked at resume by the
+    # tools' own rules: allowlist, size limits); None: the defaults.
+    tool_settings: Settings | None = None

@@ -51,7 +51,6 @@ from runtime.engine import (
     Transcript,
     UsageReported,
 )
-from runtime.patching.apply import DEFAULT_MAX_PATCH_BYTES
 from runtime.runs import states
 from runtime.runs.effects import (
     Answer,
@@ -87,6 +86,7 @@ from runtime.runs.events import EventDraft
 from runtime.runs.run_object import run_object
 from runtime.runs.translate import EventMapper
 from runtime.sessions.history import run_turns
+from runtime.settings import Settings
 
 RESTARTED_MESSAGE = "Run was interrupted: the Runwright process running it stopped or restarted"
 SHUTDOWN_MESSAGE = "Run was stopped: the Runwright process running it shut down"
@@ -183,8 +183,9 @@ class RunLifecycle:
     Args:
         redact: applied to every failure text a tenant can read (the run's error and its
             ``run.failed`` diagnostics): server paths out (:mod:`runtime.redact`).
-        max_patch_bytes: the ``apply_patch`` size limit, applied to an approval's edited
-            arguments at resume (:func:`runtime.approvals.check_resume`).
+        tool_settings: the toolpack's settings (command allowlist, size limits, ...), for
+            an approval's edited arguments at resume (:func:`runtime.approvals.check_resume`);
+            None: the defaults.
 
     Attributes:
         phase: the current :class:`Phase`.
@@ -196,10 +197,10 @@ class RunLifecycle:
         self,
         *,
         redact: Callable[[str], str] = str,
-        max_patch_bytes: int = DEFAULT_MAX_PATCH_BYTES,
+        tool_settings: Settings | None = None,
     ) -> None:
         self._redact = redact
-        self._max_patch_bytes = max_patch_bytes
+        self._tool_settings = tool_settings
         self.phase = Phase.IDLE
         self.row: dict[str, Any] | None = None
         self.waiters: list[Answerable] = []
@@ -272,8 +273,16 @@ class RunLifecycle:
     ) -> list[Effect]:
         """Resume a paused run with ``payload`` (contract 1.6) and, for a run paused on an
         approval request, the decision ``approval`` (checked against the pending request
-        by :func:`runtime.approvals.check_resume`; stored as the payload's ``approval``)."""
+        by :func:`runtime.approvals.check_resume`; stored as the payload's ``approval``).
+
+        A repeat of the decision the run's last resume applied (:meth:`_applied`: a retry
+        after a 503 whose command went through anyway) is answered with the run, not
+        refused; while that resume's own write is under way the repeat is asked to retry."""
         if self.phase in EXECUTING or self.phase is Phase.WRITING:
+            if isinstance(self._write, _Requeued) and self._write.reply is not None:
+                return [Refuse(reply, RunUnresponsive("The run is busy; try again"))]
+            if self.row is not None and self._applied(self.row, approval):
+                return [Answer(reply, self.row)]
             return [Refuse(reply, RunNotPaused("Run is not paused"))]
         if self.phase is Phase.LOADING:  # busy deciding another command: ask again
             return [Refuse(reply, RunUnresponsive("The run is busy; try again"))]
@@ -345,11 +354,13 @@ class RunLifecycle:
                     return self._settled()
                 return self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)
             case _Resume(payload=payload, reply=reply, approval=approval):
+                if row is not None and self._applied(row, approval):
+                    return [Answer(reply, row), *self._settled()]
                 if row is None or row["status"] != states.PAUSED:
                     return [Refuse(reply, RunNotPaused("Run is not paused")), *self._settled()]
                 try:
                     approvals.check_resume(
-                        row.get("checkpoint"), approval, max_patch_bytes=self._max_patch_bytes
+                        row.get("checkpoint"), approval, settings=self._tool_settings
                     )
                 except RunError as exc:
                     return [Refuse(reply, exc), *self._settled()]
@@ -609,6 +620,19 @@ class RunLifecycle:
             states.PAUSED, states.sources(states.PAUSED), checkpoint=checkpoint,
             output=outcome.output, events=events, terminal=(), approval_timeout=timeout,
         )  # fmt: skip
+
+    @staticmethod
+    def _applied(row: dict[str, Any], approval: dict[str, Any] | None) -> bool:
+        """Whether ``approval`` is the decision ``row``'s last resume stored
+        (:func:`runtime.approvals.same_decision`) and no longer pending: the run left that
+        pause (queued, running, ended, or paused on another request)."""
+        if approval is None:
+            return False
+        if row["status"] == states.PAUSED:
+            pending = approvals.pending_of(row.get("checkpoint")) or {}
+            if pending.get("request_id") == approval.get("request_id"):
+                return False  # still waiting for it: decide it now
+        return approvals.same_decision(row.get("resume_payload"), approval)
 
     def _load(self, intent: _Intent) -> list[Effect]:
         self.phase = Phase.LOADING

@@ -211,7 +211,7 @@ class RunService:
             cancel_grace_seconds=max(5.0, self.settings.opencode_cancel_timeout_seconds),
             redact=redact.for_settings(self.settings.runs_dir, self.settings.data_dir).text,
             metrics=self.metrics,
-            max_patch_bytes=self.settings.max_patch_bytes,
+            tool_settings=self.settings,
         )
         queue = RunQueue(
             self.runs,

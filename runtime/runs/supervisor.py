@@ -27,7 +27,6 @@ from runtime.runs.deps import RunDeps
 from runtime.runs.messages import (
     ActorDone,
     ActorFailed,
-    Cancel,
     Claimed,
     ClaimWork,
     Command,
@@ -206,9 +205,13 @@ class Supervisor(pykka.ThreadingActor):
                 return
             except pykka.ActorDeadError:
                 self._forget(run_id)
-        if self.claiming and isinstance(command, Cancel):
+        if self.claiming:
             # The round under way may claim this queued run: wait for its answer, so the
-            # cancel goes to the run's executor (a claim would fence a cancel actor out).
+            # command goes to the run's executor. A command actor started now would hold
+            # the run's place in `live`, and the round's answer would then pass over the
+            # run it claimed (`running` under this node's lease, executed by nobody): a
+            # cancel would be fenced out, and a resume repeating an applied decision, or
+            # refused, would strand the run.
             self.held.append((run_id, command))
             return
         # No actor: the run is queued (maybe waiting here), paused, terminal or orphaned.

@@ -19,6 +19,17 @@ def _host(ctx: ToolContext) -> CheckpointHost:
     return ctx.checkpoints
 
 
+def check_create_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """Argument rules of create_checkpoint: an ``entry_file``, when given, passes the full
+    path policy (contract 7.5).
+
+    Raises:
+        PathPolicyError: field ``entry_file``.
+    """
+    if args["entry_file"]:
+        normalize_path(args["entry_file"], field="entry_file")
+
+
 async def create_checkpoint(
     args: dict[str, Any], ctx: ToolContext, settings: Settings
 ) -> dict[str, Any]:

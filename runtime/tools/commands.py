@@ -63,11 +63,34 @@ def check_allowlisted(tokens: list[str], allowlist: tuple[str, ...]) -> None:
         raise ToolPermissionError(f"Command is not allowlisted: {joined}", field="command")
 
 
+def check_command(value: object, settings: Settings) -> list[str]:
+    """The tokens of a command the sandbox may run: :func:`parse_command`, then
+    :func:`check_allowlisted` against ``settings.command_allowlist``. The one check of a
+    command, before it runs and on an approver's edited arguments
+    (:func:`runtime.approvals.check_arguments`).
+
+    Raises:
+        ToolError: see :func:`parse_command` and :func:`check_allowlisted`.
+    """
+    tokens = parse_command(value)
+    check_allowlisted(tokens, settings.command_allowlist)
+    return tokens
+
+
+def check_tests_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """The argument rules of run_targeted_tests (bound ``args``): its command, or the
+    default test command, passes :func:`check_command`."""
+    check_command(_test_command(args), settings)
+
+
+def _test_command(args: dict[str, Any]) -> object:
+    return args["command"] if args["command"] is not None else DEFAULT_TEST_COMMAND
+
+
 async def _run_checked(
     value: object, ctx: ToolContext, settings: Settings, time_limit: float
 ) -> tuple[str, CommandResult]:
-    tokens = parse_command(value)
-    check_allowlisted(tokens, settings.command_allowlist)
+    tokens = check_command(value, settings)
     started = time.perf_counter()
     try:
         result = await Sandbox(settings).run(
@@ -121,8 +144,9 @@ async def run_targeted_tests(
 ) -> dict[str, Any]:
     """``{status: "passed" | "failed", ok, command, result: {sandbox_id, command, code,
     stdout, stderr, revision_token}}`` (timeout ``test_timeout_seconds``)."""
-    value = args["command"] if args["command"] is not None else DEFAULT_TEST_COMMAND
-    command, result = await _run_checked(value, ctx, settings, settings.test_timeout_seconds)
+    command, result = await _run_checked(
+        _test_command(args), ctx, settings, settings.test_timeout_seconds
+    )
     return _outcome(ctx, command, result, success="passed")
 
 

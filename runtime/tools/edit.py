@@ -18,18 +18,38 @@ import bisect
 import hashlib
 from typing import Any
 
+from runtime.patching import codes as patch_codes
 from runtime.patching import make_unified_diff
+from runtime.patching.apply import size_refusal
 from runtime.settings import Settings
 from runtime.tools import files, patch
 from runtime.tools.context import ToolContext
 from runtime.tools.errors import ToolError
 
-__all__ = ["ALREADY_APPLIED", "NOT_FOUND", "NOT_UNIQUE", "edit_file"]
+__all__ = ["ALREADY_APPLIED", "NOT_FOUND", "NOT_UNIQUE", "check_edit_arguments", "edit_file"]
 
 ALREADY_APPLIED = "EDIT_ALREADY_APPLIED"
 NOT_FOUND = "EDIT_TEXT_NOT_FOUND"
 NOT_UNIQUE = "EDIT_TEXT_NOT_UNIQUE"
 _LINES_NAMED = 10  # occurrences listed in a NOT_UNIQUE error
+
+
+def check_edit_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """Argument rules of edit_file, applied before it reads the file and to an approver's
+    edited arguments: ``path`` passes the full path policy, and neither ``old_text`` nor
+    ``new_text`` exceeds the patch size limit (``max_patch_bytes``,
+    :func:`runtime.patching.apply.size_refusal`): the diff the tool makes holds each of
+    them whole, so apply_patch would refuse it.
+
+    Raises:
+        ToolError: ``PATCH_TOO_LARGE`` with the field at fault.
+        PathPolicyError: ``path`` breaks the policy.
+    """
+    files.check_path_arguments(args, settings)
+    for name in ("old_text", "new_text"):
+        too_large = size_refusal(str(args[name]), settings.max_patch_bytes, what=name)
+        if too_large is not None:
+            raise ToolError(too_large, code=patch_codes.PATCH_TOO_LARGE, field=name)
 
 
 async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) -> dict[str, Any]:
@@ -49,8 +69,10 @@ async def edit_file(args: dict[str, Any], ctx: ToolContext, settings: Settings) 
     Raises:
         ToolError: ``EDIT_TEXT_NOT_FOUND`` (``old_text`` is not in the file),
             ``EDIT_TEXT_NOT_UNIQUE`` (it occurs more than once: the message names the
-            lines), or a path-policy / missing-file error from the read.
+            lines), ``PATCH_TOO_LARGE`` (:func:`check_edit_arguments`), or a path-policy /
+            missing-file error from the read.
     """
+    check_edit_arguments(args, settings)
     ws = ctx.workspace
     rel, data, text = await asyncio.to_thread(files.read_text, ws, args["path"])
     old, new = args["old_text"], args["new_text"]

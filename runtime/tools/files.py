@@ -12,6 +12,8 @@ import asyncio
 import hashlib
 from typing import Any
 
+from runtime.patching import codes as patch_codes
+from runtime.patching.apply import size_refusal
 from runtime.paths import normalize_path
 from runtime.settings import Settings
 from runtime.textlines import line_window, range_result
@@ -20,6 +22,53 @@ from runtime.tools.errors import ToolError
 from runtime.workspace import Workspace, decode_text
 
 LEGACY_WRITE_DISABLED = "LEGACY_WRITE_FILE_DISABLED"
+
+
+def check_path_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """Argument rules of a tool that reads or writes ``path``: the full path policy
+    (:func:`runtime.paths.normalize_path`; the workspace applies it again on access).
+
+    Raises:
+        PathPolicyError: ``path`` breaks the policy.
+    """
+    normalize_path(args["path"])
+
+
+def check_write_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """Argument rules of write_file, applied before it writes and to an approver's edited
+    arguments: ``path`` passes the full path policy and ``content`` fits the size limit
+    of what a tool writes (``max_patch_bytes``, :func:`runtime.patching.apply.size_refusal`:
+    a whole-file write is held to what a patch writing the file may hold).
+
+    Raises:
+        ToolError: ``PATCH_TOO_LARGE`` (field ``content``).
+        PathPolicyError: ``path`` breaks the policy.
+    """
+    check_path_arguments(args, settings)
+    too_large = size_refusal(str(args["content"]), settings.max_patch_bytes, what="content")
+    if too_large is not None:
+        raise ToolError(too_large, code=patch_codes.PATCH_TOO_LARGE, field="content")
+
+
+def check_rename_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """Argument rules of rename_file: ``from_path`` passes the path policy without the
+    extension check (any existing file may move), ``to_path`` the full policy.
+
+    Raises:
+        PathPolicyError: with the field at fault.
+    """
+    normalize_path(args["from_path"], field="from_path", check_extension=False)
+    normalize_path(args["to_path"], field="to_path")
+
+
+def check_delete_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """Argument rules of delete_file: ``path`` passes the path policy without the
+    extension check (any existing file stays removable).
+
+    Raises:
+        PathPolicyError: ``path`` breaks the policy.
+    """
+    normalize_path(args["path"], check_extension=False)
 
 
 def read_text(ws: Workspace, path: str) -> tuple[str, bytes, str]:
@@ -94,13 +143,16 @@ async def write_file(args: dict[str, Any], ctx: ToolContext, settings: Settings)
     Returns ``{sandbox_id, path, status: "written", revision_token}``.
 
     Raises:
-        ToolError: ``LEGACY_WRITE_FILE_DISABLED`` when the setting is off.
+        ToolError: ``LEGACY_WRITE_FILE_DISABLED`` when the setting is off; see also
+            :func:`check_write_arguments`.
+        PathPolicyError: see :func:`check_write_arguments`.
     """
     if not settings.enable_legacy_write_file:
         raise ToolError(
             "coding_agent_write_file is deprecated and disabled; use coding_agent_apply_patch",
             code=LEGACY_WRITE_DISABLED,
         )
+    check_write_arguments(args, settings)
     ws = ctx.workspace
     token = await asyncio.to_thread(ws.write_text, args["path"], args["content"])
     rel = normalize_path(args["path"])

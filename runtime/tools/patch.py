@@ -11,6 +11,9 @@ import asyncio
 import inspect
 from typing import Any
 
+from runtime.patching import codes as patch_codes
+from runtime.patching.apply import parse_patch, size_refusal
+from runtime.paths import normalize_path
 from runtime.settings import Settings
 from runtime.tools.commands import verification_runs
 from runtime.tools.context import ToolContext
@@ -30,6 +33,27 @@ def _expected_hashes(raw: object) -> dict[str, str] | None:
             text = text[len(_SHA_PREFIX) :]
         hashes[str(path)] = text.lower()
     return hashes
+
+
+def check_patch_arguments(args: dict[str, Any], settings: Settings) -> None:
+    """Argument rules of apply_patch as an approver's edited arguments are checked: the
+    patch fits ``max_patch_bytes`` (:func:`runtime.patching.apply.size_refusal`) and every
+    file it names passes the path policy (a deleted one without the extension check). The
+    patch engine applies these same functions when the patch is applied, answering with its
+    own envelope (failures, refresh windows), so the tool does not call this first.
+
+    Raises:
+        ToolError: ``PATCH_TOO_LARGE`` (field ``patch``).
+        PathPolicyError: a named file breaks the policy (field ``patch``).
+    """
+    text = str(args["patch"])
+    too_large = size_refusal(text, settings.max_patch_bytes)
+    if too_large is not None:
+        raise ToolError(too_large, code=patch_codes.PATCH_TOO_LARGE, field="patch")
+    for op in parse_patch(text, int(args["strip"])):
+        for path in (op.path, op.move_to):
+            if path:
+                normalize_path(path, field="patch", check_extension=op.kind != "delete")
 
 
 async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -18,22 +18,43 @@ from runtime.tools.arguments import (
     PATH_ALIASES,
     TO_ALIASES,
     Field,
+    bind_arguments,
 )
 from runtime.tools.context import ToolContext
 
 Handler = Callable[[dict[str, Any], ToolContext, Settings], Awaitable[dict[str, Any]]]
+#: A tool's argument rules on its bound arguments (no I/O): raises the tool's error.
+Check = Callable[[dict[str, Any], Settings], None]
 PREFIX = "coding_agent_"
 
 
 @dataclass(frozen=True)
 class ToolSpec:
-    """One tool: ``slug`` (e.g. ``read_file``), timeout in seconds, inputs, handler."""
+    """One tool: ``slug`` (e.g. ``read_file``), timeout in seconds, inputs, handler, and
+    ``check``: the rules its arguments must pass that need no workspace (path policy,
+    command allowlist, size limits), the same functions the tool applies when it runs."""
 
     slug: str
     timeout: float
     description: str
     fields: tuple[Field, ...]
     handler: Handler
+    check: Check | None = None
+
+    def checked_arguments(self, raw: object, settings: Settings) -> dict[str, Any]:
+        """Bind ``raw`` arguments (:func:`runtime.tools.arguments.bind_arguments`) and
+        apply :attr:`check`: what an approver's edited arguments must pass at decision
+        time (:func:`runtime.approvals.check_arguments`). The tool checks again when it
+        runs (symlinks, existing files, the workspace's state).
+
+        Raises:
+            ToolError: ``TOOL_INPUT_VALIDATION_FAILED`` or the rule's code, with its field.
+            PathPolicyError: a path breaks the policy.
+        """
+        args = bind_arguments(self.fields, raw)
+        if self.check is not None:
+            self.check(args, settings)
+        return args
 
     @property
     def name(self) -> str:
@@ -99,7 +120,8 @@ _COMMAND = Field("command", "command", aliases=("cmd", "commands"),
 TOOLS: tuple[ToolSpec, ...] = (
     ToolSpec("list_files", 15, "List workspace file paths.",
              (_int("limit", 500, 1, 10000, "Maximum paths returned"),), files.list_files),
-    ToolSpec("read_file", 20, "Read a whole file.", (_path(),), files.read_file),
+    ToolSpec("read_file", 20, "Read a whole file.", (_path(),), files.read_file,
+             files.check_path_arguments),
     ToolSpec(
         "read_file_range", 20,
         "Read a line range of a file (prefer this over read_file for large files).",
@@ -114,6 +136,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                   description="Render lines as 'N: text'"),
         ),
         files.read_file_range,
+        files.check_path_arguments,
     ),
     ToolSpec(
         "workspace_index", 30, "File metadata and symbol outlines, ranked by an optional query.",
@@ -142,6 +165,7 @@ TOOLS: tuple[ToolSpec, ...] = (
         (_path(), Field("content", aliases=CONTENT_ALIASES, required=True,
                         description="Full new file content")),
         files.write_file,
+        files.check_write_arguments,
     ),
     ToolSpec(
         "apply_patch", 45, "Apply a unified diff or *** Begin Patch edit to the workspace.",
@@ -155,6 +179,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                   description="path -> sha256 (optionally 'sha256:'-prefixed) preconditions"),
         ),
         patch.apply_patch,
+        patch.check_patch_arguments,
     ),
     ToolSpec(
         "edit_file", 45,
@@ -167,6 +192,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                   description="The text to put in its place (empty: remove old_text)"),
         ),
         edit.edit_file,
+        edit.check_edit_arguments,
     ),
     ToolSpec(
         "rename_file", 25, "Rename or move a file.",
@@ -177,19 +203,21 @@ TOOLS: tuple[ToolSpec, ...] = (
                   description="New file path (must not exist)"),
         ),
         files.rename_file,
+        files.check_rename_arguments,
     ),
     ToolSpec("delete_file", 20, "Delete a file (a missing file is not an error).",
-             (_path(),), files.delete_file),
+             (_path(),), files.delete_file, files.check_delete_arguments),
     ToolSpec("snapshot_files", 30, "All text files with their content.", (),
              files.snapshot_files),
     ToolSpec("run_targeted_tests", 300, "Run an allowlisted test/lint/typecheck command.",
-             (_COMMAND,), commands.run_targeted_tests),
+             (_COMMAND,), commands.run_targeted_tests, commands.check_tests_arguments),
     ToolSpec("build_worker_precheck", 360, "Run the production build (npm run build).", (),
              commands.build_worker_precheck),
     ToolSpec(
         "create_checkpoint", 60, "Save the workspace as a checkpoint revision.",
         (Field("entry_file", aliases=("entryFile", "entry"), description="App entry file"),),
         checkpoints.create_checkpoint,
+        checkpoints.check_create_arguments,
     ),
     ToolSpec(
         "restore_checkpoint", 60, "Restore the workspace from a checkpoint revision.",
@@ -199,3 +227,14 @@ TOOLS: tuple[ToolSpec, ...] = (
         checkpoints.restore_checkpoint,
     ),
 )  # fmt: skip
+
+
+_BY_NAME: dict[str, ToolSpec] = {
+    **{spec.slug: spec for spec in TOOLS},
+    **{spec.name: spec for spec in TOOLS},
+}
+
+
+def spec_for(name: str) -> ToolSpec | None:
+    """The tool called ``name`` (``coding_agent_<slug>`` or the bare slug), or None."""
+    return _BY_NAME.get(name)

@@ -8,10 +8,11 @@
 sessions (``create_session``, ``list_sessions``, ``get_session``), ``usage`` and webhooks
 (``rotate_webhook_secret``, ``webhook_secret_info``, ``webhook_deliveries``).
 
-- Retries: a call that failed before the server could act on it (connection refused, 429,
-  503) is retried; calls that are safe to send twice (reads, cancel, and run creation,
-  which carries one ``Idempotency-Key`` across its retries) are also retried after a broken
-  connection or a 502/504. See :class:`RetryPolicy`.
+- Retries: a call refused or not answered in time (connection refused, 429, 503) is
+  retried; calls that are safe to send twice (reads, cancel, run creation, which carries
+  one ``Idempotency-Key`` across its retries, and approval decisions, which the server
+  answers with the run when repeated) are also retried after a broken connection or a
+  502/504. See :class:`RetryPolicy`.
 - ``stream()`` yields each event once, in seq order, reconnecting with ``Last-Event-ID``
   when the connection drops, until the run's terminal event.
 - Errors: :class:`ApiError` subclasses by status carry the API's ``detail`` unchanged.

@@ -233,9 +233,13 @@ class AsyncClient:
         model's (checked like the model's: e.g. 422 ``PATCH_TOO_LARGE`` or
         ``BUILDER_PATCH_POLICY_VIOLATION``, and the run keeps waiting).
 
+        Safe to retry: a repeat of a decision the run already took (same request id,
+        decision, arguments and message) answers with the run; a 503 is retried on that
+        ground.
+
         Raises:
-            Conflict: ``APPROVAL_NOT_PENDING`` (another request id, or none pending) or
-                "Run is not paused".
+            Conflict: ``APPROVAL_NOT_PENDING`` (another request id, or none pending), or
+                "Run is not paused" (the request was decided otherwise, or timed out).
             ValidationFailed: refused edited arguments (``.code`` names the rule).
         """
         return await self._perform(_core.decide(app_id, run_id, request_id, approve=True,

@@ -42,8 +42,8 @@ from runwright.client.models import (
 
 T = TypeVar("T")
 
-# Statuses that mean "not done, ask again": refused before any work (429), or a server that
-# could not answer (503: e.g. the run's actor did not reply; 502/504 from a proxy).
+# Statuses that mean "ask again": refused before any work (429), or a server that could not
+# answer (503: e.g. the run's actor did not reply in time; 502/504 from a proxy).
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # Failures where the request certainly never reached the server.
 _UNSENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -92,10 +92,11 @@ class Call(Generic[T]):
         json_body, params, headers: what else is sent.
         parse_response: when set, turns the whole 2xx response into the result instead
             of ``parse`` (for answers whose headers carry part of it: a run list page).
-        replayable: sending it twice has the effect of sending it once (GET, cancel, and
-            create with its ``Idempotency-Key``), so a failure after it may have reached the
-            server can be retried too. Other calls retry only failures that prove the
-            request was not processed (connection refused, 429, 503).
+        replayable: sending it twice has the effect of sending it once (GET, cancel,
+            create with its ``Idempotency-Key``, and an approval decision), so a failure
+            after it may have reached the server can be retried too. Other calls retry only
+            connection refused, 429 and 503 (a resume's 503 may come after its command went
+            through: see :func:`resume_run`).
     """
 
     method: str
@@ -110,7 +111,9 @@ class Call(Generic[T]):
     def retry_status(self, status: int) -> bool:
         """True when an answer with ``status`` may be retried."""
         if status in (429, 503):
-            return True  # refused or not answered: nothing was done
+            # Refused, or not answered in time. A 503 from resume may come after its command
+            # went through: a repeated decision then answers with the run (resume_run).
+            return True
         return self.replayable and status in RETRY_STATUSES
 
     def retry_error(self, exc: httpx.TransportError) -> bool:
@@ -315,13 +318,16 @@ def resume_run(
     approval: dict[str, Any] | None = None,
 ) -> Call[Run]:
     """``POST .../resume`` (with ``approval``, the decision on the run's pending approval
-    request: ``{request_id, decision, arguments?, message?}``): not replayable (a second
-    resume answers 409)."""
+    request: ``{request_id, decision, arguments?, message?}``). With ``approval`` it is
+    replayable: the server answers a repeat of a decision it applied with the run (README
+    "Approving tool calls"). Without, it is not (a second resume answers 409 "Run is not
+    paused"), and a retried 503 may meet that 409 although the first resume went through
+    (a 503 says the run did not answer in time, not that nothing was done)."""
     body: dict[str, Any] = {"payload": payload or {}}
     if approval is not None:
         body["approval"] = approval
     return Call("POST", runs_path(app_id, _run_suffix(run_id, "/resume")), Run.model_validate,
-                json_body=body, replayable=False)  # fmt: skip
+                json_body=body, replayable=approval is not None)  # fmt: skip
 
 
 def decide(

@@ -225,6 +225,137 @@ async def test_an_edited_patch_over_the_size_limit_is_refused_at_the_decision(
     assert "<h1>Reviewed Chat</h1>" in await _draft_file(client, app, owner)
 
 
+BIG = "x" * 240_001  # over the default RUNWRIGHT_MAX_PATCH_BYTES (240000)
+
+
+@pytest.mark.parametrize(
+    ("policy", "call", "edited", "code", "field", "message"),
+    [
+        # A command off the sandbox's allowlist, or one with a shell metacharacter.
+        ("commands", {"command": "npm run lint"}, {"command": "curl http://example.com"},
+         "BUILDER_PATCH_POLICY_VIOLATION", "command",
+         "Command is not allowlisted: curl http://example.com"),
+        ("commands", {"command": "npm run lint"}, {"command": "npm run lint; rm -rf ."},
+         "BUILDER_PATCH_POLICY_VIOLATION", "command", None),
+        ("commands", {"command": "npm run lint"}, {"command": ["npm", "run", "lint", "|"]},
+         "BUILDER_PATCH_POLICY_VIOLATION", "command", None),
+        # What a tool writes is held to the patch size limit.
+        ("patches", {"path": "src/New.tsx", "content": "x"},
+         {"path": "src/New.tsx", "content": BIG}, "PATCH_TOO_LARGE", "content",
+         "content is 240001 bytes; the limit is 240000 bytes"),
+        ("patches", {"path": "src/App.tsx", "old_text": "a", "new_text": "b"},
+         {"path": "src/App.tsx", "old_text": "a", "new_text": BIG}, "PATCH_TOO_LARGE",
+         "new_text", "new_text is 240001 bytes; the limit is 240000 bytes"),
+        ("patches", {"path": "src/App.tsx", "old_text": "a", "new_text": "b"},
+         {"path": "src/App.tsx", "old_text": BIG, "new_text": "b"}, "PATCH_TOO_LARGE",
+         "old_text", None),
+        # Paths outside the workspace, or kept from tools (the path policy).
+        ("patches", {"path": "src/App.tsx", "old_text": "a", "new_text": "b"},
+         {"path": "../outside.tsx", "old_text": "a", "new_text": "b"},
+         "BUILDER_PATCH_POLICY_VIOLATION", "path", None),
+        ("patches", {"from_path": "src/App.tsx", "to_path": "src/Main.tsx"},
+         {"from_path": "src/App.tsx", "to_path": "/etc/passwd.tsx"},
+         "BUILDER_PATCH_POLICY_VIOLATION", "to_path", None),
+        ("all", {"entry_file": "src/App.tsx"}, {"entry_file": "../../x.tsx"},
+         "BUILDER_PATCH_POLICY_VIOLATION", "entry_file", None),
+    ],
+    ids=["command-off-allowlist", "command-chained", "command-token-pipe", "write-content",
+         "edit-new-text", "edit-old-text", "edit-path", "rename-to-path", "checkpoint-entry"],
+)  # fmt: skip
+async def test_edited_arguments_are_refused_at_the_decision_by_the_tools_own_rules(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+    policy,
+    call,
+    edited,
+    code,
+    field,
+    message,
+):
+    """README: edited arguments are checked as the model's would be, at the decision (422,
+    the run keeps waiting), not by the tool after the run was queued again."""
+    app = native_app
+    tool = {
+        "command": "coding_agent_run_targeted_tests",
+        "content": "coding_agent_write_file",
+        "old_text": "coding_agent_edit_file",
+        "from_path": "coding_agent_rename_file",
+        "entry_file": "coding_agent_create_checkpoint",
+    }[min(set(call) - {"path", "new_text", "to_path"})]
+    scripted_openai.push(_call(tool, **call), text_reply("Not reached."))
+    run, events = await _paused(client, app, owner, input="Go", approval_policy=policy)
+    request = events[-2]["data"]["payload"]
+    assert request["tool"] == tool
+
+    refused = await _resume(
+        client, app, run, owner,
+        approval={"request_id": request["request_id"], "decision": "approve",
+                  "arguments": edited},
+    )  # fmt: skip
+    assert refused.status_code == 422, await refused.get_data(as_text=True)
+    detail = (await refused.get_json())["detail"]
+    assert detail["code"] == code and detail["field"] == f"approval.arguments.{field}"
+    if message is not None:
+        assert detail["message"] == message
+    # Nothing was queued: the run still waits on the same request, and the model was not
+    # asked again.
+    waiting = await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
+    assert waiting["pending_approval"]["request_id"] == request["request_id"]
+    assert len(scripted_openai.bodies) == 1
+
+
+async def test_a_repeated_decision_is_answered_with_the_run_and_a_different_one_is_409(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """A client retrying a decision whose first answer was lost (a 503 from a slow actor
+    after the command went through) gets the run, not 409; another decision on the same
+    request is still refused."""
+    app = native_app
+    scripted_openai.push(
+        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        text_reply("Done with your version."),
+    )
+    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    request_id = events[-2]["data"]["payload"]["request_id"]
+    approval = {"request_id": request_id, "decision": "approve",
+                "arguments": {"patch": OTHER_PATCH}}  # fmt: skip
+
+    first = await _resume(client, app, run, owner, approval=approval)
+    assert first.status_code == 200, await first.get_data(as_text=True)
+    again = await _resume(client, app, run, owner, approval=approval)
+    assert again.status_code == 200, await again.get_data(as_text=True)
+    assert (await again.get_json())["run_id"] == run["run_id"]
+    for other in (
+        {"request_id": request_id, "decision": "reject"},
+        {"request_id": request_id, "decision": "approve"},  # the model's arguments
+        {**approval, "arguments": {"patch": GOOD_PATCH}},
+    ):
+        conflict = await _resume(client, app, run, owner, approval=other)
+        assert conflict.status_code == 409, await conflict.get_data(as_text=True)
+
+    _, after = await read_stream(
+        client, app["id"], run["run_id"], owner.headers, after=events[-1]["id"]
+    )
+    assert after[-1]["data"]["payload"]["status"] == "completed"
+    # Applied once: one tool run, one more model call, the edited patch in the draft.
+    assert types(after).count("tool.started") == 1
+    assert len(scripted_openai.bodies) == 2
+    assert "<h1>Reviewed Chat</h1>" in await _draft_file(client, app, owner)
+    # Still idempotent once the run ended; a different decision still 409.
+    late = await _resume(client, app, run, owner, approval=approval)
+    assert late.status_code == 200, await late.get_data(as_text=True)
+    assert (await late.get_json())["status"] == "completed"
+    rejected = await _resume(
+        client, app, run, owner, approval={"request_id": request_id, "decision": "reject"}
+    )
+    assert rejected.status_code == 409
+
+
 async def test_wrong_request_and_missing_decision_are_refused(
     client,
     owner,

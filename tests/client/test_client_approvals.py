@@ -16,6 +16,7 @@ from runwright.client import (
     Client,
     Conflict,
     PendingApproval,
+    RetryPolicy,
     Run,
     ValidationFailed,
 )
@@ -23,6 +24,7 @@ from storage import models as models_store
 from storage.models import BindingSpec
 from tests.client.conftest import Live
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.lossy_proxy import lossy_proxy
 from tests.support.patches import heading_patch
 from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
 from tests.support.webhook_receiver import expected_signature, signature_parts, webhook_receiver
@@ -68,6 +70,47 @@ async def _draft(rw: AsyncClient, app_id: str) -> str:
     state = await rw.builder_state(app_id)
     assert state.current_draft_revision is not None
     return state.current_draft_revision.files["src/App.tsx"]
+
+
+async def test_a_decision_whose_answer_was_lost_to_a_503_is_retried_and_returns_the_run(
+    live: Live,
+    scripted_openai,  # noqa: F811
+):
+    """The server took the decision but the client got 503 (the run answered too late):
+    the client retries, and the repeat of the applied decision answers with the run (it
+    raised Conflict before). The edit is applied once."""
+    async with AsyncClient(live.base_url, live.token) as rw:
+        app_id = await _native_app(live, rw, scripted_openai.base_url)
+        scripted_openai.push(
+            _call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("Done.", usage=USAGE)
+        )
+        run = await rw.create_run(app_id, "Rename the heading", approval_policy="patches")
+        paused, pause_seq = await _paused(rw, app_id, run)
+        assert paused.pending_approval is not None
+        request_id = paused.pending_approval.request_id
+
+        def first_resume(method: str, path: str, n: int) -> bool:
+            return method == "POST" and path.endswith("/resume") and n == 0
+
+        async with (
+            lossy_proxy(live.base_url, first_resume) as proxy,
+            AsyncClient(proxy.base_url, live.token,
+                        retry=RetryPolicy(attempts=3, backoff=0.05)) as lossy,
+        ):  # fmt: skip
+            resumed = await lossy.approve(
+                app_id, run.run_id, request_id, arguments={"patch": OTHER_PATCH}
+            )
+        assert resumed.run_id == run.run_id
+        assert resumed.status in ("queued", "running", "completed")
+        resume_path = f"/admin/apps/{app_id}/coding-agent/runs/{run.run_id}/resume"
+        assert proxy.log == [("POST", resume_path, 503), ("POST", resume_path, 200)]
+
+        assert (await _finished(rw, app_id, run.run_id, pause_seq)).status == "completed"
+        assert "<h1>Reviewed Chat</h1>" in await _draft(rw, app_id)
+        assert len(scripted_openai.bodies) == 2  # decided once, the model asked once more
+        # Another decision on the request that was decided stays a conflict.
+        with pytest.raises(Conflict):
+            await rw.reject(app_id, run.run_id, request_id, message="too late")
 
 
 async def test_approve_with_edits_reject_and_the_apps_default_policy(

@@ -6,6 +6,7 @@ import pytest
 
 from runtime import approvals
 from runtime.runs.errors import ApprovalInvalid, ApprovalNotPending
+from runtime.settings import Settings
 from runtime.tools.specs import TOOLS
 
 COMMANDS = {"coding_agent_run_targeted_tests", "coding_agent_build_worker_precheck"}
@@ -127,7 +128,7 @@ def test_an_edited_patch_is_held_to_the_tools_size_limit() -> None:
         approvals.check_resume(
             pending,
             {"request_id": "r1", "decision": "approve", "arguments": {"diff": patch}},
-            max_patch_bytes=1024,
+            settings=Settings(max_patch_bytes=1024),
         )
 
     approve("é" * 512)  # 1024 UTF-8 bytes: at the limit

@@ -56,6 +56,7 @@ from runtime.runs.errors import (
     RunActorFailed,
     RunNotFound,
     RunNotPaused,
+    RunUnresponsive,
 )
 from runtime.runs.events import EventDraft
 from runtime.runs.lifecycle import RESTARTED_MESSAGE, Phase, RunLifecycle, terminal_event
@@ -91,6 +92,8 @@ class Table:
         if self.row["status"] not in effect.expected:
             return None
         self.row = {**self.row, "status": effect.target, "error_message": effect.error}
+        if effect.resume_payload is not None:  # runs_requeue: COALESCE($2, resume_payload)
+            self.row["resume_payload"] = effect.resume_payload
         self.stored.extend(effect.events)
         if effect.terminal is not None:
             self.stored.append(terminal_event(self.row, effect.terminal))
@@ -554,6 +557,43 @@ def test_a_cancel_during_a_resume_is_carried_out_after_it() -> None:
     final = write(lc, table, lc.loaded(table.row))
     assert final[-3:] == [Answer(canceller, table.row), ReleaseWorkspace(), Finish()]
     assert table.row["status"] == states.CANCELLED
+
+
+def test_a_repeated_decision_is_answered_with_the_run_in_every_phase() -> None:
+    """A retry of a decision that went through (its first answer was a 503) gets the run:
+    while the requeue write is under way it is asked to retry; once the run is queued,
+    running or ended it is answered with the row. Another decision stays refused."""
+    pending = {"request_id": "r1", "tool": "coding_agent_delete_file",
+               "arguments": {"path": "src/a.tsx"}, "editable": True}  # fmt: skip
+    approval = {"request_id": "r1", "decision": "approve", "arguments": {"path": "src/b.tsx"}}
+    table = Table(states.PAUSED, checkpoint={"approval": pending}, resume_payload=None)
+    lc, first = RunLifecycle(), Waiter()
+    lc.resume({}, first, approval)
+    effects = lc.loaded(table.row)
+    [busy] = lc.resume({}, Waiter(), approval)  # the first one's write is under way
+    assert isinstance(busy, Refuse) and isinstance(busy.error, RunUnresponsive)
+    assert write(lc, table, effects)[:2] == [Answer(first, table.row), Resubmit()]
+    assert table.row["resume_payload"] == {"approval": approval}
+
+    [claim] = lc.execute(0)
+    lc.claimed(table.claim(claim))  # type: ignore[arg-type]
+    assert lc.phase is Phase.STARTING
+    again = Waiter()
+    assert lc.resume({}, again, approval) == [Answer(again, table.row)]
+    for other in (
+        {"request_id": "r1", "decision": "reject"},
+        {**approval, "arguments": {"path": "src/c.tsx"}},
+        {**approval, "message": "also this"},
+    ):
+        [refuse] = lc.resume({}, Waiter(), other)
+        assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
+
+    idle, late = RunLifecycle(), Waiter()  # another actor, the run queued (or ended)
+    assert idle.resume({}, late, approval) == [Load()]
+    assert idle.loaded(table.row)[0] == Answer(late, table.row)
+    assert idle.resume({}, Waiter(), {"request_id": "r1", "decision": "reject"}) == [Load()]
+    [refuse, *_] = idle.loaded(table.row)
+    assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
 
 
 # ---- the one transition table ---------------------------------------------------------

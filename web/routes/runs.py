@@ -311,9 +311,11 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         approve runs the call (with edited ``arguments`` if given), reject gives the model
         ``message`` as the call's result. 409 "Run is not paused"; 409
         ``APPROVAL_NOT_PENDING`` (no such pending request); 422 ``APPROVAL_REQUIRED`` or
-        the tool's code for refused edited arguments (e.g. ``PATCH_TOO_LARGE`` over
-        ``RUNWRIGHT_MAX_PATCH_BYTES``, ``BUILDER_PATCH_POLICY_VIOLATION``); 503 when the
-        run's actor could not answer (retry)."""
+        the tool's code and field for edited arguments its own rules refuse (e.g.
+        ``PATCH_TOO_LARGE`` over ``RUNWRIGHT_MAX_PATCH_BYTES``,
+        ``BUILDER_PATCH_POLICY_VIOLATION`` for a path or a command off the allowlist); 503
+        when the run's actor could not answer in time (the resume may still apply: retry;
+        a repeat of the decision the run already took answers 200 with the run)."""
         await authz.run_access(app_id, run_id, WRITE)
         body = await parse_json(ResumeRequest)
         approval = None if body.approval is None else body.approval.model_dump(exclude_none=True)

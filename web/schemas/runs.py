@@ -263,8 +263,10 @@ class ApprovalDecision(BaseModel):
         default=None,
         description=(
             "approve only: run the call with these arguments instead of the model's. "
-            "Validated as the model's are (the path policy and the patch size limit "
-            "apply): 422 with the tool's code (e.g. PATCH_TOO_LARGE) when refused."
+            "Validated at the decision by the tool's own argument rules (path policy, "
+            "command allowlist, the size limit of what it writes): 422 with the tool's "
+            "code (e.g. PATCH_TOO_LARGE, BUILDER_PATCH_POLICY_VIOLATION) and field "
+            "(approval.arguments.<name>) when refused; the run keeps waiting."
         ),
     )
     message: str | None = Field(
@@ -284,7 +286,9 @@ class ResumeRequest(BaseModel):
         description=(
             "Required when the run waits for an approval (422 APPROVAL_REQUIRED otherwise); "
             "409 APPROVAL_NOT_PENDING when the paused run waits for none or request_id is "
-            "not the pending one; 409 'Run is not paused' when the run is not paused."
+            "not the pending one; 409 'Run is not paused' when the run is not paused. "
+            "A repeat of the decision the run already took (same request_id, decision, "
+            "arguments and message) answers 200 with the run: safe to retry after a 503."
         ),
     )
 
