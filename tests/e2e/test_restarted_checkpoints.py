@@ -12,11 +12,9 @@ server in this process, answering each run by its prompt, in order, across attem
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +29,7 @@ from tests.support.openai_script import Reply, hang_reply, text_reply
 from tests.support.patches import add_file
 from tests.support.runs import parse_sse
 from tests.support.scripted_openai import ScriptedOpenAI, ScriptedToolCall, tool_call_reply
+from tests.support.serve_process import until
 
 WITHIN = 120.0  # generous: two processes on a loaded 2-core machine
 CHECKPOINT = "coding_agent_create_checkpoint"
@@ -61,16 +60,6 @@ def in_order(scripts: dict[str, list[Reply]]) -> Callable[[dict[str, Any]], Repl
         return queues[prompt].popleft()
 
     return answer
-
-
-async def until(check: Callable[[], Awaitable[Any]], *, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {within} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 async def events_of(http: httpx.AsyncClient, runs: str, run_id: str) -> list[dict[str, Any]]:

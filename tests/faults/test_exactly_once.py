@@ -12,9 +12,7 @@ event, seqs 1..N without gaps, and the assistant's text exactly once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 import uuid
 from typing import Any
 
@@ -35,6 +33,7 @@ from tests.support.scripted_openai import (
     tool_call_reply,
 )
 from tests.support.seed import Seeder
+from tests.support.serve_process import until
 
 GATE_KEY = 4242
 ANSWER = "I renamed the heading; nothing else changed."
@@ -66,19 +65,6 @@ GATES = {
     "WHEN (NEW.status = 'completed' AND OLD.status <> 'completed') "
     "EXECUTE FUNCTION fault_gate()",
 }
-
-
-async def _until(predicate: Any, *, within: float, what: str) -> Any:
-    """Poll ``predicate()`` (sync or async) until it returns a truthy value."""
-    deadline = time.monotonic() + within
-    while True:
-        value = predicate()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("step", ["AutoApply", "WriteStatus"])
@@ -121,7 +107,7 @@ async def test_a_database_restart_at_a_finish_step_retries_that_step_alone(
                 )
                 return bool(waiting)
 
-            await _until(held, within=90, what=f"the run to reach {step}")
+            await until(held, within=90, what=f"the run to reach {step}")
             # the engine's work was recorded before the finish began
             outcome = await ctl.fetchval(
                 "SELECT engine_outcome FROM agent_runs WHERE id = $1", run_id
@@ -135,7 +121,7 @@ async def test_a_database_restart_at_a_finish_step_retries_that_step_alone(
         def retried() -> bool:
             return any(f"{step} failed" in r.getMessage() for r in caplog.records)
 
-        await _until(retried, within=60, what=f"the actor to retry {step}")
+        await until(retried, within=60, what=f"the actor to retry {step}")
         await cluster.start()
 
         async def finished() -> dict[str, Any] | None:
@@ -145,7 +131,7 @@ async def test_a_database_restart_at_a_finish_step_retries_that_step_alone(
             body = await response.get_json()
             return body if body["status"] not in ("queued", "running") else None
 
-        final = await _until(finished, within=90, what="the run to finish")
+        final = await until(finished, within=90, what="the run to finish")
         assert final["status"] == "completed", final
 
         response = await client.get(runs_url(app["id"], f"/{run_id}/stream"),

@@ -12,10 +12,8 @@ gate, so "executing at once" is observed, never a matter of timing.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ from tests.support.openai_script import Reply, calls_for, per_prompt
 from tests.support.patches import GREETING_PATCH, STYLE_PATCH, add_file, heading_patch
 from tests.support.runs import parse_sse
 from tests.support.scripted_openai import ScriptedOpenAI, ScriptedToolCall, tool_call_reply
+from tests.support.serve_process import until
 
 WITHIN = 120.0  # generous: three processes on a loaded 2-core machine
 ONE_SLOT = {"RUNWRIGHT_MAX_LIVE_RUNS": "1"}
@@ -62,19 +61,6 @@ async def create_native_run(http: httpx.AsyncClient, app_id: str, prompt: str) -
     response = await http.post(runs_path(app_id), json={"input": prompt})
     assert response.status_code == 200, response.text
     return dict(response.json())
-
-
-async def until(check: Any, *, within: float, what: str) -> Any:
-    """Poll ``check()`` (sync or async) until it is truthy; fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {within} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 async def events_of(http: httpx.AsyncClient, app_id: str, run_id: str) -> list[dict[str, Any]]:

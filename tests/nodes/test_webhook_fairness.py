@@ -15,11 +15,11 @@ import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from tests.support.nodes import create_app, seed_owner, start_nodes
+from tests.support.serve_process import until
 from tests.support.webhook_receiver import webhook_receiver
 
 TIMEOUT_SECONDS = 120.0  # an attempt at the black hole holds its slot this long
@@ -62,19 +62,6 @@ async def black_hole() -> AsyncIterator[BlackHole]:
         for writer in hole._held:
             writer.close()
         server.close()
-
-
-async def until(check: Any, *, within: float, what: str) -> Any:
-    """Poll ``check()`` (sync or async) until it is truthy; fail after ``within`` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"not within {within} s: {what}"
-        await asyncio.sleep(0.05)
 
 
 async def tenant_app(http: httpx.AsyncClient) -> str:

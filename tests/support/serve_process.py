@@ -5,9 +5,10 @@ database: :mod:`tests.support.nodes`)."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,15 @@ def serve_env(database_url: str, data_dir: Path, secret: str, **extra: str) -> d
     }
 
 
-async def until(predicate: Callable[[], Awaitable[Any]], *, within: float, what: str) -> Any:
-    """Await ``predicate()`` every 50 ms until it is truthy (its value) or ``within``
-    seconds passed (AssertionError naming ``what``)."""
+async def until(predicate: Callable[[], Any], *, within: float, what: str) -> Any:
+    """Call ``predicate()`` (sync, or async: its result is awaited) every 50 ms until it is
+    truthy (its value) or ``within`` seconds passed (AssertionError naming ``what``)."""
     deadline = time.monotonic() + within
     while True:
-        value = await predicate()
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert time.monotonic() < deadline, f"not within {within} s: {what}"
         await asyncio.sleep(0.05)
