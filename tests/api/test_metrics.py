@@ -181,7 +181,9 @@ async def test_a_native_run_moves_the_model_token_and_command_metrics(
     tool = next(e for e in events if e["data"]["event"] == "tool.completed")
     assert tool["data"]["payload"]["output"]["ok"] is True, tool
 
-    metrics = await scrape(client)
+    done = {"engine": "native", "status": "completed"}
+    # The actor counts the run just after its terminal event is stored.
+    metrics = await scrape_until(client, lambda m: value(m, "runwright_runs_finished_total", done))
     assert value(metrics, "runwright_model_request_seconds_count", {"outcome": "ok"}) == 2
     assert value(metrics, "runwright_model_first_token_seconds_count") == 2
     # The scripted server reports usage when asked (stream_options.include_usage).
@@ -194,7 +196,6 @@ async def test_a_native_run_moves_the_model_token_and_command_metrics(
     assert value(metrics, "runwright_command_duration_seconds_count", ok) == 1
     native = {"engine": "native"}
     assert value(metrics, "runwright_run_first_delta_seconds_count", native) == 1
-    done = {"engine": "native", "status": "completed"}
     assert value(metrics, "runwright_runs_finished_total", done) == 1
 
 
@@ -210,8 +211,10 @@ async def test_a_model_endpoint_that_is_down_counts_as_a_model_error(
     _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
     assert events[-1]["data"]["event"] == "run.failed"
 
-    metrics = await scrape(client)
+    failed = {"engine": "native", "status": "failed"}
+    metrics = await scrape_until(
+        client, lambda m: value(m, "runwright_runs_finished_total", failed)
+    )
     assert value(metrics, "runwright_model_errors_total", {"kind": "connection"}) == 1
     assert value(metrics, "runwright_model_request_seconds_count", {"outcome": "error"}) == 1
-    failed = {"engine": "native", "status": "failed"}
     assert value(metrics, "runwright_runs_finished_total", failed) == 1

@@ -20,9 +20,10 @@ from typing import Any
 import httpx
 
 from storage.database import Database
-from tests.support.metrics import METRICS_TOKEN, metrics_headers, parse, value
+from tests.support.metrics import METRICS_TOKEN, Samples, metrics_headers, parse, value
 from tests.support.runs import parse_sse
 from tests.support.seed import Seeder
+from tests.support.serve_process import until
 
 SECRET = "e2e-secret-0123456789abcdef-0123456789abcdef"
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,11 +128,18 @@ async def test_serve_json_logs_carry_the_ids_of_a_run(database_url: str, tmp_pat
             run_id = created.json()["run_id"]
             stream = await http.get(f"{runs}/{run_id}/stream")
             assert parse_sse(stream.text)[-1]["data"]["event"] == "run.completed"
-            scraped = await http.get("/metrics", headers=metrics_headers())
-            assert scraped.status_code == 200
-    metrics = parse(scraped.text)
+            done = {"engine": "scripted", "status": "completed"}
+
+            async def counted() -> Samples | None:
+                scraped = await http.get("/metrics", headers=metrics_headers())
+                assert scraped.status_code == 200
+                samples = parse(scraped.text)
+                return samples if value(samples, "runwright_runs_finished_total", done) else None
+
+            # The actor counts the run just after its terminal event is stored, so a
+            # client may read that event first.
+            metrics = await until(counted, within=30, what="the finished run counted")
     assert value(metrics, "runwright_runs_created_total", {"engine": "scripted"}) == 1
-    done = {"engine": "scripted", "status": "completed"}
     assert value(metrics, "runwright_runs_finished_total", done) == 1
 
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
