@@ -19,14 +19,18 @@ session with :class:`runtime.engine.Paused` carrying a :class:`PendingApproval` 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from runtime.paths import PathPolicyError
 from runtime.runs.errors import ApprovalInvalid, ApprovalNotPending
 from runtime.settings import Settings
+from runtime.tools.checkpoints import checkpoint_id
 from runtime.tools.errors import ToolError
+from runtime.tools.patch import check_patch_preconditions
+from runtime.tools.selection import NOT_ALLOWED, allowed
 from runtime.tools.specs import PREFIX, spec_for
 
 Policy = Literal["none", "commands", "patches", "all"]
@@ -43,6 +47,9 @@ PATCH_TOOLS: Final = frozenset(
 OPENCODE_PERMISSIONS: Final[dict[str, Category]] = {"bash": "commands", "edit": "patches"}
 
 MAX_MESSAGE_CHARS: Final = 10_000
+
+NATIVE_STATE_KEY: Final = "native"
+"""Where the native engine keeps its loop state in a paused run's checkpoint."""
 
 
 def slug(tool: str) -> str:
@@ -175,12 +182,14 @@ def check_resume(
     approval: Mapping[str, Any] | None,
     *,
     settings: Settings | None = None,
+    selection: Collection[str] | None = None,
 ) -> None:
     """Check a resume's ``approval`` against the paused run's pending request.
 
     A run paused without an approval request resumes as before, with no ``approval``.
     ``settings``: the toolpack's (command allowlist, ``RUNWRIGHT_MAX_PATCH_BYTES``, ...),
-    for edited arguments (:func:`check_arguments`); None: the defaults.
+    for edited arguments (:func:`check_arguments`); None: the defaults. ``selection``: the
+    run's tool selection (:func:`runtime.tools.selection.run_selection`, None: all).
 
     Raises:
         ApprovalNotPending: an ``approval`` for a run not paused on one (409), or a
@@ -214,30 +223,90 @@ def check_resume(
             "This engine cannot run a call with edited arguments; approve or reject it as is",
             "approval.arguments",
         )
-    check_arguments(str(pending.get("tool", "")), arguments, settings)
+    check_arguments(
+        str(pending.get("tool", "")), arguments, settings,
+        selection=selection, files=paused_files(checkpoint),
+    )  # fmt: skip
+
+
+def paused_files(checkpoint: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The workspace a native pause stored (``{path: text}``, the loop state's ``files``
+    under :data:`NATIVE_STATE_KEY`): exactly what the approved call runs on, since the
+    resume restores it first. None when the checkpoint holds none (another engine)."""
+    state = checkpoint.get(NATIVE_STATE_KEY) if isinstance(checkpoint, Mapping) else None
+    files = state.get("files") if isinstance(state, Mapping) else None
+    if not isinstance(files, Mapping):
+        return None
+    return {str(path): text for path, text in files.items() if isinstance(text, str)}
 
 
 def check_arguments(
-    tool: str, arguments: Mapping[str, Any], settings: Settings | None = None
+    tool: str,
+    arguments: Mapping[str, Any],
+    settings: Settings | None = None,
+    *,
+    selection: Collection[str] | None = None,
+    files: Mapping[str, str] | None = None,
 ) -> None:
-    """Validate edited arguments as a model's are (contract 7.2, README "Approving tool
-    calls"): they bind to the tool's fields and pass the tool's own argument rules
-    (:meth:`runtime.tools.specs.ToolSpec.checked_arguments`: the path policy, the command
-    allowlist, the size limit of what it writes), with ``settings`` as the tool has them.
-    The tool checks again when it runs (symlinks, existing files).
+    """Validate edited arguments as a model's call is checked (contract 7.2, README
+    "Approving tool calls"): the run offers the tool (``selection``, the run's tool
+    selection; None: all); the arguments bind to the tool's fields and pass the tool's own
+    argument rules (:meth:`runtime.tools.specs.ToolSpec.checked_arguments`: the tool is
+    switched on, the path policy, the command allowlist, the size limit of what it
+    writes, the form of a checkpoint id), with ``settings`` as the tool has them; an
+    apply_patch's ``expected_hashes`` match ``files``, the paused run's stored workspace
+    (:func:`paused_files`). The tool checks again when it runs (symlinks, existing files);
+    whether a restore's checkpoint belongs to the app needs storage: the run service checks
+    it (:meth:`runtime.runs.service.RunService.resume`).
 
     Raises:
-        ApprovalInvalid: with the tool's code (``TOOL_INPUT_VALIDATION_FAILED``,
-            ``PATCH_TOO_LARGE``, ``BUILDER_PATCH_POLICY_VIOLATION``) and the field at fault
+        ApprovalInvalid: with the tool's code (``TOOL_NOT_ALLOWED``,
+            ``TOOL_INPUT_VALIDATION_FAILED``, ``LEGACY_WRITE_FILE_DISABLED``,
+            ``PATCH_TOO_LARGE``, ``PATCH_PRECONDITION_FAILED``,
+            ``BUILDER_PATCH_POLICY_VIOLATION``) and the field at fault
             (``approval.arguments.<field>``, or ``approval.arguments``).
     """
     spec = spec_for(tool)
     if spec is None:
         return  # not a toolpack tool: nothing to bind the arguments to
+    if not allowed(selection, spec.name):
+        raise ApprovalInvalid(
+            NOT_ALLOWED, f"{spec.name} is not offered to this run (its tools selection)",
+            "approval.arguments",
+        )  # fmt: skip
     try:
-        spec.checked_arguments(dict(arguments), settings or Settings())
+        bound = spec.checked_arguments(dict(arguments), settings or Settings())
+        if spec.slug == "apply_patch" and files is not None:
+            check_patch_preconditions(bound, files)
     except PathPolicyError as exc:
         raise ApprovalInvalid(exc.code, exc.message, f"approval.arguments.{exc.field}") from exc
     except ToolError as exc:
         field = f"approval.arguments.{exc.field}" if exc.field else "approval.arguments"
         raise ApprovalInvalid(exc.code, exc.message, field) from exc
+
+
+def edited_checkpoint_id(
+    checkpoint: Mapping[str, Any] | None,
+    approval: Mapping[str, Any] | None,
+    settings: Settings | None = None,
+) -> uuid.UUID | None:
+    """The checkpoint an approval's edited arguments would have the paused
+    restore_checkpoint call restore, or None: no such edit on the run's pending request,
+    or arguments :func:`check_resume` refuses anyway. Whether that revision belongs to the
+    run's app needs storage: the run service looks it up before the decision is sent
+    (the model's own call is refused by the tool the same way)."""
+    pending = pending_of(checkpoint)
+    arguments = approval.get("arguments") if isinstance(approval, Mapping) else None
+    if pending is None or approval is None or not isinstance(arguments, Mapping):
+        return None
+    if approval.get("decision") != "approve" or approval.get("request_id") != pending.get(
+        "request_id"
+    ):
+        return None
+    spec = spec_for(str(pending.get("tool", "")))
+    if spec is None or spec.slug != "restore_checkpoint":
+        return None
+    try:
+        return checkpoint_id(spec.checked_arguments(dict(arguments), settings or Settings()))
+    except (ToolError, PathPolicyError):
+        return None  # check_resume answers with the tool's detail

@@ -48,6 +48,12 @@ DATABASE_UNAVAILABLE = {
     "message": "The database is unavailable. Retry after the Retry-After delay (seconds).",
 }
 
+IDEMPOTENCY_KEY_REUSED = {
+    "code": "IDEMPOTENCY_KEY_REUSED",
+    "message": "This Idempotency-Key was already used with a different request body.",
+}
+"""A create's or a resume's key repeated with another body (IETF idempotency draft 2.7)."""
+
 # FastAPI's wording for routing failures, so clients see the reference's texts.
 _HTTP_REASONS = {404: "Not Found", 405: "Method Not Allowed"}
 
@@ -164,6 +170,8 @@ def run_error_response(exc: run_errors.RunError) -> tuple[int, Any]:
             return 409, detail
         case run_errors.ApprovalInvalid():
             return 422, {"code": exc.code, "field": exc.field, "message": exc.message}
+        case run_errors.ResumeKeyReused():
+            return 422, IDEMPOTENCY_KEY_REUSED
         case run_errors.RunUnresponsive():
             return 503, "The run did not answer in time; try again"
         case run_errors.RunActorFailed():

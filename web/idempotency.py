@@ -1,4 +1,6 @@
-"""``Idempotency-Key`` on run creation (IETF draft-ietf-httpapi-idempotency-key-header).
+"""``Idempotency-Key`` on run creation and resume (IETF draft-ietf-httpapi-idempotency-
+key-header). Resume: :func:`resume_key`; the run itself keeps the key of each resume it
+applied (:mod:`runtime.runs.resume_keys`). Creation:
 
 - The key is scoped to the caller: (tenant, app, principal). Another principal's identical
   key is a different key.
@@ -24,21 +26,19 @@ from typing import Any
 
 from quart import request
 
+from runtime.runs.resume_keys import ResumeKey
 from runtime.tasks import cancel_and_wait
 from storage import idempotency as store
 from storage.database import Database
 from storage.errors import StorageError
 from storage.idempotency import IdempotencyKey, StoredKey
-from web.errors import ApiError
+from web.errors import IDEMPOTENCY_KEY_REUSED, ApiError
 
 log = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255
-REUSED = {
-    "code": "IDEMPOTENCY_KEY_REUSED",
-    "message": "This Idempotency-Key was already used with a different request body.",
-}
+REUSED = IDEMPOTENCY_KEY_REUSED
 EXPIRED_MEANWHILE = {
     "code": "IDEMPOTENCY_KEY_BUSY",
     "message": "This Idempotency-Key changed hands while the request ran; retry it.",
@@ -107,10 +107,30 @@ async def request_key(
     if header is None:
         return None
     key = parse_key(header)
-    body = json.loads(await request.get_data(as_text=False))
+    return IdempotencyKey(tenant_id, app_id, principal, key, await _fingerprint(), ttl_seconds)
+
+
+async def resume_key(principal: str) -> ResumeKey | None:
+    """The current resume request's key (None without the header), scoped to
+    ``principal``, with the fingerprint of its body (:mod:`runtime.runs.resume_keys`).
+    Call after the body was validated.
+
+    Raises:
+        ApiError: 422 for a malformed header (:func:`parse_key`).
+    """
+    header = request.headers.get(HEADER)
+    if header is None:
+        return None
+    return ResumeKey.of(principal, parse_key(header), await _fingerprint())
+
+
+async def _fingerprint() -> str:
+    """sha256 hex of the request body in canonical JSON (whitespace and member order do
+    not matter; an empty body counts as ``{}``)."""
+    data = await request.get_data(as_text=False)
+    body = json.loads(data) if data.strip() else {}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    fingerprint = hashlib.sha256(canonical.encode()).hexdigest()
-    return IdempotencyKey(tenant_id, app_id, principal, key, fingerprint, ttl_seconds)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def replay(stored: StoredKey, key: IdempotencyKey) -> Any:

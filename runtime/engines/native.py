@@ -90,7 +90,7 @@ MAX_TOOL_MESSAGE_CHARS = 60_000
 """A tool envelope longer than this (as JSON) is cut before it goes back to the model."""
 
 USER_SCOPE_ERROR = "Coding-agent tools require a user-scoped run"
-STATE_KEY = "native"
+STATE_KEY = approvals.NATIVE_STATE_KEY
 """The key of the loop's state in a paused run's checkpoint."""
 STATE_VERSION = 1
 MODEL_ERROR_CODE = "MODEL_ENDPOINT_ERROR"

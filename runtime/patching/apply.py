@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,19 +199,39 @@ def is_binary_patch(patch: str) -> bool:
 
 
 def check_preconditions(root: Path, expected: Mapping[str, str]) -> list[Failure]:
-    """Compare files with expected sha256 hex digests; one failure per mismatch.
+    """Compare files under ``root`` with expected sha256 hex digests; one failure per
+    mismatch (:func:`stale_preconditions`).
 
     Raises:
         _Rejected: a key breaks the path policy.
+    """
+
+    def read(relative: str) -> bytes | None:
+        target = resolve_inside(root, relative)
+        return target.read_bytes() if target.is_file() else None
+
+    return stale_preconditions(expected, read)
+
+
+def stale_preconditions(
+    expected: Mapping[str, str], read: Callable[[str], bytes | None]
+) -> list[Failure]:
+    """The ``expected_hashes`` rule (contract 7.3): each key, a workspace path, must name
+    a file whose sha256 hex digest is its value (optional ``sha256:`` prefix, any case);
+    one failure per mismatch or missing file. ``read(relative)``: the file's bytes, None
+    when it does not exist; the apply reads the workspace, an approval check a paused
+    run's stored files.
+
+    Raises:
+        _Rejected: a key breaks the path policy (``read`` may raise PathPolicyError too).
     """
     failures: list[Failure] = []
     for raw_path, raw_digest in expected.items():
         try:
             relative = normalize_path(raw_path, field="expected_hashes", check_extension=False)
-            target = resolve_inside(root, relative)
+            data = read(relative)
         except PathPolicyError as error:
             raise _Rejected(str(raw_path), error.message) from error
-        data = target.read_bytes() if target.is_file() else None
         wanted = str(raw_digest).strip().lower().removeprefix("sha256:")
         if data is None or hashlib.sha256(data).hexdigest() != wanted:
             lines = TextFile.from_bytes(data).lines if data is not None else []

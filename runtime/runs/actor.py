@@ -183,8 +183,8 @@ class RunActor(pykka.ThreadingActor):
                 effects = lc.stop_overdue()
             case Cancel(reply=reply, discard=discard):
                 effects = lc.cancel(reply, discard=discard)
-            case Resume(payload=payload, reply=reply, approval=approval):
-                effects = lc.resume(payload, reply, approval)
+            case Resume(payload=payload, reply=reply, approval=approval, key=key):
+                effects = lc.resume(payload, reply, approval, key)
             case ExpireApproval():
                 effects = lc.expire_approval()
             case Reconcile(policy=policy):

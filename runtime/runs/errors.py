@@ -121,6 +121,10 @@ class ApprovalInvalid(RunError):
         self.field = field
 
 
+class ResumeKeyReused(RunError):
+    """A resume's ``Idempotency-Key`` was applied to this run with another body (422)."""
+
+
 class SessionNotFound(RunError):
     """The session does not exist in this app and tenant (docs/design.md 10)."""
 

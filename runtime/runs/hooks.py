@@ -9,6 +9,7 @@ from typing import Any
 from runtime.checkpoints import Checkpoints, workspace_origin
 from runtime.engine import Engine, PendingWorkspace, ResumeState, RunContext
 from runtime.model_credentials import ModelTargets
+from runtime.runs import resume_keys
 from runtime.runs.deps import AppliedRevision
 from runtime.sessions.history import SessionHistory
 
@@ -77,7 +78,8 @@ class StoreRunHooks:
         model = await self._models.target(row["resolved_model_id"])
         resume = None
         if row["checkpoint"] is not None:
-            resume = ResumeState(payload=row["resume_payload"] or {}, checkpoint=row["checkpoint"])
+            payload = resume_keys.engine_payload(row["resume_payload"])  # without the keys
+            resume = ResumeState(payload=payload, checkpoint=row["checkpoint"])
         workspace = pending = None
         if self._uses_workspace(row):
             fresh = attempt == 0 and resume is None

@@ -51,7 +51,7 @@ from runtime.engine import (
     Transcript,
     UsageReported,
 )
-from runtime.runs import states
+from runtime.runs import resume_keys, states
 from runtime.runs.effects import (
     Answer,
     Answerable,
@@ -83,10 +83,12 @@ from runtime.runs.errors import (
     RunUnresponsive,
 )
 from runtime.runs.events import EventDraft
+from runtime.runs.resume_keys import ResumeKey
 from runtime.runs.run_object import run_object
 from runtime.runs.translate import EventMapper
 from runtime.sessions.history import run_turns
 from runtime.settings import Settings
+from runtime.tools.selection import run_selection
 
 RESTARTED_MESSAGE = "Run was interrupted: the Runwright process running it stopped or restarted"
 SHUTDOWN_MESSAGE = "Run was stopped: the Runwright process running it shut down"
@@ -130,6 +132,7 @@ class _Resume:
     payload: dict[str, Any]
     reply: Answerable
     approval: dict[str, Any] | None = None
+    key: ResumeKey | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,24 +272,34 @@ class RunLifecycle:
         return []
 
     def resume(
-        self, payload: dict[str, Any], reply: Answerable, approval: dict[str, Any] | None = None
+        self,
+        payload: dict[str, Any],
+        reply: Answerable,
+        approval: dict[str, Any] | None = None,
+        key: ResumeKey | None = None,
     ) -> list[Effect]:
         """Resume a paused run with ``payload`` (contract 1.6) and, for a run paused on an
         approval request, the decision ``approval`` (checked against the pending request
         by :func:`runtime.approvals.check_resume`; stored as the payload's ``approval``).
+        ``key``: the request's ``Idempotency-Key`` (:mod:`runtime.runs.resume_keys`),
+        stored with the resume.
 
-        A repeat of the decision the run's last resume applied (:meth:`_applied`: a retry
-        after a 503 whose command went through anyway) is answered with the run, not
-        refused; while that resume's own write is under way the repeat is asked to retry."""
+        A repeat of a resume the run applied (:meth:`_applied`: its key, or the decision
+        its last resume stored; a retry after a 503 whose command went through anyway) is
+        answered with the run, not refused nor applied again; while that resume's own write
+        is under way the repeat is asked to retry."""
         if self.phase in EXECUTING or self.phase is Phase.WRITING:
             if isinstance(self._write, _Requeued) and self._write.reply is not None:
                 return [Refuse(reply, RunUnresponsive("The run is busy; try again"))]
-            if self.row is not None and self._applied(self.row, approval):
-                return [Answer(reply, self.row)]
+            try:
+                if self.row is not None and self._applied(self.row, approval, key):
+                    return [Answer(reply, self.row)]
+            except RunError as exc:
+                return [Refuse(reply, exc)]
             return [Refuse(reply, RunNotPaused("Run is not paused"))]
         if self.phase is Phase.LOADING:  # busy deciding another command: ask again
             return [Refuse(reply, RunUnresponsive("The run is busy; try again"))]
-        return self._load(_Resume(payload, reply, approval))
+        return self._load(_Resume(payload, reply, approval, key))
 
     def expire_approval(self) -> list[Effect]:
         """The sweep found the run paused on an approval past its timeout: fail it closed
@@ -353,19 +366,21 @@ class RunLifecycle:
                     # another node owns it; report it unchanged.
                     return self._settled()
                 return self._write_terminal(states.CANCELLED, CANCELLED_DIAGNOSTICS)
-            case _Resume(payload=payload, reply=reply, approval=approval):
-                if row is not None and self._applied(row, approval):
-                    return [Answer(reply, row), *self._settled()]
-                if row is None or row["status"] != states.PAUSED:
-                    return [Refuse(reply, RunNotPaused("Run is not paused")), *self._settled()]
+            case _Resume(payload=payload, reply=reply, approval=approval, key=key):
                 try:
+                    if row is not None and self._applied(row, approval, key):
+                        return [Answer(reply, row), *self._settled()]
+                    if row is None or row["status"] != states.PAUSED:
+                        raise RunNotPaused("Run is not paused")
                     approvals.check_resume(
-                        row.get("checkpoint"), approval, settings=self._tool_settings
-                    )
+                        row.get("checkpoint"), approval, settings=self._tool_settings,
+                        selection=run_selection(row["input_params"]),
+                    )  # fmt: skip
                 except RunError as exc:
                     return [Refuse(reply, exc), *self._settled()]
                 if approval is not None:
                     payload = {**payload, "approval": approval}
+                payload = resume_keys.with_key(payload, row.get("resume_payload"), key)
                 return self._write_status(
                     _Requeued(reply),
                     WriteStatus(
@@ -622,10 +637,19 @@ class RunLifecycle:
         )  # fmt: skip
 
     @staticmethod
-    def _applied(row: dict[str, Any], approval: dict[str, Any] | None) -> bool:
-        """Whether ``approval`` is the decision ``row``'s last resume stored
-        (:func:`runtime.approvals.same_decision`) and no longer pending: the run left that
-        pause (queued, running, ended, or paused on another request)."""
+    def _applied(
+        row: dict[str, Any], approval: dict[str, Any] | None, key: ResumeKey | None = None
+    ) -> bool:
+        """Whether this resume already applied: ``row`` holds its ``key``
+        (:func:`runtime.runs.resume_keys.applied`), or ``approval`` is the decision ``row``'s
+        last resume stored (:func:`runtime.approvals.same_decision`) and no longer pending:
+        the run left that pause (queued, running, ended, or paused on another request).
+
+        Raises:
+            ResumeKeyReused: ``key`` was applied with another body.
+        """
+        if resume_keys.applied(row.get("resume_payload"), key):
+            return True
         if approval is None:
             return False
         if row["status"] == states.PAUSED:

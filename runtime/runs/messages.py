@@ -11,6 +11,7 @@ from typing import Any
 
 from runtime.bridge import Reply
 from runtime.engine import CancelOutcome
+from runtime.runs.resume_keys import ResumeKey
 
 # ---- to the Supervisor -------------------------------------------------------------------
 
@@ -137,6 +138,8 @@ class Resume:
     reply: Reply[dict[str, Any]]
     #: The decision on the run's pending approval request (the resume body's ``approval``).
     approval: dict[str, Any] | None = None
+    #: The request's ``Idempotency-Key`` (:mod:`runtime.runs.resume_keys`), or None.
+    key: ResumeKey | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pykka
 
-from runtime import redact
+from runtime import approvals, redact
 from runtime.bridge import LoopPort, Reply, ReplyTimeout
 from runtime.cluster import channels
 from runtime.cluster.listener import Listener
@@ -28,11 +28,13 @@ from runtime.engine import Engine, EngineError, EngineUnavailable, PreflightRequ
 from runtime.messages import prepare_messages
 from runtime.metrics import Metrics
 from runtime.model_credentials import ModelTargets
+from runtime.paths import POLICY_CODE
 from runtime.runs import states
 from runtime.runs.broker import Broker
 from runtime.runs.deps import RunDeps, RunHooks
 from runtime.runs.errors import (
     AppNotFound,
+    ApprovalInvalid,
     EngineRefused,
     InputRequired,
     ModelUnavailable,
@@ -61,12 +63,14 @@ from runtime.runs.messages import (
 )
 from runtime.runs.queue import RunQueue
 from runtime.runs.relay import CommandRelay
+from runtime.runs.resume_keys import ResumeKey
 from runtime.runs.run_object import run_object
 from runtime.runs.supervisor import Supervisor
 from runtime.runs.writer import EventWriter
 from runtime.sessions.strategy import FollowUp, follow_up
 from runtime.settings import Settings
 from runtime.tasks import cancel_and_wait
+from storage import apps as apps_store
 from storage.database import Database
 from storage.errors import StorageError
 from storage.events import EventStore
@@ -638,18 +642,47 @@ class RunService:
         run_id: uuid.UUID,
         payload: dict[str, Any],
         approval: dict[str, Any] | None = None,
+        key: ResumeKey | None = None,
     ) -> dict[str, Any]:
         """Resume a paused run with ``payload`` (contract 1.6, docs/design.md 8.4) and, when
         it is paused on an approval request, the decision ``approval``
-        (``{request_id, decision, arguments?, message?}``, issue 12).
+        (``{request_id, decision, arguments?, message?}``, issue 12). ``key``: the
+        request's ``Idempotency-Key``; a resume the run already applied under it is answered
+        with the run as it is now (:mod:`runtime.runs.resume_keys`).
 
         Raises:
             RunNotPaused: the run is not paused.
             ApprovalNotPending, ApprovalInvalid: see :func:`runtime.approvals.check_resume`.
+            ResumeKeyReused: ``key`` was applied to this run with another body.
             RunUnresponsive, RunActorFailed: as for :meth:`cancel`.
         """
+        if approval is not None:
+            await self._check_edited_checkpoint(run_id, approval)
         reply: Reply[dict[str, Any]] = Reply(asyncio.get_running_loop())
-        return await self._command(run_id, Resume(payload, reply, approval), reply)
+        return await self._command(run_id, Resume(payload, reply, approval, key), reply)
+
+    async def _check_edited_checkpoint(self, run_id: uuid.UUID, approval: dict[str, Any]) -> None:
+        """An approval that edits a paused restore_checkpoint's id must name a revision of
+        the run's app, as the tool requires of the model's id
+        (:func:`runtime.approvals.edited_checkpoint_id`). Read here, before the command:
+        the lifecycle does no I/O, and revisions never move between apps.
+
+        Raises:
+            ApprovalInvalid: ``BUILDER_PATCH_POLICY_VIOLATION`` on
+                ``approval.arguments.checkpoint_revision_id`` (the tool's code and text).
+        """
+        row = await self.runs.get(run_id)
+        if row is None:
+            return  # the command answers 404
+        revision_id = approvals.edited_checkpoint_id(row.get("checkpoint"), approval, self.settings)
+        if revision_id is None:
+            return
+        app_id = row["published_app_id"]
+        if await apps_store.get_revision(self.db, revision_id=revision_id, app_id=app_id) is None:
+            raise ApprovalInvalid(
+                POLICY_CODE, "Checkpoint does not belong to this app",
+                "approval.arguments.checkpoint_revision_id",
+            )  # fmt: skip
 
     async def _command(
         self, run_id: uuid.UUID, command: Any, reply: Reply[dict[str, Any]]

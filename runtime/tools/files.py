@@ -36,14 +36,20 @@ def check_path_arguments(args: dict[str, Any], settings: Settings) -> None:
 
 def check_write_arguments(args: dict[str, Any], settings: Settings) -> None:
     """Argument rules of write_file, applied before it writes and to an approver's edited
-    arguments: ``path`` passes the full path policy and ``content`` fits the size limit
-    of what a tool writes (``max_patch_bytes``, :func:`runtime.patching.apply.size_refusal`:
-    a whole-file write is held to what a patch writing the file may hold).
+    arguments: the tool is switched on (``enable_legacy_write_file``), ``path`` passes the
+    full path policy and ``content`` fits the size limit of what a tool writes
+    (``max_patch_bytes``, :func:`runtime.patching.apply.size_refusal`: a whole-file write
+    is held to what a patch writing the file may hold).
 
     Raises:
-        ToolError: ``PATCH_TOO_LARGE`` (field ``content``).
+        ToolError: ``LEGACY_WRITE_FILE_DISABLED``; ``PATCH_TOO_LARGE`` (field ``content``).
         PathPolicyError: ``path`` breaks the policy.
     """
+    if not settings.enable_legacy_write_file:
+        raise ToolError(
+            "coding_agent_write_file is deprecated and disabled; use coding_agent_apply_patch",
+            code=LEGACY_WRITE_DISABLED,
+        )
     check_path_arguments(args, settings)
     too_large = size_refusal(str(args["content"]), settings.max_patch_bytes, what="content")
     if too_large is not None:
@@ -143,15 +149,8 @@ async def write_file(args: dict[str, Any], ctx: ToolContext, settings: Settings)
     Returns ``{sandbox_id, path, status: "written", revision_token}``.
 
     Raises:
-        ToolError: ``LEGACY_WRITE_FILE_DISABLED`` when the setting is off; see also
-            :func:`check_write_arguments`.
-        PathPolicyError: see :func:`check_write_arguments`.
+        ToolError, PathPolicyError: see :func:`check_write_arguments`.
     """
-    if not settings.enable_legacy_write_file:
-        raise ToolError(
-            "coding_agent_write_file is deprecated and disabled; use coding_agent_apply_patch",
-            code=LEGACY_WRITE_DISABLED,
-        )
     check_write_arguments(args, settings)
     ws = ctx.workspace
     token = await asyncio.to_thread(ws.write_text, args["path"], args["content"])

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from runtime.patching import codes as patch_codes
-from runtime.patching.apply import parse_patch, size_refusal
+from runtime.patching.apply import parse_patch, size_refusal, stale_preconditions
 from runtime.paths import normalize_path
 from runtime.settings import Settings
 from runtime.tools.commands import verification_runs
@@ -54,6 +55,33 @@ def check_patch_arguments(args: dict[str, Any], settings: Settings) -> None:
         for path in (op.path, op.move_to):
             if path:
                 normalize_path(path, field="patch", check_extension=op.kind != "delete")
+    for path in _expected_hashes(args["expected_hashes"]) or {}:
+        normalize_path(path, field="expected_hashes", check_extension=False)
+
+
+def check_patch_preconditions(args: dict[str, Any], files: Mapping[str, str]) -> None:
+    """The ``expected_hashes`` of apply_patch's bound ``args`` against ``files``, the
+    workspace as ``{path: text}`` the call will run on (a paused run's stored workspace,
+    which its resume restores before the approved call runs): the patch engine's own rule
+    (:func:`runtime.patching.apply.stale_preconditions`), applied before the call runs.
+    Keys must already have passed :func:`check_patch_arguments`.
+
+    Raises:
+        ToolError: ``PATCH_PRECONDITION_FAILED`` (field ``expected_hashes``) naming the
+            files that are missing or differ.
+    """
+    hashes = _expected_hashes(args["expected_hashes"])
+    if not hashes:
+        return
+    stored = {normalize_path(p, check_extension=False): t.encode() for p, t in files.items()}
+    stale = stale_preconditions(hashes, stored.get)
+    if stale:
+        names = ", ".join(failure.path for failure in stale)
+        raise ToolError(
+            f"expected_hashes do not match the workspace for: {names}",
+            code=patch_codes.PATCH_PRECONDITION_FAILED,
+            field="expected_hashes",
+        )
 
 
 async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -225,6 +225,7 @@ TOOLS: tuple[ToolSpec, ...] = (
                "checkpointRevisionId", "revision_id"), required=True,
                description="Checkpoint revision id"),),
         checkpoints.restore_checkpoint,
+        checkpoints.check_restore_arguments,
     ),
 )  # fmt: skip
 

@@ -93,10 +93,9 @@ class Call(Generic[T]):
         parse_response: when set, turns the whole 2xx response into the result instead
             of ``parse`` (for answers whose headers carry part of it: a run list page).
         replayable: sending it twice has the effect of sending it once (GET, cancel,
-            create with its ``Idempotency-Key``, and an approval decision), so a failure
-            after it may have reached the server can be retried too. Other calls retry only
-            connection refused, 429 and 503 (a resume's 503 may come after its command went
-            through: see :func:`resume_run`).
+            create and resume with their ``Idempotency-Key``), so a failure after it may
+            have reached the server can be retried too. Other calls retry only connection
+            refused, 429 and 503.
     """
 
     method: str
@@ -112,7 +111,7 @@ class Call(Generic[T]):
         """True when an answer with ``status`` may be retried."""
         if status in (429, 503):
             # Refused, or not answered in time. A 503 from resume may come after its command
-            # went through: a repeated decision then answers with the run (resume_run).
+            # went through: the repeat's Idempotency-Key then answers with the run.
             return True
         return self.replayable and status in RETRY_STATUSES
 
@@ -316,18 +315,20 @@ def resume_run(
     run_id: uuid.UUID | str,
     payload: dict[str, Any] | None = None,
     approval: dict[str, Any] | None = None,
+    idempotency_key: str | None = None,
 ) -> Call[Run]:
     """``POST .../resume`` (with ``approval``, the decision on the run's pending approval
-    request: ``{request_id, decision, arguments?, message?}``). With ``approval`` it is
-    replayable: the server answers a repeat of a decision it applied with the run (README
-    "Approving tool calls"). Without, it is not (a second resume answers 409 "Run is not
-    paused"), and a retried 503 may meet that 409 although the first resume went through
-    (a 503 says the run did not answer in time, not that nothing was done)."""
+    request: ``{request_id, decision, arguments?, message?}``) with an ``Idempotency-Key``
+    (a fresh UUID unless given), the same on every retry of this call: the run keeps the
+    key of the resume it applied and answers a repeat with the run as it is now, never
+    resuming it twice (README "Approving tool calls"), so it is replayable. A 503 says the
+    run did not answer in time, not that nothing was done: the retry settles it."""
     body: dict[str, Any] = {"payload": payload or {}}
     if approval is not None:
         body["approval"] = approval
+    key = idempotency_key or str(uuid.uuid4())
     return Call("POST", runs_path(app_id, _run_suffix(run_id, "/resume")), Run.model_validate,
-                json_body=body, replayable=approval is not None)  # fmt: skip
+                json_body=body, headers={"Idempotency-Key": sf_string(key)})  # fmt: skip
 
 
 def decide(

@@ -210,11 +210,15 @@ class Client:
         run_id: uuid.UUID | str,
         payload: dict[str, Any] | None = None,
         approval: dict[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
     ) -> Run:
         """Resume a paused run with ``payload`` (409 :class:`Conflict` if not paused) and,
         for a run waiting on an approval request, ``approval``: ``{request_id, decision:
-        "approve" | "reject", arguments?, message?}``."""
-        return self._perform(_core.resume_run(app_id, run_id, payload, approval))
+        "approve" | "reject", arguments?, message?}``. Sends an ``Idempotency-Key``
+        (``idempotency_key``, else a fresh one), so retries never resume twice."""
+        call = _core.resume_run(app_id, run_id, payload, approval, idempotency_key)
+        return self._perform(call)
 
     # --- approvals ---------------------------------------------------------------------
 

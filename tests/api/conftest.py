@@ -1,4 +1,5 @@
-"""API-test fixtures: an owner, an app, and the scripted engine switched on."""
+"""API-test fixtures: an owner, an app, and the scripted engine switched on; an app whose
+tenant's default model is the scripted OpenAI server (``native_app``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from storage import models as models_store
 from storage.models import BindingSpec
 from tests.support.api import create_app_via_api
+from tests.support.fixtures_openai import scripted_openai  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -44,3 +46,16 @@ def make_model(db):
         return model.id
 
     return make
+
+
+@pytest.fixture
+async def native_app(
+    client,
+    owner,
+    make_model,
+    scripted_openai,  # noqa: F811
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(app, draft)`` of an app whose tenant's default model is ``scripted_openai``
+    (native runs on it ask the scripted server)."""
+    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
+    return await create_app_via_api(client, owner.headers)

@@ -6,15 +6,13 @@ is never asked again for work already done; a pause without a decision fails clo
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.approvals import call, draft_file, paused, resume
 from tests.support.patches import heading_patch
 from tests.support.runs import create_run, decide, read_stream, runs_url, types, wait_status
-from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
+from tests.support.scripted_openai import text_reply
 
 GOOD_PATCH = heading_patch("Runwright Chat")
 OTHER_PATCH = heading_patch("Reviewed Chat")
@@ -28,51 +26,19 @@ def settings(make_settings):
     return make_settings(scripted_engine_enabled=True, approval_sweep_seconds=0.1)
 
 
-@pytest.fixture
-async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
-    return app
-
-
-def _call(name: str, **arguments: Any):
-    return tool_call_reply(ScriptedToolCall(name, arguments))
-
-
-async def _paused(client, app, owner, **create: Any) -> tuple[dict[str, Any], list[dict]]:
-    """Create a run, read its stream to the pause; returns (run, events)."""
-    run = await create_run(client, app["id"], owner.headers, **create)
-    _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
-    assert types(events)[-2:] == ["approval.requested", "run.completed"], types(events)
-    assert events[-1]["data"]["payload"]["status"] == "paused"
-    return run, events
-
-
-async def _resume(client, app, run, owner, **body: Any):
-    return await client.post(
-        runs_url(app["id"], f"/{run['run_id']}/resume"), json=body, headers=owner.headers
-    )
-
-
-async def _draft_file(client, app, owner) -> str:
-    response = await client.get(f"/admin/apps/{app['id']}/builder/state", headers=owner.headers)
-    state = await response.get_json()
-    return str(state["current_draft_revision"]["files"]["src/App.tsx"])
-
-
 async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
     client,
     owner,
     native_app,
     scripted_openai,  # noqa: F811
 ):
-    app = native_app
+    app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_read_file_range", path="src/App.tsx", start_line=30, end_line=40),
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_read_file_range", path="src/App.tsx", start_line=30, end_line=40),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         text_reply("Renamed the heading."),
     )
-    run, events = await _paused(
+    run, events = await paused(
         client, app, owner, input="Rename the heading", approval_policy="patches"
     )
     # The read ran without asking; the patch waits.
@@ -83,7 +49,7 @@ async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
     assert request["payload"]["arguments"] == {"patch": GOOD_PATCH}
     assert "revision.created" not in types(events)
     assert len(scripted_openai.bodies) == 2
-    assert "Runwright Chat" not in await _draft_file(client, app, owner)
+    assert "Runwright Chat" not in await draft_file(client, app, owner)
     # The run object says what it waits on (a client that polls needs no stream).
     waiting = await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
     assert waiting["approval_policy"] == "patches"
@@ -92,7 +58,7 @@ async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
     assert pending["tool"] == "coding_agent_apply_patch" and pending["expires_at"]
     assert events[-1]["data"]["payload"]["pending_approval"] == pending
 
-    response = await _resume(
+    response = await resume(
         client, app, run, owner,
         approval={"request_id": request["payload"]["request_id"], "decision": "approve"},
     )  # fmt: skip
@@ -113,7 +79,7 @@ async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
     last = scripted_openai.bodies[2]["messages"]
     assert last[-1]["role"] == "tool" and '"error"' not in last[-1]["content"]
     assert any(m.get("tool_calls") for m in last if m["role"] == "assistant")
-    assert "<h1>Runwright Chat</h1>" in await _draft_file(client, app, owner)
+    assert "<h1>Runwright Chat</h1>" in await draft_file(client, app, owner)
 
 
 async def test_reject_tells_the_model_why(
@@ -122,12 +88,12 @@ async def test_reject_tells_the_model_why(
     native_app,
     scripted_openai,  # noqa: F811
 ):
-    app = native_app
+    app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         text_reply("Understood, I left the heading alone."),
     )
-    run, events = await _paused(client, app, owner, input="Rename it", approval_policy="all")
+    run, events = await paused(client, app, owner, input="Rename it", approval_policy="all")
     request_id = events[-2]["data"]["payload"]["request_id"]
     after = await decide(
         client, app["id"], run["run_id"], owner.headers, events[-1]["id"],
@@ -140,7 +106,7 @@ async def test_reject_tells_the_model_why(
     told = scripted_openai.bodies[1]["messages"][-1]
     assert told["role"] == "tool"
     assert "Keep the old heading, marketing likes it" in told["content"]
-    assert "Runwright Chat" not in await _draft_file(client, app, owner)
+    assert "Runwright Chat" not in await draft_file(client, app, owner)
 
 
 async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
@@ -149,12 +115,12 @@ async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
     native_app,
     scripted_openai,  # noqa: F811
 ):
-    app = native_app
+    app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         text_reply("Done with your version."),
     )
-    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
     request_id = events[-2]["data"]["payload"]["request_id"]
 
     # Edited arguments that leave the workspace: 422, and the run still waits.
@@ -162,7 +128,7 @@ async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
         ({"patch": ESCAPING_PATCH}, "BUILDER_PATCH_POLICY_VIOLATION"),
         ({"diff": "   "}, "TOOL_INPUT_VALIDATION_FAILED"),
     ):
-        refused = await _resume(
+        refused = await resume(
             client, app, run, owner,
             approval={"request_id": request_id, "decision": "approve", "arguments": bad},
         )  # fmt: skip
@@ -177,7 +143,7 @@ async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
     assert after[-1]["data"]["payload"]["status"] == "completed"
     started = next(e["data"] for e in after if e["data"]["event"] == "tool.started")
     assert started["payload"]["input"] == {"patch": OTHER_PATCH}
-    assert "<h1>Reviewed Chat</h1>" in await _draft_file(client, app, owner)
+    assert "<h1>Reviewed Chat</h1>" in await draft_file(client, app, owner)
     told = json.loads(scripted_openai.bodies[1]["messages"][-1]["content"])
     assert told["reviewer_edited_arguments"] == {"patch": OTHER_PATCH}
 
@@ -196,16 +162,16 @@ async def test_an_edited_patch_over_the_size_limit_is_refused_at_the_decision(
     scripted_openai,  # noqa: F811
     settings,
 ):
-    app = native_app
+    app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         text_reply("Done with your version."),
     )
-    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
     request_id = events[-2]["data"]["payload"]["request_id"]
 
     big = _new_file_patch(settings.max_patch_bytes)
-    refused = await _resume(
+    refused = await resume(
         client, app, run, owner,
         approval={"request_id": request_id, "decision": "approve", "arguments": {"patch": big}},
     )  # fmt: skip
@@ -222,14 +188,14 @@ async def test_an_edited_patch_over_the_size_limit_is_refused_at_the_decision(
         request_id=request_id, decision="approve", arguments={"patch": OTHER_PATCH},
     )  # fmt: skip
     assert after[-1]["data"]["payload"]["status"] == "completed"
-    assert "<h1>Reviewed Chat</h1>" in await _draft_file(client, app, owner)
+    assert "<h1>Reviewed Chat</h1>" in await draft_file(client, app, owner)
 
 
 BIG = "x" * 240_001  # over the default RUNWRIGHT_MAX_PATCH_BYTES (240000)
 
 
 @pytest.mark.parametrize(
-    ("policy", "call", "edited", "code", "field", "message"),
+    ("policy", "asked", "edited", "code", "field", "message"),
     [
         # A command off the sandbox's allowlist, or one with a shell metacharacter.
         ("commands", {"command": "npm run lint"}, {"command": "curl http://example.com"},
@@ -239,10 +205,12 @@ BIG = "x" * 240_001  # over the default RUNWRIGHT_MAX_PATCH_BYTES (240000)
          "BUILDER_PATCH_POLICY_VIOLATION", "command", None),
         ("commands", {"command": "npm run lint"}, {"command": ["npm", "run", "lint", "|"]},
          "BUILDER_PATCH_POLICY_VIOLATION", "command", None),
-        # What a tool writes is held to the patch size limit.
+        # A tool switched off takes no edit (RUNWRIGHT_ENABLE_LEGACY_WRITE_FILE is off by
+        # default; tests/api/test_approval_edits.py holds a switched-on write to the limit).
         ("patches", {"path": "src/New.tsx", "content": "x"},
-         {"path": "src/New.tsx", "content": BIG}, "PATCH_TOO_LARGE", "content",
-         "content is 240001 bytes; the limit is 240000 bytes"),
+         {"path": "src/New.tsx", "content": "y"}, "LEGACY_WRITE_FILE_DISABLED", None,
+         "coding_agent_write_file is deprecated and disabled; use coding_agent_apply_patch"),
+        # What a tool writes is held to the patch size limit.
         ("patches", {"path": "src/App.tsx", "old_text": "a", "new_text": "b"},
          {"path": "src/App.tsx", "old_text": "a", "new_text": BIG}, "PATCH_TOO_LARGE",
          "new_text", "new_text is 240001 bytes; the limit is 240000 bytes"),
@@ -259,7 +227,7 @@ BIG = "x" * 240_001  # over the default RUNWRIGHT_MAX_PATCH_BYTES (240000)
         ("all", {"entry_file": "src/App.tsx"}, {"entry_file": "../../x.tsx"},
          "BUILDER_PATCH_POLICY_VIOLATION", "entry_file", None),
     ],
-    ids=["command-off-allowlist", "command-chained", "command-token-pipe", "write-content",
+    ids=["command-off-allowlist", "command-chained", "command-token-pipe", "write-disabled",
          "edit-new-text", "edit-old-text", "edit-path", "rename-to-path", "checkpoint-entry"],
 )  # fmt: skip
 async def test_edited_arguments_are_refused_at_the_decision_by_the_tools_own_rules(
@@ -268,7 +236,7 @@ async def test_edited_arguments_are_refused_at_the_decision_by_the_tools_own_rul
     native_app,
     scripted_openai,  # noqa: F811
     policy,
-    call,
+    asked,
     edited,
     code,
     field,
@@ -276,27 +244,28 @@ async def test_edited_arguments_are_refused_at_the_decision_by_the_tools_own_rul
 ):
     """README: edited arguments are checked as the model's would be, at the decision (422,
     the run keeps waiting), not by the tool after the run was queued again."""
-    app = native_app
+    app, _ = native_app
     tool = {
         "command": "coding_agent_run_targeted_tests",
         "content": "coding_agent_write_file",
         "old_text": "coding_agent_edit_file",
         "from_path": "coding_agent_rename_file",
         "entry_file": "coding_agent_create_checkpoint",
-    }[min(set(call) - {"path", "new_text", "to_path"})]
-    scripted_openai.push(_call(tool, **call), text_reply("Not reached."))
-    run, events = await _paused(client, app, owner, input="Go", approval_policy=policy)
+    }[min(set(asked) - {"path", "new_text", "to_path"})]
+    scripted_openai.push(call(tool, **asked), text_reply("Not reached."))
+    run, events = await paused(client, app, owner, input="Go", approval_policy=policy)
     request = events[-2]["data"]["payload"]
     assert request["tool"] == tool
 
-    refused = await _resume(
+    refused = await resume(
         client, app, run, owner,
         approval={"request_id": request["request_id"], "decision": "approve",
                   "arguments": edited},
     )  # fmt: skip
     assert refused.status_code == 422, await refused.get_data(as_text=True)
     detail = (await refused.get_json())["detail"]
-    assert detail["code"] == code and detail["field"] == f"approval.arguments.{field}"
+    at = "approval.arguments" if field is None else f"approval.arguments.{field}"
+    assert detail["code"] == code and detail["field"] == at
     if message is not None:
         assert detail["message"] == message
     # Nothing was queued: the run still waits on the same request, and the model was not
@@ -315,19 +284,19 @@ async def test_a_repeated_decision_is_answered_with_the_run_and_a_different_one_
     """A client retrying a decision whose first answer was lost (a 503 from a slow actor
     after the command went through) gets the run, not 409; another decision on the same
     request is still refused."""
-    app = native_app
+    app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         text_reply("Done with your version."),
     )
-    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
     request_id = events[-2]["data"]["payload"]["request_id"]
     approval = {"request_id": request_id, "decision": "approve",
                 "arguments": {"patch": OTHER_PATCH}}  # fmt: skip
 
-    first = await _resume(client, app, run, owner, approval=approval)
+    first = await resume(client, app, run, owner, approval=approval)
     assert first.status_code == 200, await first.get_data(as_text=True)
-    again = await _resume(client, app, run, owner, approval=approval)
+    again = await resume(client, app, run, owner, approval=approval)
     assert again.status_code == 200, await again.get_data(as_text=True)
     assert (await again.get_json())["run_id"] == run["run_id"]
     for other in (
@@ -335,7 +304,7 @@ async def test_a_repeated_decision_is_answered_with_the_run_and_a_different_one_
         {"request_id": request_id, "decision": "approve"},  # the model's arguments
         {**approval, "arguments": {"patch": GOOD_PATCH}},
     ):
-        conflict = await _resume(client, app, run, owner, approval=other)
+        conflict = await resume(client, app, run, owner, approval=other)
         assert conflict.status_code == 409, await conflict.get_data(as_text=True)
 
     _, after = await read_stream(
@@ -345,12 +314,12 @@ async def test_a_repeated_decision_is_answered_with_the_run_and_a_different_one_
     # Applied once: one tool run, one more model call, the edited patch in the draft.
     assert types(after).count("tool.started") == 1
     assert len(scripted_openai.bodies) == 2
-    assert "<h1>Reviewed Chat</h1>" in await _draft_file(client, app, owner)
+    assert "<h1>Reviewed Chat</h1>" in await draft_file(client, app, owner)
     # Still idempotent once the run ended; a different decision still 409.
-    late = await _resume(client, app, run, owner, approval=approval)
+    late = await resume(client, app, run, owner, approval=approval)
     assert late.status_code == 200, await late.get_data(as_text=True)
     assert (await late.get_json())["status"] == "completed"
-    rejected = await _resume(
+    rejected = await resume(
         client, app, run, owner, approval={"request_id": request_id, "decision": "reject"}
     )
     assert rejected.status_code == 409
@@ -362,12 +331,12 @@ async def test_wrong_request_and_missing_decision_are_refused(
     native_app,
     scripted_openai,  # noqa: F811
 ):
-    app = native_app
-    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH))
-    run, events = await _paused(client, app, owner, input="Rename", approval_policy="patches")
+    app, _ = native_app
+    scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH))
+    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
     request_id = events[-2]["data"]["payload"]["request_id"]
 
-    wrong = await _resume(
+    wrong = await resume(
         client, app, run, owner, approval={"request_id": "nope", "decision": "approve"}
     )
     assert wrong.status_code == 409
@@ -375,11 +344,11 @@ async def test_wrong_request_and_missing_decision_are_refused(
     assert detail["code"] == "APPROVAL_NOT_PENDING"
     assert detail["pending_request_id"] == request_id
 
-    missing = await _resume(client, app, run, owner, payload={"go": True})
+    missing = await resume(client, app, run, owner, payload={"go": True})
     assert missing.status_code == 422
     assert (await missing.get_json())["detail"]["code"] == "APPROVAL_REQUIRED"
 
-    bad_shape = await _resume(
+    bad_shape = await resume(
         client, app, run, owner, approval={"request_id": request_id, "decision": "maybe"}
     )
     assert bad_shape.status_code == 422
@@ -393,13 +362,13 @@ async def test_an_approval_for_a_run_not_waiting_on_one_is_409(client, owner, ap
         script=[{"pause": {}}, {"delta": "after"}],
     )  # fmt: skip
     await wait_status(client, app["id"], run["run_id"], owner.headers, {"paused"})
-    response = await _resume(
+    response = await resume(
         client, app, run, owner, approval={"request_id": "r", "decision": "approve"}
     )
     assert response.status_code == 409
     assert (await response.get_json())["detail"]["code"] == "APPROVAL_NOT_PENDING"
     # The scripted engine's resume works as before.
-    plain = await _resume(client, app, run, owner, payload={"go": 1})
+    plain = await resume(client, app, run, owner, payload={"go": 1})
     assert plain.status_code == 200
     await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
 
@@ -410,13 +379,13 @@ async def test_policy_none_and_the_app_default(
     native_app,
     scripted_openai,  # noqa: F811
 ):
-    app = native_app
+    app, _ = native_app
     url = f"/admin/apps/{app['id']}/coding-agent/settings"
     assert await (await client.get(url, headers=owner.headers)).get_json() == {
         "approval_policy": "none"
     }
     # Default none: the command tool runs without asking (today's behaviour).
-    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("ok"))
+    scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("ok"))
     run = await create_run(client, app["id"], owner.headers, input="Rename")
     _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
     assert "approval.requested" not in types(events)
@@ -426,10 +395,10 @@ async def test_policy_none_and_the_app_default(
     assert put.status_code == 200 and (await put.get_json())["approval_policy"] == "patches"
     bad = await client.put(url, json={"approval_policy": "sometimes"}, headers=owner.headers)
     assert bad.status_code == 422
-    scripted_openai.push(_call("coding_agent_apply_patch", patch=OTHER_PATCH))
-    await _paused(client, app, owner, input="Rename again")
+    scripted_openai.push(call("coding_agent_apply_patch", patch=OTHER_PATCH))
+    await paused(client, app, owner, input="Rename again")
     # A run's own policy wins over the app's.
-    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("ok"))
+    scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("ok"))
     run = await create_run(client, app["id"], owner.headers, input="x", approval_policy="commands")
     _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
     assert events[-1]["data"]["payload"]["status"] == "completed"
@@ -441,9 +410,9 @@ async def test_a_pause_without_a_decision_fails_closed(
     native_app,
     scripted_openai,  # noqa: F811
 ):
-    app = native_app
-    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH))
-    run, events = await _paused(
+    app, _ = native_app
+    scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH))
+    run, events = await paused(
         client, app, owner, input="Rename", approval_policy="patches", approval_timeout_seconds=1
     )
     assert events[-2]["data"]["payload"]["timeout_seconds"] == 1
@@ -454,7 +423,7 @@ async def test_a_pause_without_a_decision_fails_closed(
     )
     assert types(after) == ["run.failed"]
     assert after[0]["data"]["diagnostics"][0]["code"] == "APPROVAL_TIMEOUT"
-    late = await _resume(
+    late = await resume(
         client, app, run, owner,
         approval={"request_id": events[-2]["data"]["payload"]["request_id"],
                   "decision": "approve"},

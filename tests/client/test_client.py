@@ -87,7 +87,9 @@ async def test_async_client_cancel_and_resume(live: Live):
         first = [e async for e in rw.stream(app_id, pausing.run_id)]
         assert first[-1].event == "run.completed"  # a paused run's stream ends (contract 3.3)
         assert (await rw.get_run(app_id, pausing.run_id)).status == "paused"
-        resumed = await rw.resume_run(app_id, pausing.run_id, {"answer": "yes"})
+        resumed = await rw.resume_run(
+            app_id, pausing.run_id, {"answer": "yes"}, idempotency_key="resume-1"
+        )
         assert resumed.status in ("queued", "running")
         rest = [e async for e in rw.stream(app_id, pausing.run_id, after=first[-1].seq)]
         assert rest[0].seq == first[-1].seq + 1
@@ -96,6 +98,11 @@ async def test_async_client_cancel_and_resume(live: Live):
         with pytest.raises(Conflict) as conflict:
             await rw.resume_run(app_id, pausing.run_id, {})
         assert conflict.value.detail == "Run is not paused"
+        # A repeat of the resume it applied (its key) gets the run, not 409.
+        again = await rw.resume_run(
+            app_id, pausing.run_id, {"answer": "yes"}, idempotency_key="resume-1"
+        )
+        assert again.status == "completed"
 
 
 async def test_a_stream_ticket_opens_the_stream_without_the_token(live: Live):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from runtime import approvals
@@ -9,6 +11,7 @@ from runtime.runs.errors import ApprovalInvalid, ApprovalNotPending
 from runtime.settings import Settings
 from runtime.tools.specs import TOOLS
 
+LEGACY_ON = Settings(enable_legacy_write_file=True)
 COMMANDS = {"coding_agent_run_targeted_tests", "coding_agent_build_worker_precheck"}
 PATCHES = {
     "coding_agent_write_file", "coding_agent_apply_patch", "coding_agent_edit_file",
@@ -89,8 +92,9 @@ def test_edited_arguments_are_checked_like_a_models(tool: str, arguments: dict, 
     pending = {"approval": {**PENDING["approval"], "tool": tool}}
     with pytest.raises(ApprovalInvalid) as refused:
         approvals.check_resume(
-            pending, {"request_id": "r1", "decision": "approve", "arguments": arguments}
-        )
+            pending, {"request_id": "r1", "decision": "approve", "arguments": arguments},
+            settings=LEGACY_ON,
+        )  # fmt: skip
     assert refused.value.code == code
     assert refused.value.field.startswith("approval.arguments")
 
@@ -100,6 +104,7 @@ def test_good_edits_pass_and_uneditable_requests_refuse_edits() -> None:
         {"approval": {**PENDING["approval"], "tool": "coding_agent_write_file"}},
         {"request_id": "r1", "decision": "approve",
          "arguments": {"path": "src/ok.ts", "content": "x"}},
+        settings=LEGACY_ON,
     )  # fmt: skip
     # A rejection's arguments are never used, so they are not checked.
     approvals.check_resume(
@@ -137,3 +142,55 @@ def test_an_edited_patch_is_held_to_the_tools_size_limit() -> None:
     assert refused.value.code == "PATCH_TOO_LARGE"
     assert refused.value.field == "approval.arguments.patch"
     assert refused.value.message == "Patch is 1025 bytes; the limit is 1024 bytes"
+
+
+def _approve(tool: str, arguments: dict, stored: dict | None = None, **checks) -> None:
+    """Approve ``tool``'s pending call with ``arguments``; ``stored``: more of the
+    paused run's checkpoint (the native loop state)."""
+    pending = {"approval": {**PENDING["approval"], "tool": tool}, **(stored or {})}
+    approvals.check_resume(
+        pending, {"request_id": "r1", "decision": "approve", "arguments": arguments}, **checks
+    )
+
+
+def _refusal(tool: str, arguments: dict, stored: dict | None = None, **checks) -> ApprovalInvalid:
+    with pytest.raises(ApprovalInvalid) as refused:
+        _approve(tool, arguments, stored, **checks)
+    return refused.value
+
+
+def test_an_edit_is_refused_for_a_tool_the_run_does_not_offer_or_has_switched_off() -> None:
+    write = {"path": "src/ok.ts", "content": "x"}
+    off = _refusal("coding_agent_write_file", write)  # the default: legacy write is off
+    assert (off.code, off.field) == ("LEGACY_WRITE_FILE_DISABLED", "approval.arguments")
+    narrowed = _refusal("coding_agent_write_file", write, settings=LEGACY_ON,
+                        selection=("coding_agent_apply_patch",))  # fmt: skip
+    assert (narrowed.code, narrowed.field) == ("TOOL_NOT_ALLOWED", "approval.arguments")
+    _approve("coding_agent_write_file", write, settings=LEGACY_ON,
+             selection=("coding_agent_write_file",))  # fmt: skip
+
+
+def test_an_edited_checkpoint_id_must_be_a_revision_id() -> None:
+    refused = _refusal("coding_agent_restore_checkpoint", {"checkpoint_id": "nope"})
+    assert refused.code == "TOOL_INPUT_VALIDATION_FAILED"
+    assert refused.field == "approval.arguments.checkpoint_revision_id"
+
+
+def test_edited_expected_hashes_are_checked_against_the_paused_workspace() -> None:
+    files = {"src/App.tsx": "export default 1;\n"}
+    digest = hashlib.sha256(files["src/App.tsx"].encode()).hexdigest()
+    stored = {approvals.NATIVE_STATE_KEY: {"files": files}}
+    patch = {"patch": "--- a/src/App.tsx\n+++ b/src/App.tsx\n@@ -1 +1 @@\n-a\n+b\n"}
+    for hashes, named in (({"src/App.tsx": "0" * 64}, "src/App.tsx"),
+                          ({"src/Gone.tsx": digest}, "src/Gone.tsx")):  # fmt: skip
+        stale = _refusal("coding_agent_apply_patch", {**patch, "expected_hashes": hashes}, stored)
+        assert (stale.code, stale.field) == (
+            "PATCH_PRECONDITION_FAILED",
+            "approval.arguments.expected_hashes",
+        )
+        assert named in stale.message
+    escaping = _refusal("coding_agent_apply_patch",
+                        {**patch, "expected_hashes": {"../x.tsx": digest}}, stored)  # fmt: skip
+    assert escaping.code == "BUILDER_PATCH_POLICY_VIOLATION"
+    matching = {"src/App.tsx": "sha256:" + digest.upper()}
+    _approve("coding_agent_apply_patch", {**patch, "expected_hashes": matching}, stored)

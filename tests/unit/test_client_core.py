@@ -14,6 +14,7 @@ from runwright.client._core import (
     RetryPolicy,
     StreamCursor,
     cancel_run,
+    create_app,
     create_run,
     error_of,
     get_run,
@@ -47,10 +48,19 @@ def test_only_calls_safe_to_repeat_are_retried_after_they_may_have_arrived():
     refused = httpx.ConnectError("refused")
     for call in (get_run(APP, RUN), cancel_run(APP, RUN), create_run(APP, "x")):
         assert call.retry_error(read_error) and call.retry_status(502)
-    resume = resume_run(APP, RUN, {})
-    assert not resume.retry_error(read_error) and not resume.retry_status(502)
-    assert resume.retry_error(refused) and resume.retry_status(503) and resume.retry_status(429)
+    resume = resume_run(APP, RUN, {})  # its Idempotency-Key makes a repeat harmless
+    assert resume.retry_error(read_error) and resume.retry_status(502)
+    one_shot = create_app("a", "a")
+    assert not one_shot.retry_error(read_error) and not one_shot.retry_status(502)
+    assert one_shot.retry_error(refused) and one_shot.retry_status(503)
+    assert one_shot.retry_status(429)
     assert not get_run(APP, RUN).retry_status(500)
+
+
+def test_resume_sends_a_key_of_its_own():
+    first = resume_run(APP, RUN, {"go": 1})
+    assert first.headers["Idempotency-Key"] != resume_run(APP, RUN).headers["Idempotency-Key"]
+    assert resume_run(APP, RUN, idempotency_key="r1").headers["Idempotency-Key"] == '"r1"'
 
 
 def test_create_sends_one_structured_field_key():

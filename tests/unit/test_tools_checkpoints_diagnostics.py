@@ -20,6 +20,11 @@ toolpack = fx.toolpack
 workspace = fx.workspace  # pytest fixtures used by name
 
 
+REV_0 = "00000000-0000-4000-8000-000000000000"
+FOREIGN = "00000000-0000-4000-8000-00000000f0e1"
+CRASH = "00000000-0000-4000-8000-00000000c4a5"
+
+
 class FakeHost:
     """A CheckpointHost recording calls; ``delay`` makes it slow, ``foreign`` refuses."""
 
@@ -35,9 +40,9 @@ class FakeHost:
 
     async def restore_checkpoint(self, ctx: ToolContext, revision_id: str) -> dict[str, Any]:
         self.calls.append(("restore", (ctx.run_id, revision_id)))
-        if revision_id == "foreign":
+        if revision_id == FOREIGN:
             raise ToolPermissionError("Checkpoint belongs to another app")
-        if revision_id == "crash":
+        if revision_id == CRASH:
             raise RuntimeError("database went away")
         return {"restored_revision_id": "rev-2", "from_checkpoint_revision_id": revision_id,
                 "entry_file": None, "file_count": 1}  # fmt: skip
@@ -57,18 +62,24 @@ async def test_checkpoint_tools_delegate_to_host(toolpack: Toolpack, workspace: 
     assert out["checkpoint_revision_id"] == "rev-1" and out["entry_file"] == "src/main.tsx"
     out = await toolpack.call("coding_agent_create_checkpoint", {"entry_file": "../x.ts"}, ctx)
     assert out["code"] == "BUILDER_PATCH_POLICY_VIOLATION" and out["field"] == "entry_file"
-    out = await toolpack.call("coding_agent_restore_checkpoint", {"checkpoint_id": "rev-0"}, ctx)
-    assert out["from_checkpoint_revision_id"] == "rev-0"
+    out = await toolpack.call("coding_agent_restore_checkpoint", {"checkpoint_id": REV_0}, ctx)
+    assert out["from_checkpoint_revision_id"] == REV_0
     assert host.calls == [
         ("create", (ctx.run_id, "src/main.tsx")),
-        ("restore", (ctx.run_id, "rev-0")),
+        ("restore", (ctx.run_id, REV_0)),
     ]
-    out = await toolpack.call("coding_agent_restore_checkpoint", {"checkpoint_id": "foreign"}, ctx)
+    # An id that is no revision id never reaches the host (an approver's edit is held to
+    # the same rule at the decision).
+    out = await toolpack.call("coding_agent_restore_checkpoint", {"checkpoint_id": "rev-0"}, ctx)
+    assert out == {"error": "Invalid checkpoint id: rev-0", "code": "TOOL_INPUT_VALIDATION_FAILED",
+                   "field": "checkpoint_revision_id"}  # fmt: skip
+    assert len(host.calls) == 2
+    out = await toolpack.call("coding_agent_restore_checkpoint", {"checkpoint_id": FOREIGN}, ctx)
     assert out == {
         "error": "Checkpoint belongs to another app",
         "code": "BUILDER_PATCH_POLICY_VIOLATION",
     }
-    out = await toolpack.call("coding_agent_restore_checkpoint", {"checkpoint_id": "crash"}, ctx)
+    out = await toolpack.call("coding_agent_restore_checkpoint", {"checkpoint_id": CRASH}, ctx)
     assert out == {"error": "database went away", "code": "TOOL_EXECUTION_FAILED"}
     out = await toolpack.call("coding_agent_restore_checkpoint", {}, ctx)
     assert out["fields"] == ["checkpoint_revision_id"]

@@ -35,6 +35,7 @@ from web.schemas.runs import (
     MAX_SEQ,
     CreateRunHeaders,
     CreateRunRequest,
+    ResumeHeaders,
     ResumeRequest,
     RunResponse,
     StreamEvent,
@@ -303,10 +304,15 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
     @bp.post("/<uuid:run_id>/resume")
     @tag(["runs"])
     @document_request(ResumeRequest)
+    @document_headers(ResumeHeaders)
     @document_response(RunResponse, 200)
     @document_errors(401, 403, 404, 409, 422, 503)
     async def resume_run(app_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         """Resume a paused run; ``payload`` is stored and handed to the engine.
+        With ``Idempotency-Key``: a repeat of a resume the run applied (same key, same
+        caller, same body) answers 200 with the run as it is now, never resuming it again
+        (even if it has paused again since); the key with another body is 422
+        ``IDEMPOTENCY_KEY_REUSED``. Send one whenever a resume may be retried.
         A run paused on an approval request (``approval.requested``) needs ``approval``:
         approve runs the call (with edited ``arguments`` if given), reject gives the model
         ``message`` as the call's result. 409 "Run is not paused"; 409
@@ -314,12 +320,16 @@ def blueprint(services: Services, authz: Authorizer) -> Blueprint:
         the tool's code and field for edited arguments its own rules refuse (e.g.
         ``PATCH_TOO_LARGE`` over ``RUNWRIGHT_MAX_PATCH_BYTES``,
         ``BUILDER_PATCH_POLICY_VIOLATION`` for a path or a command off the allowlist); 503
-        when the run's actor could not answer in time (the resume may still apply: retry;
-        a repeat of the decision the run already took answers 200 with the run)."""
-        await authz.run_access(app_id, run_id, WRITE)
+        when the run's actor could not answer in time (the resume may still apply: retry
+        with the same key; a repeat of the decision the run already took answers 200 with
+        the run too; a retried plain resume without a key may meet 409 "Run is not paused",
+        or resume the run's next pause)."""
+        ctx = await authz.run_access(app_id, run_id, WRITE)
         body = await parse_json(ResumeRequest)
+        key = await idempotency.resume_key(f"{ctx.principal.kind}:{ctx.principal.subject}")
         approval = None if body.approval is None else body.approval.model_dump(exclude_none=True)
-        return services.runs.serialize(await services.runs.resume(run_id, body.payload, approval))
+        row = await services.runs.resume(run_id, body.payload, approval, key)
+        return services.runs.serialize(row)
 
     @bp.post("/<uuid:run_id>/cancel")
     @tag(["runs"])

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from runtime.runs.resume_keys import FIELD as RESUME_KEYS_FIELD
 from web.schemas.apps import RevisionResponse
 from web.schemas.common import NoBool, UtcDatetime
 from web.stream_tickets import MAX_TICKET_CHARS
@@ -276,11 +277,44 @@ class ApprovalDecision(BaseModel):
     )
 
 
+class ResumeHeaders(BaseModel):
+    """Optional headers of resume (documentation only; the route validates them)."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    idempotency_key: str | None = Field(
+        default=None,
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description=(
+            "As on run creation (1-255 printable ASCII characters). The run keeps the key of "
+            "each resume it applied (its last 16): repeating the request with the same key "
+            "and body from the same caller answers 200 with the run as it is now and never "
+            "resumes it again, even once it has paused again; the same key with another "
+            "body is 422 IDEMPOTENCY_KEY_REUSED. Without a key, a retry after a lost answer "
+            "(a 503 or a dropped connection) may meet 409 'Run is not paused' or resume the "
+            "run's next pause."
+        ),
+    )
+
+
 class ResumeRequest(BaseModel):
     """``POST .../resume``: the payload handed to the engine (contract 1.6) and, for a run
     paused on an approval request, the decision."""
 
-    payload: dict[str, Any] = Field(default_factory=dict)
+    payload: dict[str, Any] = Field(
+        default_factory=dict,
+        description=f"Handed to the engine; the member {RESUME_KEYS_FIELD!r} is reserved.",
+    )
+
+    @field_validator("payload")
+    @classmethod
+    def _no_reserved_member(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if RESUME_KEYS_FIELD in value:
+            raise ValueError(f"payload member {RESUME_KEYS_FIELD!r} is reserved")
+        return value
+
     approval: ApprovalDecision | None = Field(
         default=None,
         description=(
