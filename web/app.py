@@ -13,6 +13,7 @@ from quart_schema import Info, QuartSchema
 from runtime.settings import Settings
 from web.auth import Authorizer
 from web.errors import install_error_handlers
+from web.header_limits import install_header_limit
 from web.keepalive import install_body_drain
 from web.openapi import RunwrightOpenAPI
 from web.request_context import install_request_context
@@ -54,6 +55,7 @@ def create_app(settings: Settings, *, services: Services | None = None) -> Quart
     authz = Authorizer(services)
 
     app = Quart("runwright")
+    install_header_limit(app)  # first: nothing else runs for an oversized request
     install_validation(app)  # before blueprints: rules use the ``uuid`` converter
     install_error_handlers(app)
     install_body_drain(app)

@@ -54,6 +54,16 @@ IDEMPOTENCY_KEY_REUSED = {
 }
 """A create's or a resume's key repeated with another body (IETF idempotency draft 2.7)."""
 
+
+def headers_too_large(limit: int) -> dict[str, str]:
+    """The ``detail`` of a 431 (RFC 6585 section 5) for a request head over ``limit``
+    bytes (:mod:`web.header_limits`)."""
+    return {
+        "code": "REQUEST_HEADERS_TOO_LARGE",
+        "message": f"The request line and headers exceed {limit} bytes; send smaller headers.",
+    }
+
+
 # FastAPI's wording for routing failures, so clients see the reference's texts.
 _HTTP_REASONS = {404: "Not Found", 405: "Method Not Allowed"}
 

@@ -14,6 +14,8 @@ without edits):
   (``security: []``);
 - every operation with path parameters can answer 404 and 422, every one with a query,
   header or body model 422, every one with a body 413 (over ``MAX_CONTENT_LENGTH``);
+- every operation can answer 431 (request headers too large, :mod:`web.header_limits`,
+  with the server's own bodiless 431 above its bound said in the description);
 - every error response is :class:`web.schemas.common.ErrorResponse`;
 - an operation that runs the contract 9 chain reads the database, so it can also answer
   503 ``DATABASE_UNAVAILABLE`` (:func:`web.errors.database_unavailable`);
@@ -34,6 +36,7 @@ from pydantic import BaseModel
 from quart_schema.openapi import OpenAPIProvider
 from werkzeug.routing import BaseConverter, Rule
 
+from web.header_limits import MAX_HEAD_BYTES, SERVER_HEAD_BYTES
 from web.request_context import REQUEST_ID_HEADER, REQUEST_ID_PATTERN
 from web.schemas.common import CONTENT_ATTRIBUTE, ErrorResponse
 from web.validation import UUIDConverter
@@ -53,6 +56,12 @@ _REASONS = {
     404: "Not found (in this tenant)",
     409: "Conflict",
     413: "Request body too large",
+    431: (
+        f"Request line and headers over {MAX_HEAD_BYTES} bytes: the error shape, code "
+        f"REQUEST_HEADERS_TOO_LARGE. Over {SERVER_HEAD_BYTES} bytes the HTTP server itself "
+        "may answer 431 before the API sees the request (always over "
+        f"{2 * SERVER_HEAD_BYTES}), with no body (Content-Length: 0, Connection: close)."
+    ),
     422: "Validation error",
     429: "Too many requests",
     503: "Temporarily unavailable; retry",
@@ -184,6 +193,7 @@ class RunwrightOpenAPI(OpenAPIProvider):
             statuses.add(422)
         if "requestBody" in operation:
             statuses |= {413, 422}
+        statuses.add(431)  # any request may carry too much head (web/header_limits.py)
         for status in sorted(statuses):
             if status not in responses:
                 responses[status] = {

@@ -7,6 +7,7 @@ import logging
 from hypercorn.config import Config
 
 from runtime.settings import Settings
+from web.header_limits import SERVER_HEAD_BYTES
 
 
 def hypercorn_config(bind: str, settings: Settings) -> Config:
@@ -19,7 +20,9 @@ def hypercorn_config(bind: str, settings: Settings) -> Config:
     through the root handler once, as text or JSON (``runtime/logs.py``); with hypercorn's
     default ``"-"`` it had its own stderr handler *and* propagated, so each line was
     printed twice. No hypercorn access log: the app writes its own
-    (``web/request_context.py``, with the request id).
+    (``web/request_context.py``, with the request id). Request heads up to
+    :data:`web.header_limits.SERVER_HEAD_BYTES` reach the app, which refuses those over its
+    own, lower bound with a JSON 431 (Hypercorn's own 431 has no body).
     """
     config = Config()
     config.bind = [bind]
@@ -28,4 +31,5 @@ def hypercorn_config(bind: str, settings: Settings) -> Config:
     config.include_server_header = False
     config.graceful_timeout = settings.shutdown_grace_seconds
     config.keep_alive_timeout = settings.http_keep_alive_seconds
+    config.h11_max_incomplete_size = SERVER_HEAD_BYTES
     return config
