@@ -11,7 +11,10 @@ import pytest
 from storage import models as models_store
 from storage.models import BindingSpec
 from tests.support.api import create_app_via_api
+from tests.support.approvals import PausedRun, paused
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401 (a fixture)
+from tests.support.openai_script import call, text_reply
+from tests.support.patches import heading_patch
 
 
 @pytest.fixture
@@ -59,3 +62,17 @@ async def native_app(
     (native runs on it ask the scripted server)."""
     await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
     return await create_app_via_api(client, owner.headers)
+
+
+@pytest.fixture
+async def paused_on_patch(client, owner, native_app, scripted_openai) -> PausedRun:  # noqa: F811
+    """A native run on ``native_app`` (policy ``patches``) paused on the model's
+    ``apply_patch`` of ``heading_patch("Runwright Chat")``; the model's next turn is
+    queued: "Done with your version.". Push more replies before deciding if needed."""
+    app, _ = native_app
+    scripted_openai.push(
+        call("coding_agent_apply_patch", patch=heading_patch("Runwright Chat")),
+        text_reply("Done with your version."),
+    )
+    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
+    return PausedRun(app, run, events, events[-2]["data"]["payload"]["request_id"])

@@ -11,12 +11,12 @@ import hashlib
 import pytest
 
 from tests.support.api import create_app_via_api
-from tests.support.approvals import call, draft_file, paused, resume
+from tests.support.approvals import draft_file, paused, resume
+from tests.support.openai_script import call
 from tests.support.patches import heading_patch
 from tests.support.runs import decide, types, wait_status
 from tests.support.scripted_openai import text_reply
 
-GOOD_PATCH = heading_patch("Runwright Chat")
 OTHER_PATCH = heading_patch("Reviewed Chat")
 
 
@@ -40,13 +40,9 @@ async def _refused_and_still_waiting(client, app, run, owner, request_id, argume
 
 
 async def test_stale_expected_hashes_are_refused_at_the_decision(
-    client, owner, native_app, scripted_openai
+    client, owner, paused_on_patch, scripted_openai
 ):
-    app, _ = native_app
-    scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH),
-                         text_reply("Done with your version."))  # fmt: skip
-    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
-    request_id = events[-2]["data"]["payload"]["request_id"]
+    app, run, events, request_id = paused_on_patch
     digest = hashlib.sha256((await draft_file(client, app, owner)).encode()).hexdigest()
 
     for hashes, named in (({"src/App.tsx": "0" * 64}, "src/App.tsx"),

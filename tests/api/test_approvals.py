@@ -9,7 +9,8 @@ import json
 
 import pytest
 
-from tests.support.approvals import call, draft_file, paused, resume
+from tests.support.approvals import draft_file, paused, resume
+from tests.support.openai_script import call
 from tests.support.patches import heading_patch
 from tests.support.runs import create_run, decide, read_stream, runs_url, types, wait_status
 from tests.support.scripted_openai import text_reply
@@ -30,7 +31,7 @@ async def test_approve_runs_the_call_and_the_model_is_not_asked_again(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     scripted_openai.push(
@@ -86,7 +87,7 @@ async def test_reject_tells_the_model_why(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     scripted_openai.push(
@@ -112,16 +113,10 @@ async def test_reject_tells_the_model_why(
 async def test_edited_arguments_run_instead_and_escaping_ones_are_refused(
     client,
     owner,
-    native_app,
-    scripted_openai,  # noqa: F811
+    paused_on_patch,
+    scripted_openai,
 ):
-    app, _ = native_app
-    scripted_openai.push(
-        call("coding_agent_apply_patch", patch=GOOD_PATCH),
-        text_reply("Done with your version."),
-    )
-    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
-    request_id = events[-2]["data"]["payload"]["request_id"]
+    app, run, events, request_id = paused_on_patch
 
     # Edited arguments that leave the workspace: 422, and the run still waits.
     for bad, code in (
@@ -158,17 +153,11 @@ def _new_file_patch(size: int) -> str:
 async def test_an_edited_patch_over_the_size_limit_is_refused_at_the_decision(
     client,
     owner,
-    native_app,
-    scripted_openai,  # noqa: F811
+    paused_on_patch,
+    scripted_openai,
     settings,
 ):
-    app, _ = native_app
-    scripted_openai.push(
-        call("coding_agent_apply_patch", patch=GOOD_PATCH),
-        text_reply("Done with your version."),
-    )
-    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
-    request_id = events[-2]["data"]["payload"]["request_id"]
+    app, run, events, request_id = paused_on_patch
 
     big = _new_file_patch(settings.max_patch_bytes)
     refused = await resume(
@@ -234,7 +223,7 @@ async def test_edited_arguments_are_refused_at_the_decision_by_the_tools_own_rul
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
     policy,
     asked,
     edited,
@@ -278,19 +267,13 @@ async def test_edited_arguments_are_refused_at_the_decision_by_the_tools_own_rul
 async def test_a_repeated_decision_is_answered_with_the_run_and_a_different_one_is_409(
     client,
     owner,
-    native_app,
-    scripted_openai,  # noqa: F811
+    paused_on_patch,
+    scripted_openai,
 ):
     """A client retrying a decision whose first answer was lost (a 503 from a slow actor
     after the command went through) gets the run, not 409; another decision on the same
     request is still refused."""
-    app, _ = native_app
-    scripted_openai.push(
-        call("coding_agent_apply_patch", patch=GOOD_PATCH),
-        text_reply("Done with your version."),
-    )
-    run, events = await paused(client, app, owner, input="Rename", approval_policy="patches")
-    request_id = events[-2]["data"]["payload"]["request_id"]
+    app, run, events, request_id = paused_on_patch
     approval = {"request_id": request_id, "decision": "approve",
                 "arguments": {"patch": OTHER_PATCH}}  # fmt: skip
 
@@ -329,7 +312,7 @@ async def test_wrong_request_and_missing_decision_are_refused(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH))
@@ -377,7 +360,7 @@ async def test_policy_none_and_the_app_default(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     url = f"/admin/apps/{app['id']}/coding-agent/settings"
@@ -408,7 +391,7 @@ async def test_a_pause_without_a_decision_fails_closed(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH))

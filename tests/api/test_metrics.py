@@ -166,11 +166,10 @@ async def _scrape_until(client, predicate, within: float = 20.0):
 async def test_a_native_run_moves_the_model_token_and_command_metrics(
     client,
     owner,
-    make_model,
+    native_app,
     scripted_openai,  # noqa: F811
 ):
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
+    app, _ = native_app
     scripted_openai.push(
         tool_call_reply(ScriptedToolCall("coding_agent_run_targeted_tests", {"command": COMMAND})),
         text_reply("Tests pass.", chunk_size=3),

@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import dead_openai_url, scripted_openai  # noqa: F401
+from tests.support.fixtures_openai import dead_openai_url  # noqa: F401
+from tests.support.openai_script import call
 from tests.support.patches import heading_patch
 from tests.support.runs import LiveStream, create_run, read_stream, runs_url, types, wait_status
 from tests.support.scripted_openai import (
     Reply,
-    ScriptedToolCall,
     hang_reply,
     text_reply,
-    tool_call_reply,
 )
 
 SLEEP_COMMAND = "sleep 31.5"  # unique, so the test can find (or not find) the process
@@ -42,27 +41,16 @@ def settings(make_settings, overrides):
     )
 
 
-@pytest.fixture
-async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, draft = await create_app_via_api(client, owner.headers)
-    return app, draft
-
-
-def _call(name, **arguments):
-    return tool_call_reply(ScriptedToolCall(name, arguments))
-
-
 async def test_read_patch_complete_creates_revision_and_checkpoint(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, draft = native_app
     scripted_openai.push(
-        _call("coding_agent_read_file_range", path="src/App.tsx", start_line=30, end_line=40),
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_read_file_range", path="src/App.tsx", start_line=30, end_line=40),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         text_reply("I renamed the heading to Runwright Chat.", delay=0.002),
     )
     run = await create_run(client, app["id"], owner.headers, input="Rename the heading")
@@ -106,12 +94,12 @@ async def test_hunk_mismatch_is_a_tool_failure_and_the_agent_recovers(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=STALE_PATCH),
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_apply_patch", patch=STALE_PATCH),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         text_reply("Fixed after refreshing."),
     )
     run = await create_run(client, app["id"], owner.headers, input="Rename the heading")
@@ -130,7 +118,7 @@ async def test_a_run_that_changes_nothing_creates_no_revision(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
     settings,
 ):
     app, draft = native_app
@@ -150,9 +138,7 @@ async def test_a_run_that_changes_nothing_creates_no_revision(
     assert not (settings.runs_dir / "run").exists()
 
     # The first tool call makes it: the same app's next run reads its files.
-    scripted_openai.push(
-        _call("coding_agent_read_file", path="src/App.tsx"), text_reply("Read it.")
-    )
+    scripted_openai.push(call("coding_agent_read_file", path="src/App.tsx"), text_reply("Read it."))
     run = await create_run(client, app["id"], owner.headers, input="Read the app")
     _, events = await read_stream(client, app["id"], run["run_id"], owner.headers)
     read = next(e["data"]["payload"] for e in events if e["data"]["event"] == "tool.completed")
@@ -165,7 +151,7 @@ async def test_tool_arguments_cannot_redirect_to_another_run(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, draft = native_app
     other_app, other_draft = await create_app_via_api(client, owner.headers)
@@ -184,8 +170,8 @@ async def test_tool_arguments_cannot_redirect_to_another_run(
     delete = {"run_id": other_run["run_id"], "path": "src/App.tsx",
               "context": {"run_id": other_run["run_id"]}}  # fmt: skip
     scripted_openai.push(
-        _call("coding_agent_read_file", **hijack),
-        _call("coding_agent_delete_file", **delete),
+        call("coding_agent_read_file", **hijack),
+        call("coding_agent_delete_file", **delete),
         text_reply("ok"),
     )
     run = await create_run(client, app["id"], owner.headers, input="try")
@@ -218,10 +204,10 @@ async def test_cancel_kills_a_running_test_command(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
-    scripted_openai.push(_call("coding_agent_run_targeted_tests", command=SLEEP_COMMAND))
+    scripted_openai.push(call("coding_agent_run_targeted_tests", command=SLEEP_COMMAND))
     run = await create_run(client, app["id"], owner.headers, input="run the tests")
     url = runs_url(app["id"], f"/{run['run_id']}/stream")
     async with LiveStream(client, url, owner.headers) as stream:
@@ -241,7 +227,7 @@ async def test_cancel_mid_stream_closes_the_upstream_connection(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     scripted_openai.push(hang_reply(after_chunks=2, text="partial answer that never ends"))
@@ -278,10 +264,10 @@ async def test_restore_a_checkpoint_creates_a_new_draft(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, draft = native_app
-    scripted_openai.push(_call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("done"))
+    scripted_openai.push(call("coding_agent_apply_patch", patch=GOOD_PATCH), text_reply("done"))
     run = await create_run(client, app["id"], owner.headers, input="Rename")
     done = await wait_status(client, app["id"], run["run_id"], owner.headers, {"completed"})
     changed = done["checkpoint_revision_id"]
@@ -316,7 +302,7 @@ async def test_restoring_onto_a_run_that_has_not_ended_is_refused(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     """A person's restore naming a running run answers 409 RUN_NOT_ENDED and writes
     nothing: no revision, the draft and the run's links unchanged. The run then applies
@@ -326,7 +312,7 @@ async def test_restoring_onto_a_run_that_has_not_ended_is_refused(
     app, draft = native_app
     gate = threading.Event()
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         Reply(text_chunks=("done",), gate=gate),
     )
     run = await create_run(client, app["id"], owner.headers, input="Rename")
@@ -369,7 +355,7 @@ async def test_a_draft_saved_during_the_run_is_merged_never_overwritten(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
     edit,
 ):
     """A person saves the draft while the run works: the run's change is merged onto the
@@ -378,7 +364,7 @@ async def test_a_draft_saved_during_the_run_is_merged_never_overwritten(
     app, draft = native_app
     gate = threading.Event()
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
         Reply(text_chunks=("done",), gate=gate),
     )
     run = await create_run(client, app["id"], owner.headers, input="Rename")
@@ -420,7 +406,7 @@ async def test_token_deltas_are_coalesced_before_the_actor(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, _ = native_app
     scripted_openai.push(text_reply("x" * 200, chunk_size=1, delay=0.002))
@@ -438,7 +424,7 @@ async def test_a_run_executes_with_its_pinned_model_after_the_default_changes(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
     make_model,
     dead_openai_url,  # noqa: F811
 ):
@@ -468,16 +454,16 @@ async def test_checkpoint_tools_create_and_restore_inside_a_run(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     """The agent's create_checkpoint records a revision on the run; restore_checkpoint
     brings the workspace back to a revision's files (contract 7.3)."""
     app, draft = native_app
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=GOOD_PATCH),
-        _call("coding_agent_create_checkpoint"),
-        _call("coding_agent_restore_checkpoint", checkpoint_revision_id=draft["id"]),
-        _call("coding_agent_read_file", path="src/App.tsx"),
+        call("coding_agent_apply_patch", patch=GOOD_PATCH),
+        call("coding_agent_create_checkpoint"),
+        call("coding_agent_restore_checkpoint", checkpoint_revision_id=draft["id"]),
+        call("coding_agent_read_file", path="src/App.tsx"),
         text_reply("restored"),
     )
     run = await create_run(client, app["id"], owner.headers, input="checkpoint and undo")

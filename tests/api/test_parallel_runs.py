@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import scripted_openai  # noqa: F401
-from tests.support.openai_script import Reply, per_prompt
+from tests.support.openai_script import Reply, call, per_prompt
 from tests.support.patches import GREETING_PATCH, add_file, heading_patch
 from tests.support.runs import (
     LiveStream,
@@ -29,7 +28,7 @@ from tests.support.runs import (
     wait_status,
 )
 from tests.support.sandbox import needs_bwrap
-from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
+from tests.support.scripted_openai import text_reply
 
 LIST_COMMAND = "ls -a /work /work/app /work/app/notes"
 TRUNCATE_COMMAND = "truncate -s 0 src/styles.css"  # writes in place: same inode
@@ -44,16 +43,6 @@ def settings(make_settings):
     return make_settings(
         scripted_engine_enabled=True, command_allowlist=(LIST_COMMAND, TRUNCATE_COMMAND)
     )
-
-
-@pytest.fixture
-async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    return await create_app_via_api(client, owner.headers)
-
-
-def call(name: str, **arguments: Any) -> Reply:
-    return tool_call_reply(ScriptedToolCall(name, arguments))
 
 
 def tool_outputs(events: list[dict[str, Any]]) -> list[Any]:
@@ -86,7 +75,7 @@ async def test_two_runs_on_one_app_execute_at_once_each_in_its_own_workspace(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
     settings,
 ):
     app, draft = native_app
@@ -135,7 +124,7 @@ async def test_a_sandboxed_command_sees_only_its_own_runs_files(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
     settings,
 ):
     app, _ = native_app
@@ -180,7 +169,7 @@ async def test_a_run_cannot_change_the_shared_revision_cache(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
     settings,
 ):
     """Run A empties a file in place (``truncate``: the same inode, as a write through a
@@ -246,7 +235,7 @@ async def test_start_up_removes_workspaces_of_runs_no_longer_live(
     assert sorted(os.listdir(runs_dir)) == [paused["run_id"]]
 
 
-async def _gated_pair(client, owner, app, scripted_openai, b_patches):  # noqa: F811
+async def _gated_pair(client, owner, app, scripted_openai, b_patches):
     """Runs A (renames the heading) and B (applies ``b_patches``), both executing at once
     and waiting at their gates; A is let go first and completes. Returns (A, B, gate B)."""
     gate_a, gate_b = threading.Event(), threading.Event()
@@ -277,7 +266,7 @@ async def test_a_clean_merge_keeps_both_runs_edits(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     """The draft moved (A applied) while B worked on the same file elsewhere and added a
     file: B's changes merge onto A's revision; the new draft has both."""
@@ -315,7 +304,7 @@ async def test_a_real_conflict_fails_the_run_listing_the_file(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     """B changed the line A changed: B fails with REVISION_CONFLICT naming the file, and
     none of B's changes (not even its new file) reach the draft."""

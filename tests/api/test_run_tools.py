@@ -5,15 +5,12 @@ selected tools, a call of another tool is refused without running, and bad selec
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.openai_script import call
 from tests.support.patches import heading_patch
 from tests.support.runs import create_run, read_stream, runs_url, types
-from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
+from tests.support.scripted_openai import text_reply
 
 
 @pytest.fixture
@@ -21,27 +18,16 @@ def settings(make_settings):
     return make_settings(scripted_engine_enabled=True)
 
 
-@pytest.fixture
-async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
-    return app
-
-
-def _call(name: str, **arguments: Any):
-    return tool_call_reply(ScriptedToolCall(name, arguments))
-
-
 async def test_a_run_offers_only_its_tools_and_refuses_the_others(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
-    app = native_app
+    app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_delete_file", path="src/App.tsx"),  # not offered
-        _call("coding_agent_apply_patch", patch=heading_patch("Runwright Chat")),
+        call("coding_agent_delete_file", path="src/App.tsx"),  # not offered
+        call("coding_agent_apply_patch", patch=heading_patch("Runwright Chat")),
         text_reply("Renamed the heading."),
     )
     run = await create_run(
@@ -71,9 +57,9 @@ async def test_without_tools_every_tool_is_offered(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
-    app = native_app
+    app, _ = native_app
     scripted_openai.push(text_reply("Hello."))
     run = await create_run(client, app["id"], owner.headers, input="Hi")
     assert run["tools"] is None
@@ -91,8 +77,9 @@ async def test_without_tools_every_tool_is_offered(
     ],
 )  # fmt: skip
 async def test_a_bad_selection_is_a_422(client, owner, native_app, body, message):
+    app, _ = native_app
     response = await client.post(
-        runs_url(native_app["id"]), json={"input": "Hi", **body}, headers=owner.headers
+        runs_url(app["id"]), json={"input": "Hi", **body}, headers=owner.headers
     )
     assert response.status_code == 422
     detail = (await response.get_json())["detail"]

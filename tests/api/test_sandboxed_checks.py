@@ -8,11 +8,10 @@ import json
 
 import pytest
 
-from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.openai_script import call
 from tests.support.runs import create_run, read_stream, types
 from tests.support.sandbox import needs_bwrap
-from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
+from tests.support.scripted_openai import text_reply
 
 pytestmark = needs_bwrap
 
@@ -29,23 +28,18 @@ def settings(make_settings):
     return make_settings(build_timeout_seconds=180.0, test_timeout_seconds=180.0)
 
 
-def _call(name, **arguments):
-    return tool_call_reply(ScriptedToolCall(name, arguments))
-
-
 async def test_build_passes_then_fails_with_the_compilers_diagnostics(
     client,
     owner,
-    make_model,
-    scripted_openai,  # noqa: F811
+    native_app,
+    scripted_openai,
 ):
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
+    app, _ = native_app
     scripted_openai.push(
-        _call("coding_agent_build_worker_precheck"),
-        _call("coding_agent_run_targeted_tests", command="npm run typecheck"),
-        _call("coding_agent_apply_patch", patch=TYPE_ERROR),
-        _call("coding_agent_build_worker_precheck"),
+        call("coding_agent_build_worker_precheck"),
+        call("coding_agent_run_targeted_tests", command="npm run typecheck"),
+        call("coding_agent_apply_patch", patch=TYPE_ERROR),
+        call("coding_agent_build_worker_precheck"),
         text_reply("The build is broken now."),
     )
     run = await create_run(client, app["id"], owner.headers, input="check the build")

@@ -10,13 +10,11 @@ import json
 import uuid
 from typing import Any
 
-import pytest
-
 from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import scripted_openai  # noqa: F401
+from tests.support.openai_script import call
 from tests.support.patches import heading_patch
 from tests.support.runs import LiveStream, create_run, read_stream, runs_url, types, wait_status
-from tests.support.scripted_openai import ScriptedToolCall, hang_reply, text_reply, tool_call_reply
+from tests.support.scripted_openai import hang_reply, text_reply
 
 PATCH = heading_patch("Session Chat")
 PAUSE = [{"delta": "waiting"}, {"pause": {"why": "hold the session"}}, {"delta": " done"}]
@@ -36,16 +34,6 @@ async def get_session(client: Any, app_id: str, session_id: str, headers: dict[s
     response = await client.get(sessions_url(app_id, f"/{session_id}"), headers=headers)
     assert response.status_code == 200, await response.get_data(as_text=True)
     return await response.get_json()
-
-
-def _call(name: str, **arguments: Any) -> Any:
-    return tool_call_reply(ScriptedToolCall(name, arguments))
-
-
-@pytest.fixture
-async def native_app(client, owner, make_model, scripted_openai):  # noqa: F811
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    return await create_app_via_api(client, owner.headers)
 
 
 # ---- the session routes ------------------------------------------------------------------
@@ -225,7 +213,7 @@ async def test_follow_up_sees_earlier_turns_and_starts_from_the_earlier_runs_edi
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     """Run 2 is enqueued while run 1 still works, so the draft at its creation is stale:
     it must start from the revision run 1 produced, and its model must see run 1's turns
@@ -234,9 +222,9 @@ async def test_follow_up_sees_earlier_turns_and_starts_from_the_earlier_runs_edi
     sid = (await create_session(client, app["id"], owner.headers,
                                 multitask_strategy="enqueue"))["session_id"]  # fmt: skip
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=PATCH),
+        call("coding_agent_apply_patch", patch=PATCH),
         text_reply("I renamed the heading.", first_delay=0.5),
-        _call("coding_agent_read_file", path="src/App.tsx"),
+        call("coding_agent_read_file", path="src/App.tsx"),
         text_reply("It says Session Chat."),
     )
     first = await create_run(client, app["id"], owner.headers, input="Rename the heading",
@@ -263,10 +251,10 @@ async def test_follow_up_sees_earlier_turns_and_starts_from_the_earlier_runs_edi
     conversation = follow_up[1:]
     assert [m["role"] for m in conversation] == ["user", "assistant", "tool", "assistant", "user"]
     assert conversation[0] == {"role": "user", "content": "Rename the heading"}
-    call = conversation[1]["tool_calls"][0]
-    assert call["function"]["name"] == "coding_agent_apply_patch"
-    assert json.loads(call["function"]["arguments"]) == {"patch": PATCH}
-    assert conversation[2]["tool_call_id"] == call["id"]
+    asked = conversation[1]["tool_calls"][0]
+    assert asked["function"]["name"] == "coding_agent_apply_patch"
+    assert json.loads(asked["function"]["arguments"]) == {"patch": PATCH}
+    assert conversation[2]["tool_call_id"] == asked["id"]
     assert json.loads(conversation[2]["content"])["applied_files"] == ["src/App.tsx"]
     assert conversation[3] == {"role": "assistant", "content": "I renamed the heading."}
     assert conversation[4] == {"role": "user", "content": "What does the heading say now?"}
@@ -277,13 +265,13 @@ def _streamed_text(events: list[dict[str, Any]]) -> str:
                    if e["data"]["event"] == "assistant.delta")  # fmt: skip
 
 
-async def _interrupt_mid_stream(client, owner, app, scripted_openai, strategy):  # noqa: F811
+async def _interrupt_mid_stream(client, owner, app, scripted_openai, strategy):
     """Run 1 patches a file, then streams a few chunks of a reply and hangs; run 2 is
     created with ``strategy`` while that reply is mid-stream. Returns (run 1, run 2, run
     1's events)."""
     sid = (await create_session(client, app["id"], owner.headers))["session_id"]
     scripted_openai.push(
-        _call("coding_agent_apply_patch", patch=PATCH),
+        call("coding_agent_apply_patch", patch=PATCH),
         hang_reply(after_chunks=3, text="partial answer that never ends"),
         text_reply("Second run done."),
     )
@@ -310,7 +298,7 @@ async def test_interrupt_cancels_mid_stream_keeps_the_partial_work_then_runs_the
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, draft = native_app
     one, two, events = await _interrupt_mid_stream(client, owner, app, scripted_openai, "interrupt")
@@ -333,7 +321,7 @@ async def test_rollback_discards_the_interrupted_runs_work(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     app, draft = native_app
     one, two, events = await _interrupt_mid_stream(client, owner, app, scripted_openai, "rollback")
@@ -376,13 +364,13 @@ async def test_interrupting_a_run_paused_on_an_approval_keeps_its_turns(
     client,
     owner,
     native_app,
-    scripted_openai,  # noqa: F811
+    scripted_openai,
 ):
     """A run paused on an approval holds its session; an interrupt cancels it, and the
     next run's model sees what it had asked, its call answered as interrupted."""
     app, _ = native_app
     sid = (await create_session(client, app["id"], owner.headers))["session_id"]
-    scripted_openai.push(_call("coding_agent_apply_patch", patch=PATCH), text_reply("Fine."))
+    scripted_openai.push(call("coding_agent_apply_patch", patch=PATCH), text_reply("Fine."))
     first = await create_run(client, app["id"], owner.headers, input="Rename it",
                              session_id=sid, approval_policy="patches")  # fmt: skip
     await wait_status(client, app["id"], first["run_id"], owner.headers, {"paused"})

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.runs import create_run, wait_status
 from tests.support.scripted_openai import text_reply
 
@@ -20,11 +18,10 @@ def settings(make_settings):
 async def test_the_follow_ups_history_is_compacted_to_the_budget(
     client,
     owner,
-    make_model,
-    scripted_openai,  # noqa: F811
+    native_app,
+    scripted_openai,
 ):
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
+    app, _ = native_app
     response = await client.post(f"/admin/apps/{app['id']}/coding-agent/sessions", json={},
                                  headers=owner.headers)  # fmt: skip
     sid = (await response.get_json())["session_id"]

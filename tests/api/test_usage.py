@@ -10,7 +10,6 @@ from typing import Any
 from urllib.parse import quote
 
 from tests.support.api import create_app_via_api
-from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.openai_script import per_prompt
 from tests.support.runs import create_run, read_stream, runs_url, wait_status
 from tests.support.scripted_openai import (
@@ -56,11 +55,10 @@ async def _native_tenant(client: Any, seed: Any, make_model: Any, server: Script
 async def test_a_multi_call_run_sums_the_usage_its_model_reported(
     client,
     owner,
-    make_model,
-    scripted_openai: ScriptedOpenAI,  # noqa: F811
+    native_app,
+    scripted_openai: ScriptedOpenAI,
 ):
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
+    app, _ = native_app
     scripted_openai.push(
         _read("src/App.tsx", _usage(100, 10)),
         _read("src/main.tsx", _usage(150, 20)),
@@ -103,12 +101,11 @@ async def test_a_multi_call_run_sums_the_usage_its_model_reported(
 async def test_a_server_that_reports_no_usage_leaves_the_counts_unknown(
     client,
     owner,
-    make_model,
-    scripted_openai: ScriptedOpenAI,  # noqa: F811
+    native_app,
+    scripted_openai: ScriptedOpenAI,
 ):
     scripted_openai.send_usage = False
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
+    app, _ = native_app
     scripted_openai.push(_read("src/App.tsx"), text_reply("Read it."))
     run, events = await _run_to_end(client, app["id"], owner.headers, "Read a file")
     assert events[-1]["event"] == "run.completed"
@@ -144,10 +141,10 @@ async def test_tenant_totals_count_only_the_tenants_own_usage(
     owner,
     seed,
     make_model,
-    scripted_openai: ScriptedOpenAI,  # noqa: F811
+    native_app,
+    scripted_openai: ScriptedOpenAI,
 ):
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    first, _ = await create_app_via_api(client, owner.headers)
+    first, _ = native_app
     second, _ = await create_app_via_api(client, owner.headers)
     stranger = await _native_tenant(client, seed, make_model, scripted_openai)
     theirs, _ = await create_app_via_api(client, stranger.headers)
@@ -227,8 +224,8 @@ async def test_a_to_near_year_one_keeps_the_default_from_in_range(client, owner)
 async def test_parallel_runs_record_every_call_without_a_database_deadlock(
     client,
     owner,
-    make_model,
-    scripted_openai: ScriptedOpenAI,  # noqa: F811
+    native_app,
+    scripted_openai: ScriptedOpenAI,
     caplog,
 ):
     """Each model call writes its usage (run_usage row, the run's sums) while the event
@@ -237,8 +234,7 @@ async def test_parallel_runs_record_every_call_without_a_database_deadlock(
     aborted one, which was retried: 7-11 "deadlock detected" per 16 runs of 16 calls here).
     Now each takes the row lock its UPDATE needs at once: none."""
     caplog.set_level(logging.WARNING)
-    await make_model(owner.tenant_id, default=True, base_url=scripted_openai.base_url)
-    app, _ = await create_app_via_api(client, owner.headers)
+    app, _ = native_app
     runs, calls = 16, 16
     reads = [
         tool_call_reply(

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
-from tests.support.openai_script import Reply, ScriptedToolCall, tool_call_reply
 from tests.support.runs import create_run, read_stream, runs_url, types
-
-
-def call(name: str, **arguments: Any) -> Reply:
-    """A scripted model turn calling tool ``name`` with ``arguments``."""
-    return tool_call_reply(ScriptedToolCall(name, arguments))
 
 
 async def paused(client, app, owner, **create: Any) -> tuple[dict[str, Any], list[dict]]:
@@ -35,3 +29,19 @@ async def draft_file(client, app, owner, path: str = "src/App.tsx") -> str:
     response = await client.get(f"/admin/apps/{app['id']}/builder/state", headers=owner.headers)
     state = await response.get_json()
     return str(state["current_draft_revision"]["files"][path])
+
+
+class PausedRun(NamedTuple):
+    """A run paused on an approval request (the ``paused_on_patch`` fixture):
+    ``app, run, events, request_id = paused_on_patch``.
+
+    Attributes:
+        app: the app (JSON object); run: the create response; events: its stream up to the
+        pause (``events[-1]`` is the paused ``run.completed``); request_id: the pending
+        request's id.
+    """
+
+    app: dict[str, Any]
+    run: dict[str, Any]
+    events: list[dict[str, Any]]
+    request_id: str

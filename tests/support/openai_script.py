@@ -159,6 +159,12 @@ def tool_call_reply(
     )
 
 
+def call(name: str, **arguments: Any) -> Reply:
+    """A model turn calling one tool, ``name`` with ``arguments`` (the common case of
+    :func:`tool_call_reply`)."""
+    return tool_call_reply(ScriptedToolCall(name, arguments))
+
+
 def error_reply(
     status: int, message: str = "scripted failure", *, first_delay: float = 0.0
 ) -> Reply:
