@@ -167,6 +167,9 @@ class _Requeued:
 
     reply: Answerable | None
     resubmit: bool = True
+    #: The resume that asked for it, decided again if the write loses its race and the
+    #: resume can recognise itself (a key or a decision): another node may have applied it.
+    resume: _Resume | None = None
 
 
 _Intent = _Execute | _Cancel | _Resume | _Expire | _Reconcile | _GiveUp | _Settle
@@ -382,7 +385,7 @@ class RunLifecycle:
                     payload = {**payload, "approval": approval}
                 payload = resume_keys.with_key(payload, row.get("resume_payload"), key)
                 return self._write_status(
-                    _Requeued(reply),
+                    _Requeued(reply, resume=intent),
                     WriteStatus(
                         states.QUEUED, states.sources(states.QUEUED, only=(states.PAUSED,)),
                         resume_payload=payload,
@@ -480,6 +483,9 @@ class RunLifecycle:
         write, self._write = self._write, None
         if row is None:
             if isinstance(write, _Requeued) and write.reply is not None:
+                again = write.resume
+                if again is not None and (again.key is not None or again.approval is not None):
+                    return self._load(again)  # the same resume won elsewhere: answer it
                 return [Refuse(write.reply, RunNotPaused("Run is not paused")), *self._settled()]
             return self._load(_Settle())
         self.row = row

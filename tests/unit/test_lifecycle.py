@@ -60,6 +60,7 @@ from runtime.runs.errors import (
 )
 from runtime.runs.events import EventDraft
 from runtime.runs.lifecycle import RESTARTED_MESSAGE, Phase, RunLifecycle, terminal_event
+from runtime.runs.resume_keys import ResumeKey
 
 RUN_ID = uuid.uuid4()
 APP_ID = uuid.uuid4()
@@ -479,6 +480,30 @@ def test_resume_of_a_run_that_is_not_paused_is_refused() -> None:
     effects = lc.loaded(table.row)
     table.row = make_row(states.CANCELLED)
     refuse, finish = write(lc, table, effects)
+    assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
+
+
+def test_a_keyed_resume_that_loses_the_race_to_itself_is_answered_with_the_run() -> None:
+    """Two nodes' actors handle the same keyed resume (a client retrying on another node):
+    one write wins; the other, losing, reads the run again and finds its own key."""
+    table = Table(states.PAUSED)
+    key = ResumeKey.of("user:a", "k1", "f")
+    here, there, waiter_here, waiter_there = RunLifecycle(), RunLifecycle(), Waiter(), Waiter()
+    here.resume({"go": 1}, waiter_here, None, key)
+    there.resume({"go": 1}, waiter_there, None, key)
+    mine, theirs = here.loaded(table.row), there.loaded(table.row)
+    assert write(there, table, theirs)[0] == Answer(waiter_there, table.row)
+    assert write(here, table, mine) == [Load()]  # lost: decide again on the row as it is
+    answer, *_ = here.loaded(table.row)
+    assert answer == Answer(waiter_here, table.row)
+    # Without a key it cannot tell: refused as before.
+    table = Table(states.PAUSED)
+    here, there = RunLifecycle(), RunLifecycle()
+    here.resume({}, waiter_here)
+    there.resume({}, waiter_there)
+    mine, theirs = here.loaded(table.row), there.loaded(table.row)
+    write(there, table, theirs)
+    refuse, *_ = write(here, table, mine)
     assert isinstance(refuse, Refuse) and isinstance(refuse.error, RunNotPaused)
 
 
