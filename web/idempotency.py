@@ -33,6 +33,7 @@ from storage.database import Database
 from storage.errors import StorageError
 from storage.idempotency import IdempotencyKey, StoredKey
 from web.errors import IDEMPOTENCY_KEY_REUSED, ApiError
+from web.validation import read_body
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ async def resume_key(principal: str) -> ResumeKey | None:
 async def _fingerprint() -> str:
     """sha256 hex of the request body in canonical JSON (whitespace and member order do
     not matter; an empty body counts as ``{}``)."""
-    data = await request.get_data(as_text=False)
+    data = await read_body()
     body = json.loads(data) if data.strip() else {}
     canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()

@@ -8,6 +8,7 @@ here: a non-UUID id is a 422 naming the parameter, never a 404 or 500.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any, NoReturn, TypeVar
@@ -15,11 +16,29 @@ from typing import Any, NoReturn, TypeVar
 from pydantic import BaseModel, ValidationError
 from quart import Quart, request
 from quart.wrappers import Request
+from werkzeug.exceptions import RequestTimeout
 from werkzeug.routing import BaseConverter
 
 from web.errors import ApiError, validation_items
 
 M = TypeVar("M", bound=BaseModel)
+
+
+async def read_body() -> bytes:
+    """The whole request body, as Quart's ``request.get_data()`` gives it (same limits:
+    ``BODY_TIMEOUT``, ``MAX_CONTENT_LENGTH``), without its ``asyncio.wait_for``: that
+    wraps the body in a task (two loop iterations) on every call, and a create reads the
+    body twice (validation, then the ``Idempotency-Key`` fingerprint).
+
+    Raises:
+        werkzeug.exceptions.RequestTimeout: the body did not arrive within the timeout.
+        werkzeug.exceptions.RequestEntityTooLarge: it is over ``MAX_CONTENT_LENGTH``.
+    """
+    try:
+        async with asyncio.timeout(request.body_timeout):
+            return await request.body
+    except TimeoutError as exc:
+        raise RequestTimeout() from exc
 
 
 async def parse_json(model: type[M]) -> M:
@@ -29,7 +48,7 @@ async def parse_json(model: type[M]) -> M:
         ApiError: 422 with ``[{"type", "loc": ["body", ...], "msg", "input"}]`` when the body
             is missing, not JSON, or does not match the model.
     """
-    raw = await request.get_data(as_text=False)
+    raw = await read_body()
     if not raw.strip():
         raise ApiError(
             422, [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
