@@ -33,7 +33,7 @@ from storage.apps import App
 from storage.runs import RunStore
 from web.errors import RUN_NOT_FOUND, ApiError
 from web.services import Services
-from web.tokens import InvalidToken, decode_token
+from web.tokens import InvalidToken, VerifiedTokens
 
 MISSING_TOKEN = "Missing bearer token"
 INVALID_TOKEN = "Could not validate principal token"
@@ -110,6 +110,7 @@ class Authorizer:
 
     def __init__(self, services: Services) -> None:
         self._services = services
+        self._tokens = VerifiedTokens()
 
     def _claims(
         self,
@@ -124,7 +125,7 @@ class Authorizer:
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, MISSING_TOKEN, headers=BEARER_CHALLENGE)
         try:
-            claims = decode_token(self._services.jwt_secret, token.strip())
+            claims = self._tokens.decode(self._services.jwt_secret, token.strip())
             return _parse_claims(claims)
         except (InvalidToken, ValueError, TypeError):
             raise ApiError(401, INVALID_TOKEN, headers=BEARER_CHALLENGE) from None
