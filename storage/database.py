@@ -171,8 +171,13 @@ class Database:
 
     async def _run(self, method: str, name: str, args: tuple[Any, ...]) -> Any:
         sql = q(name)
+        # _acquire's steps inlined: this runs for every statement (~10 per scripted run),
+        # and the generator-based context manager's own overhead was measurable (issue 10).
         try:
-            async with self._acquire() as conn:
+            if self._conn is not None:
+                return await getattr(self._conn, method)(sql, *args)
+            assert self._pool is not None
+            async with self._pool.acquire() as conn:
                 return await getattr(conn, method)(sql, *args)
         except DRIVER_ERRORS as exc:
             raise translate(exc) from exc
