@@ -29,6 +29,7 @@ import openai
 
 from runtime.egress import REFUSED_MESSAGE, EgressPolicy, EgressRefused, EgressTransport
 from runtime.engine import ModelTarget
+from runtime.model_http import PooledTransport
 
 __all__ = [
     "NO_API_KEY",
@@ -175,9 +176,15 @@ class ModelClient:
         self.guarded = egress is not None
         self._where = f"model endpoint {_display_url(self.base_url)}"
         self._secret = api_key or None
-        http_client = None
+        # The SDK's default client (its limits, redirects, environment proxies) on our
+        # transport: the pool's idle checks cost a third of a run's engine CPU otherwise
+        # (runtime/model_http.py).
+        transport: httpx2.AsyncBaseTransport
         if egress is not None:
-            http_client = openai.DefaultAsyncHttpxClient(transport=EgressTransport(egress))
+            transport = EgressTransport(egress, PooledTransport(trust_env=False))
+        else:
+            transport = PooledTransport(limits=openai.DEFAULT_CONNECTION_LIMITS)
+        http_client = openai.DefaultAsyncHttpxClient(transport=transport)
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key or NO_API_KEY,
