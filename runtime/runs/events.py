@@ -9,6 +9,7 @@ as the contract's clients expect.
 from __future__ import annotations
 
 import json
+import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,8 +38,28 @@ TERMINAL_TYPES = frozenset({"run.completed", "run.failed"})
 
 
 def to_json(value: Any) -> str:
-    """Encode like the reference: default separators, non-JSON values stringified."""
-    return json.dumps(value, default=_default)
+    """Encode like the reference: default separators, non-JSON values stringified.
+
+    Non-finite floats (``NaN``, ``Infinity``: Python's ``json`` parses them from a model's
+    tool-call arguments or an upstream's answer) are non-JSON values too and become the
+    strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``: Postgres's ``json`` type refuses the
+    bare tokens, and one such event would otherwise stop the event writer's batch forever.
+    """
+    try:
+        return json.dumps(value, default=_default, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), default=_default, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by its ``repr``-like string."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _default(value: Any) -> Any:
