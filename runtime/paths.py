@@ -56,12 +56,20 @@ def normalize_path(raw: str, *, field: str = "path", check_extension: bool = Tru
             that already exist, which must stay removable).
 
     Raises:
-        PathPolicyError: empty, absolute, traversing, blocked, too long (a segment over
+        PathPolicyError: empty, holding a NUL or an unpaired surrogate, absolute,
+            traversing, blocked, too long (a segment over
             :data:`MAX_SEGMENT_BYTES` or the whole path over :data:`MAX_PATH_BYTES`, UTF-8
             bytes) or with a disallowed extension.
     """
     if not isinstance(raw, str) or not raw.strip():
         raise PathPolicyError("File path is required", field=field)
+    if not _storable(raw):
+        # A model's JSON can carry both; the OS refuses them (ValueError / UnicodeEncodeError
+        # deep in the file call, with the server path's length in its text).
+        raise PathPolicyError(
+            "File path must be UTF-8 text without NUL characters or unpaired surrogates",
+            field=field,
+        )
     text = raw.strip().replace("\\", "/")
     if text.startswith("/") or (len(text) > 1 and text[1] == ":"):
         raise PathPolicyError("Absolute paths are not allowed", field=field)
@@ -81,6 +89,16 @@ def normalize_path(raw: str, *, field: str = "path", check_extension: bool = Tru
         if suffix not in ALLOWED_EXTENSIONS:
             raise PathPolicyError(f"Unsupported file extension: {suffix or '(none)'}", field=field)
     return path
+
+
+def _storable(text: str) -> bool:
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_length(path: str, parts: list[str], field: str) -> None:
