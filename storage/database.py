@@ -2,7 +2,8 @@
 
 Every repository receives a :class:`Database` and runs its named queries through it.
 ``jsonb`` columns are decoded to Python objects and encoded from them (no manual json calls
-in repositories).
+in repositories), by :func:`storage.json_encoding.encode`, which stores what Postgres would
+refuse (``NaN``, NUL, unpaired surrogates) in a form it accepts.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import asyncpg
 
+from storage import json_encoding
 from storage.errors import DatabaseUnavailable, ForeignKeyViolation, StorageError, UniqueViolation
 from storage.sql import q
 
@@ -21,7 +23,7 @@ from storage.sql import q
 async def _init_connection(conn: asyncpg.Connection) -> None:
     for typename in ("json", "jsonb"):
         await conn.set_type_codec(
-            typename, encoder=json.dumps, decoder=json.loads, schema="pg_catalog"
+            typename, encoder=json_encoding.encode, decoder=json.loads, schema="pg_catalog"
         )
 
 

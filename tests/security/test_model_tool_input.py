@@ -10,7 +10,7 @@ from storage import models as models_store
 from storage.models import BindingSpec
 from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
-from tests.support.runs import create_run, read_stream
+from tests.support.runs import create_run, read_stream, runs_url
 from tests.support.scripted_openai import ScriptedToolCall, text_reply, tool_call_reply
 
 
@@ -94,3 +94,42 @@ async def test_paths_with_nul_or_unpaired_surrogates_are_a_policy_refusal(
         assert output["code"] == "BUILDER_PATCH_POLICY_VIOLATION", output
         assert "surrogate" in output["error"] and "NUL" in output["error"]
     assert events[-1]["data"]["event"] == "run.completed"
+
+
+@pytest.mark.parametrize(
+    "new_text", ['"x\\u0000y"', '"x\\ud800"', '"x", "n": NaN'], ids=["nul", "surrogate", "nan"]
+)
+async def test_a_paused_call_with_unstorable_arguments_pauses_and_resumes(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+    new_text,
+):
+    """The paused run's checkpoint and pending approval are ``jsonb``, which refuses
+    ``\\u0000``, unpaired surrogates and ``NaN``: the pause's write used to be retried
+    forever (the stream never ended). They are stored as U+FFFD and ``"NaN"``."""
+    scripted_openai.push(
+        _call(
+            "edit_file",
+            '{"path": "src/App.tsx", "old_text": "<h1>Chat</h1>", "new_text": ' + new_text + "}",
+        ),
+        text_reply("Done."),
+    )
+    app_id = native_app["id"]
+    run = await create_run(client, app_id, owner.headers, input="Edit", approval_policy="patches")
+    _, events = await read_stream(client, app_id, run["run_id"], owner.headers)
+    assert events[-1]["data"]["payload"]["status"] == "paused"
+    got = await client.get(runs_url(app_id, f"/{run['run_id']}"), headers=owner.headers)
+    pending = (await got.get_json())["pending_approval"]
+    assert pending["arguments"]["new_text"].startswith("x")
+    assert "\x00" not in pending["arguments"]["new_text"]
+    decided = await client.post(
+        runs_url(app_id, f"/{run['run_id']}/resume"),
+        headers=owner.headers,
+        json={"approval": {"request_id": pending["request_id"], "decision": "reject"}},
+    )
+    assert decided.status_code == 200, await decided.get_data(as_text=True)
+    _, events = await read_stream(client, app_id, run["run_id"], owner.headers)
+    assert events[-1]["data"]["event"] == "run.completed"
+    assert events[-1]["data"]["payload"]["status"] == "completed"
