@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from datetime import datetime
 from typing import Any, TypeVar, Unpack
 
 import httpx
-from httpx_sse import aconnect_sse
+from httpx_sse import ServerSentEvent, aconnect_sse
 
 from runwright.client import _core
 from runwright.client._core import DEFAULT_LIMITS, Call, RetryPolicy, RunFilters, StreamCursor
@@ -333,7 +334,9 @@ class AsyncClient:
         """The run's events after seq ``after``, live, ending after the terminal event.
 
         A dropped connection (or a server that ends the stream early) is reconnected with
-        ``Last-Event-ID``; every event is yielded exactly once, in seq order.
+        ``Last-Event-ID``; every event is yielded exactly once, in seq order. Asked for more
+        after the terminal event, it reads the response to its end (at most
+        ``STREAM_DRAIN_SECONDS``) so that the connection serves the next call.
 
         Raises:
             ApiError: the stream was refused (e.g. 404 NotFound).
@@ -359,13 +362,15 @@ class AsyncClient:
                             raise _core.error_of(response, "GET", path)
                         failure, refused = response.status_code, response
                     else:
-                        async for sse in source.aiter_sse():
+                        events = source.aiter_sse()
+                        async for sse in events:
                             event = cursor.accept(sse.data) if sse.data else None
                             if event is None:
                                 continue
                             progressed = True
                             yield event
                             if cursor.finished:
+                                await _drain(events)
                                 return
                         failure = "the server ended the stream before the terminal event"
             except httpx.TransportError as exc:
@@ -374,3 +379,20 @@ class AsyncClient:
             if fruitless >= self._retry.attempts:
                 raise StreamError(f"GET {path}: no progress after {fruitless} tries: {failure!r}")
             await asyncio.sleep(self._retry.delay(max(fruitless, 1), refused))
+
+
+async def _drain(events: AsyncIterator[ServerSentEvent]) -> None:
+    """Read a stream past its terminal event to the end of the response body, for at most
+    ``STREAM_DRAIN_SECONDS``.
+
+    The server ends a stream right after its terminal event (docs/design.md section 4), so
+    this is one more read. A response read to its end puts its connection back in the pool
+    for the next call; one closed before its end closes the connection, and the next call
+    pays a new TCP connection (a connect and an accept on each side: measured in
+    docs/benchmarks.md, "The load client"). Whatever follows the terminal event is ignored,
+    and so is any failure here: every event has been yielded already.
+    """
+    with contextlib.suppress(httpx.TransportError, TimeoutError):
+        async with asyncio.timeout(_core.STREAM_DRAIN_SECONDS):
+            async for _ in events:
+                pass

@@ -494,6 +494,9 @@ class StreamCursor:
 # A stream is idle at most one keep-alive interval (15 s by default); a read silent for this
 # long means a dead connection, which is reconnected.
 STREAM_READ_TIMEOUT = 60.0
+# How long the asyncio client waits, after a stream's terminal event, for the end of the
+# response (which the server sends right after it) so that the connection can be reused.
+STREAM_DRAIN_SECONDS = 1.0
 # httpx's own default pool bounds (``httpx.Limits()`` without arguments means unbounded).
 # Idle connections are dropped after 4 s, before a server closes them (Hypercorn's default
 # keep-alive is 5 s, Runwright's 30 s): reusing one the server is closing at that moment
