@@ -129,6 +129,39 @@ async def read_stream(
     return result
 
 
+@dataclass
+class Budget:
+    """A run budget shared by a benchmark's workers: at most ``runs`` runs are started,
+    and none once ``deadline`` (``time.perf_counter()``) has passed."""
+
+    runs: int
+    deadline: float
+    started: int = 0
+
+    def take(self) -> bool:
+        """Start one more run if the budget allows it (True), or not (False)."""
+        if self.started >= self.runs or time.perf_counter() >= self.deadline:
+            return False
+        self.started += 1
+        return True
+
+
+async def create_and_read(
+    pool: Pool, tenancy: Tenancy, body: dict[str, Any], budget: Budget, failures: list[str]
+) -> AsyncIterator[tuple[float, StreamResult]]:
+    """One worker's loop: while ``budget`` allows, create a run and read its stream to the
+    end (60 s at most); yield ``(perf_counter at the create, what the stream saw)``. A create
+    that fails is appended to ``failures`` (its ``repr``) and yields nothing."""
+    while budget.take():
+        t0 = time.perf_counter()
+        try:
+            run_id = await create_run(pool, tenancy, body)
+        except Exception as exc:  # noqa: BLE001 - counted, reported
+            failures.append(repr(exc))
+            continue
+        yield t0, await read_stream(pool, tenancy, run_id, read_timeout=60)
+
+
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile (``nan`` for no values)."""
     if not values:

@@ -189,35 +189,25 @@ async def drive(
     first: list[float] = []
     done = 0
     failures: list[str] = []
-    started = 0
-    deadline = time.perf_counter() + max_seconds
+    budget = client.Budget(runs, time.perf_counter() + max_seconds)
 
     async def rw_worker(ten: Tenancy, base: str) -> None:
-        nonlocal started, done
+        nonlocal done
         body = run_body("native", chunks)
         async with client.session(base, request_timeout=120) as pool:
-            while started < runs and time.perf_counter() < deadline:
-                started += 1
-                t0 = time.perf_counter()
-                try:
-                    run_id = await client.create_run(pool, ten, body)
-                except Exception as exc:  # noqa: BLE001 - counted, reported
-                    failures.append(repr(exc))
-                    continue
-                res = await client.read_stream(pool, ten, run_id, read_timeout=60)
+            async for t0, res in client.create_and_read(pool, ten, body, budget, failures):
                 if res.error or res.terminal_type != "run.completed" or not res.gap_free():
-                    failures.append(res.error or f"bad stream {run_id}: {res.types}")
+                    failures.append(res.error or f"bad stream {res.run_id}: {res.types}")
                     continue
                 if res.first_delta_at is not None:
                     first.append((res.first_delta_at - t0) * 1000)
                 done += 1
 
     async def lg_worker(assistant: str, base: str) -> None:
-        nonlocal started, done
+        nonlocal done
         limits = httpx.Limits(max_connections=None)
         async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as http:
-            while started < runs and time.perf_counter() < deadline:
-                started += 1
+            while budget.take():
                 t0 = time.perf_counter()
                 try:
                     at, error = await asyncio.wait_for(lg_run(http, assistant, chunks), 60)

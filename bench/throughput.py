@@ -75,26 +75,17 @@ async def load(
     e2e: list[float] = []
     failures: list[str] = []
     terminal: dict[str, int] = {}
-    started = 0
-    deadline = time.perf_counter() + max_seconds
+    budget = client.Budget(runs, time.perf_counter() + max_seconds)
     base = st.server.url
     tens = tenancies or [st.tenancy] * clients
 
     async def worker(http: Any, ten: Tenancy) -> None:
-        nonlocal started
-        while started < runs and time.perf_counter() < deadline:
-            started += 1
-            t0 = time.perf_counter()
-            try:
-                run_id = await client.create_run(http, ten, body)
-            except Exception as exc:  # noqa: BLE001 - counted, reported
-                failures.append(repr(exc))
-                continue
-            res = await client.read_stream(http, ten, run_id, read_timeout=60)
+        async for t0, res in client.create_and_read(http, ten, body, budget, failures):
             if res.error or res.terminal_at is None or not res.gap_free():
-                failures.append(res.error or f"bad stream {run_id}: {res.seqs}")
+                failures.append(res.error or f"bad stream {res.run_id}: {res.seqs}")
                 continue
-            terminal[res.terminal_type or "?"] = terminal.get(res.terminal_type or "?", 0) + 1
+            kind = res.terminal_type or "?"
+            terminal[kind] = terminal.get(kind, 0) + 1
             if res.first_delta_at is not None:
                 first.append((res.first_delta_at - t0) * 1000)
             e2e.append((res.terminal_at - t0) * 1000)
