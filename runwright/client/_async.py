@@ -72,7 +72,10 @@ class AsyncClient:
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
         self._http = httpx.AsyncClient(
-            base_url=base_url, timeout=timeout, limits=limits or DEFAULT_LIMITS
+            base_url=base_url,
+            timeout=timeout,
+            limits=limits or DEFAULT_LIMITS,
+            verify=_core.tls_context(),
         )
 
     async def __aenter__(self) -> AsyncClient:

@@ -7,8 +7,10 @@ duplicates a rule.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import ssl
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -505,3 +507,17 @@ KEEPALIVE_EXPIRY = 4.0
 DEFAULT_LIMITS = httpx.Limits(
     max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_EXPIRY
 )
+
+
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (CAs from certifi, or ``SSL_CERT_FILE`` /
+    ``SSL_CERT_DIR`` as set when it is first built), built once per process and shared by
+    every client.
+
+    httpx builds one for each client it makes, also for a plain ``http://`` base URL, and
+    loading the CA bundle costs tens of milliseconds of CPU: more than a hundred requests'
+    worth (docs/benchmarks.md, "The load client"). A context is safe to share: httpcore
+    only sets ALPN on it per connection, the same (HTTP/1.1) for every client here.
+    """
+    return httpx.create_ssl_context()

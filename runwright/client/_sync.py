@@ -71,7 +71,10 @@ class Client:
         self._retry = retry or RetryPolicy()
         self._timeout = timeout
         self._http = httpx.Client(
-            base_url=base_url, timeout=timeout, limits=limits or DEFAULT_LIMITS
+            base_url=base_url,
+            timeout=timeout,
+            limits=limits or DEFAULT_LIMITS,
+            verify=_core.tls_context(),
         )
 
     def __enter__(self) -> Client:
