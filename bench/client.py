@@ -1,11 +1,12 @@
 """The load client's HTTP side, on :mod:`runwright.client` (httpx + httpx-sse): create runs,
 read their SSE streams.
 
-One :class:`Pool` per benchmark holds one ``AsyncClient`` per token and tenant (the
-benchmarks' tenancies), with an unbounded connection pool so that every live stream has its
-own connection. Every read is bounded by a timeout; a stream is read until its terminal
-event. Timestamps are ``time.time()`` (wall clock, comparable with the server's envelope
-``ts`` on the same machine) and ``time.perf_counter()`` for durations.
+A :class:`Pool` holds one ``AsyncClient`` per token and tenant (the benchmarks'
+tenancies), with no bound on connections so that every live stream has its own. The
+throughput benchmarks give each worker a pool of its own (httpcore's cost per request grows
+with the connections of its pool). Every read is bounded by a timeout; a stream is read
+until its terminal event. Timestamps are ``time.time()`` (wall clock, comparable with the
+server's envelope ``ts`` on the same machine) and ``time.perf_counter()`` for durations.
 """
 
 from __future__ import annotations
@@ -22,11 +23,19 @@ import httpx
 
 from bench.env import Tenancy
 from runwright.client import AsyncClient, RetryPolicy, RunwrightError
-from runwright.client._core import KEEPALIVE_EXPIRY
+from runwright.client._core import DEFAULT_LIMITS, KEEPALIVE_EXPIRY
 
 # A benchmark reports failures instead of hiding them: no retries of calls, and a stream
 # gives up after one reconnect that brings nothing (a reconnect that does is still made).
 NO_RETRY = RetryPolicy(attempts=1)
+# No bound on connections, but on idle ones, as the client's default: httpcore polls every
+# idle connection's socket on each request, so unbounded idle connections in a pool shared
+# by many streams (each read to its end goes back to the pool) cost more than they save.
+LIMITS = httpx.Limits(
+    max_connections=None,
+    max_keepalive_connections=DEFAULT_LIMITS.max_keepalive_connections,
+    keepalive_expiry=KEEPALIVE_EXPIRY,
+)
 
 
 class Pool:
@@ -44,7 +53,7 @@ class Pool:
             self._clients[key] = AsyncClient(
                 self._base, tenancy.token, tenant_id=tenancy.tenant_id, timeout=self._timeout,
                 retry=NO_RETRY,
-                limits=httpx.Limits(max_connections=None, keepalive_expiry=KEEPALIVE_EXPIRY),
+                limits=LIMITS,
             )  # fmt: skip
         return self._clients[key]
 

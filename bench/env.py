@@ -314,6 +314,7 @@ class CpuMeter:
         self._start: dict[str, float] = {}
         self._t0 = 0.0
         self.server_seconds = 0.0  # the server tree's CPU seconds over the window (stop)
+        self.client_seconds = 0.0  # this process's CPU seconds over the window (stop)
 
     def _snapshot(self) -> dict[str, float]:
         pg = sum(_cpu(p) for p in psutil.process_iter() if _is_system_postgres(p))
@@ -333,6 +334,7 @@ class CpuMeter:
         end = self._snapshot()
         wall = max(1e-9, time.perf_counter() - self._t0)
         self.server_seconds = end["server"] - self._start["server"]
+        self.client_seconds = end["client"] - self._start["client"]
         used = {k: (end[k] - self._start[k]) / wall for k in end}
         used["other"] = used["machine"] - used["server"] - used["postgres"] - used["client"]
         return {k: round(max(0.0, v), 2) for k, v in used.items()}

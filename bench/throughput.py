@@ -79,21 +79,25 @@ async def load(
     base = st.server.url
     tens = tenancies or [st.tenancy] * clients
 
-    async def worker(http: Any, ten: Tenancy) -> None:
-        async for t0, res in client.create_and_read(http, ten, body, budget, failures):
-            if res.error or res.terminal_at is None or not res.gap_free():
-                failures.append(res.error or f"bad stream {res.run_id}: {res.seqs}")
-                continue
-            kind = res.terminal_type or "?"
-            terminal[kind] = terminal.get(kind, 0) + 1
-            if res.first_delta_at is not None:
-                first.append((res.first_delta_at - t0) * 1000)
-            e2e.append((res.terminal_at - t0) * 1000)
+    async def worker(ten: Tenancy) -> None:
+        # Each worker has its own client, so its own connection pool: httpcore walks every
+        # connection of a pool on each request (and polls each idle one's socket), so one
+        # pool shared by 50 workers costs the load client more CPU per run than the rest of
+        # the HTTP work (docs/benchmarks.md, "The load client").
+        async with client.session(base, request_timeout=120) as http:
+            async for t0, res in client.create_and_read(http, ten, body, budget, failures):
+                if res.error or res.terminal_at is None or not res.gap_free():
+                    failures.append(res.error or f"bad stream {res.run_id}: {res.seqs}")
+                    continue
+                kind = res.terminal_type or "?"
+                terminal[kind] = terminal.get(kind, 0) + 1
+                if res.first_delta_at is not None:
+                    first.append((res.first_delta_at - t0) * 1000)
+                e2e.append((res.terminal_at - t0) * 1000)
 
-    async with client.session(base, request_timeout=120) as http:
-        t_start = time.perf_counter()
-        await asyncio.gather(*(worker(http, tens[i]) for i in range(clients)))
-        wall = time.perf_counter() - t_start
+    t_start = time.perf_counter()
+    await asyncio.gather(*(worker(tens[i]) for i in range(clients)))
+    wall = time.perf_counter() - t_start
     return {
         "runs_completed": len(e2e),
         "wall_s": round(wall, 3),
@@ -191,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
         done = result["runs_completed"]
         result["server_cpu_ms_per_run"] = (
             round(1000 * cpu.server_seconds / done, 2) if done else None
+        )
+        # The load client's CPU per run: it shares the machine with the server and Postgres.
+        result["client_cpu_ms_per_run"] = (
+            round(1000 * cpu.client_seconds / done, 2) if done else None
         )
         result["load_average"] = [round(x, 2) for x in os.getloadavg()]
         result["machine_load_before"] = quiet
