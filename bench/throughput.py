@@ -81,9 +81,9 @@ async def load(
 
     async def worker(ten: Tenancy) -> None:
         # Each worker has its own client, so its own connection pool: httpcore walks every
-        # connection of a pool on each request (and polls each idle one's socket), so one
-        # pool shared by 50 workers costs the load client more CPU per run than the rest of
-        # the HTTP work (docs/benchmarks.md, "The load client").
+        # connection of a pool on each request (and polls each idle one's socket); with one
+        # pool for 50 workers that walk was a fifth of the load client's CPU
+        # (docs/benchmarks.md, "The load client").
         async with client.session(base, request_timeout=120) as http:
             async for t0, res in client.create_and_read(http, ten, body, budget, failures):
                 if res.error or res.terminal_at is None or not res.gap_free():
