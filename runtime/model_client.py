@@ -50,10 +50,21 @@ NO_API_KEY = "not-needed"
 _CONNECT_TIMEOUT_CAP = 10.0
 _MESSAGE_CAP = 500
 _EXCERPT_CAP = 160
+# Bounds of one streamed response (text plus tool-call arguments, in characters, and tool
+# calls): a tenant's endpoint is untrusted, and without them it could stream arguments into
+# this process's memory until the request timeout, or ask for thousands of tool runs in one
+# turn. Far above what a model asked for max_tokens (1,024 by default) writes; 4 M
+# characters hold more than a dozen of the largest patches (RUNWRIGHT_MAX_PATCH_BYTES).
+MAX_RESPONSE_CHARS = 4_000_000
+MAX_TOOL_CALLS = 128
 # Control (Cc), format (Cf: bidi overrides, zero-width), surrogates, private use, unassigned.
 _UNSAFE_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn"})
 
 log = logging.getLogger(__name__)
+
+
+class ResponseTooLarge(ValueError):
+    """A streamed response passed :data:`MAX_RESPONSE_CHARS` or :data:`MAX_TOOL_CALLS`."""
 
 
 class ModelError(Exception):
@@ -299,6 +310,7 @@ class ModelClient:
             encoded = _dumps({**body, "tools": list(tools)})
 
         calls: dict[int, _PartialCall] = {}
+        received = 0  # characters of text and arguments so far (MAX_RESPONSE_CHARS)
         finish: str | None = None
         usage: dict[str, Any] | None = None
         try:
@@ -328,12 +340,17 @@ class ModelClient:
                         if content:
                             if not isinstance(content, str):
                                 raise ValueError("delta content is not a string")
+                            received += len(content)
+                            if received > MAX_RESPONSE_CHARS:
+                                raise ResponseTooLarge("text")
                             yield TextDelta(content)
                         for piece in _items(delta.get("tool_calls")):
                             index = piece.get("index", 0)
                             if not isinstance(index, int):
                                 raise ValueError("a tool call index is not an integer")
-                            _merge(calls.setdefault(index, _PartialCall()), piece)
+                            received += _merge(calls.setdefault(index, _PartialCall()), piece)
+                            if received > MAX_RESPONSE_CHARS or len(calls) > MAX_TOOL_CALLS:
+                                raise ResponseTooLarge("tool calls")
         except (openai.OpenAIError, ValueError) as exc:
             raise self._translate(exc) from exc
         for index in sorted(calls):
@@ -381,6 +398,13 @@ class ModelClient:
                 endpoint=self.base_url,
                 kind="status",
                 status=exc.status_code,
+            )
+        if isinstance(exc, ResponseTooLarge):
+            return ModelError(
+                f"{where} sent a response larger than this server accepts (over "
+                f"{MAX_RESPONSE_CHARS} characters or {MAX_TOOL_CALLS} tool calls)",
+                endpoint=self.base_url,
+                kind="protocol",
             )
         if isinstance(exc, openai.APIError):
             return ModelError(
@@ -465,9 +489,10 @@ def _items(value: object) -> list[dict[str, Any]]:
     return value
 
 
-def _merge(part: _PartialCall, piece: dict[str, Any]) -> None:
+def _merge(part: _PartialCall, piece: dict[str, Any]) -> int:
     """Fold one streamed tool-call piece into its partial call (OpenAI sends id and name
-    in the first piece of a call and the arguments in later pieces).
+    in the first piece of a call and the arguments in later pieces); return the number of
+    characters it added.
 
     Raises:
         ValueError: a field has the wrong type (a malformed stream).
@@ -477,14 +502,18 @@ def _merge(part: _PartialCall, piece: dict[str, Any]) -> None:
         part.id = _text(call_id)
     function = piece.get("function")
     if function is None:
-        return
+        return 0
     if not isinstance(function, dict):
         raise ValueError("a tool call function is not an object")
     name, arguments = function.get("name"), function.get("arguments")
+    added = 0
     if name and not part.name:
         part.name = _text(name)
+        added += len(part.name)
     if arguments:
         part.arguments.append(_text(arguments))
+        added += len(part.arguments[-1])
+    return added
 
 
 def _text(value: object) -> str:

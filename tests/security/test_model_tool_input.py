@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from runtime import model_client
 from storage import models as models_store
 from storage.models import BindingSpec
 from tests.support.api import create_app_via_api
@@ -133,3 +134,42 @@ async def test_a_paused_call_with_unstorable_arguments_pauses_and_resumes(
     _, events = await read_stream(client, app_id, run["run_id"], owner.headers)
     assert events[-1]["data"]["event"] == "run.completed"
     assert events[-1]["data"]["payload"]["status"] == "completed"
+
+
+async def test_a_response_with_too_many_tool_calls_fails_the_run_without_running_them(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """A tenant's endpoint asking for thousands of tool runs in one turn (or streaming
+    arguments without end) is cut off at the model client's bounds: the run fails with
+    one clear error and no tool runs."""
+    calls = [
+        ScriptedToolCall("coding_agent_list_files", {}, pieces=1)
+        for _ in range(model_client.MAX_TOOL_CALLS + 1)
+    ]
+    scripted_openai.push(tool_call_reply(*calls))
+    run = await create_run(client, native_app["id"], owner.headers, input="Go")
+    _, events = await read_stream(client, native_app["id"], run["run_id"], owner.headers)
+    assert not any(e["data"]["event"].startswith("tool.") for e in events)
+    last = events[-1]["data"]
+    assert last["event"] == "run.failed"
+    assert "larger than this server accepts" in last["payload"]["error"]
+
+
+async def test_a_response_with_endless_text_fails_the_run(
+    client,
+    owner,
+    native_app,
+    scripted_openai,  # noqa: F811
+):
+    """Text beyond the bound ends the run the same way (it used to be held in memory)."""
+    piece = "x" * 100_000
+    count = model_client.MAX_RESPONSE_CHARS // len(piece) + 1
+    scripted_openai.push(text_reply(piece * count, chunks=[piece] * count))
+    run = await create_run(client, native_app["id"], owner.headers, input="Go")
+    _, events = await read_stream(client, native_app["id"], run["run_id"], owner.headers, within=60)
+    last = events[-1]["data"]
+    assert last["event"] == "run.failed"
+    assert "larger than this server accepts" in last["payload"]["error"]
