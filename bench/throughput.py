@@ -31,6 +31,7 @@ from typing import Any
 
 from bench import client
 from bench.env import VENV_BIN, CpuMeter, Tenancy, wait_for_quiet
+from bench.pg_stats import PgMeter
 from bench.stack import (
     RESULTS,
     Stack,
@@ -175,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile
             else None
         )
+        pg = PgMeter(args.pg, args.db).start()
         cpu = CpuMeter(st.server.pid).start()
         try:
             result = asyncio.run(
@@ -190,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                 except subprocess.TimeoutExpired:
                     prof.kill()
         result["cpu_cores"] = cpu.stop()
+        # The cluster's own CPU, statements and agent_runs updates per run (bench/pg_stats.py)
+        result["postgres"] = pg.stop(result["runs_completed"])
         # Server CPU time (its process tree) per completed run: steadier than runs/s when
         # other work shares the cores (docs/benchmarks.md, "Issue 11").
         done = result["runs_completed"]
