@@ -77,13 +77,14 @@ WITH v AS (
     SET last_event_seq = GREATEST(a.last_event_seq, m.seq)
     FROM (SELECT r, max(s) AS seq FROM ok GROUP BY r) AS m
     WHERE a.id = m.r
-    RETURNING a.id, a.last_event_seq
-), announced AS (
-    -- as events_write_batch: '<run_id>:<last_event_seq>:<origin>' on rw_events, sent on commit
-    SELECT count(pg_notify('rw_events',
-                           upd.id::text || ':' || upd.last_event_seq::text || ':' || $9::text)) AS n
-    FROM upd
+    -- as events_write_batch: '<run_id>:<last_event_seq>:<origin>' on rw_events, sent on
+    -- commit. Here, in the RETURNING of a data-modifying CTE, which always runs to
+    -- completion: a plain CTE runs only when the main query reads it, and the join with
+    -- the refused runs below reads nothing when none was refused (so a batch that stored
+    -- everything was not announced, and other nodes' streams waited for their slow poll).
+    RETURNING pg_notify('rw_events',
+                        a.id::text || ':' || a.last_event_seq::text || ':' || $9::text)
 )
-SELECT DISTINCT v.r AS run_id FROM v, announced
+SELECT DISTINCT v.r AS run_id FROM v
 WHERE EXISTS (SELECT 1 FROM held h WHERE h.id = v.r)
   AND NOT EXISTS (SELECT 1 FROM ok WHERE ok.r = v.r AND ok.s = v.s);

@@ -20,6 +20,7 @@ from runtime.settings import Settings
 from storage.database import Database
 from storage.events import EventRow, EventStore
 from storage.notify import notify
+from storage.runs import RunStore
 from tests.support.runs import create_run, wait_status
 from tests.support.seed import Seeded
 
@@ -153,3 +154,32 @@ async def test_event_batches_announce_their_runs_on_commit(
         row = EventRow(run_id, stored + 1, "plan.updated", "plan", "{}", "[]", datetime.now(UTC))
         await EventStore(tx).insert_batch([row])
     await inbox.until(announced(stored + 1, ""))
+
+
+async def test_fenced_batches_announce_their_runs_on_commit(
+    listener: Listener, db: Database, client: Any, owner: Seeded
+) -> None:
+    """The executors' batch (events_write_fenced) announces each run it stored events of,
+    also when it refused none (before, its announcement was a CTE that only ran when a run
+    was refused), and never a run whose events it refused."""
+    inbox = Inbox()
+    listener.subscribe(channels.EVENTS, inbox)
+    await _until_ready(listener)
+    app = await client.post("/admin/apps", json={"name": "f", "slug": "fenced"},
+                            headers=owner.headers)  # fmt: skip
+    app_id = (await app.get_json())["id"]
+    run = await create_run(client, app_id, owner.headers, input="x", engine="scripted",
+                           script=[{"delta": "hello"}])  # fmt: skip
+    run_id = uuid.UUID(run["run_id"])
+    await wait_status(client, app_id, str(run_id), owner.headers, {"completed"}, within=60.0)
+    stored = await EventStore(db).last_seq(run_id)
+    token = (await RunStore(db).get(run_id))["claim_token"]  # the token it holds now
+    row = EventRow(run_id, stored + 1, "plan.updated", "plan", "{}", "[]", datetime.now(UTC))
+    assert await EventStore(db, "node-f").insert_fenced([row], [token]) == set()
+    await inbox.until(lambda got: f"{run_id}:{stored + 1}:node-f" in got)
+    # A refused run (its claim token moved on) is not announced.
+    late = EventRow(run_id, stored + 2, "plan.updated", "plan", "{}", "[]", datetime.now(UTC))
+    assert await EventStore(db, "node-f").insert_fenced([late], [-1]) == {run_id}
+    await notify(db, channels.EVENTS, "marker")
+    await inbox.until(lambda got: "marker" in got)
+    assert f"{run_id}:{stored + 2}:node-f" not in inbox.got
