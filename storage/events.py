@@ -42,23 +42,22 @@ class EventStore:
         self.origin = origin
 
     async def insert_batch(self, rows: Sequence[EventRow]) -> None:
-        """Insert events (any runs, any order) and advance each run's ``last_event_seq``.
+        """Insert events (any runs, any order) and advance each run's ``last_event_seq``:
+        :meth:`insert_fenced` with no claim token (the one batch statement). Events of a run
+        that does not exist are not stored.
 
         Raises:
             storage.errors.StorageError: the batch was not written (nothing of it was).
         """
-        if not rows:
-            return
-        cols = list(zip(*rows, strict=True))
-        # One statement (data-modifying CTE): atomic without BEGIN/COMMIT round trips.
-        await self.db.execute("events_write_batch", *[list(c) for c in cols], self.origin)
+        await self.insert_fenced(rows, [None] * len(rows))
 
     async def insert_fenced(
         self, rows: Sequence[EventRow], tokens: Sequence[int | None]
     ) -> set[uuid.UUID]:
         """Insert events of run executors, each under its writer's claim token (``tokens``,
-        one per row; None: unfenced), as :meth:`insert_batch` does; the events of a run
-        whose claim token moved on (another node took it, docs/design.md 9) are not stored.
+        one per row; None: unfenced), and advance each run's ``last_event_seq``; the events
+        of a run whose claim token moved on (another node took it, docs/design.md 9) are not
+        stored.
 
         Returns:
             The runs whose events were refused.

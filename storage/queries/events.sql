@@ -1,28 +1,5 @@
 -- The run event log (DESIGN.md section 4). Batches go in with one statement.
 
--- name: events_write_batch
--- Insert a batch and advance each run's last_event_seq: one statement (one round trip, atomic).
--- Each run of the batch is announced on rw_events as '<run_id>:<last_event_seq>:<origin>'
--- ($8: the writing node's id, '' when none; streams on other nodes wake on it, the writing
--- node ignores its own: it publishes what it wrote itself); NOTIFY is delivered only when
--- the transaction commits.
-WITH v AS (
-    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
-                         $6::text[], $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
-), ins AS (
-    INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
-    SELECT r, s, t, st, p::json, d::json, ts FROM v
-    ON CONFLICT (run_id, seq) DO NOTHING
-), upd AS (
-    UPDATE agent_runs a
-    SET last_event_seq = GREATEST(a.last_event_seq, m.seq)
-    FROM (SELECT r, max(s) AS seq FROM v GROUP BY r) AS m
-    WHERE a.id = m.r
-    RETURNING a.id, a.last_event_seq
-)
-SELECT pg_notify('rw_events', upd.id::text || ':' || upd.last_event_seq::text || ':' || $8::text)
-FROM upd;
-
 -- name: events_from
 -- Events with seq >= $2, in order; payloads as their stored text (byte-identical replay).
 SELECT seq, type, stage, payload::text AS payload, diagnostics::text AS diagnostics, ts
@@ -48,14 +25,22 @@ WHERE run_id = $1 AND type = 'assistant.delta'
 SELECT id, last_event_seq FROM agent_runs WHERE id = ANY($1::uuid[]);
 
 -- name: events_write_fenced
--- A batch from run executors, fenced (docs/design.md 9): $8 is each event's claim token (NULL:
--- unfenced), $9 the writing node's id (the announcement's origin, as in events_write_batch). A run's events are stored only while the run still holds that token; its
--- row is locked first (in id order), so a take-over (which bumps the token) waits for this
+-- The one batch insert (any runs, any order; EventStore.insert_batch and insert_fenced):
+-- insert the events and advance each run's last_event_seq in one statement (one round
+-- trip, atomic). Fenced (docs/design.md 9): $8 is each event's claim token (NULL:
+-- unfenced). A run's events are stored only while the run still holds that token; its row
+-- is locked first (in id order), so a take-over (which bumps the token) waits for this
 -- statement or is seen by it. The lock is FOR NO KEY UPDATE, the one the last_event_seq
 -- UPDATE below takes anyway: FOR SHARE, upgraded by that UPDATE, deadlocked with a
--- concurrent usage write (runs_record_usage) doing the same on the row. Returns the runs
--- whose events were refused; the stored ones are announced on rw_events as
--- events_write_batch does.
+-- concurrent usage write (runs_record_usage) doing the same on the row. Events of a run
+-- that does not exist are not stored (and not refused).
+-- Each run whose last_event_seq moved is announced on rw_events as
+-- '<run_id>:<last_event_seq>:<origin>' ($9: the writing node's id, '' when none; streams
+-- on other nodes wake on it, the writing node ignores its own: it publishes what it wrote
+-- itself); NOTIFY is delivered only when the transaction commits. A run whose events were
+-- all counted before (a retried batch) is not updated (a new row version that changes
+-- nothing) nor announced again (its first commit was).
+-- Returns the runs whose events were refused.
 WITH v AS (
     SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
                          $6::text[], $7::timestamptz[], $8::bigint[])
@@ -74,11 +59,10 @@ WITH v AS (
     ON CONFLICT (run_id, seq) DO NOTHING
 ), upd AS (
     UPDATE agent_runs a
-    SET last_event_seq = GREATEST(a.last_event_seq, m.seq)
+    SET last_event_seq = m.seq
     FROM (SELECT r, max(s) AS seq FROM ok GROUP BY r) AS m
-    WHERE a.id = m.r
-    -- as events_write_batch: '<run_id>:<last_event_seq>:<origin>' on rw_events, sent on
-    -- commit. Here, in the RETURNING of a data-modifying CTE, which always runs to
+    WHERE a.id = m.r AND a.last_event_seq < m.seq
+    -- The announcement is in the RETURNING of a data-modifying CTE, which always runs to
     -- completion: a plain CTE runs only when the main query reads it, and the join with
     -- the refused runs below reads nothing when none was refused (so a batch that stored
     -- everything was not announced, and other nodes' streams waited for their slow poll).
