@@ -35,6 +35,18 @@ SURFACE = "published_app_coding_agent"
 EventsFor = Callable[[dict[str, Any]], Sequence[EventRow]]
 
 
+@dataclass(frozen=True, slots=True)
+class StatusEvents:
+    """The events a status write appends in its transaction (:meth:`RunStore.finish`)."""
+
+    count: int
+    """How many events ``build`` returns: the status statement counts them in the run's
+    ``last_event_seq`` itself, so the row is updated once (not again for its events)."""
+    build: EventsFor
+    """Builds them from the row as the status change left it, before its events (seqs
+    continue after that row's ``last_event_seq``)."""
+
+
 def _queued_row(args: tuple[Any, ...], place: tuple[Any, Any]) -> dict[str, Any]:
     """The row ``runs_insert`` / ``runs_insert_keyed`` insert for their parameters ``args``
     ($1-$16) and ``place`` (the session and place in it): the columns they set, and a new
@@ -301,7 +313,7 @@ class RunStore:
         token: int,
         error: str | None = None,
         output: dict[str, Any] | None = None,
-        events: EventsFor | None = None,
+        events: StatusEvents | None = None,
         session_turns: list[dict[str, Any]] | None = None,
         outcome: dict[str, Any] | None = None,
     ) -> dict[str, Any] | None:
@@ -322,7 +334,7 @@ class RunStore:
         token: int,
         checkpoint: dict[str, Any],
         output: dict[str, Any],
-        events: EventsFor | None = None,
+        events: StatusEvents | None = None,
         approval_timeout: float | None = None,
         session_turns: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any] | None:
@@ -337,7 +349,7 @@ class RunStore:
         self,
         name: str,
         args: tuple[Any, ...],
-        events: EventsFor | None,
+        events: StatusEvents | None,
         session_turns: list[dict[str, Any]] | None,
     ) -> dict[str, Any] | None:
         """:meth:`_write`, and with ``session_turns`` (None: leave them; ``[]``: clear
@@ -361,7 +373,7 @@ class RunStore:
         expected: Sequence[str],
         token: int,
         error: str | None,
-        events: EventsFor | None = None,
+        events: StatusEvents | None = None,
     ) -> dict[str, Any] | None:
         """Fail a run paused on an approval request whose timeout passed (by the
         database's clock) and still holding claim token ``token``; None when it is not
@@ -381,7 +393,7 @@ class RunStore:
         expected: Sequence[str],
         token: int,
         resume_payload: Any = None,
-        events: EventsFor | None = None,
+        events: StatusEvents | None = None,
     ) -> dict[str, Any] | None:
         """Back to ``queued`` (resume, the requeue restart policy, a drain), storing the
         payload; releases the lease."""
@@ -390,11 +402,14 @@ class RunStore:
         )
 
     async def _write(
-        self, name: str, args: tuple[Any, ...], events: EventsFor | None
+        self, name: str, args: tuple[Any, ...], events: StatusEvents | None
     ) -> dict[str, Any] | None:
-        """Run a conditional status write; with ``events``, in one transaction with the
-        events ``events(row)`` builds from the written row (a run's terminal sequence is
-        stored whole or not at all, so a retried or repeated finish never doubles it).
+        """Run a conditional status write (``args``: its parameters but the last, the
+        events' count); with ``events``, in one transaction with the events
+        ``events.build`` makes from the written row (a run's terminal sequence is stored
+        whole or not at all, so a retried or repeated finish never doubles it). The status
+        statement advances ``last_event_seq`` by ``events.count`` itself, and the events
+        are only inserted: one update of the run's row per write.
 
         Returns:
             The written row (its ``last_event_seq`` includes the new events), or None when
@@ -402,18 +417,26 @@ class RunStore:
 
         Raises:
             storage.errors.StorageError: nothing of it was written.
+            ValueError: ``events.build`` did not return ``events.count`` events numbered
+                on from the row's ``last_event_seq`` (nothing written).
         """
-        if events is None:
-            return _row(await self.db.fetchrow(name, *args))
+        if events is None or events.count == 0:
+            return _row(await self.db.fetchrow(name, *args, 0))
         async with self.db.transaction("runs_write_guard") as tx:
-            record = await tx.fetchrow(name, *args)
+            record = await tx.fetchrow(name, *args, events.count)
             if record is None:
                 return None
             row = dict(record)
-            rows = list(events(row))
-            if rows:
-                await EventStore(tx, self.origin).insert_batch(rows)
-                row["last_event_seq"] = max(row["last_event_seq"], *(r.seq for r in rows))
+            # The statement counted the events already: build them from the row as the
+            # change left it before them (their seqs continue after its last_event_seq).
+            first = row["last_event_seq"] - events.count + 1
+            rows = list(events.build({**row, "last_event_seq": first - 1}))
+            if [r.seq for r in rows] != list(range(first, first + events.count)):
+                # the count and the built events disagree: roll back, store nothing
+                raise ValueError(
+                    f"{name}: {events.count} events counted, seqs {[r.seq for r in rows]} built"
+                )
+            await EventStore(tx, self.origin).append_counted(rows)
             return row
 
     async def record_outcome(

@@ -74,7 +74,7 @@ from runtime.runs.messages import (
 from runtime.runs.pump import pump
 from runtime.usage import usage_updated
 from storage.errors import ForeignKeyViolation, StorageError, UniqueViolation
-from storage.runs import RunTakenOver
+from storage.runs import RunTakenOver, StatusEvents
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +413,8 @@ class RunActor(pykka.ThreadingActor):
             return [event.row for event in written]
 
         token, outcome = self.fence, self.outcome
+        # how many events_for builds: the status statement counts them in last_event_seq
+        events = StatusEvents(len(write.events) + (write.terminal is not None), events_for)
 
         async def run() -> dict[str, Any] | None:
             await self.deps.writer.flush(run_id)
@@ -421,23 +423,23 @@ class RunActor(pykka.ThreadingActor):
                 row = await runs.pause(
                     run_id, expected=write.expected, token=token,
                     checkpoint=write.checkpoint or {}, output=write.output or {},
-                    events=events_for, approval_timeout=write.approval_timeout,
+                    events=events, approval_timeout=write.approval_timeout,
                     session_turns=turns,
                 )  # fmt: skip
             elif write.if_expired:
                 row = await runs.expire_approval(
                     run_id, write.target, expected=write.expected, token=token,
-                    error=write.error, events=events_for,
+                    error=write.error, events=events,
                 )  # fmt: skip
             elif write.target == states.QUEUED:
                 row = await runs.requeue(
                     run_id, expected=write.expected, token=token,
-                    resume_payload=write.resume_payload, events=events_for,
+                    resume_payload=write.resume_payload, events=events,
                 )  # fmt: skip
             else:
                 row = await runs.finish(
                     run_id, write.target, expected=write.expected, token=token,
-                    error=write.error, output=write.output, events=events_for,
+                    error=write.error, output=write.output, events=events,
                     session_turns=turns, outcome=outcome,
                 )  # fmt: skip
             if row is not None and written:

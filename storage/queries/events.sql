@@ -1,5 +1,23 @@
 -- The run event log (DESIGN.md section 4). Batches go in with one statement.
 
+-- name: events_append_counted
+-- The events of a status write, in its transaction, after the status statement that
+-- already counted them in the run's last_event_seq (runs.sql: runs_finish and the other
+-- status writes), so the run's row is not updated a second time. That statement holds the
+-- run's row, so no other writer stores or counts events of the run in between. Each run is
+-- announced as events_write_fenced does ('<run_id>:<seq>:<origin>', $8: the writing node's
+-- id, sent on commit); its highest seq here is its last_event_seq.
+WITH v AS (
+    SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[], $5::text[],
+                         $6::text[], $7::timestamptz[]) AS v(r, s, t, st, p, d, ts)
+), ins AS (
+    INSERT INTO run_events (run_id, seq, type, stage, payload, diagnostics, ts)
+    SELECT r, s, t, st, p::json, d::json, ts FROM v
+    ON CONFLICT (run_id, seq) DO NOTHING
+)
+SELECT pg_notify('rw_events', v.r::text || ':' || max(v.s)::text || ':' || $8::text)
+FROM v GROUP BY v.r;
+
 -- name: events_from
 -- Events with seq >= $2, in order; payloads as their stored text (byte-identical replay).
 SELECT seq, type, stage, payload::text AS payload, diagnostics::text AS diagnostics, ts
@@ -25,7 +43,8 @@ WHERE run_id = $1 AND type = 'assistant.delta'
 SELECT id, last_event_seq FROM agent_runs WHERE id = ANY($1::uuid[]);
 
 -- name: events_write_fenced
--- The one batch insert (any runs, any order; EventStore.insert_batch and insert_fenced):
+-- The one batch insert (any runs, any order; EventStore.insert_batch and insert_fenced; a status write's
+-- events: events_append_counted):
 -- insert the events and advance each run's last_event_seq in one statement (one round
 -- trip, atomic). Fenced (docs/design.md 9): $8 is each event's claim token (NULL:
 -- unfenced). A run's events are stored only while the run still holds that token; its row

@@ -176,32 +176,40 @@ SET restart_count = restart_count + 1, lease_owner = $2,
 WHERE id = $1 AND status = ANY($4::text[]) AND claim_token = $5
 RETURNING *;
 
+-- Every status write below takes, as its last parameter, how many events the same
+-- transaction appends after it (0: none) and counts them in last_event_seq itself: the
+-- events go in with events_append_counted, so the run's row is updated once per status
+-- write, not a second time for its events (RunStore._write).
+
 -- $7: the engine's result, recorded with the status (NULL: keep the recorded one), as
--- runs_record_outcome does under the same claim token.
+-- runs_record_outcome does under the same claim token. $8: the events' count.
 -- name: runs_finish
 UPDATE agent_runs
 SET status = $2, error_message = $3, output_result = COALESCE($4, output_result),
     completed_at = clock_timestamp(), lease_owner = NULL, lease_expires_at = NULL,
-    claim_token = claim_token + 1, engine_outcome = COALESCE($7, engine_outcome)
+    claim_token = claim_token + 1, engine_outcome = COALESCE($7, engine_outcome),
+    last_event_seq = last_event_seq + $8::int
 WHERE id = $1 AND status = ANY($5::text[]) AND claim_token = $6
 RETURNING *;
 
 -- $5: seconds a pause on an approval request may last (NULL: no approval, no expiry).
+-- $7: the events' count.
 -- name: runs_pause
 UPDATE agent_runs
 SET status = 'paused', checkpoint = $2, output_result = $3, lease_owner = NULL,
     lease_expires_at = NULL,
     approval_expires_at = now() + make_interval(secs => $5::float8),
-    claim_token = claim_token + 1
+    claim_token = claim_token + 1, last_event_seq = last_event_seq + $7::int
 WHERE id = $1 AND status = ANY($4::text[]) AND claim_token = $6
 RETURNING *;
 
 -- The approval timeout (issue 12): fail a paused run only while its pause is expired,
--- under the claim token the writer read ($5).
+-- under the claim token the writer read ($5). $6: the events' count.
 -- name: runs_expire_approval
 UPDATE agent_runs
 SET status = $2, error_message = $3, completed_at = clock_timestamp(), lease_owner = NULL,
-    lease_expires_at = NULL, claim_token = claim_token + 1
+    lease_expires_at = NULL, claim_token = claim_token + 1,
+    last_event_seq = last_event_seq + $6::int
 WHERE id = $1 AND status = ANY($4::text[]) AND approval_expires_at < now()
   AND claim_token = $5
 RETURNING *;
@@ -212,10 +220,12 @@ WHERE status = 'paused' AND approval_expires_at < now()
 ORDER BY approval_expires_at, id
 LIMIT $1;
 
+-- $5: the events' count.
 -- name: runs_requeue
 UPDATE agent_runs
 SET status = 'queued', resume_payload = COALESCE($2, resume_payload), completed_at = NULL,
-    lease_owner = NULL, lease_expires_at = NULL, claim_token = claim_token + 1
+    lease_owner = NULL, lease_expires_at = NULL, claim_token = claim_token + 1,
+    last_event_seq = last_event_seq + $5::int
 WHERE id = $1 AND status = ANY($3::text[]) AND claim_token = $4
 RETURNING *;
 
