@@ -7,9 +7,10 @@
   machine's own cluster are not counted when the benchmark uses a private cluster;
 - with the ``pg_stat_statements`` extension in the cluster's ``postgres`` database
   (``shared_preload_libraries=pg_stat_statements``, then ``CREATE EXTENSION``), the
-  top-level statements of the benchmark's database: calls and execution time per query,
-  and round trips (calls, less the statements sent in the same simple query as a ``BEGIN``:
-  ``SET LOCAL`` and the claim lock, :meth:`storage.database.Database.transaction`);
+  top-level statements of the benchmark's database: calls, execution and planning time
+  per query (planning with ``pg_stat_statements.track_planning = on``), and round trips
+  (calls, less the statements sent in the same simple query as a ``BEGIN``: ``SET LOCAL``
+  and the claim lock, :meth:`storage.database.Database.transaction`);
 - ``pg_stat_user_tables``: row updates of ``agent_runs`` and how many were HOT (no index
   entry written).
 
@@ -102,24 +103,30 @@ class PgMeter:
             return out
         rows = _psql(
             self._admin,
-            "SELECT s.calls, s.total_exec_time, s.rows, "
+            "SELECT s.calls, s.total_exec_time, s.rows, s.plans, s.total_plan_time, "
             "regexp_replace(left(s.query, 160), '\\s+', ' ', 'g') "
             "FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid "
             f"WHERE d.datname = '{self._dbname}' AND s.toplevel ORDER BY s.calls DESC",
         )
         calls = sum(int(r[0]) for r in rows)
-        riding = sum(int(r[0]) for r in rows if r[3].startswith(_WITH_BEGIN))
+        riding = sum(int(r[0]) for r in rows if r[5].startswith(_WITH_BEGIN))
         out.update(
             statements_per_run=round(calls / per, 3),
+            # Postgres's own time per run in executing and planning these statements (ms;
+            # planning only with pg_stat_statements.track_planning on)
+            exec_ms_per_run=round(sum(float(r[1]) for r in rows) / per, 3),
+            plan_ms_per_run=round(sum(float(r[4]) for r in rows) / per, 3),
             round_trips_per_run=round((calls - riding) / per, 3),
             statements=[
                 {
                     "calls_per_run": round(int(c) / per, 3),
                     "mean_ms": round(float(t) / int(c), 3),
                     "rows_per_call": round(int(n) / int(c), 2),
+                    "plans_per_call": round(int(pl) / int(c), 3),
+                    "mean_plan_ms": round(float(pt) / int(pl), 3) if int(pl) else 0.0,
                     "query": q,
                 }
-                for c, t, n, q in rows
+                for c, t, n, pl, pt, q in rows
                 if int(c) / per >= 0.005
             ],  # fmt: skip
         )
