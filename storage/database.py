@@ -16,7 +16,13 @@ from typing import Any
 import asyncpg
 
 from storage import json_encoding
-from storage.errors import DatabaseUnavailable, ForeignKeyViolation, StorageError, UniqueViolation
+from storage.errors import (
+    DatabaseUnavailable,
+    ForeignKeyViolation,
+    StatementRefused,
+    StorageError,
+    UniqueViolation,
+)
 from storage.sql import q
 
 
@@ -57,6 +63,14 @@ _UNAVAILABLE = (
     OSError,
 )
 
+# SQLSTATE classes of a statement refused for its data or its form, which fails the same
+# way every time it is sent (PostgreSQL manual, appendix A): 22 data exception (a value out
+# of range, text Postgres cannot convert, invalid input syntax), 23 integrity constraint
+# violation, 42 syntax error or access rule violation, 54 program limit exceeded (a row or
+# array too large). Everything else (08 and 57 connection loss, 40 serialization failure
+# or deadlock, 53 resources, 55 lock not available, XX internal) may pass another time.
+REFUSED_CLASSES = frozenset({"22", "23", "42", "54"})
+
 # Everything the driver raises, to be translated at this boundary.
 DRIVER_ERRORS = (
     asyncpg.PostgresError,
@@ -69,8 +83,14 @@ DRIVER_ERRORS = (
 def translate(exc: BaseException) -> StorageError:
     """Map an asyncpg/OS error to a storage error (the caller raises it ``from exc``).
 
+    This is the one place that tells an error worth retrying from one that is not:
+    :class:`StatementRefused` (and its subclasses) never succeeds when sent again; every
+    other :class:`StorageError` may.
+
     Returns:
-        :class:`UniqueViolation`, :class:`ForeignKeyViolation`,
+        :class:`UniqueViolation`, :class:`ForeignKeyViolation`, :class:`StatementRefused`
+        for the rest of :data:`REFUSED_CLASSES` and for a parameter the driver could not
+        encode (its client-side ``DataError``; ``reason`` is the driver's class name),
         :class:`DatabaseUnavailable` for every connection-level failure (retry later: the
         statement may or may not have been applied), else :class:`StorageError`.
     """
@@ -78,6 +98,13 @@ def translate(exc: BaseException) -> StorageError:
         return UniqueViolation(exc.detail or str(exc), constraint=exc.constraint_name)
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         return ForeignKeyViolation(exc.detail or str(exc))
+    sqlstate = getattr(exc, "sqlstate", None)
+    if isinstance(exc, asyncpg.PostgresError) and str(sqlstate)[:2] in REFUSED_CLASSES:
+        return StatementRefused(f"{type(exc).__name__}: {exc}", reason=type(exc).__name__)
+    # The driver's own DataError (a parameter it cannot encode) is the one InterfaceError
+    # that is also a ValueError; the other InterfaceErrors are a lost connection's.
+    if isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError):
+        return StatementRefused(f"{type(exc).__name__}: {exc}", reason=type(exc).__name__)
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable(f"{type(exc).__name__}: {exc}")
     return StorageError(str(exc))

@@ -9,15 +9,25 @@ class DatabaseUnavailable(StorageError):
     """The database could not be reached, refused the connection or dropped it mid-query."""
 
 
-class UniqueViolation(StorageError):
+class StatementRefused(StorageError):
+    """Postgres refused the statement for the data it carries or for its form (SQLSTATE
+    classes 22, 23, 42, 54, or a parameter the driver could not encode): sent again
+    unchanged it fails again, so it must not be retried."""
+
+    def __init__(self, message: str, *, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or type(self).__name__
+
+
+class UniqueViolation(StatementRefused):
     """An insert or update collided with a unique constraint (e.g. an app slug)."""
 
     def __init__(self, message: str, *, constraint: str | None = None) -> None:
-        super().__init__(message)
+        super().__init__(message, reason="UniqueViolationError")
         self.constraint = constraint
 
 
-class ForeignKeyViolation(StorageError):
+class ForeignKeyViolation(StatementRefused):
     """A referenced row does not exist."""
 
 
