@@ -8,6 +8,11 @@ Python's ``json`` reads three things Postgres refuses: the non-finite numbers ``
 (refused by ``jsonb``: it stores text in the database encoding). A refused write was retried
 by the run actor forever, so the run never settled. They are stored instead as the strings
 ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` and, inside strings and keys, U+FFFD.
+
+The run event encoder (``runtime.runs.events.to_json``, events are ``json`` text) uses
+:func:`suspect` and :func:`storable` too: ``json`` stores ``\\u0000`` and an unpaired
+surrogate, but reading the text back out (``->>``, as ``events_turn_text`` does when a run
+starts again) fails on them.
 """
 
 from __future__ import annotations
@@ -32,21 +37,30 @@ def encode(value: Any) -> str:
     try:
         text = json.dumps(value, allow_nan=False)
     except ValueError:  # a non-finite float
-        return json.dumps(_storable(value), allow_nan=False)
-    if _SUSPECT.search(text) is None:
+        return json.dumps(storable(value), allow_nan=False)
+    if not suspect(text):
         return text
-    return json.dumps(_storable(value), allow_nan=False)
+    return json.dumps(storable(value), allow_nan=False)
 
 
-def _storable(value: Any) -> Any:
+def suspect(text: str) -> bool:
+    """Whether ``text`` (``json.dumps`` output, ASCII) may hold a NUL or an unpaired
+    surrogate escape: only then must the value be encoded again from :func:`storable`."""
+    return _SUSPECT.search(text) is not None
+
+
+def storable(value: Any) -> Any:
+    """``value`` (what ``json.loads`` makes) with non-finite floats as strings and NUL and
+    unpaired surrogates in strings and keys as U+FFFD; other values are returned as they
+    are."""
     if isinstance(value, str):
         return _text(value)
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
-        return {_text(str(k)) if isinstance(k, str) else k: _storable(v) for k, v in value.items()}
+        return {_text(str(k)) if isinstance(k, str) else k: storable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_storable(item) for item in value]
+        return [storable(item) for item in value]
     return value
 
 

@@ -73,7 +73,7 @@ from runtime.runs.messages import (
 )
 from runtime.runs.pump import pump
 from runtime.usage import usage_updated
-from storage.errors import ForeignKeyViolation, StorageError, UniqueViolation
+from storage.errors import StatementRefused, StorageError
 from storage.runs import RunTakenOver, StatusEvents
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,12 @@ RETRY_MAX_SECONDS = 5.0
 
 def is_transient(exc: BaseException) -> bool:
     """Whether an effect that raised ``exc`` may succeed when retried: database and
-    connection errors and timeouts, not constraint violations, programming errors or file
-    system errors (a workspace that is not a directory stays so: the run must fail, not
-    retry forever; storage already turns a lost database connection into StorageError)."""
-    if isinstance(exc, (ForeignKeyViolation, UniqueViolation)):
+    connection errors and timeouts, not a statement Postgres refused for its data
+    (:class:`storage.errors.StatementRefused`, classified by ``storage.database.translate``:
+    constraint violations, data exceptions), programming errors or file system errors (a
+    workspace that is not a directory stays so: the run must fail, not retry forever;
+    storage already turns a lost database connection into StorageError)."""
+    if isinstance(exc, StatementRefused):
         return False
     return isinstance(exc, (StorageError, TimeoutError, ConnectionError))
 
@@ -275,7 +277,14 @@ class RunActor(pykka.ThreadingActor):
             case StartEngine(attempt=attempt):
                 return self._start_engine(attempt)
             case WriteStatus():
-                return lc.status_written(self._write_status(effect))
+                try:
+                    written = self._write_status(effect)
+                except StatementRefused as exc:  # refused for its data: every time
+                    log.error("run %s: writing %s was refused by the database (%s)",
+                              self.run_id, effect.target, exc)  # fmt: skip
+                    self.outcome = None
+                    return lc.status_refused(effect.target, exc.reason)
+                return lc.status_written(written)
             case RecordOutcome(outcome=outcome):
                 assert lc.row is not None
                 if not deps.hooks.has_workspace(lc.row, self.ctx):

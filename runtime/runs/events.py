@@ -9,12 +9,12 @@ as the contract's clients expect.
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from storage import json_encoding
 from storage.events import EventRow
 
 # Contract 3.3: the full vocabulary, with each type's stage, plus additive types.
@@ -40,32 +40,27 @@ TERMINAL_TYPES = frozenset({"run.completed", "run.failed"})
 def to_json(value: Any) -> str:
     """Encode like the reference: default separators, non-JSON values stringified.
 
-    Non-finite floats (``NaN``, ``Infinity``: Python's ``json`` parses them from a model's
-    tool-call arguments or an upstream's answer) are non-JSON values too and become the
-    strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``: Postgres's ``json`` type refuses the
-    bare tokens, and one such event would otherwise stop the event writer's batch forever.
+    What Postgres's ``json`` type cannot take or give back is stored as
+    :mod:`storage.json_encoding` stores it (one rule for every JSON the server writes):
+    non-finite floats (``NaN``, ``Infinity``: Python's ``json`` parses them from a model's
+    tool-call arguments or an upstream's answer) become the strings ``"NaN"``,
+    ``"Infinity"``, ``"-Infinity"`` (the column refuses the bare tokens), and NUL and
+    unpaired surrogates in strings and keys become U+FFFD (the column stores ``\\u0000``
+    but ``->>`` cannot convert it to text: a restarted run reading its turn's text failed).
     """
     try:
-        return json.dumps(value, default=_default, allow_nan=False)
+        text = json.dumps(value, default=_default, allow_nan=False)
     except ValueError:
-        return json.dumps(_finite(value), default=_default, allow_nan=False)
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float replaced by its ``repr``-like string."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(item) for item in value]
-    return value
+        return json.dumps(json_encoding.storable(value), default=_default, allow_nan=False)
+    if not json_encoding.suspect(text):
+        return text
+    return json.dumps(json_encoding.storable(value), default=_default, allow_nan=False)
 
 
 def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
-    return str(value)
+    return json_encoding.storable(str(value))
 
 
 def iso(ts: datetime) -> str:
@@ -132,3 +127,28 @@ def from_row(row: EventRow, app_id: uuid.UUID, fence: int | None = None) -> RunE
         f'"payload": {row.payload}, "diagnostics": {row.diagnostics}}}'
     )
     return RunEvent(row.run_id, row.seq, row.type, envelope, row, fence)
+
+
+# The diagnostic of an event stored in place of one Postgres refused (docs/architecture.md,
+# "Failure handling"): the same seq, type and stage, this payload and diagnostic.
+UNSTORABLE_CODE = "EVENT_UNSTORABLE"
+
+
+def unstorable(event: RunEvent, reason: str) -> RunEvent:
+    """The event to store in place of ``event``, whose row Postgres refused for its data
+    (the event writer, after isolating it): the same run, seq, type, stage, time and claim
+    token, payload ``{"unstorable": true, "reason": reason}`` and one diagnostic
+    ``{"code": "EVENT_UNSTORABLE", "message": ...}``. The log keeps its seq contiguous and
+    says where something was lost instead of losing it silently.
+
+    Args:
+        event: the refused event.
+        reason: why, e.g. the driver's error class (``CheckViolationError``).
+    """
+    app_id = uuid.UUID(json.loads(event.envelope)["app_id"])
+    message = f"This {event.type} event could not be stored ({reason}); its content is lost"
+    row = event.row._replace(
+        payload=to_json({"unstorable": True, "reason": reason}),
+        diagnostics=to_json([{"code": UNSTORABLE_CODE, "message": message}]),
+    )
+    return from_row(row, app_id, event.fence)

@@ -95,6 +95,7 @@ SHUTDOWN_MESSAGE = "Run was stopped: the Runwright process running it shut down"
 HANDED_BACK_MESSAGE = "The Runwright process running this run shut down; the run is queued again"
 CANCEL_UNCONFIRMED_DEFAULT = "Engine cancellation could not be confirmed"
 NO_RESULT_MESSAGE = "Engine stopped without reporting a result"
+STATUS_UNSTORABLE_CODE = "RUN_STATUS_UNSTORABLE"
 CANCELLED_DIAGNOSTICS = ({"message": "run cancelled"},)
 STOP_TIMEOUT = CancelOutcome(
     False, [{"code": "ENGINE_STOP_TIMEOUT", "message": "Engine did not stop after cancellation"}]
@@ -227,6 +228,7 @@ class RunLifecycle:
         self.discard = False
         self._recorded_turns: list[dict[str, Any]] | None = None
         self._cancel_apply = False
+        self._status_refused = False  # a status write was refused for its data (once)
 
     # ---- commands ------------------------------------------------------------------------
 
@@ -497,6 +499,36 @@ class RunLifecycle:
         if session_id is not None and states.is_terminal(row["status"]):
             return [WakeSession(session_id), *self._settled()]
         return self._settled()
+
+    def status_refused(self, target: str, reason: str) -> list[Effect]:
+        """Result of :class:`WriteStatus` when Postgres refused the write for its data
+        (``storage.errors.StatementRefused``; ``reason``, e.g. ``CheckViolationError``): it
+        would be refused every time, so the run fails instead, with a
+        ``RUN_STATUS_UNSTORABLE`` diagnostic and without the engine's output or the run's
+        session turns (which may be what was refused). A resume waiting on the write is
+        refused.
+
+        Raises:
+            RuntimeError: that failure's own write was refused too; the actor crashes and
+                its Supervisor restarts it (and past its limit fails the run with
+                ``RUN_ACTOR_CRASHED``).
+        """
+        if self.phase is not Phase.WRITING:
+            return []
+        if self._status_refused:
+            raise RuntimeError(f"writing the run's failure was refused too ({reason})")
+        self._status_refused = True
+        write, self._write = self._write, None
+        self.outcome = None
+        self.discard = True  # the session keeps none of this run's turns
+        self._recorded_turns = None
+        message = (f"The run's status '{target}' could not be stored: the database refused "
+                   f"it ({reason})")  # fmt: skip
+        refused: list[Effect] = []
+        if isinstance(write, _Requeued) and write.reply is not None:
+            refused.append(Refuse(write.reply, RunActorFailed(message)))
+        return [*refused, *self._fail(message, [{"code": STATUS_UNSTORABLE_CODE,
+                                                 "message": message}])]  # fmt: skip
 
     def applied(self, revision: Any | None) -> list[Effect]:
         """Result of :class:`AutoApply` (an ``AppliedRevision`` or None: nothing changed):

@@ -12,6 +12,15 @@ Failure rules (issue 10, part 2 item 1):
   retried, the same batch, with back-off from 0.05 s doubling to 5 s, until it succeeds.
   The insert ignores rows already stored, so a retry after a write whose commit was not
   acknowledged is harmless.
+- A write Postgres refuses for its data (``storage.errors.StatementRefused``: a value it
+  cannot convert, a constraint; storage classifies the driver's errors) fails the same way
+  every time, so it is not retried: the batch is split in halves, again and again, until
+  the refused events are alone; the others are written, and each refused one is stored in
+  its place as the marker of :func:`runtime.runs.events.unstorable` (same seq and type,
+  payload ``{"unstorable": true, "reason": ...}``, an ``EVENT_UNSTORABLE`` diagnostic),
+  logged at ERROR. The run goes on and its seqs stay contiguous. A marker that is refused
+  too (nothing in it comes from the run) is dropped with a second ERROR. A batch that
+  succeeds does no extra work.
 - Only the events of a run that no longer exists (its app or tenant was deleted, a foreign
   key violation) are discarded: the batch is then written run by run so no other run loses
   anything.
@@ -40,9 +49,9 @@ from collections.abc import Callable
 
 from runtime.metrics import Metrics
 from runtime.runs.broker import Broker
-from runtime.runs.events import RunEvent
+from runtime.runs.events import RunEvent, unstorable
 from runtime.tasks import cancel_and_wait
-from storage.errors import ForeignKeyViolation, StorageError
+from storage.errors import ForeignKeyViolation, StatementRefused, StorageError
 from storage.events import EventStore
 
 log = logging.getLogger(__name__)
@@ -200,7 +209,8 @@ class EventWriter:
         """Insert ``batch``; return the events that were stored.
 
         Raises:
-            StorageError: nothing of the batch was written (retry it).
+            StorageError: the write may pass another time (retry the batch: what of it was
+                written is not written twice).
         """
         try:
             refused = await self._store.insert_fenced(
@@ -208,6 +218,8 @@ class EventWriter:
             )
         except ForeignKeyViolation:
             pass
+        except StatementRefused as exc:
+            return await self._isolate(batch, exc)
         else:
             if not refused:
                 return batch
@@ -227,11 +239,42 @@ class EventWriter:
             except ForeignKeyViolation:
                 log.warning("dropping %d events of deleted run %s", len(events), run_id)
                 continue
+            except StatementRefused as exc:
+                written.extend(await self._isolate(events, exc))
+                continue
             if refused:
                 self._refused(events, refused)
                 continue
             written.extend(events)
         return written
+
+    async def _isolate(self, batch: list[RunEvent], exc: StatementRefused) -> list[RunEvent]:
+        """``batch`` was refused as a whole for its data (``exc``): write its halves apart,
+        down to single events; a single refused event is stored as its marker.
+
+        Returns:
+            The events stored (markers in place of the refused ones).
+
+        Raises:
+            StorageError: a write that may pass another time failed (the batch is retried).
+        """
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            return [*await self._write(batch[:middle]), *await self._write(batch[middle:])]
+        event = batch[0]
+        log.error("run %s: event %d (%s) was refused by the database (%s); it is stored as "
+                  "an unstorable marker", event.run_id, event.seq, event.type, exc)  # fmt: skip
+        marker = unstorable(event, exc.reason)
+        try:
+            refused = await self._store.insert_fenced([marker.row], [marker.fence])
+        except StatementRefused as again:
+            log.error("run %s: the marker of event %d was refused too (%s); the event is "
+                      "dropped", event.run_id, event.seq, again)  # fmt: skip
+            return []
+        if refused:
+            self._refused([marker], refused)
+            return []
+        return [marker]
 
     def _refused(self, batch: list[RunEvent], refused: set[uuid.UUID]) -> None:
         """Report each fenced run once, with the token its refused events carried."""

@@ -244,6 +244,25 @@ def test_engine_failure_and_silent_end_fail_the_run() -> None:
     assert lc.engine_ended("boom")[-1].error == "boom"  # type: ignore[union-attr]
 
 
+def test_a_status_write_refused_for_its_data_fails_the_run_once() -> None:
+    """Postgres refusing a status write for its data refuses it every time: the run fails
+    with RUN_STATUS_UNSTORABLE (without the output), and a refused failure crashes."""
+    lc, table = running()
+    lc.engine_events((Completed({"last_agent_output": "x"}),))
+    lc.engine_ended(None)  # RecordOutcome, AutoApply
+    [effect] = lc.applied(None)
+    assert isinstance(effect, WriteStatus) and effect.output == {"last_agent_output": "x"}
+    [failure] = lc.status_refused(effect.target, "CheckViolationError")
+    assert isinstance(failure, WriteStatus)
+    assert failure.target == states.FAILED and failure.output is None
+    assert "could not be stored" in (failure.error or "")
+    assert "CheckViolationError" in (failure.error or "")
+    assert failure.terminal is not None
+    assert failure.terminal[0]["code"] == "RUN_STATUS_UNSTORABLE"
+    with pytest.raises(RuntimeError, match="refused too"):
+        lc.status_refused(failure.target, "CheckViolationError")
+
+
 def test_auto_apply_refusal_fails_the_run() -> None:
     lc, table = running()
     lc.engine_events((Completed({}),))

@@ -366,7 +366,13 @@ class RunEventEnvelope(BaseModel):
     seq: int = Field(ge=1, le=MAX_SEQ)
     ts: str = Field(description="ISO 8601, UTC, '+00:00'.")
     stage: str
-    payload: dict[str, Any]
+    payload: dict[str, Any] = Field(
+        description=(
+            "The type's payload (contract 3.3), or, for an event the database refused to "
+            "store, {unstorable: true, reason} with the same seq and type and a diagnostic "
+            "with code EVENT_UNSTORABLE (its content is lost)."
+        )
+    )
     diagnostics: list[dict[str, Any]]
 
 
