@@ -6,8 +6,8 @@ starts and each time a response closes, and asks each idle one whether the serve
 it (``get_extra_info("is_readable")``). Through ``anyio`` that question builds the socket's
 whole attribute table first (a ``getpeername`` system call and seven closures) before it
 polls the socket. A server running 50 runs at once keeps ~50 connections to a model
-endpoint, most of them idle between requests, so every model request paid that ~100
-times: about a third of the native engine's CPU per run (docs/benchmarks.md, "Native
+endpoint, most of them idle between requests, so every model request paid that up to ~100
+times: about a quarter of the native engine's CPU per run (docs/benchmarks.md, "Native
 engine CPU per run, third pass"). Here the stream keeps its socket and polls it directly:
 the same check, the same answer.
 
