@@ -200,7 +200,11 @@ class Checkpoints:
                 return AppliedRevision(revision.id, checkpoint, revision.entry_file,
                                        len(revision.files))  # fmt: skip
         origin = workspace_origin(fresh)  # what the workspace was made from
-        base = await apps_store.get_revision(self.db, revision_id=origin, app_id=app_id)
+        base = (
+            None
+            if origin is None
+            else await apps_store.get_revision(self.db, revision_id=origin, app_id=app_id)
+        )
         root = self.workspaces.path(fresh["id"])
         if not await asyncio.to_thread(root.is_dir):
             raise WorkspaceMissing(

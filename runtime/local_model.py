@@ -207,7 +207,9 @@ class LocalModelServer:
         if reason is not None and self.model_path is None:
             raise LocalModelUnavailable(reason)
         if self.model_path is None:
-            models_dir = self.models_dir or await asyncio.to_thread(default_models_dir)
+            models_dir = self.models_dir
+            if models_dir is None:
+                models_dir = await asyncio.to_thread(default_models_dir)
             if await asyncio.to_thread(assembled, models_dir) is None:
                 log.info("assembling the %s weights into %s (once)", LOCAL_WEIGHTS.name,
                          models_dir)  # fmt: skip

@@ -222,7 +222,8 @@ def tool_calls_handler(
     if offered and isinstance(tool_choice, dict):
         name = (tool_choice.get("function") or {}).get("name")
         offered = [t for t in offered if t["function"]["name"] == name] or offered
-    rendered = formatter(messages=_template_messages(messages), tools=offered or None)
+    # llama-cpp-python types these as its TypedDicts; ours are the same JSON shapes.
+    rendered = formatter(messages=_template_messages(messages), tools=offered or None)  # type: ignore[arg-type]
     stops = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
     options = {
         key: value
@@ -445,7 +446,10 @@ def main(argv: list[str] | None = None) -> None:
     """Register the handler, then run llama-cpp-python's server with ``argv`` (its app
     wrapped in :func:`null_content_fix`)."""
     chat_format.LlamaChatCompletionHandlerRegistry().register_chat_completion_handler(
-        HANDLER_NAME, tool_calls_handler, overwrite=True
+        # Same call shape as llama-cpp-python's handler protocol, with plain dicts.
+        HANDLER_NAME,
+        tool_calls_handler,  # type: ignore[arg-type]
+        overwrite=True,
     )
     import llama_cpp.server.__main__ as server_main
 

@@ -13,7 +13,8 @@ so. Measured on HTTP/1.1 (tests/api/test_header_limits.py).
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Mapping
+from typing import Any, Final
 
 from quart import Quart, request
 
@@ -32,7 +33,7 @@ JSON 431) or meet the bare 431, depending on how its bytes arrive; one over twic
 always meets the bare 431."""
 
 
-def head_bytes(scope: dict) -> int:
+def head_bytes(scope: Mapping[str, Any]) -> int:
     """The size in bytes of a request's head as an HTTP/1.1 client sent it: ``METHOD SP
     target SP HTTP/x.y CRLF``, each ``name: value CRLF``, the closing CRLF (the ASGI scope
     keeps names and values as received)."""

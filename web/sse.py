@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 
 from runtime.runs.broker import Broker, Subscription
 from runtime.runs.events import TERMINAL_TYPES, RunEvent, from_row
@@ -78,7 +78,7 @@ async def _events(
     app_id: uuid.UUID,
     after: int,
     is_active: Callable[[], Awaitable[bool]],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The body of :func:`stream_run` after the prelude: backlog, then live events."""
     last_type = None
     start = after if after > 0 else 1

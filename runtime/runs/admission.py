@@ -15,6 +15,7 @@ import collections
 import uuid
 from dataclasses import dataclass
 
+
 @dataclass(frozen=True, slots=True)
 class Slot:
     """One executing run's hold on capacity, and its tenant."""
