@@ -22,11 +22,8 @@ import pytest
 from runtime.runs.broker import Broker
 from runtime.runs.events import EventDraft, make_event
 from runtime.runs.writer import EventWriter
-from storage import models as models_store
 from storage.events import EventStore
-from storage.models import BindingSpec
 from storage.runs import RunStore
-from tests.support.api import create_app_via_api
 from tests.support.fixtures_openai import scripted_openai  # noqa: F401
 from tests.support.runs import create_run, read_stream, runs_url
 from tests.support.scripted_openai import text_reply
@@ -97,14 +94,10 @@ async def test_nul_in_model_text_is_stored_as_replacement_and_the_turn_text_read
     client,
     owner,
     db,
+    native_app,
     scripted_openai,  # noqa: F811
 ):
-    await models_store.create_model(
-        db, tenant_id=owner.tenant_id, name="scripted", is_default=True, status="active",
-        bindings=[BindingSpec(provider="openai", provider_model_id="m",
-                              base_url=scripted_openai.base_url)],
-    )  # fmt: skip
-    app, _ = await create_app_via_api(client, owner.headers)
+    app, _ = native_app
     scripted_openai.push(text_reply("a\u0000b\ud800c"))
     run = await create_run(client, app["id"], owner.headers, input="x")
     _, events = await read_stream(client, app["id"], run["run_id"], owner.headers, within=60)
