@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import sys
 import time
 from typing import Any
@@ -30,9 +31,14 @@ from bench.stack import RESULTS, Stack, add_common_args, pin_client, result_name
 PATHS = ("/livez", "/readyz", "/healthz")
 
 
-def _probe(base: str, interval: float, max_probes: int, halt: Any, out: Any) -> None:
-    """The prober's process: ask the health paths in turn until ``halt`` is set, then put
-    ``(samples, not_ok)`` on ``out``."""
+def _probe(
+    base: str, interval: float, max_probes: int, cpus: set[int], halt: Any, out: Any
+) -> None:
+    """The prober's process, on ``cpus``: ask the health paths in turn until ``halt`` is
+    set, then put ``(samples, not_ok)`` on ``out``."""
+    # Forked from the pinned load client: without this it would queue for the client's
+    # core, and that wait would count as the server's latency.
+    os.sched_setaffinity(0, cpus)
     samples: dict[str, list[float]] = {p: [] for p in PATHS}
     not_ok: dict[str, list[int]] = {p: [] for p in PATHS}
     with httpx.Client(base_url=base, timeout=60) as http:
@@ -57,12 +63,14 @@ class Prober:
     load client would wait for that client's GIL, and its waits would count as the
     server's latency); bounded by ``max_probes``."""
 
-    def __init__(self, base: str, interval: float, max_probes: int = 200_000) -> None:
+    def __init__(
+        self, base: str, interval: float, cpus: set[int], max_probes: int = 200_000
+    ) -> None:
         ctx = multiprocessing.get_context("fork")  # started before any event loop runs
         self._halt = ctx.Event()
         self._out = ctx.Queue()
         self._proc = ctx.Process(
-            target=_probe, args=(base, interval, max_probes, self._halt, self._out),
+            target=_probe, args=(base, interval, max_probes, cpus, self._halt, self._out),
             name="health-prober", daemon=True,
         )  # fmt: skip
         self.samples: dict[str, list[float]] = {p: [] for p in PATHS}
@@ -124,13 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--create-concurrency", type=int, default=100)
     parser.add_argument("--probe-interval-ms", type=float, default=10.0)
     parser.add_argument("--quiet-wait", type=float, default=60.0)
+    parser.add_argument(
+        "--prober-cpus", default="",
+        help="CPUs of the prober ('' = all: an orchestrator's probe does not share the load "
+        "client's core)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    prober_cpus = (
+        {int(c) for c in args.prober_cpus.split(",")}
+        if args.prober_cpus
+        else os.sched_getaffinity(0)
+    )
     pin_client(args.client_cpus)
     name = result_name(args, "health")
     with stack(args, name) as st:
         quiet = wait_for_quiet(args.quiet_wait)
         cpu = CpuMeter(st.server.pid).start()
-        prober = Prober(st.server.url, args.probe_interval_ms / 1000)
+        prober = Prober(st.server.url, args.probe_interval_ms / 1000, prober_cpus)
         prober.start()
         try:
             result = asyncio.run(create_load(st, args))
@@ -142,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     result.update(
         machine_load_before=quiet, create_concurrency=args.create_concurrency,
         probe_interval_ms=args.probe_interval_ms, server_cpus=args.server_cpus,
-        client_cpus=args.client_cpus,
+        client_cpus=args.client_cpus, prober_cpus=sorted(prober_cpus),
     )  # fmt: skip
     (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
